@@ -1,0 +1,74 @@
+// Command batchmatch is Osmosis's nightly matching job: it reads Parquet
+// profile shards, scores every compatible pair and writes the matches,
+// soulmates and rejects tables (see SPEC.md and README.md).
+//
+//	batchmatch gen      --out DIR [--n N --shards S --seed X ...]
+//	batchmatch run      --profiles DIR --out OUT [--k 10 --as-of DATE ...]
+//	batchmatch validate --profiles DIR
+//	batchmatch version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/osmosis/batchmatch/pipeline"
+)
+
+// Exit codes (sysexits.h), which schedulers key retries on.
+const (
+	exitOK          = 0
+	exitFailure     = 1   // anything else
+	exitUsage       = 64  // EX_USAGE: bad flags or configuration
+	exitDataErr     = 65  // EX_DATAERR: unreadable shard, wrong schema, too many rejects
+	exitNoInput     = 66  // EX_NOINPUT: an input path is missing
+	exitCantCreat   = 73  // EX_CANTCREAT: the partition is already published (no --overwrite)
+	exitIOErr       = 74  // EX_IOERR: writing or publishing the output failed
+	exitTempFail    = 75  // EX_TEMPFAIL: another run holds the output lock
+	exitInterrupted = 130 // SIGINT
+	exitTerminated  = 143 // SIGTERM
+)
+
+func main() {
+	termCtx, stopTerm := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	ctx, stopInt := signal.NotifyContext(termCtx, os.Interrupt)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := exitCode(err, termCtx.Err() != nil, ctx.Err() != nil)
+	stopInt()
+	stopTerm()
+	if err != nil && !errors.Is(err, errHelp) {
+		fmt.Fprintln(os.Stderr, "batchmatch:", err)
+	}
+	os.Exit(code)
+}
+
+// exitCode maps an error to the process exit code; this is the only place
+// that does.
+func exitCode(err error, terminated, interrupted bool) int {
+	switch {
+	case err == nil || errors.Is(err, errHelp):
+		return exitOK
+	case terminated:
+		return exitTerminated
+	case interrupted || errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.Is(err, pipeline.ErrUsage):
+		return exitUsage
+	case errors.Is(err, pipeline.ErrNoInput):
+		return exitNoInput
+	case errors.Is(err, pipeline.ErrBadData):
+		return exitDataErr
+	case errors.Is(err, pipeline.ErrExists):
+		return exitCantCreat
+	case errors.Is(err, pipeline.ErrLocked):
+		return exitTempFail
+	case errors.Is(err, pipeline.ErrIO):
+		return exitIOErr
+	}
+	return exitFailure
+}
+

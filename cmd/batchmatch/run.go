@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"sort"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/osmosis/batchmatch/pipeline"
+)
+
+// errHelp is returned after printing help: exit 0, nothing more to say.
+var errHelp = errors.New("help requested")
+
+const usage = `batchmatch: Osmosis's nightly matching job
+
+Usage:
+  batchmatch gen      --out DIR [--n 10000] [--shards 4] [--seed 1] [--invalid-ratio 0]
+  batchmatch run      --profiles PATH --out OUT [--k 10] [--as-of YYYY-MM-DD] [--weights 0.4,0.35,0.15,0.1]
+                      [--blocks PATH] [--suppress PATH] [--workers N] [--max-reject-ratio 0.001] [--overwrite]
+  batchmatch validate --profiles PATH [--as-of YYYY-MM-DD]
+  batchmatch version
+
+Run "batchmatch COMMAND --help" for a command's flags.
+Exit codes: 0 ok, 64 usage, 65 bad input data, 66 input missing, 73 partition
+already published, 74 I/O error, 75 output locked, 130/143 interrupted, 1 other.
+`
+
+// logOptions are the logging flags every command shares.
+type logOptions struct {
+	Format string
+	Level  string
+}
+
+func (o *logOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Format, "log-format", "auto", "log format: text, json, or auto (text on a terminal, json otherwise)")
+	fs.StringVar(&o.Level, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func (o *logOptions) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.Level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: %v", pipeline.ErrUsage, o.Level, err)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	format := o.Format
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "text"
+		}
+	}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("%w: --log-format must be text, json or auto, got %q", pipeline.ErrUsage, o.Format)
+}
+
+// run executes one command line (without the program name).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: no command given", pipeline.ErrUsage)
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return errHelp
+	case "version", "--version":
+		fmt.Fprintf(stdout, "batchmatch %s (spec v%s, %s)\n", pipeline.Version, pipeline.SpecVersion, runtime.Version())
+		return nil
+	case "gen":
+		return cmdGen(ctx, args, stdout, stderr)
+	case "run":
+		return cmdRun(ctx, args, stdout, stderr)
+	case "validate":
+		return cmdValidate(ctx, args, stdout, stderr)
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("%w: unknown command %q", pipeline.ErrUsage, cmd)
+}
+
+// parse parses a command's flags, turning pflag errors into usage errors.
+func parse(fs *pflag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return errHelp
+		}
+		return fmt.Errorf("%w: %v", pipeline.ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", pipeline.ErrUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o pipeline.GenOptions
+	var lo logOptions
+	fs := pflag.NewFlagSet("batchmatch gen", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	lo.AddFlags(fs)
+	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "parallel shard writers")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	log, err := lo.logger(stderr)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	paths, err := pipeline.Generate(ctx, o, *workers)
+	if err != nil {
+		return err
+	}
+	log.Info("population generated", "members", o.N, "shards", len(paths), "dir", o.Out,
+		"seed", o.Seed, "elapsed", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o pipeline.Options
+	var lo logOptions
+	fs := pflag.NewFlagSet("batchmatch run", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	lo.AddFlags(fs)
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	log, err := lo.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := o.Config(time.Now(), true)
+	if err != nil {
+		return err
+	}
+	res, err := pipeline.Run(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	c := res.Manifest.Counts
+	fmt.Fprintf(stdout, "published %s\n  rows read %d, suppressed %d, quarantined %d, eligible %d\n"+
+		"  pairs examined %d, compatible %d\n  matches %d (mutual %d), soulmate pairs %d, members without a match %d\n",
+		res.Published, c.RowsRead, c.RowsSuppressed, c.RowsQuarantined, c.Eligible,
+		c.PairsExamined, c.PairsCompatible, c.Matches, c.MutualMatches, c.Soulmates, c.MembersWithoutMatch)
+	return nil
+}
+
+func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o pipeline.Options
+	var lo logOptions
+	fs := pflag.NewFlagSet("batchmatch validate", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	lo.AddFlags(fs)
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	log, err := lo.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := o.Config(time.Now(), false)
+	if err != nil {
+		return err
+	}
+	L, lerr := pipeline.Load(ctx, cfg, log, nil, nil)
+	if L == nil {
+		return lerr
+	}
+	c := L.Counts
+	fmt.Fprintf(stdout, "rows read %d, suppressed %d, quarantined %d, valid %d, eligible %d (D=%d, Q=%d, %s)\n",
+		c.RowsRead, c.RowsSuppressed, c.RowsQuarantined, c.RowsValid, c.Eligible, L.Dims.D, L.Dims.Q, L.Dims.Source)
+	reasons := make([]string, 0, len(c.QuarantinedByReason))
+	for r := range c.QuarantinedByReason {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		fmt.Fprintf(stdout, "  %-28s %d\n", r, c.QuarantinedByReason[r])
+	}
+	if len(reasons) == 0 {
+		fmt.Fprintln(stdout, "  no rows quarantined")
+	}
+	return lerr
+}

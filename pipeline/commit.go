@@ -1,0 +1,180 @@
+package pipeline
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Output layout under --out:
+//
+//	OUT/.lock                      flock held by the running job
+//	OUT/_temporary/<attempt>/      staging area of a run in progress
+//	OUT/dt=YYYY-MM-DD/             a published run: tables, manifest.json, _SUCCESS
+const (
+	lockFile    = ".lock"
+	stagingDir  = "_temporary"
+	successFile = "_SUCCESS"
+)
+
+// PartitionDir returns the published directory of the run for asOf.
+func PartitionDir(out string, asOf time.Time) string {
+	return filepath.Join(out, "dt="+asOf.Format(time.DateOnly))
+}
+
+// committer owns a run's staging area and publishes it in one step.
+type committer struct {
+	out     string
+	attempt string
+	staging string // OUT/_temporary/<attempt>
+	final   string // OUT/dt=DATE
+	lock    *os.File
+}
+
+// newAttemptID returns a unique, sortable attempt name.
+func newAttemptID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", now.UTC().Format("20060102T150405Z"), os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// openCommitter takes the output lock, refuses to replace a published run
+// unless overwrite is set, removes leftovers of crashed runs and creates
+// this run's staging area.
+func openCommitter(out string, asOf time.Time, overwrite bool, attempt string) (*committer, error) {
+	if err := os.MkdirAll(out, 0o750); err != nil {
+		return nil, ioErrorf("creating output directory: %w", err)
+	}
+	c := &committer{out: out, attempt: attempt, final: PartitionDir(out, asOf)}
+	c.staging = filepath.Join(out, stagingDir, attempt)
+	lf, err := os.OpenFile(filepath.Join(out, lockFile), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, ioErrorf("opening lock: %w", err)
+	}
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(lf.Name())
+		lf.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, filepath.Join(out, lockFile), strings.TrimSpace(string(holder)))
+		}
+		return nil, ioErrorf("locking %s: %w", out, err)
+	}
+	c.lock = lf
+	host, _ := os.Hostname()
+	_ = lf.Truncate(0)
+	_, _ = lf.WriteAt([]byte(fmt.Sprintf("pid %d on %s, attempt %s\n", os.Getpid(), host, attempt)), 0)
+
+	if !overwrite {
+		if _, err := os.Stat(c.final); err == nil {
+			c.release()
+			return nil, fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, c.final)
+		}
+	}
+	// We hold the lock: anything left in the staging area is from a dead run.
+	if err := os.RemoveAll(filepath.Join(out, stagingDir)); err != nil {
+		c.release()
+		return nil, ioErrorf("removing leftovers of an earlier run: %w", err)
+	}
+	if err := os.MkdirAll(c.staging, 0o750); err != nil {
+		c.release()
+		return nil, ioErrorf("creating staging area: %w", err)
+	}
+	return c, nil
+}
+
+// stagedPartition is where the run writes its tables before publishing.
+func (c *committer) stagedPartition() string {
+	return filepath.Join(c.staging, filepath.Base(c.final))
+}
+
+// publish moves the staged partition into place (replacing an old one when
+// allowed), then writes _SUCCESS last. Readers that wait for _SUCCESS never
+// see a partial run.
+func (c *committer) publish(overwrite bool) error {
+	staged := c.stagedPartition()
+	if err := syncDir(staged); err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.final); err == nil {
+		if !overwrite {
+			return fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, c.final)
+		}
+		old := filepath.Join(c.staging, "replaced")
+		if err := os.Rename(c.final, old); err != nil {
+			return ioErrorf("moving the old partition aside: %w", err)
+		}
+	}
+	if err := os.Rename(staged, c.final); err != nil {
+		return ioErrorf("publishing %s: %w", c.final, err)
+	}
+	if err := syncDir(c.out); err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(c.final, successFile), []byte(c.attempt+"\n")); err != nil {
+		return err
+	}
+	return syncDir(c.final)
+}
+
+// cleanup removes the staging area and releases the lock. Safe to call twice.
+func (c *committer) cleanup() {
+	if c.staging != "" {
+		os.RemoveAll(c.staging)
+		os.Remove(filepath.Join(c.out, stagingDir)) // only when empty
+	}
+	c.release()
+}
+
+func (c *committer) release() {
+	if c.lock != nil {
+		_ = c.lock.Truncate(0)
+		unix.Flock(int(c.lock.Fd()), unix.LOCK_UN)
+		c.lock.Close()
+		c.lock = nil
+	}
+}
+
+// writeFileSync writes data to path through a temporary file, fsyncs it and
+// renames it into place.
+func writeFileSync(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return ioErrorf("creating %s: %w", tmp, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return ioErrorf("writing %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return ioErrorf("syncing %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return ioErrorf("closing %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return ioErrorf("renaming %s: %w", tmp, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return ioErrorf("opening %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, fs.ErrInvalid) {
+		return ioErrorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Manifest describes one run: what it read, how it was configured, what it
+// counted at every stage and how long each stage took. It holds no member data.
+type Manifest struct {
+	Tool        string           `json:"tool"`
+	Version     string           `json:"version"`
+	SpecVersion string           `json:"spec_version"`
+	RunID       string           `json:"run_id"`
+	AsOf        string           `json:"as_of"`
+	StartedAt   time.Time        `json:"started_at"`
+	FinishedAt  time.Time        `json:"finished_at"`
+	Config      Config           `json:"config"`
+	Dims        ManifestDims     `json:"dims"`
+	Inputs      ManifestInputs   `json:"inputs"`
+	Counts      Counts           `json:"counts"`
+	Outputs     map[string]Table `json:"outputs,omitempty"`
+	TimingsMs   map[string]int64 `json:"timings_ms"`
+}
+
+// ManifestDims are the trait width and question count of the run and where they came from.
+type ManifestDims struct {
+	D      int    `json:"trait_dim"`
+	Q      int    `json:"questions"`
+	Source string `json:"source"`
+}
+
+// InputFile is one input file of the run.
+type InputFile struct {
+	Path string `json:"path"`
+	Size int64  `json:"size_bytes"`
+	Rows int64  `json:"rows"`
+}
+
+// ManifestInputs lists the run's input files by role.
+type ManifestInputs struct {
+	Profiles []InputFile `json:"profiles"`
+	Blocks   []InputFile `json:"blocks,omitempty"`
+	Suppress []InputFile `json:"suppress,omitempty"`
+}
+
+// Counts are the row and pair counts of every stage.
+type Counts struct {
+	RowsRead               int64            `json:"rows_read"`
+	RowsSuppressed         int64            `json:"rows_suppressed"`
+	RowsQuarantined        int64            `json:"rows_quarantined"`
+	QuarantinedByReason    map[string]int64 `json:"quarantined_by_reason"`
+	RowsValid              int64            `json:"rows_valid"`
+	IneligibleNoConsent    int64            `json:"ineligible_no_consent"`
+	Eligible               int64            `json:"eligible"`
+	BlockPairs             int64            `json:"block_pairs"`
+	BlockRowsInvalid       int64            `json:"block_rows_invalid"`
+	SuppressIDs            int64            `json:"suppress_ids"`
+	SuppressRowsInvalid    int64            `json:"suppress_rows_invalid"`
+	PairsExamined          int64            `json:"pairs_examined"`
+	PairsCompatible        int64            `json:"pairs_compatible"`
+	Matches                int64            `json:"matches"`
+	MutualMatches          int64            `json:"mutual_matches"`
+	Soulmates              int64            `json:"soulmates"`
+	MembersWithoutMatch    int64            `json:"members_without_match"`
+	MembersWithoutSoulmate int64            `json:"members_without_soulmate"`
+}
+
+// Table is one published output table.
+type Table struct {
+	Path string `json:"path"`
+	Rows int64  `json:"rows"`
+}
+
+func (m *Manifest) encode() ([]byte, error) {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}

@@ -1,0 +1,127 @@
+package pipeline
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// DefaultWeights are the spec's component weights: trait, questions,
+// biomarker, proximity.
+var DefaultWeights = [4]float64{0.40, 0.35, 0.15, 0.10}
+
+// Options are the flags of `batchmatch run` and `batchmatch validate`, as the
+// user typed them. Config turns them into a checked Config.
+type Options struct {
+	Profiles       []string
+	Out            string
+	K              int
+	AsOf           string
+	Weights        []float64
+	Blocks         []string
+	Suppress       []string
+	Workers        int
+	MaxRejectRatio float64
+	TraitDim       int
+	Questions      int
+	Overwrite      bool
+}
+
+// AddFlags registers the options on fs with their defaults.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&o.Profiles, "profiles", nil, "profile shards: Parquet files, directories or globs (repeatable, comma-separated)")
+	fs.StringVar(&o.Out, "out", "", "output root; the run is published under OUT/dt=<as-of>/")
+	fs.IntVar(&o.K, "k", 10, "matches kept per member")
+	fs.StringVar(&o.AsOf, "as-of", "", "as-of date YYYY-MM-DD for ages and the output partition (default: today, UTC)")
+	fs.Float64SliceVar(&o.Weights, "weights", DefaultWeights[:], "component weights: trait,questions,biomarker,proximity")
+	fs.StringSliceVar(&o.Blocks, "blocks", nil, "blocked pairs (user_id, blocked_id): Parquet files, directories or globs")
+	fs.StringSliceVar(&o.Suppress, "suppress", nil, "members to erase (user_id): Parquet files, directories or globs")
+	fs.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "parallel workers")
+	fs.Float64Var(&o.MaxRejectRatio, "max-reject-ratio", 0.001, "fail the run when quarantined rows exceed this fraction of rows read")
+	fs.IntVar(&o.TraitDim, "trait-dim", 0, "trait width D when the schema does not fix it (0: from the data)")
+	fs.IntVar(&o.Questions, "questions", 0, "question count Q when the schema does not fix it (0: from the data)")
+	fs.BoolVar(&o.Overwrite, "overwrite", false, "replace an already published partition for the same as-of date")
+}
+
+// Config is a checked, immutable run configuration.
+type Config struct {
+	Profiles       []string   `json:"profiles"`
+	Out            string     `json:"out"`
+	K              int        `json:"k"`
+	AsOf           time.Time  `json:"-"`
+	AsOfDate       string     `json:"as_of"`
+	Weights        [4]float64 `json:"weights"`
+	Blocks         []string   `json:"blocks,omitempty"`
+	Suppress       []string   `json:"suppress,omitempty"`
+	Workers        int        `json:"workers"`
+	MaxRejectRatio float64    `json:"max_reject_ratio"`
+	TraitDim       int        `json:"trait_dim_flag,omitempty"`
+	Questions      int        `json:"questions_flag,omitempty"`
+	Overwrite      bool       `json:"overwrite"`
+}
+
+// Config checks the options and returns the run configuration. now supplies
+// the default as-of date. needOut is false for commands that write nothing.
+func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
+	c := Config{
+		Profiles: o.Profiles, Out: o.Out, K: o.K, Blocks: o.Blocks, Suppress: o.Suppress,
+		Workers: o.Workers, MaxRejectRatio: o.MaxRejectRatio, TraitDim: o.TraitDim,
+		Questions: o.Questions, Overwrite: o.Overwrite,
+	}
+	if len(c.Profiles) == 0 {
+		return c, usageErrorf("--profiles is required")
+	}
+	if needOut && c.Out == "" {
+		return c, usageErrorf("--out is required")
+	}
+	if c.K < 1 {
+		return c, usageErrorf("--k must be at least 1, got %d", c.K)
+	}
+	if c.Workers < 1 {
+		return c, usageErrorf("--workers must be at least 1, got %d", c.Workers)
+	}
+	if !(c.MaxRejectRatio >= 0 && c.MaxRejectRatio <= 1) {
+		return c, usageErrorf("--max-reject-ratio must be in [0, 1], got %v", c.MaxRejectRatio)
+	}
+	if c.TraitDim < 0 || c.Questions < 0 {
+		return c, usageErrorf("--trait-dim and --questions must not be negative")
+	}
+	w, err := ParseWeights(o.Weights)
+	if err != nil {
+		return c, err
+	}
+	c.Weights = w
+	if o.AsOf == "" {
+		c.AsOf = time.Date(now.UTC().Year(), now.UTC().Month(), now.UTC().Day(), 0, 0, 0, 0, time.UTC)
+	} else {
+		t, err := time.Parse(time.DateOnly, o.AsOf)
+		if err != nil {
+			return c, usageErrorf("--as-of must be YYYY-MM-DD, got %q", o.AsOf)
+		}
+		c.AsOf = t
+	}
+	c.AsOfDate = c.AsOf.Format(time.DateOnly)
+	return c, nil
+}
+
+// ParseWeights checks the four component weights: each finite and
+// non-negative, and W_t + W_q + W_d > 0 (spec §3).
+func ParseWeights(ws []float64) ([4]float64, error) {
+	var w [4]float64
+	if len(ws) != 4 {
+		return w, usageErrorf("--weights takes four numbers (trait,questions,biomarker,proximity), got %d", len(ws))
+	}
+	for i, x := range ws {
+		if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+			return w, usageErrorf("--weights: weight %d is %v; weights must be finite and non-negative", i+1, x)
+		}
+		w[i] = x
+	}
+	if w[0]+w[1]+w[3] <= 0 {
+		return w, usageErrorf("--weights: trait + questions + proximity must be positive, got %s", fmt.Sprint(ws))
+	}
+	return w, nil
+}

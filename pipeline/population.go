@@ -1,0 +1,189 @@
+package pipeline
+
+import (
+	"cmp"
+	"context"
+	"math"
+	"slices"
+
+	"github.com/osmosis/batchmatch/kernels"
+)
+
+// Population is the eligible members of a run in structure-of-arrays form,
+// sorted by user id, so member index order is id order. Traits are
+// normalized to unit length; HLA sets are 4 words per member.
+type Population struct {
+	N, D, Q int
+	ID      []int64
+	Gender  []uint8
+	Seeking []uint8
+	Age     []uint8
+	AgeMin  []uint8
+	AgeMax  []uint8
+	Geo     []kernels.GeoPoint
+	MaxKm   []float32
+	Trait   []float32 // N·D, unit norm
+	Health  []bool    // biomarker usable: health consent and an hla value
+	HLA     []uint64  // N·kernels.HLAWords
+	Ans     []byte    // N·Q
+	Acc     []byte
+	Imp     []byte
+	Blocked [][]int32 // per member, sorted indices of members blocked either way
+}
+
+// Index returns the member index of id, or -1.
+func (p *Population) Index(id int64) int {
+	i, ok := slices.BinarySearch(p.ID, id)
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+// IsBlocked reports whether members i and j are blocked (either direction).
+func (p *Population) IsBlocked(i, j int) bool {
+	if p.Blocked == nil || len(p.Blocked[i]) == 0 {
+		return false
+	}
+	_, found := slices.BinarySearch(p.Blocked[i], int32(j))
+	return found
+}
+
+// buildStats are the counts of the merge step.
+type buildStats struct {
+	Duplicates int64 // rows rejected as duplicate user ids
+	NoConsent  int64 // valid, unique rows without consent
+}
+
+type rowRef struct {
+	id    int64
+	chunk int32
+	pos   int32 // index among the chunk's valid rows, or -1 for a rejected row
+}
+
+// buildPopulation merges the chunks: a user id on more than one row (valid
+// or not) sends every copy to rejects; of the rest, consenting members form
+// the population. Rejects are returned sorted by file and row.
+func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dims) (*Population, []Reject, buildStats, error) {
+	var st buildStats
+	var refs []rowRef
+	var rejects []Reject
+	for ci, c := range chunks {
+		for pos, id := range c.id {
+			refs = append(refs, rowRef{id, int32(ci), int32(pos)})
+		}
+		for _, r := range c.rejects {
+			if r.UserID != nil {
+				refs = append(refs, rowRef{*r.UserID, int32(ci), -1})
+			}
+		}
+		rejects = append(rejects, c.rejects...)
+	}
+	slices.SortFunc(refs, func(a, b rowRef) int {
+		return cmp.Or(cmp.Compare(a.id, b.id), cmp.Compare(a.chunk, b.chunk), cmp.Compare(a.pos, b.pos))
+	})
+	// Keep the first-sorted occurrence of unique ids that are valid and consenting.
+	var keep []rowRef
+	for i := 0; i < len(refs); {
+		j := i + 1
+		for j < len(refs) && refs[j].id == refs[i].id {
+			j++
+		}
+		if j-i > 1 {
+			for _, r := range refs[i:j] {
+				if r.pos >= 0 {
+					c := chunks[r.chunk]
+					id := r.id
+					rejects = append(rejects, Reject{File: paths[c.file], Row: c.rows[r.pos], UserID: &id, Reason: "duplicate_user_id"})
+					st.Duplicates++
+				}
+			}
+		} else if r := refs[i]; r.pos >= 0 {
+			if chunks[r.chunk].consent[r.pos] {
+				keep = append(keep, r)
+			} else {
+				st.NoConsent++
+			}
+		}
+		i = j
+		if i%(1<<16) == 0 && ctx.Err() != nil {
+			return nil, nil, st, ctx.Err()
+		}
+	}
+	slices.SortFunc(rejects, func(a, b Reject) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Row, b.Row))
+	})
+
+	n := len(keep)
+	p := &Population{
+		N: n, D: d.D, Q: d.Q,
+		ID: make([]int64, n), Gender: make([]uint8, n), Seeking: make([]uint8, n),
+		Age: make([]uint8, n), AgeMin: make([]uint8, n), AgeMax: make([]uint8, n),
+		Geo: make([]kernels.GeoPoint, n), MaxKm: make([]float32, n),
+		Trait: make([]float32, n*d.D), Health: make([]bool, n),
+		HLA: make([]uint64, n*kernels.HLAWords),
+		Ans: make([]byte, n*d.Q), Acc: make([]byte, n*d.Q), Imp: make([]byte, n*d.Q),
+	}
+	for i, r := range keep { // keep is sorted by id
+		c, k := chunks[r.chunk], int(r.pos)
+		p.ID[i] = r.id
+		p.Gender[i], p.Seeking[i], p.Age[i] = c.gender[k], c.seeking[k], c.age[k]
+		p.AgeMin[i], p.AgeMax[i] = c.ageMin[k], c.ageMax[k]
+		p.Geo[i] = kernels.NewGeoPoint(c.lat[k], c.lon[k])
+		p.MaxKm[i] = c.maxKm[k]
+		normalize(p.Trait[i*d.D:(i+1)*d.D], c.trait[k*d.D:(k+1)*d.D])
+		p.Health[i] = c.health[k]
+		if p.Health[i] {
+			packHLA(p.HLA[i*kernels.HLAWords:(i+1)*kernels.HLAWords], c.hla[k*HLABytes:(k+1)*HLABytes])
+		}
+		copy(p.Ans[i*d.Q:(i+1)*d.Q], c.ans[k*d.Q:(k+1)*d.Q])
+		copy(p.Acc[i*d.Q:(i+1)*d.Q], c.acc[k*d.Q:(k+1)*d.Q])
+		copy(p.Imp[i*d.Q:(i+1)*d.Q], c.imp[k*d.Q:(k+1)*d.Q])
+	}
+	return p, rejects, st, nil
+}
+
+// normalize writes src/|src| (norm computed in float64) to dst.
+func normalize(dst, src []float32) {
+	var s float64
+	for _, x := range src {
+		s += float64(x) * float64(x)
+	}
+	inv := 1 / math.Sqrt(s)
+	for i, x := range src {
+		dst[i] = float32(float64(x) * inv)
+	}
+}
+
+// packHLA packs 32 bitset bytes (bit i of the panel is bit i%8 of byte i/8)
+// into 4 little-endian words; popcounts do not depend on the bit order.
+func packHLA(dst []uint64, b []byte) {
+	for w := range dst {
+		var v uint64
+		for k := 0; k < 8; k++ {
+			v |= uint64(b[w*8+k]) << (8 * k)
+		}
+		dst[w] = v
+	}
+}
+
+// setBlocks records blocked pairs given as id pairs; ids not in the
+// population are ignored.
+func (p *Population) setBlocks(pairs [][2]int64) {
+	if len(pairs) == 0 {
+		return
+	}
+	p.Blocked = make([][]int32, p.N)
+	for _, pr := range pairs {
+		i, j := p.Index(pr[0]), p.Index(pr[1])
+		if i < 0 || j < 0 || i == j {
+			continue
+		}
+		p.Blocked[i] = append(p.Blocked[i], int32(j))
+		p.Blocked[j] = append(p.Blocked[j], int32(i))
+	}
+	for i := range p.Blocked {
+		slices.Sort(p.Blocked[i])
+		p.Blocked[i] = slices.Compact(p.Blocked[i])
+	}
+}

@@ -1,0 +1,422 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// Reject is one quarantined input row (the rejects table, spec §4).
+type Reject struct {
+	File   string
+	Row    int64
+	UserID *int64
+	Reason string
+}
+
+// dims are the trait width D and question count Q of a run.
+type dims struct{ D, Q int }
+
+// chunk holds the valid rows of one profile file, column by column, in file
+// order, plus its rejects. Traits are raw (not yet normalized).
+type chunk struct {
+	file       int
+	read       int64 // rows in the file
+	suppressed int64 // rows dropped because their member is suppressed
+	rows       []int64
+	id         []int64
+	consent    []bool
+	health     []bool // health_consent true and hla not null
+	gender     []uint8
+	seeking    []uint8
+	age        []uint8
+	ageMin     []uint8
+	ageMax     []uint8
+	lat, lon   []float64
+	maxKm      []float32
+	trait      []float32 // len(id)·D
+	hla        []byte    // len(id)·32
+	ans        []byte    // len(id)·Q
+	acc        []byte
+	imp        []byte
+	rejects    []Reject
+}
+
+func (c *chunk) valid() int { return len(c.id) }
+
+// checkProfileSchema verifies that pf has every profile column in an accepted
+// form and returns the fixed D and Q its schema gives (0 when variable).
+func checkProfileSchema(pf *parquetFile) (fixed dims, err error) {
+	fixedQ := map[string]int{}
+	for _, cs := range profileColumns {
+		i, ok := pf.fields[cs.name]
+		if !ok {
+			if cs.optional {
+				continue
+			}
+			return fixed, fileError(ErrBadData, pf.path, cs.name, errors.New("column is missing"))
+		}
+		n, err := checkType(cs.kind, pf.schema.Field(i).Type)
+		if err != nil {
+			return fixed, fileError(ErrBadData, pf.path, cs.name, err)
+		}
+		switch cs.name {
+		case colTrait:
+			fixed.D = n
+			if n == 0 && pf.schema.Field(i).Type.ID() == arrow.FIXED_SIZE_LIST {
+				return fixed, fileError(ErrBadData, pf.path, cs.name, errors.New("fixed-size list of width 0"))
+			}
+		case colHLA:
+			if n != 0 && n != HLABytes {
+				return fixed, fileError(ErrBadData, pf.path, cs.name, fmt.Errorf("fixed_size_binary[%d], want [%d]", n, HLABytes))
+			}
+		case colAnswers, colAccept, colImportance:
+			if n != 0 {
+				fixedQ[cs.name] = n
+			}
+		}
+	}
+	for name, n := range fixedQ {
+		if fixed.Q != 0 && fixed.Q != n {
+			return fixed, fileError(ErrBadData, pf.path, name, fmt.Errorf("fixed width %d disagrees with another question column's %d", n, fixed.Q))
+		}
+		fixed.Q = n
+	}
+	return fixed, nil
+}
+
+// lengthHistogram counts the lengths of the trait and question columns of a
+// file whose schema does not fix them, for the "most common length" rule.
+func lengthHistogram(ctx context.Context, pf *parquetFile, needD, needQ bool, hd, hq map[int]int64) error {
+	var cols []string
+	if needD {
+		cols = append(cols, colTrait)
+	}
+	if needQ {
+		cols = append(cols, colAnswers, colAccept, colImportance)
+	}
+	return pf.records(ctx, cols, func(rec arrow.RecordBatch) error {
+		if needD {
+			fl, err := newFloatList(column(rec, colTrait))
+			if err != nil {
+				return fileError(ErrBadData, pf.path, colTrait, err)
+			}
+			for i := 0; i < int(rec.NumRows()); i++ {
+				if !fl.list.IsNull(i) {
+					hd[fl.length(i)]++
+				}
+			}
+		}
+		if needQ {
+			for _, c := range []string{colAnswers, colAccept, colImportance} {
+				a := column(rec, c)
+				get, err := bytesAccessor(a)
+				if err != nil {
+					return fileError(ErrBadData, pf.path, c, err)
+				}
+				for i := 0; i < a.Len(); i++ {
+					if !a.IsNull(i) {
+						hq[len(get(i))]++
+					}
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// mostCommon returns the most frequent key (ties: the smaller), or 0.
+func mostCommon(h map[int]int64) int {
+	best, bestN := 0, int64(0)
+	for k, n := range h {
+		if n > bestN || (n == bestN && k < best) {
+			best, bestN = k, n
+		}
+	}
+	return best
+}
+
+// rowReader decodes and validates the rows of one record batch.
+type rowReader struct {
+	d        dims
+	asOf     time.Time
+	asOfDays int64
+	suppress map[int64]struct{}
+
+	ids                                 intGetter
+	idArr                               arrow.Array
+	consent, health                     *array.Boolean
+	gender, seeking, ageMin, ageMax     intGetter
+	genderA, seekingA, ageMinA, ageMaxA arrow.Array
+	birth                               func(int) int64
+	birthA                              arrow.Array
+	lat, lon, maxKm                     func(int) float64
+	latA, lonA, maxKmA                  arrow.Array
+	trait                               *floatList
+	hla, ans, acc, imp                  func(int) []byte
+	hlaA, ansA, accA, impA              arrow.Array
+	scratch                             []float32
+}
+
+func (rr *rowReader) bind(rec arrow.RecordBatch) (string, error) {
+	var err error
+	type bindInt struct {
+		name string
+		get  *intGetter
+		arr  *arrow.Array
+	}
+	for _, b := range []bindInt{
+		{colUserID, &rr.ids, &rr.idArr}, {colGender, &rr.gender, &rr.genderA},
+		{colSeeking, &rr.seeking, &rr.seekingA}, {colAgeMin, &rr.ageMin, &rr.ageMinA},
+		{colAgeMax, &rr.ageMax, &rr.ageMaxA},
+	} {
+		*b.arr = column(rec, b.name)
+		if *b.get, err = intAccessor(*b.arr); err != nil {
+			return b.name, err
+		}
+	}
+	var ok bool
+	if rr.consent, ok = column(rec, colConsent).(*array.Boolean); !ok {
+		return colConsent, errors.New("want bool")
+	}
+	rr.health = nil
+	if a := column(rec, colHealthConsent); a != nil {
+		if rr.health, ok = a.(*array.Boolean); !ok {
+			return colHealthConsent, errors.New("want bool")
+		}
+	}
+	rr.birthA = column(rec, colBirthDate)
+	if rr.birth, err = dateAccessor(rr.birthA); err != nil {
+		return colBirthDate, err
+	}
+	type bindFloat struct {
+		name string
+		get  *func(int) float64
+		arr  *arrow.Array
+	}
+	for _, b := range []bindFloat{{colLat, &rr.lat, &rr.latA}, {colLon, &rr.lon, &rr.lonA}, {colMaxKm, &rr.maxKm, &rr.maxKmA}} {
+		*b.arr = column(rec, b.name)
+		if *b.get, err = floatAccessor(*b.arr); err != nil {
+			return b.name, err
+		}
+	}
+	if rr.trait, err = newFloatList(column(rec, colTrait)); err != nil {
+		return colTrait, err
+	}
+	type bindBytes struct {
+		name string
+		get  *func(int) []byte
+		arr  *arrow.Array
+	}
+	for _, b := range []bindBytes{{colHLA, &rr.hla, &rr.hlaA}, {colAnswers, &rr.ans, &rr.ansA}, {colAccept, &rr.acc, &rr.accA}, {colImportance, &rr.imp, &rr.impA}} {
+		*b.arr = column(rec, b.name)
+		if *b.get, err = bytesAccessor(*b.arr); err != nil {
+			return b.name, err
+		}
+	}
+	return "", nil
+}
+
+// smallInt reads a uint8-typed column value: null, out of the uint8 range or
+// above max are reasons.
+func smallInt(arr arrow.Array, get intGetter, i int, name string, max int64) (uint8, string) {
+	if arr.IsNull(i) {
+		return 0, "null_" + name
+	}
+	v, fits := get(i)
+	if !fits || v < 0 || v > max {
+		return 0, name + "_out_of_range"
+	}
+	return uint8(v), ""
+}
+
+// row validates row i of the bound batch and appends it to c when valid. It
+// returns the reject reason ("" when valid) and whether the member is suppressed.
+func (rr *rowReader) row(c *chunk, i int, fileRow int64, path string) {
+	if rr.idArr.IsNull(i) {
+		c.rejects = append(c.rejects, Reject{File: path, Row: fileRow, Reason: "null_user_id"})
+		return
+	}
+	id, fits := rr.ids(i)
+	if !fits {
+		c.rejects = append(c.rejects, Reject{File: path, Row: fileRow, Reason: "user_id_out_of_range"})
+		return
+	}
+	if _, gone := rr.suppress[id]; gone {
+		c.suppressed++
+		return
+	}
+	reason := rr.validate(c, i)
+	if reason != "" {
+		c.rejects = append(c.rejects, Reject{File: path, Row: fileRow, UserID: &id, Reason: reason})
+		return
+	}
+	c.rows = append(c.rows, fileRow)
+	c.id = append(c.id, id)
+}
+
+// validate checks every column of row i in the spec's order and, when all
+// pass, appends the non-id columns to c; id and row are appended by the caller.
+func (rr *rowReader) validate(c *chunk, i int) string {
+	consent := rr.consent.IsValid(i) && rr.consent.Value(i)
+	health := rr.health != nil && rr.health.IsValid(i) && rr.health.Value(i)
+	gender, r := smallInt(rr.genderA, rr.gender, i, colGender, 2)
+	if r != "" {
+		return r
+	}
+	seeking, r := smallInt(rr.seekingA, rr.seeking, i, colSeeking, 7)
+	if r != "" {
+		return r
+	}
+	if seeking == 0 {
+		return "seeking_out_of_range"
+	}
+	if rr.birthA.IsNull(i) {
+		return "null_birth_date"
+	}
+	birthDays := rr.birth(i)
+	if birthDays > rr.asOfDays {
+		return "birth_date_after_as_of"
+	}
+	ageMin, r := smallInt(rr.ageMinA, rr.ageMin, i, colAgeMin, 255)
+	if r != "" {
+		return r
+	}
+	ageMax, r := smallInt(rr.ageMaxA, rr.ageMax, i, colAgeMax, 255)
+	if r != "" {
+		return r
+	}
+	if ageMin > ageMax {
+		return "age_min_above_age_max"
+	}
+	if rr.latA.IsNull(i) {
+		return "null_lat"
+	}
+	if lat := rr.lat(i); !(lat >= -90 && lat <= 90) {
+		return "lat_out_of_range"
+	}
+	if rr.lonA.IsNull(i) {
+		return "null_lon"
+	}
+	if lon := rr.lon(i); !(lon >= -180 && lon <= 180) {
+		return "lon_out_of_range"
+	}
+	if rr.maxKmA.IsNull(i) {
+		return "null_max_km"
+	}
+	maxKm := rr.maxKm(i)
+	if math.IsNaN(maxKm) || math.IsInf(maxKm, 0) || maxKm <= 0 || float64(float32(maxKm)) > math.MaxFloat32 {
+		return "max_km_out_of_range"
+	}
+	if rr.trait.list.IsNull(i) {
+		return "null_trait"
+	}
+	if r := rr.trait.read(i, rr.scratch); r != "" {
+		return r
+	}
+	var hla []byte
+	if !rr.hlaA.IsNull(i) {
+		hla = rr.hla(i)
+		if len(hla) != HLABytes {
+			return "hla_wrong_length"
+		}
+	}
+	health = health && hla != nil
+	var qcols [3][]byte
+	for k, q := range []struct {
+		name string
+		arr  arrow.Array
+		get  func(int) []byte
+		max  byte
+	}{{colAnswers, rr.ansA, rr.ans, 8}, {colAccept, rr.accA, rr.acc, 255}, {colImportance, rr.impA, rr.imp, 4}} {
+		if q.arr.IsNull(i) {
+			return "null_" + q.name
+		}
+		v := q.get(i)
+		if len(v) != rr.d.Q {
+			return q.name + "_wrong_length"
+		}
+		for _, b := range v {
+			if b > q.max {
+				return q.name + "_out_of_range"
+			}
+		}
+		qcols[k] = v
+	}
+	// Every check passed: append the columns.
+	c.consent = append(c.consent, consent)
+	c.health = append(c.health, health)
+	c.gender = append(c.gender, gender)
+	c.seeking = append(c.seeking, seeking)
+	c.age = append(c.age, ageAt(birthDays, rr.asOf))
+	c.ageMin = append(c.ageMin, ageMin)
+	c.ageMax = append(c.ageMax, ageMax)
+	c.lat = append(c.lat, rr.lat(i))
+	c.lon = append(c.lon, rr.lon(i))
+	c.maxKm = append(c.maxKm, float32(maxKm))
+	c.trait = append(c.trait, rr.scratch...)
+	if hla == nil {
+		hla = make([]byte, HLABytes)
+	}
+	c.hla = append(c.hla, hla...)
+	c.ans = append(c.ans, qcols[0]...)
+	c.acc = append(c.acc, qcols[1]...)
+	c.imp = append(c.imp, qcols[2]...)
+	return ""
+}
+
+// ageAt is the age in whole years at asOf of someone born birthDays after
+// the epoch (spec §2), saturated to the uint8 range.
+func ageAt(birthDays int64, asOf time.Time) uint8 {
+	b := time.Unix(birthDays*86400, 0).UTC()
+	age := asOf.Year() - b.Year()
+	if asOf.Month() < b.Month() || (asOf.Month() == b.Month() && asOf.Day() < b.Day()) {
+		age--
+	}
+	return uint8(min(max(age, 0), 255))
+}
+
+// readProfileFile decodes and validates every row of pf into a chunk.
+func readProfileFile(ctx context.Context, pf *parquetFile, fileIdx int, d dims, asOf time.Time, suppress map[int64]struct{}) (*chunk, error) {
+	n := int(pf.numRows())
+	c := &chunk{file: fileIdx}
+	c.rows = make([]int64, 0, n)
+	c.id = make([]int64, 0, n)
+	c.trait = make([]float32, 0, n*d.D)
+	c.hla = make([]byte, 0, n*HLABytes)
+	c.ans = make([]byte, 0, n*d.Q)
+	c.acc = make([]byte, 0, n*d.Q)
+	c.imp = make([]byte, 0, n*d.Q)
+	rr := &rowReader{
+		d: d, asOf: asOf, asOfDays: asOf.Unix() / 86400, suppress: suppress,
+		scratch: make([]float32, d.D),
+	}
+	cols := make([]string, len(profileColumns))
+	for i, cs := range profileColumns {
+		cols[i] = cs.name
+	}
+	var fileRow int64
+	err := pf.records(ctx, cols, func(rec arrow.RecordBatch) error {
+		if col, err := rr.bind(rec); err != nil {
+			return fileError(ErrBadData, pf.path, col, err)
+		}
+		for i := 0; i < int(rec.NumRows()); i++ {
+			rr.row(c, i, fileRow, pf.path)
+			fileRow++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.read = fileRow
+	if fileRow != pf.numRows() {
+		return nil, fileError(ErrBadData, pf.path, "", fmt.Errorf("decoded %d rows, footer says %d", fileRow, pf.numRows()))
+	}
+	return c, nil
+}

@@ -1,0 +1,413 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"golang.org/x/sync/errgroup"
+)
+
+// Loaded is the validated input of a run.
+type Loaded struct {
+	Pop     *Population
+	Rejects []Reject
+	Dims    ManifestDims
+	Inputs  ManifestInputs
+	Counts  Counts
+}
+
+// stageTimer records how long each stage took.
+type stageTimer struct {
+	log   *slog.Logger
+	ms    map[string]int64
+	start time.Time
+	name  string
+}
+
+func newStageTimer(log *slog.Logger) *stageTimer {
+	return &stageTimer{log: log, ms: map[string]int64{}}
+}
+
+func (t *stageTimer) begin(name string) {
+	t.end()
+	t.name, t.start = name, time.Now()
+	t.log.Info("stage started", "stage", name)
+}
+
+func (t *stageTimer) end() {
+	if t.name == "" {
+		return
+	}
+	d := time.Since(t.start)
+	t.ms[t.name] = d.Milliseconds()
+	t.log.Info("stage done", "stage", t.name, "elapsed", d.Round(time.Millisecond).String())
+	t.name = ""
+}
+
+// Load resolves, reads and validates the inputs of cfg: profiles, suppression
+// list and blocks. It fails when the rejected rows exceed cfg.MaxRejectRatio.
+func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocator, tm *stageTimer) (*Loaded, error) {
+	if tm == nil {
+		tm = newStageTimer(log)
+	}
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	profiles, err := resolveInputs("profiles", cfg.Profiles)
+	if err != nil {
+		return nil, err
+	}
+	L := &Loaded{}
+	L.Counts.QuarantinedByReason = map[string]int64{}
+
+	tm.begin("read_suppress")
+	suppress := map[int64]struct{}{}
+	if len(cfg.Suppress) > 0 {
+		files, err := resolveInputs("suppress", cfg.Suppress)
+		if err != nil {
+			return nil, err
+		}
+		for _, path := range files {
+			fi, err := readSideInput(ctx, path, []string{colUserID}, mem, func(v []int64, ok bool) {
+				if !ok {
+					L.Counts.SuppressRowsInvalid++
+					return
+				}
+				suppress[v[0]] = struct{}{}
+			})
+			if err != nil {
+				return nil, err
+			}
+			L.Inputs.Suppress = append(L.Inputs.Suppress, fi)
+		}
+		if L.Counts.SuppressRowsInvalid > 0 {
+			log.Warn("suppression list rows with a null or out-of-range user_id were skipped", "rows", L.Counts.SuppressRowsInvalid)
+		}
+	}
+	L.Counts.SuppressIDs = int64(len(suppress))
+
+	tm.begin("read_profiles")
+	files := make([]*parquetFile, len(profiles))
+	defer func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	fixed := make([]dims, len(profiles))
+	for i, path := range profiles {
+		if files[i], err = openParquet(path, mem); err != nil {
+			return nil, err
+		}
+		if fixed[i], err = checkProfileSchema(files[i]); err != nil {
+			return nil, err
+		}
+	}
+	d, src, err := resolveDims(ctx, files, fixed, cfg)
+	if err != nil {
+		return nil, err
+	}
+	L.Dims = ManifestDims{D: d.D, Q: d.Q, Source: src}
+	log.Info("profile shards opened", "files", len(files), "trait_dim", d.D, "questions", d.Q, "dims_from", src)
+
+	chunks := make([]*chunk, len(files))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cfg.Workers)
+	for i, pf := range files {
+		g.Go(func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fileError(ErrBadData, pf.path, "", fmt.Errorf("panic while reading: %v\n%s", r, debug.Stack()))
+				}
+			}()
+			chunks[i], err = readProfileFile(gctx, pf, i, d, cfg.AsOf, suppress)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i, c := range chunks {
+		L.Inputs.Profiles = append(L.Inputs.Profiles, InputFile{Path: files[i].path, Size: files[i].size, Rows: c.read})
+		L.Counts.RowsRead += c.read
+		L.Counts.RowsSuppressed += c.suppressed
+		files[i].Close()
+		files[i] = nil
+	}
+
+	tm.begin("validate")
+	pop, rejects, bst, err := buildPopulation(ctx, chunks, profiles, d)
+	if err != nil {
+		return nil, err
+	}
+	chunks = nil
+	L.Pop, L.Rejects = pop, rejects
+	for _, r := range rejects {
+		L.Counts.QuarantinedByReason[r.Reason]++
+	}
+	L.Counts.RowsQuarantined = int64(len(rejects))
+	L.Counts.RowsValid = L.Counts.RowsRead - L.Counts.RowsSuppressed - L.Counts.RowsQuarantined
+	L.Counts.IneligibleNoConsent = bst.NoConsent
+	L.Counts.Eligible = int64(pop.N)
+	log.Info("profiles validated", "rows_read", L.Counts.RowsRead, "suppressed", L.Counts.RowsSuppressed,
+		"quarantined", L.Counts.RowsQuarantined, "eligible", pop.N)
+	if base := L.Counts.RowsRead - L.Counts.RowsSuppressed; base > 0 {
+		ratio := float64(L.Counts.RowsQuarantined) / float64(base)
+		if ratio > cfg.MaxRejectRatio {
+			return L, fmt.Errorf("%w: %d of %d rows quarantined (%.4g%%), above --max-reject-ratio %g; by reason: %v",
+				ErrBadData, L.Counts.RowsQuarantined, base, 100*ratio, cfg.MaxRejectRatio, L.Counts.QuarantinedByReason)
+		}
+	}
+
+	tm.begin("read_blocks")
+	if len(cfg.Blocks) > 0 {
+		bfiles, err := resolveInputs("blocks", cfg.Blocks)
+		if err != nil {
+			return nil, err
+		}
+		var pairs [][2]int64
+		for _, path := range bfiles {
+			fi, err := readSideInput(ctx, path, []string{colUserID, "blocked_id"}, mem, func(v []int64, ok bool) {
+				if !ok {
+					L.Counts.BlockRowsInvalid++
+					return
+				}
+				pairs = append(pairs, [2]int64{v[0], v[1]})
+			})
+			if err != nil {
+				return nil, err
+			}
+			L.Inputs.Blocks = append(L.Inputs.Blocks, fi)
+		}
+		L.Counts.BlockPairs = int64(len(pairs))
+		if L.Counts.BlockRowsInvalid > 0 {
+			log.Warn("block rows with a null or out-of-range id were skipped", "rows", L.Counts.BlockRowsInvalid)
+		}
+		pop.setBlocks(pairs)
+	}
+	tm.end()
+	return L, nil
+}
+
+func readSideInput(ctx context.Context, path string, cols []string, mem memory.Allocator, fn func(v []int64, ok bool)) (InputFile, error) {
+	pf, err := openParquet(path, mem)
+	if err != nil {
+		return InputFile{}, err
+	}
+	defer pf.Close()
+	var rows int64
+	err = readIDColumns(ctx, pf, cols, func(_ int64, v []int64, ok bool) {
+		rows++
+		fn(v, ok)
+	})
+	return InputFile{Path: path, Size: pf.size, Rows: rows}, err
+}
+
+// resolveDims applies spec §1: a fixed-size schema type gives D and Q (and
+// all files that fix them must agree), else the flags, else the most common
+// length among the rows.
+func resolveDims(ctx context.Context, files []*parquetFile, fixed []dims, cfg Config) (dims, string, error) {
+	var d dims
+	src := map[string]string{}
+	for i, f := range fixed {
+		if f.D != 0 {
+			if d.D != 0 && d.D != f.D {
+				return d, "", fileError(ErrBadData, files[i].path, colTrait, fmt.Errorf("fixed width %d, but another shard fixes %d", f.D, d.D))
+			}
+			d.D, src["D"] = f.D, "schema"
+		}
+		if f.Q != 0 {
+			if d.Q != 0 && d.Q != f.Q {
+				return d, "", fileError(ErrBadData, files[i].path, colAnswers, fmt.Errorf("fixed width %d, but another shard fixes %d", f.Q, d.Q))
+			}
+			d.Q, src["Q"] = f.Q, "schema"
+		}
+	}
+	if cfg.TraitDim != 0 {
+		if d.D != 0 && d.D != cfg.TraitDim {
+			return d, "", usageErrorf("--trait-dim %d disagrees with the schema's fixed width %d", cfg.TraitDim, d.D)
+		}
+		d.D, src["D"] = cfg.TraitDim, "flag"
+	}
+	if cfg.Questions != 0 {
+		if d.Q != 0 && d.Q != cfg.Questions {
+			return d, "", usageErrorf("--questions %d disagrees with the schema's fixed width %d", cfg.Questions, d.Q)
+		}
+		d.Q, src["Q"] = cfg.Questions, "flag"
+	}
+	if d.D == 0 || d.Q == 0 {
+		hd, hq := map[int]int64{}, map[int]int64{}
+		for _, f := range files {
+			if err := lengthHistogram(ctx, f, d.D == 0, d.Q == 0, hd, hq); err != nil {
+				return d, "", err
+			}
+		}
+		if d.D == 0 {
+			d.D, src["D"] = mostCommon(hd), "data"
+		}
+		if d.Q == 0 {
+			d.Q, src["Q"] = mostCommon(hq), "data"
+		}
+	}
+	if d.D == 0 && len(files) > 0 {
+		// No row has a trait at all: every row will be rejected; keep D at 1
+		// so that buffers are well formed.
+		d.D = 1
+	}
+	return d, fmt.Sprintf("D from %s, Q from %s", orNone(src["D"]), orNone(src["Q"])), nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// Result is what Run produced.
+type Result struct {
+	Manifest  *Manifest
+	Published string // the published partition directory
+}
+
+// Run executes the whole job: load, score, select, assign soulmates, write
+// the tables to a staging area and publish them in one step.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
+	started := time.Now()
+	attempt := newAttemptID(started)
+	m := &Manifest{
+		Tool: "batchmatch", Version: Version, SpecVersion: SpecVersion, RunID: attempt,
+		AsOf: cfg.AsOfDate, StartedAt: started.UTC(), Config: cfg,
+	}
+	log = log.With("run_id", attempt)
+	tm := newStageTimer(log)
+
+	// Fail fast on inputs that are missing before taking the output lock.
+	if _, err := resolveInputs("profiles", cfg.Profiles); err != nil {
+		return nil, err
+	}
+	com, err := openCommitter(cfg.Out, cfg.AsOf, cfg.Overwrite, attempt)
+	if err != nil {
+		return nil, err
+	}
+	defer com.cleanup()
+
+	L, err := Load(ctx, cfg, log, memory.DefaultAllocator, tm)
+	if err != nil {
+		return nil, err
+	}
+	m.Dims, m.Inputs, m.Counts = L.Dims, L.Inputs, L.Counts
+	pop := L.Pop
+
+	tm.begin("score_topk")
+	sc := &Scorer{P: pop, W: cfg.Weights}
+	lists, st, err := sc.TopK(ctx, cfg.K, cfg.Workers)
+	if err != nil {
+		return nil, err
+	}
+	m.Counts.PairsExamined, m.Counts.PairsCompatible = st.PairsExamined, st.PairsCompatible
+
+	tm.begin("soulmates")
+	souls := Soulmates(lists)
+	m.Counts.Soulmates = int64(len(souls))
+	m.Counts.MembersWithoutSoulmate = int64(pop.N - 2*len(souls))
+
+	tm.begin("write")
+	dir := com.stagedPartition()
+	meta := map[string]string{"batchmatch.run_id": attempt, "batchmatch.as_of": cfg.AsOfDate,
+		"batchmatch.spec_version": SpecVersion, "batchmatch.version": Version}
+	m.Outputs = map[string]Table{}
+	rows, err := writeTable(tablePath(dir, "matches"), meta, func(add func(MatchRow) error) error {
+		for i, l := range lists {
+			if len(l) == 0 {
+				m.Counts.MembersWithoutMatch++
+			}
+			for r, c := range l {
+				ps, _ := sc.Pair(i, int(c.J))
+				row := MatchRow{
+					UserID: pop.ID[i], Rank: int32(r + 1), MatchID: pop.ID[c.J], Score: c.S,
+					STrait: ps.Trait, SQuestions: ps.Questions, SProximity: ps.Proximity,
+					DistanceKm: ps.DistanceKm, Mutual: rankOf(lists[c.J], int32(i)) != 0,
+				}
+				if ps.HasBiomarker {
+					b := ps.Biomarker
+					row.SBiomarker = &b
+				}
+				if row.Mutual {
+					m.Counts.MutualMatches++
+				}
+				if err := add(row); err != nil {
+					return err
+				}
+			}
+			if i%4096 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.Counts.Matches = rows
+	m.Outputs["matches"] = Table{Path: filepath.Join("matches", partFile), Rows: rows}
+
+	rows, err = writeTable(tablePath(dir, "soulmates"), meta, func(add func(SoulmateRow) error) error {
+		for _, s := range souls {
+			if err := add(SoulmateRow{UserA: pop.ID[s.A], UserB: pop.ID[s.B], Score: s.S, RankA: s.RankA, RankB: s.RankB}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.Outputs["soulmates"] = Table{Path: filepath.Join("soulmates", partFile), Rows: rows}
+
+	rows, err = writeTable(tablePath(dir, "rejects"), meta, func(add func(RejectRow) error) error {
+		for _, r := range L.Rejects {
+			if err := add(RejectRow{SourceFile: r.File, Row: r.Row, UserID: r.UserID, Reason: r.Reason}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.Outputs["rejects"] = Table{Path: filepath.Join("rejects", partFile), Rows: rows}
+	for _, t := range []string{"matches", "soulmates", "rejects"} {
+		if err := syncDir(filepath.Join(dir, t)); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	tm.end()
+	m.TimingsMs = tm.ms
+	m.FinishedAt = time.Now().UTC()
+	b, err := m.encode()
+	if err != nil {
+		return nil, fmt.Errorf("encoding manifest: %w", err)
+	}
+	if err := writeFileSync(filepath.Join(dir, "manifest.json"), b); err != nil {
+		return nil, err
+	}
+	if err := com.publish(cfg.Overwrite); err != nil {
+		return nil, err
+	}
+	log.Info("run published", "dir", com.final, "eligible", m.Counts.Eligible, "matches", m.Counts.Matches,
+		"soulmates", m.Counts.Soulmates, "quarantined", m.Counts.RowsQuarantined,
+		"pairs_examined", m.Counts.PairsExamined, "elapsed", time.Since(started).Round(time.Millisecond).String())
+	return &Result{Manifest: m, Published: com.final}, nil
+}
+

@@ -1,0 +1,222 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"slices"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/osmosis/batchmatch/kernels"
+)
+
+// queryTile is the number of query members one worker task scores.
+const queryTile = 64
+
+// PairScore is the score of one compatible pair and its components.
+type PairScore struct {
+	S, Trait, Questions, Biomarker, Proximity float32
+	HasBiomarker                              bool
+	DistanceKm                                float32
+}
+
+// Scorer decides compatibility and scores pairs of a population (spec §2, §3).
+type Scorer struct {
+	P *Population
+	W [4]float64 // trait, questions, biomarker, proximity
+}
+
+// Pair returns the score of members i and j and whether they are compatible.
+// It is symmetric bit for bit: Pair(i, j) and Pair(j, i) give the same result.
+func (s *Scorer) Pair(i, j int) (PairScore, bool) {
+	p := s.P
+	if i == j {
+		return PairScore{}, false
+	}
+	// 1. orientation, both ways
+	if p.Seeking[i]&(1<<p.Gender[j]) == 0 || p.Seeking[j]&(1<<p.Gender[i]) == 0 {
+		return PairScore{}, false
+	}
+	// 2. age ranges, both ways
+	if p.Age[j] < p.AgeMin[i] || p.Age[j] > p.AgeMax[i] || p.Age[i] < p.AgeMin[j] || p.Age[i] > p.AgeMax[j] {
+		return PairScore{}, false
+	}
+	// 3. distance
+	limit := float64(min(p.MaxKm[i], p.MaxKm[j]))
+	d := kernels.DistanceFromA(kernels.HaversineA(&p.Geo[i], &p.Geo[j]))
+	if !(d <= limit) {
+		return PairScore{}, false
+	}
+	// 4. blocks
+	if p.IsBlocked(i, j) {
+		return PairScore{}, false
+	}
+	// 5. dealbreakers
+	Q := p.Q
+	qs := kernels.Questions(p.Ans[i*Q:(i+1)*Q], p.Acc[i*Q:(i+1)*Q], p.Imp[i*Q:(i+1)*Q],
+		p.Ans[j*Q:(j+1)*Q], p.Acc[j*Q:(j+1)*Q], p.Imp[j*Q:(j+1)*Q])
+	if qs.Dealbreak {
+		return PairScore{}, false
+	}
+	D := p.D
+	dot := kernels.Dot(p.Trait[i*D:(i+1)*D], p.Trait[j*D:(j+1)*D])
+	st := min(max((1+float64(dot))/2, 0), 1)
+	sq := kernels.QuestionScore(qs)
+	sd := min(max(1-d/limit, 0), 1)
+	num := s.W[0]*st + s.W[1]*sq + s.W[3]*sd
+	den := s.W[0] + s.W[1] + s.W[3]
+	ps := PairScore{Trait: float32(st), Questions: float32(sq), Proximity: float32(sd), DistanceKm: float32(d)}
+	if p.Health[i] && p.Health[j] {
+		H := kernels.HLAWords
+		x, o := kernels.XorOrCount(p.HLA[i*H:(i+1)*H], p.HLA[j*H:(j+1)*H])
+		sh := kernels.HLAScore(x, o)
+		num += s.W[2] * sh
+		den += s.W[2]
+		ps.Biomarker, ps.HasBiomarker = float32(sh), true
+	}
+	ps.S = float32(num / den)
+	return ps, true
+}
+
+// Cand is one entry of a member's top-K: candidate index and score.
+type Cand struct {
+	J int32
+	S float32
+}
+
+// better reports whether a ranks before b: higher score, then lower id
+// (index order is id order).
+func better(a, b Cand) bool {
+	return a.S > b.S || (a.S == b.S && a.J < b.J)
+}
+
+// topK is a bounded min-heap on "better": the root is the worst kept entry.
+type topK struct {
+	k int
+	h []Cand
+}
+
+func (t *topK) offer(c Cand) {
+	if len(t.h) < t.k {
+		t.h = append(t.h, c)
+		for i := len(t.h) - 1; i > 0; {
+			par := (i - 1) / 2
+			if !better(t.h[par], t.h[i]) {
+				break
+			}
+			t.h[par], t.h[i] = t.h[i], t.h[par]
+			i = par
+		}
+		return
+	}
+	if !better(c, t.h[0]) {
+		return
+	}
+	t.h[0] = c
+	for i := 0; ; {
+		l, r, w := 2*i+1, 2*i+2, i
+		if l < len(t.h) && better(t.h[w], t.h[l]) {
+			w = l
+		}
+		if r < len(t.h) && better(t.h[w], t.h[r]) {
+			w = r
+		}
+		if w == i {
+			break
+		}
+		t.h[w], t.h[i] = t.h[i], t.h[w]
+		i = w
+	}
+}
+
+// sorted returns the kept entries best first in a new slice.
+func (t *topK) sorted() []Cand {
+	out := slices.Clone(t.h)
+	slices.SortFunc(out, func(a, b Cand) int {
+		if better(a, b) {
+			return -1
+		}
+		if better(b, a) {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// ScoreStats are the pair counts of the scoring stage. Pairs are ordered
+// (query, candidate): each unordered pair is examined and counted twice.
+type ScoreStats struct {
+	PairsExamined   int64 `json:"pairs_examined"`
+	PairsCompatible int64 `json:"pairs_compatible"`
+}
+
+// TopK scores every member against every other on a pool of workers and
+// returns each member's best k compatible candidates, best first. Results are
+// written by member index, so they do not depend on scheduling.
+func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats, error) {
+	n := s.P.N
+	out := make([][]Cand, n)
+	tiles := (n + queryTile - 1) / queryTile
+	stats := make([]ScoreStats, tiles)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for t := 0; t < tiles; t++ {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("scoring tile %d: panic: %v\n%s", t, r, debug.Stack())
+				}
+			}()
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			lo, hi := t*queryTile, min((t+1)*queryTile, n)
+			h := topK{k: k, h: make([]Cand, 0, k)}
+			st := &stats[t]
+			for i := lo; i < hi; i++ {
+				h.h = h.h[:0]
+				for j := 0; j < n; j++ {
+					if j == i {
+						continue
+					}
+					st.PairsExamined++
+					ps, ok := s.Pair(i, j)
+					if !ok {
+						continue
+					}
+					st.PairsCompatible++
+					h.offer(Cand{J: int32(j), S: ps.S})
+				}
+				out[i] = h.sorted()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, ScoreStats{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, ScoreStats{}, err
+	}
+	var total ScoreStats
+	for _, st := range stats {
+		total.PairsExamined += st.PairsExamined
+		total.PairsCompatible += st.PairsCompatible
+	}
+	return out, total, nil
+}
+
+// rankOf returns the 1-based rank of j in list, or 0.
+func rankOf(list []Cand, j int32) int32 {
+	for r, c := range list {
+		if c.J == j {
+			return int32(r + 1)
+		}
+	}
+	return 0
+}

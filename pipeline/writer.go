@@ -1,0 +1,139 @@
+package pipeline
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// SpecVersion is the data contract version the outputs follow.
+const SpecVersion = "1"
+
+// MatchRow is one row of the matches table (spec §4).
+type MatchRow struct {
+	UserID     int64    `parquet:"user_id"`
+	Rank       int32    `parquet:"rank"`
+	MatchID    int64    `parquet:"match_id"`
+	Score      float32  `parquet:"score"`
+	STrait     float32  `parquet:"s_trait"`
+	SQuestions float32  `parquet:"s_questions"`
+	SBiomarker *float32 `parquet:"s_biomarker,optional"`
+	SProximity float32  `parquet:"s_proximity"`
+	DistanceKm float32  `parquet:"distance_km"`
+	Mutual     bool     `parquet:"mutual"`
+}
+
+// SoulmateRow is one row of the soulmates table (spec §4).
+type SoulmateRow struct {
+	UserA int64   `parquet:"user_a"`
+	UserB int64   `parquet:"user_b"`
+	Score float32 `parquet:"score"`
+	RankA int32   `parquet:"rank_a"`
+	RankB int32   `parquet:"rank_b"`
+}
+
+// RejectRow is one row of the rejects table (spec §4).
+type RejectRow struct {
+	SourceFile string `parquet:"source_file"`
+	Row        int64  `parquet:"row"`
+	UserID     *int64 `parquet:"user_id,optional"`
+	Reason     string `parquet:"reason"`
+}
+
+// writeBatchRows is how many rows are handed to the Parquet writer at once.
+const writeBatchRows = 1 << 14
+
+// tableWriter streams rows of one table into a single Parquet file with
+// zstd compression, then fsyncs and closes it.
+type tableWriter[T any] struct {
+	path string
+	f    *os.File
+	w    *parquet.GenericWriter[T]
+	buf  []T
+	rows int64
+}
+
+func newTableWriter[T any](path string, meta map[string]string) (*tableWriter[T], error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, ioErrorf("creating %s: %w", filepath.Dir(path), err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, ioErrorf("creating %s: %w", path, err)
+	}
+	opts := []parquet.WriterOption{
+		parquet.Compression(&parquet.Zstd),
+		parquet.CreatedBy("batchmatch", Version, ""),
+		parquet.DataPageVersion(1),
+	}
+	for k, v := range meta {
+		opts = append(opts, parquet.KeyValueMetadata(k, v))
+	}
+	return &tableWriter[T]{path: path, f: f, w: parquet.NewGenericWriter[T](f, opts...), buf: make([]T, 0, writeBatchRows)}, nil
+}
+
+func (t *tableWriter[T]) add(r T) error {
+	t.buf = append(t.buf, r)
+	if len(t.buf) == cap(t.buf) {
+		return t.flush()
+	}
+	return nil
+}
+
+func (t *tableWriter[T]) flush() error {
+	if len(t.buf) == 0 {
+		return nil
+	}
+	if _, err := t.w.Write(t.buf); err != nil {
+		return ioErrorf("writing %s: %w", t.path, err)
+	}
+	t.rows += int64(len(t.buf))
+	t.buf = t.buf[:0]
+	return nil
+}
+
+// close flushes, writes the footer, fsyncs and closes the file.
+func (t *tableWriter[T]) close() error {
+	if err := t.flush(); err != nil {
+		t.f.Close()
+		return err
+	}
+	if err := t.w.Close(); err != nil {
+		t.f.Close()
+		return ioErrorf("finishing %s: %w", t.path, err)
+	}
+	if err := t.f.Sync(); err != nil {
+		t.f.Close()
+		return ioErrorf("syncing %s: %w", t.path, err)
+	}
+	if err := t.f.Close(); err != nil {
+		return ioErrorf("closing %s: %w", t.path, err)
+	}
+	return nil
+}
+
+// abort closes the file without finishing it; the staging area is removed later.
+func (t *tableWriter[T]) abort() { t.f.Close() }
+
+// writeTable writes all rows produced by gen (called with an add function) to path.
+func writeTable[T any](path string, meta map[string]string, gen func(add func(T) error) error) (int64, error) {
+	t, err := newTableWriter[T](path, meta)
+	if err != nil {
+		return 0, err
+	}
+	if err := gen(t.add); err != nil {
+		t.abort()
+		return 0, err
+	}
+	if err := t.close(); err != nil {
+		return 0, err
+	}
+	return t.rows, nil
+}
+
+// partFile is the file name of the single part each table has today.
+const partFile = "part-00000.parquet"
+
+func tablePath(dir, table string) string { return filepath.Join(dir, table, partFile) }
+
