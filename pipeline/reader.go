@@ -186,4 +186,3 @@ func readIDColumns(ctx context.Context, pf *parquetFile, cols []string, fn func(
 		return nil
 	})
 }
-

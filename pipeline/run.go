@@ -410,4 +410,3 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 		"pairs_examined", m.Counts.PairsExamined, "elapsed", time.Since(started).Round(time.Millisecond).String())
 	return &Result{Manifest: m, Published: com.final}, nil
 }
-

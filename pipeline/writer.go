@@ -136,4 +136,3 @@ func writeTable[T any](path string, meta map[string]string, gen func(add func(T)
 const partFile = "part-00000.parquet"
 
 func tablePath(dir, table string) string { return filepath.Join(dir, table, partFile) }
-

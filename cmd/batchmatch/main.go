@@ -71,4 +71,3 @@ func exitCode(err error, terminated, interrupted bool) int {
 	}
 	return exitFailure
 }
-
