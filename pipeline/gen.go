@@ -385,12 +385,15 @@ func (w *genWorld) writeShard(ctx context.Context, path string, lo, hi int) erro
 	defer os.Remove(tmp)
 	defer f.Close()
 	sc := ProfileSchema(w.o.D, w.o.Q, w.o.Variable)
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(1<<16))
+	// One record batch per row group: arrow-go v18.8.0's FileWriter.Write
+	// writes wrong fixed_size_list values when it splits a record larger
+	// than the row-group length itself, so batch == row-group length.
+	const batch = 1 << 14
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(batch))
 	fw, err := pqarrow.NewFileWriter(sc, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		return ioErrorf("writing %s: %w", path, err)
 	}
-	const batch = 1 << 14
 	for start := lo; start < hi; start += batch {
 		if err := ctx.Err(); err != nil {
 			fw.Close()

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/spf13/pflag"
 )
 
@@ -61,6 +62,9 @@ type Config struct {
 	TraitDim       int        `json:"trait_dim_flag,omitempty"`
 	Questions      int        `json:"questions_flag,omitempty"`
 	Overwrite      bool       `json:"overwrite"`
+	// Alloc is the Arrow allocator for reading inputs (nil: the default).
+	// Tests pass a checked allocator to prove every buffer is released.
+	Alloc memory.Allocator `json:"-"`
 }
 
 // Config checks the options and returns the run configuration. now supplies

@@ -298,7 +298,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 	}
 	defer com.cleanup()
 
-	L, err := Load(ctx, cfg, log, memory.DefaultAllocator, tm)
+	L, err := Load(ctx, cfg, log, cfg.Alloc, tm)
 	if err != nil {
 		return nil, err
 	}

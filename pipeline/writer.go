@@ -35,10 +35,10 @@ type SoulmateRow struct {
 
 // RejectRow is one row of the rejects table (spec §4).
 type RejectRow struct {
-	SourceFile string `parquet:"source_file"`
+	SourceFile string `parquet:"source_file,dict"`
 	Row        int64  `parquet:"row"`
 	UserID     *int64 `parquet:"user_id,optional"`
-	Reason     string `parquet:"reason"`
+	Reason     string `parquet:"reason,dict"`
 }
 
 // writeBatchRows is how many rows are handed to the Parquet writer at once.

@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+)
+
+// readArrowTable reads a whole Parquet file with arrow-go (the library that
+// did not write it) and calls fn for each record batch.
+func readArrowTable(t testing.TB, path string, mem memory.Allocator, fn func(rec arrow.RecordBatch)) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pr, err := file.NewParquetReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	defer pr.Close()
+	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: 1000}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.NumRowGroups() == 0 {
+		return
+	}
+	rr, err := fr.GetRecordReader(context.Background(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Release()
+	for rr.Next() {
+		fn(rr.RecordBatch())
+	}
+	if err := rr.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func col[T arrow.Array](t testing.TB, rec arrow.RecordBatch, name string) T {
+	t.Helper()
+	a := column(rec, name)
+	if a == nil {
+		t.Fatalf("output lacks column %q", name)
+	}
+	v, ok := a.(T)
+	if !ok {
+		t.Fatalf("column %q has type %s", name, a.DataType())
+	}
+	return v
+}
+
+func readMatches(t testing.TB, path string, mem memory.Allocator) []MatchRow {
+	var out []MatchRow
+	readArrowTable(t, path, mem, func(rec arrow.RecordBatch) {
+		uid, rank, mid := col[*array.Int64](t, rec, "user_id"), col[*array.Int32](t, rec, "rank"), col[*array.Int64](t, rec, "match_id")
+		sc, st, sq := col[*array.Float32](t, rec, "score"), col[*array.Float32](t, rec, "s_trait"), col[*array.Float32](t, rec, "s_questions")
+		sb, sp, dk := col[*array.Float32](t, rec, "s_biomarker"), col[*array.Float32](t, rec, "s_proximity"), col[*array.Float32](t, rec, "distance_km")
+		mu := col[*array.Boolean](t, rec, "mutual")
+		for i := 0; i < int(rec.NumRows()); i++ {
+			r := MatchRow{UserID: uid.Value(i), Rank: rank.Value(i), MatchID: mid.Value(i), Score: sc.Value(i),
+				STrait: st.Value(i), SQuestions: sq.Value(i), SProximity: sp.Value(i), DistanceKm: dk.Value(i), Mutual: mu.Value(i)}
+			if sb.IsValid(i) {
+				r.SBiomarker = ptr(sb.Value(i))
+			}
+			out = append(out, r)
+		}
+	})
+	return out
+}
+
+func readSoulmates(t testing.TB, path string, mem memory.Allocator) []SoulmateRow {
+	var out []SoulmateRow
+	readArrowTable(t, path, mem, func(rec arrow.RecordBatch) {
+		a, b, s := col[*array.Int64](t, rec, "user_a"), col[*array.Int64](t, rec, "user_b"), col[*array.Float32](t, rec, "score")
+		ra, rb := col[*array.Int32](t, rec, "rank_a"), col[*array.Int32](t, rec, "rank_b")
+		for i := 0; i < int(rec.NumRows()); i++ {
+			out = append(out, SoulmateRow{UserA: a.Value(i), UserB: b.Value(i), Score: s.Value(i), RankA: ra.Value(i), RankB: rb.Value(i)})
+		}
+	})
+	return out
+}
+
+func readRejects(t testing.TB, path string, mem memory.Allocator) []RejectRow {
+	var out []RejectRow
+	readArrowTable(t, path, mem, func(rec arrow.RecordBatch) {
+		f, r, u, why := col[*array.String](t, rec, "source_file"), col[*array.Int64](t, rec, "row"), col[*array.Int64](t, rec, "user_id"), col[*array.String](t, rec, "reason")
+		for i := 0; i < int(rec.NumRows()); i++ {
+			row := RejectRow{SourceFile: f.Value(i), Row: r.Value(i), Reason: why.Value(i)}
+			if u.IsValid(i) {
+				row.UserID = ptr(u.Value(i))
+			}
+			out = append(out, row)
+		}
+	})
+	return out
+}

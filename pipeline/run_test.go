@@ -1,0 +1,468 @@
+package pipeline
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	pq "github.com/parquet-go/parquet-go"
+)
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// scoreTol is the spec's bound between float32 kernels and a float64 reference.
+const scoreTol = 1e-5
+
+type runCase struct {
+	name     string
+	seed     uint64
+	knobs    popKnobs
+	k        int
+	weights  [4]float64
+	form     writeForm
+	shards   int
+	workers  int
+	suppress float64 // fraction of ids suppressed
+	blocks   int     // random block pairs (some with unknown ids)
+	// check asserts what the scenario is about, so that a scenario that
+	// stops exercising its case fails instead of passing vacuously.
+	check func(t *testing.T, out runOutput, ref *refResult)
+}
+
+func (c runCase) withDefaults() runCase {
+	if c.k == 0 {
+		c.k = 5
+	}
+	if c.weights == ([4]float64{}) {
+		c.weights = DefaultWeights
+	}
+	if c.shards == 0 {
+		c.shards = 3
+	}
+	if c.workers == 0 {
+		c.workers = 3
+	}
+	return c
+}
+
+// runOutput is what a run published, read back with arrow-go.
+type runOutput struct {
+	suppressed []int64
+	res        *Result
+	matches   []MatchRow
+	soulmates []SoulmateRow
+	rejects   []RejectRow
+}
+
+// runScenario writes the population, runs the pipeline with a checked
+// allocator, reads every output back with arrow-go and returns it with the
+// reference's view of the same input.
+func runScenario(t *testing.T, c runCase) (runOutput, *refResult) {
+	t.Helper()
+	c = c.withDefaults()
+	dir := t.TempDir()
+	ms := genTestPop(c.seed, c.knobs)
+	paths := writeProfiles(t, filepath.Join(dir, "profiles"), ms, c.knobs.D, c.knobs.Q, c.shards, c.form)
+	files := map[string][]tMember{}
+	for s, p := range paths {
+		lo, hi := s*len(ms)/c.shards, (s+1)*len(ms)/c.shards
+		files[p] = ms[lo:hi]
+	}
+	r := rand.New(rand.NewPCG(c.seed, 99))
+	var suppress []int64
+	for _, m := range ms {
+		if m.ID != nil && r.Float64() < c.suppress {
+			suppress = append(suppress, *m.ID)
+		}
+	}
+	var blocks [][2]int64
+	for range c.blocks {
+		a, b := ms[r.IntN(len(ms))].ID, ms[r.IntN(len(ms))].ID
+		if a != nil && b != nil {
+			blocks = append(blocks, [2]int64{*a, *b})
+		}
+	}
+	if c.blocks > 0 {
+		blocks = append(blocks, [2]int64{1, 2}) // unknown ids are ignored
+	}
+	cfg := Config{
+		Profiles: []string{filepath.Join(dir, "profiles")}, Out: filepath.Join(dir, "out"),
+		K: c.k, AsOf: testAsOf, AsOfDate: "2026-11-24", Weights: c.weights, Workers: c.workers, MaxRejectRatio: 1,
+	}
+	if len(suppress) > 0 {
+		type sup struct {
+			UserID int64 `parquet:"user_id"`
+		}
+		rows := make([]sup, len(suppress))
+		for i, s := range suppress {
+			rows[i] = sup{s}
+		}
+		p := filepath.Join(dir, "suppress.parquet")
+		if err := pq.WriteFile(p, rows); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Suppress = []string{p}
+	}
+	if len(blocks) > 0 {
+		type blk struct {
+			UserID    int32 `parquet:"user_id"` // a narrower integer type: accepted
+			BlockedID int64 `parquet:"blocked_id"`
+		}
+		rows := make([]blk, 0, len(blocks))
+		for _, b := range blocks {
+			if b[0] == int64(int32(b[0])) {
+				rows = append(rows, blk{int32(b[0]), b[1]})
+			}
+		}
+		p := filepath.Join(dir, "blocks.parquet")
+		if err := pq.WriteFile(p, rows); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Blocks = []string{p}
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	cfg.Alloc = mem
+	res, err := Run(context.Background(), cfg, discard)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	mem.AssertSize(t, 0)
+
+	rmem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	out := runOutput{res: res, suppressed: suppress}
+	out.matches = readMatches(t, tablePath(res.Published, "matches"), rmem)
+	out.soulmates = readSoulmates(t, tablePath(res.Published, "soulmates"), rmem)
+	out.rejects = readRejects(t, tablePath(res.Published, "rejects"), rmem)
+	rmem.AssertSize(t, 0)
+
+	ref := refLoad(files, suppress, blocks, c.knobs.D, c.knobs.Q, testAsOf, c.weights)
+	return out, ref
+}
+
+// checkAgainstReference asserts every spec §4 property of the output
+// against the reference.
+func checkAgainstReference(t *testing.T, c runCase, out runOutput, ref *refResult) {
+	t.Helper()
+	c = c.withDefaults()
+	// Suppressed members appear nowhere, not even in rejects.
+	gone := map[int64]bool{}
+	for _, id := range out.suppressed {
+		gone[id] = true
+	}
+	for _, m := range out.matches {
+		if gone[m.UserID] || gone[m.MatchID] {
+			t.Errorf("suppressed member in matches: %+v", m)
+		}
+	}
+	for _, s := range out.soulmates {
+		if gone[s.UserA] || gone[s.UserB] {
+			t.Errorf("suppressed member in soulmates: %+v", s)
+		}
+	}
+	for _, r := range out.rejects {
+		if r.UserID != nil && gone[*r.UserID] {
+			t.Errorf("suppressed member in rejects: %+v", r)
+		}
+	}
+	if c.check != nil {
+		c.check(t, out, ref)
+	}
+	// rejects: exactly the reference's rows and reasons, sorted by file and row.
+	gotRej := map[refKey]string{}
+	for i, r := range out.rejects {
+		gotRej[refKey{r.SourceFile, r.Row}] = r.Reason
+		if i > 0 {
+			p := out.rejects[i-1]
+			if cmp.Or(cmp.Compare(p.SourceFile, r.SourceFile), cmp.Compare(p.Row, r.Row)) >= 0 {
+				t.Errorf("rejects not sorted by file, row at %d", i)
+			}
+		}
+	}
+	for k, want := range ref.rejects {
+		if got, ok := gotRej[k]; !ok || got != want {
+			t.Errorf("reject %s row %d: got %q, want %q", filepath.Base(k.file), k.row, got, want)
+		}
+	}
+	for k, got := range gotRej {
+		if _, ok := ref.rejects[k]; !ok {
+			t.Errorf("unexpected reject %s row %d: %q", filepath.Base(k.file), k.row, got)
+		}
+	}
+	if n := out.res.Manifest.Counts.Eligible; n != int64(len(ref.ids)) {
+		t.Errorf("eligible: got %d, want %d", n, len(ref.ids))
+	}
+
+	// matches, grouped by member
+	byUser := map[int64][]MatchRow{}
+	for i, m := range out.matches {
+		if i > 0 {
+			p := out.matches[i-1]
+			if cmp.Or(cmp.Compare(p.UserID, m.UserID), cmp.Compare(p.Rank, m.Rank)) >= 0 {
+				t.Fatalf("matches not sorted by user_id, rank at row %d", i)
+			}
+		}
+		byUser[m.UserID] = append(byUser[m.UserID], m)
+	}
+	for u := range byUser {
+		if ref.eligible[u] == nil {
+			t.Errorf("ineligible member %d has matches", u)
+		}
+	}
+	var compatible int64
+	for _, a := range ref.ids {
+		// the reference's compatible candidates of a, best first by reference score
+		type cand struct {
+			id int64
+			s  refScoreT
+		}
+		var cands []cand
+		for _, b := range ref.ids {
+			if s := ref.score(a, b); s.ok {
+				cands = append(cands, cand{b, s})
+			}
+		}
+		compatible += int64(len(cands))
+		slices.SortFunc(cands, func(x, y cand) int { return cmp.Or(cmp.Compare(y.s.S, x.s.S), cmp.Compare(x.id, y.id)) })
+		got := byUser[a]
+		if want := min(c.k, len(cands)); len(got) != want {
+			t.Errorf("member %d: %d matches, want %d", a, len(got), want)
+			continue
+		}
+		chosen := map[int64]bool{}
+		minChosen := math.Inf(1)
+		for i, m := range got {
+			if m.Rank != int32(i+1) {
+				t.Errorf("member %d: rank %d at position %d", a, m.Rank, i)
+			}
+			if i > 0 && cmp.Or(cmp.Compare(got[i-1].Score, m.Score)*-1, cmp.Compare(got[i-1].MatchID, m.MatchID)) >= 0 {
+				t.Errorf("member %d: ranks %d and %d out of order (score, then lower match_id)", a, i, i+1)
+			}
+			s := ref.score(a, m.MatchID)
+			if !s.ok {
+				t.Errorf("member %d: match %d is not compatible", a, m.MatchID)
+				continue
+			}
+			chosen[m.MatchID] = true
+			minChosen = math.Min(minChosen, s.S)
+			for _, comp := range []struct {
+				name string
+				got  float32
+				want float64
+				tol  float64
+			}{{"score", m.Score, s.S, scoreTol}, {"s_trait", m.STrait, s.st, scoreTol}, {"s_questions", m.SQuestions, s.sq, scoreTol},
+				{"s_proximity", m.SProximity, s.sd, scoreTol}, {"distance_km", m.DistanceKm, s.dkm, 1e-3 + 1e-6*s.dkm}} {
+				if d := math.Abs(float64(comp.got) - comp.want); !(d <= comp.tol) {
+					t.Errorf("member %d match %d: %s = %v, reference %v (|Δ| %.3g)", a, m.MatchID, comp.name, comp.got, comp.want, d)
+				}
+			}
+			if (m.SBiomarker != nil) != s.hasH {
+				t.Errorf("member %d match %d: s_biomarker null = %v, reference has biomarker = %v", a, m.MatchID, m.SBiomarker == nil, s.hasH)
+			} else if s.hasH && math.Abs(float64(*m.SBiomarker)-s.sh) > scoreTol {
+				t.Errorf("member %d match %d: s_biomarker %v, reference %v", a, m.MatchID, *m.SBiomarker, s.sh)
+			}
+		}
+		if len(got) == 0 {
+			continue
+		}
+		// Selection: nothing left out scores clearly above what was kept, and
+		// an exact reference tie with the last kept goes to the lower id.
+		last := got[len(got)-1]
+		for _, cd := range cands {
+			if chosen[cd.id] {
+				continue
+			}
+			if cd.s.S > minChosen+2*scoreTol {
+				t.Errorf("member %d: left out %d (reference %v) above a kept match (reference %v)", a, cd.id, cd.s.S, minChosen)
+			}
+			if cd.s.S == ref.score(a, last.MatchID).S && cd.id < last.MatchID {
+				t.Errorf("member %d: tie between %d and kept %d not broken by lower match_id", a, cd.id, last.MatchID)
+			}
+		}
+	}
+	if got := out.res.Manifest.Counts.PairsCompatible; got != compatible {
+		t.Errorf("pairs_compatible: got %d, reference %d", got, compatible)
+	}
+
+	// mutual, from the output alone
+	inList := map[[2]int64]bool{}
+	for _, m := range out.matches {
+		inList[[2]int64{m.UserID, m.MatchID}] = true
+	}
+	for _, m := range out.matches {
+		if want := inList[[2]int64{m.MatchID, m.UserID}]; m.Mutual != want {
+			t.Errorf("match %d→%d: mutual %v, want %v", m.UserID, m.MatchID, m.Mutual, want)
+		}
+	}
+	// soulmates: exactly the greedy rule re-derived from the matches table
+	want := refSoulmates(out.matches)
+	if !slices.Equal(out.soulmates, want) {
+		t.Errorf("soulmates differ from the greedy rule on the matches table:\n got %v\nwant %v", out.soulmates, want)
+	}
+	checkStable(t, out.matches, out.soulmates)
+}
+
+// checkStable asserts spec §4's consequence: no edge of the top-K graph
+// whose two ends both prefer each other to their assigned soulmates.
+func checkStable(t *testing.T, matches []MatchRow, souls []SoulmateRow) {
+	t.Helper()
+	partner := map[int64]float32{}
+	for _, s := range souls {
+		if s.UserA >= s.UserB {
+			t.Errorf("soulmate pair %d, %d not ordered", s.UserA, s.UserB)
+		}
+		for _, u := range []int64{s.UserA, s.UserB} {
+			if _, dup := partner[u]; dup {
+				t.Errorf("member %d has two soulmates", u)
+			}
+			partner[u] = s.Score
+		}
+	}
+	get := func(u int64) float32 {
+		if s, ok := partner[u]; ok {
+			return s
+		}
+		return float32(math.Inf(-1))
+	}
+	for _, m := range matches {
+		if m.Score > get(m.UserID) && m.Score > get(m.MatchID) {
+			t.Errorf("unstable: %d and %d prefer each other (%v) to their soulmates", m.UserID, m.MatchID, m.Score)
+		}
+	}
+}
+
+func TestRunMatchesReference(t *testing.T) {
+	base := defaultKnobs(120)
+	everyone := base
+	everyone.AllSeekAll, everyone.WideAges, everyone.MaxKm, everyone.Dealbreak, everyone.ConsentP = true, true, [2]float32{20000, 20000}, 0, 1
+	nobody := base
+	nobody.Centers = [][2]float64{{48.85, 2.35}, {-33.9, 151.2}}
+	nobody.MaxKm, nobody.Spread = [2]float32{0.001, 0.002}, 5
+	ties := everyone
+	ties.Clones = 0.5
+	deal := base
+	deal.Dealbreak, deal.AllSeekAll, deal.WideAges = 0.4, true, true
+	noHealth := base
+	noHealth.HealthP = 0
+	invalid := base
+	invalid.Invalid, invalid.Dups = 0.25, 0.05
+	world := base
+	world.Centers = [][2]float64{{89.9, 0}, {-89.9, 100}, {0, 179.95}, {0, -179.95}, {51.5, 0}}
+	world.Spread, world.MaxKm, world.AllSeekAll, world.WideAges = 0.3, [2]float32{1, 3000}, true, true
+	tiny := everyone
+	tiny.N = 1
+	empty := base
+	empty.N = 0
+	qless := base
+	qless.Q, qless.Answered = 0, 0
+
+	counts := func(out runOutput) Counts { return out.res.Manifest.Counts }
+	all := func(ref *refResult) int64 { e := int64(len(ref.ids)); return e * (e - 1) }
+	cases := []runCase{
+		{name: "empty", knobs: empty, check: func(t *testing.T, out runOutput, _ *refResult) {
+			if c := counts(out); c.RowsRead != 0 || len(out.matches)+len(out.soulmates)+len(out.rejects) != 0 {
+				t.Errorf("empty population produced output: %+v", c)
+			}
+		}},
+		{name: "one member", knobs: tiny, check: func(t *testing.T, out runOutput, ref *refResult) {
+			if len(ref.ids) != 1 || len(out.matches) != 0 || counts(out).MembersWithoutMatch != 1 {
+				t.Errorf("one member: eligible %d, matches %d", len(ref.ids), len(out.matches))
+			}
+		}},
+		{name: "nobody compatible", knobs: nobody, check: func(t *testing.T, out runOutput, ref *refResult) {
+			if len(ref.ids) < 50 || counts(out).PairsCompatible != 0 || len(out.matches) != 0 || len(out.soulmates) != 0 {
+				t.Errorf("nobody compatible: eligible %d, compatible %d", len(ref.ids), counts(out).PairsCompatible)
+			}
+		}},
+		{name: "everyone compatible", knobs: everyone, k: 7, check: func(t *testing.T, out runOutput, ref *refResult) {
+			if counts(out).PairsCompatible != all(ref) || len(out.soulmates) < len(ref.ids)*4/10 {
+				t.Errorf("everyone compatible: %d of %d pairs, %d soulmates", counts(out).PairsCompatible, all(ref), len(out.soulmates))
+			}
+		}},
+		{name: "ties", knobs: ties, k: 4, check: func(t *testing.T, out runOutput, _ *refResult) {
+			ties := 0
+			for i := 1; i < len(out.matches); i++ {
+				if out.matches[i].UserID == out.matches[i-1].UserID && out.matches[i].Score == out.matches[i-1].Score {
+					ties++
+				}
+			}
+			if ties < 10 {
+				t.Errorf("ties scenario has only %d tied neighbours", ties)
+			}
+		}},
+		{name: "k above compatible count", knobs: everyone, k: 500, check: func(t *testing.T, out runOutput, ref *refResult) {
+			if int64(len(out.matches)) != all(ref) {
+				t.Errorf("k=500: %d matches, want every compatible pair (%d)", len(out.matches), all(ref))
+			}
+		}},
+		{name: "dealbreakers", knobs: deal, check: func(t *testing.T, out runOutput, ref *refResult) {
+			if c := counts(out).PairsCompatible; c == 0 || c >= all(ref)/2 {
+				t.Errorf("dealbreakers: %d of %d pairs compatible, want some but well under half", c, all(ref))
+			}
+		}},
+		{name: "blocked pairs", knobs: everyone, blocks: 400, check: func(t *testing.T, out runOutput, ref *refResult) {
+			if c := counts(out).PairsCompatible; c >= all(ref) || c < all(ref)-800 || counts(out).BlockPairs < 300 {
+				t.Errorf("blocks: %d of %d pairs compatible with %d block pairs", c, all(ref), counts(out).BlockPairs)
+			}
+		}},
+		{name: "suppressed members", knobs: invalid, suppress: 0.2, check: func(t *testing.T, out runOutput, _ *refResult) {
+			if counts(out).RowsSuppressed < 10 {
+				t.Errorf("only %d rows suppressed", counts(out).RowsSuppressed)
+			}
+		}},
+		{name: "no health consent", knobs: noHealth, check: func(t *testing.T, out runOutput, _ *refResult) {
+			for _, m := range out.matches {
+				if m.SBiomarker != nil {
+					t.Fatalf("s_biomarker set without health consent: %+v", m)
+				}
+			}
+		}},
+		{name: "invalid rows", knobs: invalid, check: func(t *testing.T, out runOutput, _ *refResult) {
+			if n := len(counts(out).QuarantinedByReason); n < 8 {
+				t.Errorf("only %d reject reasons exercised", n)
+			}
+		}},
+		{name: "poles and antimeridian", knobs: world, check: func(t *testing.T, out runOutput, _ *refResult) {
+			far := 0
+			for _, m := range out.matches {
+				if m.DistanceKm > 50 {
+					far++
+				}
+			}
+			if far == 0 {
+				t.Error("no match across a pole or the antimeridian")
+			}
+		}},
+		{name: "no questions", knobs: qless},
+		{name: "trait weight only", knobs: everyone, weights: [4]float64{1, 0, 0, 0}},
+		{name: "biomarker and proximity", knobs: base, weights: [4]float64{0, 0, 1, 1}},
+		{name: "one worker one shard", knobs: base, workers: 1, shards: 1},
+	}
+	for seed := uint64(1); seed <= 6; seed++ {
+		k := defaultKnobs(60 + int(seed)*40)
+		k.Invalid, k.Dups, k.Clones = 0.05, 0.02, 0.05
+		cases = append(cases, runCase{name: fmt.Sprintf("random/%d", seed), seed: seed, knobs: k, k: int(seed), suppress: 0.05, blocks: 50})
+	}
+	for _, c := range cases {
+		for _, form := range []writeForm{formArrowFixed, formArrowVariable, formParquetGo} {
+			c := c
+			c.form = form
+			ms := genTestPop(c.seed, c.knobs)
+			if !form.canHold(ms, c.knobs.D, c.knobs.Q) {
+				continue
+			}
+			t.Run(c.name+"/"+form.String(), func(t *testing.T) {
+				t.Parallel()
+				out, ref := runScenario(t, c)
+				checkAgainstReference(t, c, out, ref)
+			})
+		}
+	}
+}
