@@ -57,9 +57,9 @@ func (c runCase) withDefaults() runCase {
 type runOutput struct {
 	suppressed []int64
 	res        *Result
-	matches   []MatchRow
-	soulmates []SoulmateRow
-	rejects   []RejectRow
+	matches    []MatchRow
+	soulmates  []SoulmateRow
+	rejects    []RejectRow
 }
 
 // runScenario writes the population, runs the pipeline with a checked
