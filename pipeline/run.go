@@ -320,7 +320,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 
 	tm.begin("write")
 	dir := com.stagedPartition()
-	meta := map[string]string{"batchmatch.run_id": attempt, "batchmatch.as_of": cfg.AsOfDate,
+	// Footer metadata is deterministic (no run id or timestamp) so that the
+	// same input and configuration give byte-identical tables; the run id
+	// is in manifest.json.
+	meta := map[string]string{"batchmatch.as_of": cfg.AsOfDate,
 		"batchmatch.spec_version": SpecVersion, "batchmatch.version": Version}
 	m.Outputs = map[string]Table{}
 	rows, err := writeTable(tablePath(dir, "matches"), meta, func(add func(MatchRow) error) error {

@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -67,8 +69,8 @@ func newTableWriter[T any](path string, meta map[string]string) (*tableWriter[T]
 		parquet.CreatedBy("batchmatch", Version, ""),
 		parquet.DataPageVersion(1),
 	}
-	for k, v := range meta {
-		opts = append(opts, parquet.KeyValueMetadata(k, v))
+	for _, k := range slices.Sorted(maps.Keys(meta)) { // sorted: deterministic bytes
+		opts = append(opts, parquet.KeyValueMetadata(k, meta[k]))
 	}
 	return &tableWriter[T]{path: path, f: f, w: parquet.NewGenericWriter[T](f, opts...), buf: make([]T, 0, writeBatchRows)}, nil
 }

@@ -1,0 +1,349 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	pq "github.com/parquet-go/parquet-go"
+)
+
+// baseConfig is a run over dir/profiles into dir/out.
+func baseConfig(dir string) Config {
+	return Config{
+		Profiles: []string{filepath.Join(dir, "profiles")}, Out: filepath.Join(dir, "out"),
+		K: 3, AsOf: testAsOf, AsOfDate: "2026-11-24", Weights: DefaultWeights, Workers: 2, MaxRejectRatio: 1,
+	}
+}
+
+// assertNothingPublished checks that a failed run left no partition, no
+// _SUCCESS and no staging area behind.
+func assertNothingPublished(t *testing.T, out string) {
+	t.Helper()
+	if _, err := os.Stat(PartitionDir(out, testAsOf)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed run published %s (stat: %v)", PartitionDir(out, testAsOf), err)
+	}
+	if _, err := os.Stat(filepath.Join(out, stagingDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed run left its staging area behind (stat: %v)", err)
+	}
+}
+
+func TestBadFiles(t *testing.T) {
+	good := func(t *testing.T, dir string) string {
+		ms := genTestPop(1, defaultKnobs(20))
+		return writeProfiles(t, filepath.Join(dir, "profiles"), ms, 16, 12, 1, formArrowFixed)[0]
+	}
+	cases := []struct {
+		name    string
+		make    func(t *testing.T, dir string)
+		kind    error
+		mention []string // the message must name these
+	}{
+		{"zero-byte file", func(t *testing.T, dir string) {
+			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+			os.WriteFile(filepath.Join(dir, "profiles", "empty.parquet"), nil, 0o644)
+		}, ErrBadData, []string{"empty.parquet"}},
+		{"not parquet", func(t *testing.T, dir string) {
+			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+			os.WriteFile(filepath.Join(dir, "profiles", "notes.parquet"), []byte("user_id,gender\n1,0\n"), 0o644)
+		}, ErrBadData, []string{"notes.parquet", "Parquet"}},
+		{"truncated file", func(t *testing.T, dir string) {
+			p := good(t, dir)
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, b[:len(b)/2], 0o644)
+		}, ErrBadData, []string{"shard-a.parquet"}},
+		{"corrupted page", func(t *testing.T, dir string) {
+			p := good(t, dir)
+			b, _ := os.ReadFile(p)
+			for i := 200; i < len(b)/2; i += 7 { // scribble over data pages, keep the footer
+				b[i] ^= 0x5a
+			}
+			os.WriteFile(p, b, 0o644)
+		}, ErrBadData, []string{"shard-a.parquet"}},
+		{"missing column", func(t *testing.T, dir string) {
+			type row struct {
+				UserID int64 `parquet:"user_id"`
+			}
+			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+			pq.WriteFile(filepath.Join(dir, "profiles", "ids.parquet"), []row{{1}})
+		}, ErrBadData, []string{"ids.parquet", `"consent"`, "missing"}},
+		{"wrong column type", func(t *testing.T, dir string) {
+			type row struct {
+				UserID     int64     `parquet:"user_id"`
+				Consent    bool      `parquet:"consent"`
+				Gender     string    `parquet:"gender"` // wrong: a string
+				Seeking    int64     `parquet:"seeking"`
+				BirthDate  int32     `parquet:"birth_date,date"`
+				AgeMin     int64     `parquet:"age_min"`
+				AgeMax     int64     `parquet:"age_max"`
+				Lat        float64   `parquet:"lat"`
+				Lon        float64   `parquet:"lon"`
+				MaxKm      float32   `parquet:"max_km"`
+				Trait      []float32 `parquet:"trait,list"`
+				HLA        []byte    `parquet:"hla"`
+				Answers    []byte    `parquet:"answers"`
+				Accept     []byte    `parquet:"accept"`
+				Importance []byte    `parquet:"importance"`
+			}
+			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+			if err := pq.WriteFile(filepath.Join(dir, "profiles", "typed.parquet"), []row{{Gender: "woman"}},
+				pq.SchemaOf(row{})); err != nil {
+				t.Fatal(err)
+			}
+		}, ErrBadData, []string{"typed.parquet", `"gender"`, "want an integer"}},
+		{"shards disagree on D", func(t *testing.T, dir string) {
+			ms := genTestPop(1, defaultKnobs(10))
+			writeArrow(t, filepath.Join(dir, "profiles", "a.parquet"), ms, 16, 12, false)
+			k := defaultKnobs(10)
+			k.D = 8
+			writeArrow(t, filepath.Join(dir, "profiles", "b.parquet"), genTestPop(2, k), 8, 12, false)
+		}, ErrBadData, []string{"b.parquet", `"trait"`, "fixed width 8"}},
+		{"no such input", func(t *testing.T, dir string) {}, ErrNoInput, []string{"profiles"}},
+		{"empty directory", func(t *testing.T, dir string) {
+			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+		}, ErrNoInput, []string{"no .parquet file"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+			if c.name == "no such input" {
+				os.Remove(filepath.Join(dir, "profiles"))
+			}
+			c.make(t, dir)
+			cfg := baseConfig(dir)
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			cfg.Alloc = mem
+			_, err := Run(context.Background(), cfg, discard)
+			if !errors.Is(err, c.kind) {
+				t.Fatalf("got %v, want %v", err, c.kind)
+			}
+			for _, m := range c.mention {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+			assertNothingPublished(t, cfg.Out)
+			mem.AssertSize(t, 0)
+		})
+	}
+}
+
+func TestRejectRatio(t *testing.T) {
+	dir := t.TempDir()
+	k := defaultKnobs(200)
+	k.Invalid = 0.1
+	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(3, k), 16, 12, 2, formArrowVariable)
+	cfg := baseConfig(dir)
+	cfg.MaxRejectRatio = 0.01
+	_, err := Run(context.Background(), cfg, discard)
+	if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "--max-reject-ratio") {
+		t.Fatalf("got %v, want a reject-ratio ErrBadData", err)
+	}
+	assertNothingPublished(t, cfg.Out)
+	cfg.MaxRejectRatio = 0.5
+	if _, err := Run(context.Background(), cfg, discard); err != nil {
+		t.Fatalf("with a higher ratio: %v", err)
+	}
+}
+
+func TestDimsResolution(t *testing.T) {
+	k := defaultKnobs(50)
+	k.Invalid = 0.1 // some wrong lengths: the mode is still D
+	ms := genTestPop(4, k)
+	for _, tc := range []struct {
+		name     string
+		form     writeForm
+		flagD    int
+		wantD    int
+		wantErr  error
+		wantFrom string
+	}{
+		{"schema fixes D", formArrowFixed, 0, 16, nil, "D from schema"},
+		{"most common length", formArrowVariable, 0, 16, nil, "D from data"},
+		{"flag", formArrowVariable, 15, 15, nil, "D from flag"},
+		{"flag disagrees with schema", formArrowFixed, 15, 0, ErrUsage, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			pop := ms
+			if tc.form == formArrowFixed {
+				pop = genTestPop(4, defaultKnobs(50))
+			}
+			writeProfiles(t, filepath.Join(dir, "profiles"), pop, 16, 12, 2, tc.form)
+			cfg := baseConfig(dir)
+			cfg.TraitDim = tc.flagD
+			L, err := Load(context.Background(), cfg, discard, nil, nil)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("got %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if L.Dims.D != tc.wantD || L.Dims.Q != 12 || !strings.Contains(L.Dims.Source, tc.wantFrom) {
+				t.Fatalf("dims %+v, want D=%d Q=12 (%s)", L.Dims, tc.wantD, tc.wantFrom)
+			}
+			if tc.flagD == 15 && L.Counts.QuarantinedByReason["trait_wrong_length"] < 40 {
+				t.Fatalf("D forced to 15: only %d trait_wrong_length rejects", L.Counts.QuarantinedByReason["trait_wrong_length"])
+			}
+		})
+	}
+}
+
+// TestDeterministic runs the same population sharded and scheduled
+// differently: the match and soulmate tables must be byte-identical.
+func TestDeterministic(t *testing.T) {
+	k := defaultKnobs(300)
+	k.Invalid, k.Clones = 0.02, 0.1
+	ms := genTestPop(5, k)
+	var first map[string][]byte
+	for _, v := range []struct{ shards, workers int }{{1, 1}, {4, 2}, {7, 8}} {
+		dir := t.TempDir()
+		writeProfiles(t, filepath.Join(dir, "profiles"), ms, 16, 12, v.shards, formArrowVariable)
+		cfg := baseConfig(dir)
+		cfg.Workers = v.workers
+		res, err := Run(context.Background(), cfg, discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]byte{}
+		for _, tb := range []string{"matches", "soulmates"} {
+			got[tb], _ = os.ReadFile(tablePath(res.Published, tb))
+		}
+		if first == nil {
+			first = got
+			continue
+		}
+		for tb, b := range got {
+			if !bytes.Equal(b, first[tb]) {
+				t.Errorf("%s differs with %d shards and %d workers", tb, v.shards, v.workers)
+			}
+		}
+	}
+}
+
+func TestCommitProtocol(t *testing.T) {
+	dir := t.TempDir()
+	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(6, defaultKnobs(40)), 16, 12, 1, formArrowFixed)
+	cfg := baseConfig(dir)
+	// leftovers of a crashed run are cleaned up
+	junk := filepath.Join(cfg.Out, stagingDir, "crashed-attempt", "dt=2026-11-24")
+	os.MkdirAll(junk, 0o755)
+	res, err := Run(context.Background(), cfg, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, stagingDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("staging area survived a successful run")
+	}
+	for _, f := range []string{"_SUCCESS", "manifest.json", "matches/" + partFile, "soulmates/" + partFile, "rejects/" + partFile} {
+		st, err := os.Stat(filepath.Join(res.Published, f))
+		if err != nil {
+			t.Fatalf("published run lacks %s: %v", f, err)
+		}
+		if st.Mode().Perm()&0o007 != 0 {
+			t.Errorf("%s is world-accessible: %v", f, st.Mode())
+		}
+	}
+	// a re-run is refused without --overwrite
+	if _, err := Run(context.Background(), cfg, discard); !errors.Is(err, ErrExists) {
+		t.Fatalf("re-run without overwrite: %v, want ErrExists", err)
+	}
+	// and replaces the partition with it
+	before, _ := os.ReadFile(filepath.Join(res.Published, "manifest.json"))
+	cfg.Overwrite = true
+	res2, err := Run(context.Background(), cfg, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(filepath.Join(res2.Published, "manifest.json"))
+	if bytes.Equal(before, after) || res2.Manifest.RunID == res.Manifest.RunID {
+		t.Error("overwrite did not replace the partition")
+	}
+	// a second run while the lock is held exits with ErrLocked naming the holder
+	com, err := openCommitter(cfg.Out, testAsOf, true, "holder-attempt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), cfg, discard)
+	com.cleanup()
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "holder-attempt") {
+		t.Fatalf("concurrent run: %v, want ErrLocked naming the holder", err)
+	}
+}
+
+func TestCancelledRunPublishesNothing(t *testing.T) {
+	dir := t.TempDir()
+	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(7, defaultKnobs(100)), 16, 12, 2, formArrowFixed)
+	cfg := baseConfig(dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, cfg, discard); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	assertNothingPublished(t, cfg.Out)
+}
+
+// TestReadDeltaEncodedBinary reads byte columns in parquet-go's default
+// DELTA_LENGTH_BYTE_ARRAY encoding (no allocator check: see pqgoRow).
+func TestReadDeltaEncodedBinary(t *testing.T) {
+	type row struct {
+		UserID  *int64    `parquet:"user_id,optional"`
+		Consent *bool     `parquet:"consent,optional"`
+		Health  *bool     `parquet:"health_consent,optional"`
+		Gender  *int32    `parquet:"gender,optional"`
+		Seeking *int16    `parquet:"seeking,optional"`
+		Birth   *int32    `parquet:"birth_date,optional,date"`
+		AgeMin  *int32    `parquet:"age_min,optional"`
+		AgeMax  *uint32   `parquet:"age_max,optional"`
+		Lat     *float64  `parquet:"lat,optional"`
+		Lon     *float64  `parquet:"lon,optional"`
+		MaxKm   *float32  `parquet:"max_km,optional"`
+		Trait   []float32 `parquet:"trait,list"`
+		HLA     *[]byte   `parquet:"hla,optional"`
+		Ans     *[]byte   `parquet:"answers,optional"`
+		Acc     *[]byte   `parquet:"accept,optional"`
+		Imp     *[]byte   `parquet:"importance,optional"`
+	}
+	ms := genTestPop(8, defaultKnobs(30))
+	dir := t.TempDir()
+	p := writeProfiles(t, filepath.Join(dir, "profiles"), ms, 16, 12, 1, formParquetGo)[0]
+	// rewrite with default (delta) encodings for the byte columns
+	var rows []row
+	for _, m := range ms {
+		var r row
+		r.UserID, r.Consent, r.Health, r.Birth, r.Lat, r.Lon, r.MaxKm, r.Trait = m.ID, m.Consent, m.Health, m.Birth, m.Lat, m.Lon, m.MaxKm, m.Trait
+		r.Gender, r.Seeking = ptr(int32(*m.Gender)), ptr(int16(*m.Seeking))
+		r.AgeMin, r.AgeMax = ptr(int32(*m.AgeMin)), ptr(uint32(*m.AgeMax))
+		r.HLA, r.Ans, r.Acc, r.Imp = &m.HLA, &m.Ans, &m.Acc, &m.Imp
+		if m.HLA == nil {
+			r.HLA = nil
+		}
+		rows = append(rows, r)
+	}
+	if err := pq.WriteFile(p, rows); err != nil {
+		t.Fatal(err)
+	}
+	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := refLoad(map[string][]tMember{p: ms}, nil, nil, 16, 12, testAsOf, DefaultWeights)
+	if L.Pop.N != len(ref.ids) || len(L.Rejects) != len(ref.rejects) {
+		t.Fatalf("eligible %d rejects %d, reference %d and %d", L.Pop.N, len(L.Rejects), len(ref.ids), len(ref.rejects))
+	}
+	for i, id := range ref.ids {
+		m := ref.eligible[id].m
+		if L.Pop.ID[i] != id || !bytes.Equal(L.Pop.Ans[i*12:(i+1)*12], m.Ans) || !bytes.Equal(L.Pop.Imp[i*12:(i+1)*12], m.Imp) {
+			t.Fatalf("member %d read back wrong", id)
+		}
+	}
+}
