@@ -5,7 +5,7 @@ DEMO    := demo
 ASOF    ?= 2026-11-24
 N       ?= 20000
 
-.PHONY: all build demo test test-short vet fmt-check bench clean
+.PHONY: all build demo test vet fmt-check fuzz bench clean
 
 all: build
 
@@ -28,7 +28,13 @@ test: vet fmt-check
 	$(GO) test -count=1 -race -short ./pipeline/... ./cmd/...
 	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzQuestions$$' -fuzztime 5s ./kernels
 	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzDot$$' -fuzztime 5s ./kernels
-	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzReadProfiles$$' -fuzztime 10s ./pipeline
+
+# Longer fuzzing, including the Parquet reader (arrow-go decoders on mutated
+# files; not in `make test`: see docs/ARCHITECTURE.md, "Fuzzing").
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReadProfiles$$' -fuzztime 5m ./pipeline
+	$(GO) test -run '^$$' -fuzz '^FuzzQuestions$$' -fuzztime 1m ./kernels
+	$(GO) test -run '^$$' -fuzz '^FuzzDot$$' -fuzztime 1m ./kernels
 
 vet:
 	$(GO) vet ./...
