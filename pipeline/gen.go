@@ -201,7 +201,7 @@ func (w *genWorld) member(i int) member {
 	m.ageMin, m.ageMax = int64(lo), int64(hi)
 	// location around a city
 	c := cities[pick(r, w.cityCDF)]
-	spread := 0.04 * math.Sqrt(c.weight/100)
+	spread := 0.02 * math.Sqrt(c.weight/100) // degrees: Paris σ ≈ 25 km, small cities a few km
 	m.lat = c.lat + r.NormFloat64()*spread
 	m.lon = c.lon + r.NormFloat64()*spread/math.Cos(c.lat*math.Pi/180)
 	m.maxKm = maxKmChoices[r.IntN(len(maxKmChoices))]
