@@ -221,9 +221,9 @@ func TestQuestionScore(t *testing.T) {
 		s    QStats
 		want float64
 	}{
-		{QStats{}, 0},                                           // C empty
-		{QStats{Common: 1}, 0},                                  // sat 1·1 − 1/1
-		{QStats{Common: 4}, 0.75},                               // zero weights: fully satisfied
+		{QStats{}, 0},             // C empty
+		{QStats{Common: 1}, 0},    // sat 1·1 − 1/1
+		{QStats{Common: 4}, 0.75}, // zero weights: fully satisfied
 		{QStats{NumAB: 50, DenAB: 100, NumBA: 50, DenBA: 50, Common: 10}, math.Sqrt(0.5) - 0.1},
 		{QStats{NumAB: 0, DenAB: 100, NumBA: 50, DenBA: 50, Common: 10}, 0}, // clamped at 0
 	} {
@@ -375,4 +375,3 @@ func BenchmarkHaversineA(b *testing.B) {
 		_ = s
 	})
 }
-
