@@ -295,43 +295,11 @@ func TestCancelledRunPublishesNothing(t *testing.T) {
 // TestReadDeltaEncodedBinary reads byte columns in parquet-go's default
 // DELTA_LENGTH_BYTE_ARRAY encoding (no allocator check: see pqgoRow).
 func TestReadDeltaEncodedBinary(t *testing.T) {
-	type row struct {
-		UserID  *int64    `parquet:"user_id,optional"`
-		Consent *bool     `parquet:"consent,optional"`
-		Health  *bool     `parquet:"health_consent,optional"`
-		Gender  *int32    `parquet:"gender,optional"`
-		Seeking *int16    `parquet:"seeking,optional"`
-		Birth   *int32    `parquet:"birth_date,optional,date"`
-		AgeMin  *int32    `parquet:"age_min,optional"`
-		AgeMax  *uint32   `parquet:"age_max,optional"`
-		Lat     *float64  `parquet:"lat,optional"`
-		Lon     *float64  `parquet:"lon,optional"`
-		MaxKm   *float32  `parquet:"max_km,optional"`
-		Trait   []float32 `parquet:"trait,list"`
-		HLA     *[]byte   `parquet:"hla,optional"`
-		Ans     *[]byte   `parquet:"answers,optional"`
-		Acc     *[]byte   `parquet:"accept,optional"`
-		Imp     *[]byte   `parquet:"importance,optional"`
-	}
 	ms := genTestPop(8, defaultKnobs(30))
 	dir := t.TempDir()
-	p := writeProfiles(t, filepath.Join(dir, "profiles"), ms, 16, 12, 1, formParquetGo)[0]
-	// rewrite with default (delta) encodings for the byte columns
-	var rows []row
-	for _, m := range ms {
-		var r row
-		r.UserID, r.Consent, r.Health, r.Birth, r.Lat, r.Lon, r.MaxKm, r.Trait = m.ID, m.Consent, m.Health, m.Birth, m.Lat, m.Lon, m.MaxKm, m.Trait
-		r.Gender, r.Seeking = ptr(int32(*m.Gender)), ptr(int16(*m.Seeking))
-		r.AgeMin, r.AgeMax = ptr(int32(*m.AgeMin)), ptr(uint32(*m.AgeMax))
-		r.HLA, r.Ans, r.Acc, r.Imp = &m.HLA, &m.Ans, &m.Acc, &m.Imp
-		if m.HLA == nil {
-			r.HLA = nil
-		}
-		rows = append(rows, r)
-	}
-	if err := pq.WriteFile(p, rows); err != nil {
-		t.Fatal(err)
-	}
+	os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+	p := filepath.Join(dir, "profiles", "delta.parquet")
+	writeParquetGo(t, p, ms) // parquet-go's default encodings
 	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -270,7 +270,7 @@ func writeProfiles(t testing.TB, dir string, ms []tMember, d, q, nShards int, fo
 		p := filepath.Join(dir, "shard-"+string(rune('a'+s))+".parquet")
 		switch form {
 		case formParquetGo:
-			writeParquetGo(t, p, ms[lo:hi])
+			writeParquetGo(t, p, ms[lo:hi], plainBytes)
 		default:
 			writeArrow(t, p, ms[lo:hi], d, q, form == formArrowVariable)
 		}
@@ -363,11 +363,7 @@ func appendOpt[T any](b array.Builder, v *T, app func(T)) {
 }
 
 // pqgoRow is the parquet-go form: other integer widths and signedness,
-// repeated float lists, byte arrays. The byte columns are PLAIN here because
-// arrow-go v18.8.0's DELTA_BINARY_PACKED decoder (used for parquet-go's
-// default DELTA_LENGTH_BYTE_ARRAY) never frees its bit-width buffer, which the
-// checked allocator would report; TestReadDeltaEncodedBinary covers that
-// encoding without the allocator check.
+// repeated float lists, byte arrays.
 type pqgoRow struct {
 	UserID  *int64    `parquet:"user_id,optional"`
 	Consent *bool     `parquet:"consent,optional"`
@@ -381,13 +377,19 @@ type pqgoRow struct {
 	Lon     *float64  `parquet:"lon,optional"`
 	MaxKm   *float32  `parquet:"max_km,optional"`
 	Trait   []float32 `parquet:"trait,list"`
-	HLA     *[]byte   `parquet:"hla,optional,plain"`
-	Ans     *[]byte   `parquet:"answers,optional,plain"`
-	Acc     *[]byte   `parquet:"accept,optional,plain"`
-	Imp     *[]byte   `parquet:"importance,optional,plain"`
+	HLA     *[]byte   `parquet:"hla,optional"`
+	Ans     *[]byte   `parquet:"answers,optional"`
+	Acc     *[]byte   `parquet:"accept,optional"`
+	Imp     *[]byte   `parquet:"importance,optional"`
 }
 
-func writeParquetGo(t testing.TB, path string, ms []tMember) {
+// plainBytes writes byte arrays PLAIN: arrow-go v18.8.0's DELTA_BINARY_PACKED
+// decoder (used for parquet-go's default DELTA_LENGTH_BYTE_ARRAY) never frees
+// its bit-width buffer, which the checked allocator would report.
+// TestReadDeltaEncodedBinary covers the default encoding without that check.
+var plainBytes = pq.DefaultEncodingFor(pq.ByteArray, &pq.Plain)
+
+func writeParquetGo(t testing.TB, path string, ms []tMember, opts ...pq.WriterOption) {
 	t.Helper()
 	rows := make([]pqgoRow, len(ms))
 	for i, m := range ms {
@@ -413,7 +415,7 @@ func writeParquetGo(t testing.TB, path string, ms []tMember) {
 		r.HLA, r.Ans, r.Acc, r.Imp = bp(m.HLA), bp(m.Ans), bp(m.Acc), bp(m.Imp)
 		rows[i] = r
 	}
-	if err := pq.WriteFile(path, rows, pq.MaxRowsPerRowGroup(5)); err != nil {
+	if err := pq.WriteFile(path, rows, append([]pq.WriterOption{pq.MaxRowsPerRowGroup(5)}, opts...)...); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,0 +1,69 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+)
+
+// loadGenerated generates n members with the real generator and loads them.
+func loadGenerated(b *testing.B, n int) *Population {
+	b.Helper()
+	dir := b.TempDir()
+	o := GenOptions{N: n, Shards: 2, Seed: 1, D: 128, Q: 64, AsOf: "2026-11-24", Out: filepath.Join(dir, "p")}
+	if _, err := Generate(context.Background(), o, 2); err != nil {
+		b.Fatal(err)
+	}
+	cfg := baseConfig(dir)
+	cfg.Profiles = []string{o.Out}
+	L, err := Load(context.Background(), cfg, discard, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return L.Pop
+}
+
+// BenchmarkTopK is the scoring stage on the generator's population (realistic
+// filters: most pairs fail orientation, age or distance) and on the same
+// population with every filter open (every pair is scored).
+func BenchmarkTopK(b *testing.B) {
+	for _, n := range []int{5000, 20000} {
+		pop := loadGenerated(b, n)
+		for _, mode := range []string{"realistic", "all-compatible"} {
+			p := pop
+			if mode == "all-compatible" {
+				cp := *pop
+				cp.Seeking = make([]uint8, cp.N)
+				cp.AgeMin, cp.AgeMax, cp.MaxKm = make([]uint8, cp.N), make([]uint8, cp.N), make([]float32, cp.N)
+				cp.Imp = make([]byte, len(pop.Imp))
+				for i := range cp.N {
+					cp.Seeking[i], cp.AgeMin[i], cp.AgeMax[i], cp.MaxKm[i] = 7, 0, 255, 20000
+				}
+				copy(cp.Imp, pop.Imp)
+				for i, v := range cp.Imp {
+					if v == 4 {
+						cp.Imp[i] = 3
+					}
+				}
+				p = &cp
+			}
+			if mode == "all-compatible" && n > 5000 {
+				continue // 400 M full scorings per iteration: too slow for -count 6
+			}
+			sc := &Scorer{P: p, W: DefaultWeights}
+			b.Run(fmt.Sprintf("generic/%s/%d", mode, n), func(b *testing.B) {
+				var st ScoreStats
+				for b.Loop() {
+					var err error
+					_, st, err = sc.TopK(context.Background(), 10, 2)
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(st.PairsExamined)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpairs/s")
+				b.ReportMetric(float64(st.PairsCompatible)/float64(st.PairsExamined), "compatible-frac")
+			})
+		}
+	}
+}
