@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	pq "github.com/parquet-go/parquet-go"
 )
@@ -313,5 +314,29 @@ func TestReadDeltaEncodedBinary(t *testing.T) {
 		if L.Pop.ID[i] != id || !bytes.Equal(L.Pop.Ans[i*12:(i+1)*12], m.Ans) || !bytes.Equal(L.Pop.Imp[i*12:(i+1)*12], m.Imp) {
 			t.Fatalf("member %d read back wrong", id)
 		}
+	}
+}
+
+// TestWriteFormsPhysicalTypes pins what each test form puts on disk, as
+// arrow-go reads it, so the reader really sees every accepted form.
+func TestWriteFormsPhysicalTypes(t *testing.T) {
+	want := map[writeForm][4]arrow.Type{ // user_id, trait, hla, answers
+		formArrowFixed:     {arrow.INT64, arrow.FIXED_SIZE_LIST, arrow.FIXED_SIZE_BINARY, arrow.FIXED_SIZE_BINARY},
+		formArrowVariable:  {arrow.INT64, arrow.LIST, arrow.BINARY, arrow.BINARY},
+		formParquetGo:      {arrow.INT64, arrow.LIST, arrow.BINARY, arrow.BINARY},
+		formParquetGoFixed: {arrow.UINT64, arrow.LIST, arrow.FIXED_SIZE_BINARY, arrow.FIXED_SIZE_BINARY},
+	}
+	for form, types := range want {
+		p := writeProfiles(t, filepath.Join(t.TempDir(), "p"), genTestPop(1, defaultKnobs(5)), 16, 12, 1, form)[0]
+		pf, err := openParquet(p, memory.DefaultAllocator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range []string{colUserID, colTrait, colHLA, colAnswers} {
+			if got := pf.schema.Field(pf.fields[c]).Type.ID(); got != types[i] {
+				t.Errorf("%s: %s is %s, want %s", form, c, got, types[i])
+			}
+		}
+		pf.Close()
 	}
 }

@@ -451,7 +451,7 @@ func TestRunMatchesReference(t *testing.T) {
 		cases = append(cases, runCase{name: fmt.Sprintf("random/%d", seed), seed: seed, knobs: k, k: int(seed), suppress: 0.05, blocks: 50})
 	}
 	for _, c := range cases {
-		for _, form := range []writeForm{formArrowFixed, formArrowVariable, formParquetGo} {
+		for _, form := range []writeForm{formArrowFixed, formArrowVariable, formParquetGo, formParquetGoFixed} {
 			c := c
 			c.form = form
 			ms := genTestPop(c.seed, c.knobs)

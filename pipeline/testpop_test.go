@@ -224,18 +224,31 @@ func (m *tMember) Answers(a []byte) { m.Ans = a }
 type writeForm int
 
 const (
-	formArrowFixed    writeForm = iota // arrow-go, fixed_size_list / fixed_size_binary
-	formArrowVariable                  // arrow-go, list<float32> / binary
-	formParquetGo                      // parquet-go, list<float32>, binary, other integer widths
+	formArrowFixed     writeForm = iota // arrow-go, fixed_size_list / fixed_size_binary
+	formArrowVariable                   // arrow-go, list<float32> / binary
+	formParquetGo                       // parquet-go, list<float32>, binary, other integer widths
+	formParquetGoFixed                  // parquet-go, fixed_size_binary from Go arrays, uint64 ids (Q = 12 only)
 )
 
 func (f writeForm) String() string {
-	return [...]string{"arrow-fixed", "arrow-variable", "parquet-go"}[f]
+	return [...]string{"arrow-fixed", "arrow-variable", "parquet-go", "parquet-go-fixed"}[f]
 }
 
 // canHold reports whether the form can represent every row of ms (fixed
 // forms cannot hold wrong lengths, arrow cannot write a null fixed-size list).
 func (f writeForm) canHold(ms []tMember, d, q int) bool {
+	if f == formParquetGoFixed {
+		if q != pqgoFixedQ {
+			return false
+		}
+		for _, m := range ms {
+			if m.Trait == nil || (m.HLA != nil && len(m.HLA) != HLABytes) || (m.ID != nil && *m.ID < 0) ||
+				(m.Ans != nil && len(m.Ans) != q) || (m.Acc != nil && len(m.Acc) != q) || (m.Imp != nil && len(m.Imp) != q) {
+				return false
+			}
+		}
+		return true
+	}
 	if f == formParquetGo {
 		for _, m := range ms {
 			if m.Trait == nil { // parquet-go writes a nil slice as an empty list
@@ -271,6 +284,8 @@ func writeProfiles(t testing.TB, dir string, ms []tMember, d, q, nShards int, fo
 		switch form {
 		case formParquetGo:
 			writeParquetGo(t, p, ms[lo:hi], plainBytes)
+		case formParquetGoFixed:
+			writeParquetGoFixed(t, p, ms[lo:hi])
 		default:
 			writeArrow(t, p, ms[lo:hi], d, q, form == formArrowVariable)
 		}
@@ -416,6 +431,66 @@ func writeParquetGo(t testing.TB, path string, ms []tMember, opts ...pq.WriterOp
 		rows[i] = r
 	}
 	if err := pq.WriteFile(path, rows, append([]pq.WriterOption{pq.MaxRowsPerRowGroup(5)}, opts...)...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pqgoFixedQ is the question count of the parquet-go fixed form (Go arrays
+// need a compile-time length).
+const pqgoFixedQ = 12
+
+// pqgoFixedRow writes the byte columns as FIXED_LEN_BYTE_ARRAY, which
+// arrow-go reads as fixed_size_binary, and user_id as an unsigned 64-bit
+// integer.
+type pqgoFixedRow struct {
+	UserID  *uint64           `parquet:"user_id,optional"`
+	Consent *bool             `parquet:"consent,optional"`
+	Health  *bool             `parquet:"health_consent,optional"`
+	Gender  *int64            `parquet:"gender,optional"`
+	Seeking *uint8            `parquet:"seeking,optional"`
+	Birth   *int32            `parquet:"birth_date,optional,date"`
+	AgeMin  *int16            `parquet:"age_min,optional"`
+	AgeMax  *int64            `parquet:"age_max,optional"`
+	Lat     *float64          `parquet:"lat,optional"`
+	Lon     *float64          `parquet:"lon,optional"`
+	MaxKm   *float32          `parquet:"max_km,optional"`
+	Trait   []float32         `parquet:"trait,list"`
+	HLA     *[HLABytes]byte   `parquet:"hla,optional"`
+	Ans     *[pqgoFixedQ]byte `parquet:"answers,optional"`
+	Acc     *[pqgoFixedQ]byte `parquet:"accept,optional"`
+	Imp     *[pqgoFixedQ]byte `parquet:"importance,optional"`
+}
+
+func writeParquetGoFixed(t testing.TB, path string, ms []tMember) {
+	t.Helper()
+	rows := make([]pqgoFixedRow, len(ms))
+	for i, m := range ms {
+		r := pqgoFixedRow{Consent: m.Consent, Health: m.Health, Gender: m.Gender, Birth: m.Birth, AgeMax: m.AgeMax,
+			Lat: m.Lat, Lon: m.Lon, MaxKm: m.MaxKm, Trait: m.Trait}
+		if m.ID != nil {
+			r.UserID = ptr(uint64(*m.ID))
+		}
+		if m.Seeking != nil {
+			r.Seeking = ptr(uint8(*m.Seeking))
+		}
+		if m.AgeMin != nil {
+			r.AgeMin = ptr(int16(*m.AgeMin))
+		}
+		if m.HLA != nil {
+			r.HLA = (*[HLABytes]byte)(m.HLA)
+		}
+		if m.Ans != nil {
+			r.Ans = (*[pqgoFixedQ]byte)(m.Ans)
+		}
+		if m.Acc != nil {
+			r.Acc = (*[pqgoFixedQ]byte)(m.Acc)
+		}
+		if m.Imp != nil {
+			r.Imp = (*[pqgoFixedQ]byte)(m.Imp)
+		}
+		rows[i] = r
+	}
+	if err := pq.WriteFile(path, rows, pq.MaxRowsPerRowGroup(6), plainBytes); err != nil {
 		t.Fatal(err)
 	}
 }
