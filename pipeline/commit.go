@@ -72,11 +72,9 @@ func openCommitter(out string, asOf time.Time, overwrite bool, attempt string) (
 	_ = lf.Truncate(0)
 	_, _ = lf.WriteAt([]byte(fmt.Sprintf("pid %d on %s, attempt %s\n", os.Getpid(), host, attempt)), 0)
 
-	if !overwrite {
-		if _, err := os.Stat(c.final); err == nil {
-			c.release()
-			return nil, fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, c.final)
-		}
+	if !overwrite && published(c.final) {
+		c.release()
+		return nil, fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, c.final)
 	}
 	// We hold the lock: anything left in the staging area is from a dead run.
 	if err := os.RemoveAll(filepath.Join(out, stagingDir)); err != nil {
@@ -88,6 +86,12 @@ func openCommitter(out string, asOf time.Time, overwrite bool, attempt string) (
 		return nil, ioErrorf("creating staging area: %w", err)
 	}
 	return c, nil
+}
+
+// published reports whether dir is a completely published run (has _SUCCESS).
+func published(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, successFile))
+	return err == nil
 }
 
 // stagedPartition is where the run writes its tables before publishing.
@@ -104,7 +108,9 @@ func (c *committer) publish(overwrite bool) error {
 		return err
 	}
 	if _, err := os.Stat(c.final); err == nil {
-		if !overwrite {
+		// A partition without _SUCCESS is a publish that crashed before
+		// its last step: nobody may rely on it, so it is replaced.
+		if !overwrite && published(c.final) {
 			return fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, c.final)
 		}
 		old := filepath.Join(c.staging, "replaced")

@@ -340,3 +340,24 @@ func TestWriteFormsPhysicalTypes(t *testing.T) {
 		pf.Close()
 	}
 }
+
+// TestUnfinishedPublishIsReplaced: a partition without _SUCCESS (a crash
+// between the rename and the marker) does not block the next run.
+func TestUnfinishedPublishIsReplaced(t *testing.T) {
+	dir := t.TempDir()
+	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(9, defaultKnobs(30)), 16, 12, 1, formArrowFixed)
+	cfg := baseConfig(dir)
+	half := PartitionDir(cfg.Out, testAsOf)
+	os.MkdirAll(filepath.Join(half, "matches"), 0o750)
+	os.WriteFile(filepath.Join(half, "matches", partFile), []byte("half-written"), 0o640)
+	res, err := Run(context.Background(), cfg, discard)
+	if err != nil {
+		t.Fatalf("run over an unfinished publish: %v", err)
+	}
+	if b, _ := os.ReadFile(tablePath(res.Published, "matches")); bytes.Equal(b, []byte("half-written")) {
+		t.Fatal("unfinished partition was not replaced")
+	}
+	if !published(res.Published) {
+		t.Fatal("no _SUCCESS")
+	}
+}

@@ -90,10 +90,7 @@ func TestBinary(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "batchmatch")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	small := genSample(t, dir, "500")
 	out := filepath.Join(dir, "out")
 	cmd := exec.Command(bin, "run", "--profiles", small, "--out", out, "--as-of", "2026-11-24", "--log-format", "json")

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildBinary builds the real binary once per test process.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "batchmatch-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "batchmatch")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = errors.New(string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build: %v", buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+func exitOf(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// runBin runs the binary and returns its exit code and stderr.
+func runBin(t *testing.T, bin string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	return exitOf(err), stderr.String()
+}
+
+func tables(t *testing.T, part string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for _, tb := range []string{"matches", "soulmates", "rejects"} {
+		b, err := os.ReadFile(filepath.Join(part, tb, "part-00000.parquet"))
+		if err != nil {
+			t.Fatalf("reading %s: %v", tb, err)
+		}
+		out[tb] = b
+	}
+	return out
+}
+
+// TestKill9 kills the job at points spread over a whole run and re-runs it:
+// the result always equals an uninterrupted run and no staging area survives.
+func TestKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	profiles := genSample(t, dir, "6000")
+	args := func(out string) []string {
+		return []string{"run", "--profiles", profiles, "--out", out, "--as-of", "2026-11-24", "--log-format", "json", "--max-reject-ratio", "1"}
+	}
+	ref := filepath.Join(dir, "ref")
+	start := time.Now()
+	if code, stderr := runBin(t, bin, args(ref)...); code != 0 {
+		t.Fatalf("reference run: exit %d\n%s", code, stderr)
+	}
+	full := time.Since(start)
+	want := tables(t, filepath.Join(ref, "dt=2026-11-24"))
+	for k := 0; k <= 6; k++ {
+		out := filepath.Join(dir, "out")
+		os.RemoveAll(out)
+		cmd := exec.Command(bin, args(out)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(full * time.Duration(k) / 6)
+		cmd.Process.Kill()
+		cmd.Wait()
+		// whatever was left behind, a re-run gives the uninterrupted result
+		code, stderr := runBin(t, bin, args(out)...)
+		part := filepath.Join(out, "dt=2026-11-24")
+		switch code {
+		case 0:
+		case exitCantCreat: // killed after it had published completely
+			if _, err := os.Stat(filepath.Join(part, "_SUCCESS")); err != nil {
+				t.Fatalf("kill at %d/6: re-run refused but nothing complete was published\n%s", k, stderr)
+			}
+		default:
+			t.Fatalf("kill at %d/6: re-run exit %d\n%s", k, code, stderr)
+		}
+		got := tables(t, part)
+		for tb := range want {
+			if !bytes.Equal(got[tb], want[tb]) {
+				t.Errorf("kill at %d/6: %s differs from the uninterrupted run", k, tb)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(out, "_temporary")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("kill at %d/6: staging area survived the re-run", k)
+		}
+	}
+}
+
+// TestConcurrentRuns: two runs on one output; one wins, the other exits 75
+// naming the holder.
+func TestConcurrentRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	profiles := genSample(t, dir, "12000")
+	out := filepath.Join(dir, "out")
+	args := []string{"run", "--profiles", profiles, "--out", out, "--as-of", "2026-11-24", "--log-format", "json", "--max-reject-ratio", "1"}
+	first := exec.Command(bin, args...)
+	var firstErr bytes.Buffer
+	first.Stderr = &firstErr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(firstErr.String(), `"stage":"read_profiles"`) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	code, stderr := runBin(t, bin, args...)
+	if code != exitTempFail || !strings.Contains(stderr, "held by pid") {
+		t.Errorf("second run: exit %d, want %d naming the holder\n%s", code, exitTempFail, stderr)
+	}
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first run: %v\n%s", err, firstErr.String())
+	}
+	if _, err := os.Stat(filepath.Join(out, "dt=2026-11-24", "_SUCCESS")); err != nil {
+		t.Fatal("the winner did not publish")
+	}
+}
+
+// TestWriteFailure fills the "disk" with a file-size limit: writes fail with
+// EFBIG (Go ignores SIGXFSZ), the run exits 74 and publishes nothing.
+func TestWriteFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	profiles := genSample(t, dir, "3000")
+	out := filepath.Join(dir, "out")
+	cmd := exec.Command("sh", "-c", `ulimit -f 64 && exec "$0" "$@"`, bin,
+		"run", "--profiles", profiles, "--out", out, "--as-of", "2026-11-24", "--log-format", "json", "--max-reject-ratio", "1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	code := exitOf(cmd.Run())
+	if code != exitIOErr || !strings.Contains(stderr.String(), "file too large") {
+		t.Fatalf("exit %d, want %d with the write error\n%s", code, exitIOErr, stderr.String())
+	}
+	entries, _ := os.ReadDir(out)
+	for _, e := range entries {
+		if e.Name() != ".lock" {
+			t.Errorf("failed run left %s behind", e.Name())
+		}
+	}
+}
