@@ -3,6 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -359,5 +361,42 @@ func TestUnfinishedPublishIsReplaced(t *testing.T) {
 	}
 	if !published(res.Published) {
 		t.Fatal("no _SUCCESS")
+	}
+}
+
+// TestManifestFingerprint: the manifest names every input with its size and
+// checksum, and the configuration hash changes exactly when output can.
+func TestManifestFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	paths := writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(10, defaultKnobs(40)), 16, 12, 2, formArrowFixed)
+	cfg := baseConfig(dir)
+	res, err := Run(context.Background(), cfg, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	if len(m.Inputs.Profiles) != 2 || m.Version != Version || m.AsOf != "2026-11-24" {
+		t.Fatalf("manifest %+v", m)
+	}
+	for i, in := range m.Inputs.Profiles {
+		b, _ := os.ReadFile(paths[i])
+		sum := sha256.Sum256(b)
+		if in.Path != paths[i] || in.Size != int64(len(b)) || in.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("input %d: %+v", i, in)
+		}
+	}
+	same := cfg
+	same.Workers, same.Overwrite = 7, true
+	other := cfg
+	other.K = 4
+	if configHash(same, m.Dims) != m.ConfigHash || configHash(other, m.Dims) == m.ConfigHash {
+		t.Error("config hash does not track exactly the output-relevant configuration")
+	}
+	// the manifest on disk is the one returned, and holds no member data
+	raw, _ := os.ReadFile(filepath.Join(res.Published, "manifest.json"))
+	for _, banned := range []string{`"trait"`, `"lat"`, `"hla"`, `"answers"`, `"gender"`} {
+		if strings.Contains(string(raw), banned) {
+			t.Errorf("manifest mentions %s", banned)
+		}
 	}
 }

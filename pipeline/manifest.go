@@ -1,7 +1,12 @@
 package pipeline
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
+	"os"
 	"time"
 )
 
@@ -16,6 +21,7 @@ type Manifest struct {
 	StartedAt   time.Time        `json:"started_at"`
 	FinishedAt  time.Time        `json:"finished_at"`
 	Config      Config           `json:"config"`
+	ConfigHash  string           `json:"config_hash"`
 	Dims        ManifestDims     `json:"dims"`
 	Inputs      ManifestInputs   `json:"inputs"`
 	Counts      Counts           `json:"counts"`
@@ -30,11 +36,13 @@ type ManifestDims struct {
 	Source string `json:"source"`
 }
 
-// InputFile is one input file of the run.
+// InputFile is one input file of the run: its fingerprint is path, size and
+// the SHA-256 of its bytes.
 type InputFile struct {
-	Path string `json:"path"`
-	Size int64  `json:"size_bytes"`
-	Rows int64  `json:"rows"`
+	Path   string `json:"path"`
+	Size   int64  `json:"size_bytes"`
+	SHA256 string `json:"sha256"`
+	Rows   int64  `json:"rows"`
 }
 
 // ManifestInputs lists the run's input files by role.
@@ -70,6 +78,30 @@ type Counts struct {
 type Table struct {
 	Path string `json:"path"`
 	Rows int64  `json:"rows"`
+}
+
+// configHash is a SHA-256 over everything in the configuration that can
+// change the tables (not workers, paths or --overwrite), with the tool and
+// spec versions: equal hashes on equal inputs mean equal outputs.
+func configHash(c Config, d ManifestDims) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "batchmatch %s spec %s\nk=%d as_of=%s weights=%v max_reject_ratio=%v D=%d Q=%d\n",
+		Version, SpecVersion, c.K, c.AsOfDate, c.Weights, c.MaxRejectRatio, d.D, d.Q)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// hashFile returns the hex SHA-256 of a file's bytes.
+func hashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (m *Manifest) encode() ([]byte, error) {

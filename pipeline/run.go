@@ -117,6 +117,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 	log.Info("profile shards opened", "files", len(files), "trait_dim", d.D, "questions", d.Q, "dims_from", src)
 
 	chunks := make([]*chunk, len(files))
+	sums := make([]string, len(files))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(cfg.Workers)
 	for i, pf := range files {
@@ -126,6 +127,9 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 					err = fileError(ErrBadData, pf.path, "", fmt.Errorf("panic while reading: %v\n%s", r, debug.Stack()))
 				}
 			}()
+			if sums[i], err = hashFile(pf.path); err != nil {
+				return fileError(ErrNoInput, pf.path, "", err)
+			}
 			chunks[i], err = readProfileFile(gctx, pf, i, d, cfg.AsOf, suppress)
 			return err
 		})
@@ -134,7 +138,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 		return nil, err
 	}
 	for i, c := range chunks {
-		L.Inputs.Profiles = append(L.Inputs.Profiles, InputFile{Path: files[i].path, Size: files[i].size, Rows: c.read})
+		L.Inputs.Profiles = append(L.Inputs.Profiles, InputFile{Path: files[i].path, Size: files[i].size, SHA256: sums[i], Rows: c.read})
 		L.Counts.RowsRead += c.read
 		L.Counts.RowsSuppressed += c.suppressed
 		files[i].Close()
@@ -201,12 +205,16 @@ func readSideInput(ctx context.Context, path string, cols []string, mem memory.A
 		return InputFile{}, err
 	}
 	defer pf.Close()
+	sum, err := hashFile(path)
+	if err != nil {
+		return InputFile{}, fileError(ErrNoInput, path, "", err)
+	}
 	var rows int64
 	err = readIDColumns(ctx, pf, cols, func(_ int64, v []int64, ok bool) {
 		rows++
 		fn(v, ok)
 	})
-	return InputFile{Path: path, Size: pf.size, Rows: rows}, err
+	return InputFile{Path: path, Size: pf.size, SHA256: sum, Rows: rows}, err
 }
 
 // resolveDims applies spec §1: a fixed-size schema type gives D and Q (and
@@ -277,14 +285,21 @@ type Result struct {
 }
 
 // Run executes the whole job: load, score, select, assign soulmates, write
-// the tables to a staging area and publish them in one step.
-func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
+// the tables to a staging area and publish them in one step. On failure it
+// returns the error with a Result whose Manifest holds what was counted so
+// far (for metrics) and whose Published is empty.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err error) {
 	started := time.Now()
 	attempt := newAttemptID(started)
 	m := &Manifest{
 		Tool: "batchmatch", Version: Version, SpecVersion: SpecVersion, RunID: attempt,
 		AsOf: cfg.AsOfDate, StartedAt: started.UTC(), Config: cfg,
 	}
+	defer func() {
+		if err != nil {
+			res = &Result{Manifest: m}
+		}
+	}()
 	log = log.With("run_id", attempt)
 	tm := newStageTimer(log)
 
@@ -300,9 +315,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 
 	L, err := Load(ctx, cfg, log, cfg.Alloc, tm)
 	if err != nil {
+		if L != nil {
+			m.Dims, m.Inputs, m.Counts = L.Dims, L.Inputs, L.Counts
+		}
 		return nil, err
 	}
 	m.Dims, m.Inputs, m.Counts = L.Dims, L.Inputs, L.Counts
+	m.ConfigHash = configHash(cfg, L.Dims)
 	pop := L.Pop
 
 	tm.begin("score_topk")

@@ -35,15 +35,28 @@ const (
 
 func main() {
 	termCtx, stopTerm := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	ctx, stopInt := signal.NotifyContext(termCtx, os.Interrupt)
+	ctx, stopInt := signal.NotifyContext(context.WithValue(termCtx, termKey{}, termCtx), os.Interrupt)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	code := exitCode(err, termCtx.Err() != nil, ctx.Err() != nil)
+	code := exitCodeFor(ctx, err)
 	stopInt()
 	stopTerm()
 	if err != nil && !errors.Is(err, errHelp) {
 		fmt.Fprintln(os.Stderr, "batchmatch:", err)
 	}
 	os.Exit(code)
+}
+
+// termKey keys the SIGTERM context in the run's context, so that the exit
+// code can tell SIGTERM (143) from SIGINT (130).
+type termKey struct{}
+
+// exitCodeFor is exitCode with the signal state read from ctx.
+func exitCodeFor(ctx context.Context, err error) int {
+	terminated := false
+	if t, ok := ctx.Value(termKey{}).(context.Context); ok {
+		terminated = t.Err() != nil
+	}
+	return exitCode(err, terminated, ctx.Err() != nil)
 }
 
 // exitCode maps an error to the process exit code; this is the only place

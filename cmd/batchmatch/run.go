@@ -131,12 +131,14 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	var o pipeline.Options
 	var lo logOptions
+	var mo pipeline.MetricsOptions
 	fs := pflag.NewFlagSet("batchmatch run", pflag.ContinueOnError)
 	o.AddFlags(fs)
 	lo.AddFlags(fs)
+	mo.AddFlags(fs)
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
@@ -149,7 +151,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	res, err := pipeline.Run(ctx, cfg, log)
+	// Metrics go out for failed runs too; a metrics failure is logged and
+	// does not change the run's outcome.
+	var m *pipeline.Manifest
+	if res != nil {
+		m = res.Manifest
+	}
+	host, _ := os.Hostname()
+	if merr := pipeline.PublishMetrics(mo, m, exitCodeFor(ctx, err), host); merr != nil {
+		log.Warn("publishing metrics failed", "err", merr)
+	}
 	if err != nil {
+		log.Error("run failed", "exit_code", exitCodeFor(ctx, err), "err", err)
 		return err
 	}
 	c := res.Manifest.Counts
