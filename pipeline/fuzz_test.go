@@ -6,6 +6,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -91,4 +94,30 @@ func readOne(path string) (*chunk, dims, error) {
 	}
 	c, err := readProfileFile(context.Background(), pf, 0, d, testAsOf, nil)
 	return c, d, err
+}
+
+// TestCorruptArrowSchemaIsBounded replays the fuzz input whose footer made
+// arrow-go allocate 22 GB: it must now fail as bad data, allocating little.
+func TestCorruptArrowSchemaIsBounded(t *testing.T) {
+	raw, err := os.ReadFile("testdata/fuzz/FuzzReadProfiles/arrow-schema-alloc-bomb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	q, err := strconv.Unquote(s[strings.Index(s, "[]byte(")+len("[]byte(") : strings.LastIndex(s, ")")])
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "bomb.parquet")
+	os.WriteFile(path, []byte(q), 0o600)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err = readOne(path)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "ARROW:schema") {
+		t.Fatalf("got %v, want a corrupt ARROW:schema error", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+		t.Fatalf("rejecting a %d-byte file allocated %d MiB", len(q), n>>20)
+	}
 }

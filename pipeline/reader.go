@@ -53,6 +53,14 @@ func openParquet(path string, mem memory.Allocator) (pf *parquetFile, err error)
 		osf.Close()
 		return nil, fileError(ErrBadData, path, "", fmt.Errorf("not a readable Parquet file: %w", err))
 	}
+	if kv := pr.MetaData().KeyValueMetadata(); kv != nil {
+		if sch := kv.FindValue("ARROW:schema"); sch != nil {
+			if err := checkArrowSchema(*sch); err != nil {
+				pr.Close()
+				return nil, fileError(ErrBadData, path, "", err)
+			}
+		}
+	}
 	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: readBatchRows}, mem)
 	if err != nil {
 		pr.Close()
