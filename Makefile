@@ -21,20 +21,25 @@ demo: build
 	@echo
 	@echo "Output: $(DEMO)/out/dt=$(ASOF)/ (matches/, soulmates/, rejects/, manifest.json, _SUCCESS)"
 
-# Everything: vet, formatting, unit and property tests, the race detector
-# on the pipeline, and a short run of every fuzz target.
+# Everything: vet, formatting, unit, property and process-level tests, the
+# race detector on the pipeline, and a short run of every fuzz target.
+# Minimisation is capped: minimising a new 10-30 KB Parquet input otherwise
+# takes up to a minute per input and looks like a hang.
+FUZZ = $(GO) test -count=1 -run '^$$' -fuzzminimizetime 2s
 test: vet fmt-check
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race -short ./pipeline/... ./cmd/...
-	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzQuestions$$' -fuzztime 5s ./kernels
-	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzDot$$' -fuzztime 5s ./kernels
+	$(FUZZ) -fuzz '^FuzzQuestions$$' -fuzztime 5s ./kernels
+	$(FUZZ) -fuzz '^FuzzDot$$' -fuzztime 5s ./kernels
+	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 15s ./pipeline
+	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 10s ./pipeline
 
-# Longer fuzzing, including the Parquet reader (arrow-go decoders on mutated
-# files; not in `make test`: see docs/ARCHITECTURE.md, "Fuzzing").
+# Longer fuzzing; FUZZ_WATCHDOG=/tmp/wd dumps stacks of any exec over 5 s.
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzReadProfiles$$' -fuzztime 5m ./pipeline
-	$(GO) test -run '^$$' -fuzz '^FuzzQuestions$$' -fuzztime 1m ./kernels
-	$(GO) test -run '^$$' -fuzz '^FuzzDot$$' -fuzztime 1m ./kernels
+	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 5m ./pipeline
+	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 2m ./pipeline
+	$(FUZZ) -fuzz '^FuzzQuestions$$' -fuzztime 1m ./kernels
+	$(FUZZ) -fuzz '^FuzzDot$$' -fuzztime 1m ./kernels
 
 vet:
 	$(GO) vet ./...

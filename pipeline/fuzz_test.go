@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -39,6 +40,19 @@ func FuzzReadProfiles(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 1<<16 {
 			return
+		}
+		if p := os.Getenv("FUZZ_WATCHDOG"); p != "" { // diagnosis: dump stacks and the input of any exec over 5 s
+			done := make(chan struct{})
+			defer close(done)
+			go func() {
+				select {
+				case <-done:
+				case <-time.After(5 * time.Second):
+					buf := make([]byte, 1<<22)
+					os.WriteFile(p+".stack", buf[:runtime.Stack(buf, true)], 0o600)
+					os.WriteFile(p+".input", data, 0o600)
+				}
+			}()
 		}
 		path := filepath.Join(t.TempDir(), "fuzz.parquet")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -120,4 +134,47 @@ func TestCorruptArrowSchemaIsBounded(t *testing.T) {
 	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
 		t.Fatalf("rejecting a %d-byte file allocated %d MiB", len(q), n>>20)
 	}
+}
+
+// FuzzValidateRow writes one profile row of arbitrary values and checks the
+// reader's verdict against the reference validation (ref_test.go): the same
+// reason, or valid on both sides.
+func FuzzValidateRow(f *testing.F) {
+	f.Add(int64(1), true, int64(0), int64(2), int32(9000), int64(25), int64(35), 48.85, 2.35, float32(50), float32(1), float32(0), []byte{1, 2}, []byte{3, 255}, []byte{4, 0}, []byte{1}, false)
+	f.Add(int64(-5), false, int64(3), int64(0), int32(30000), int64(40), int64(30), 91.0, -181.0, float32(0), float32(0), float32(0), []byte{9, 0}, []byte{0, 0}, []byte{5, 5}, []byte{}, true)
+	f.Fuzz(func(t *testing.T, id int64, consent bool, gender, seeking int64, birth int32, ageMin, ageMax int64,
+		lat, lon float64, maxKm, t0, t1 float32, ans, acc, imp, hla []byte, variable bool) {
+		const q = 2
+		if len(ans) > 4 || len(acc) > 4 || len(imp) > 4 || len(hla) > 40 {
+			return
+		}
+		clamp := func(v, lo, hi int64) int64 { return min(max(v, lo), hi) } // the test schema's uint16/uint8 columns
+		m := tMember{ID: &id, Consent: &consent, Health: ptr(true), Gender: ptr(clamp(gender, 0, 65535)),
+			Seeking: ptr(clamp(seeking, 0, 255)), Birth: &birth, AgeMin: ptr(clamp(ageMin, 0, 255)), AgeMax: ptr(clamp(ageMax, 0, 255)),
+			Lat: &lat, Lon: &lon, MaxKm: &maxKm, Trait: []float32{t0, t1}, Ans: ans, Acc: acc, Imp: imp}
+		if len(hla) > 0 {
+			m.HLA = hla
+		}
+		form := formArrowVariable
+		if !variable && formArrowFixed.canHold([]tMember{m}, 2, q) {
+			form = formArrowFixed
+		}
+		p := writeProfiles(t, filepath.Join(t.TempDir(), "p"), []tMember{m}, 2, q, 1, form)[0]
+		pf, err := openParquet(p, memory.NewGoAllocator())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pf.Close()
+		c, err := readProfileFile(context.Background(), pf, 0, dims{D: 2, Q: q}, testAsOf, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if len(c.rejects) == 1 {
+			got = c.rejects[0].Reason
+		}
+		if want := refReason(m, 2, q, testAsOf); got != want {
+			t.Fatalf("%s: reader says %q, reference %q for %+v", form, got, want, m)
+		}
+	})
 }

@@ -75,13 +75,13 @@ func refReason(m tMember, d, q int, asOf time.Time) string {
 	if m.Lat == nil {
 		return "null_lat"
 	}
-	if *m.Lat < -90 || *m.Lat > 90 {
+	if !(*m.Lat >= -90 && *m.Lat <= 90) { // NaN is not inside the range
 		return "lat_out_of_range"
 	}
 	if m.Lon == nil {
 		return "null_lon"
 	}
-	if *m.Lon < -180 || *m.Lon > 180 {
+	if !(*m.Lon >= -180 && *m.Lon <= 180) {
 		return "lon_out_of_range"
 	}
 	if m.MaxKm == nil {
