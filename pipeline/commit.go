@@ -25,9 +25,13 @@ const (
 	successFile = "_SUCCESS"
 )
 
-// PartitionDir returns the published directory of the run for asOf.
+// DefaultPartition is the Hive-style partition name of a run for asOf.
+func DefaultPartition(asOf time.Time) string { return "dt=" + asOf.Format(time.DateOnly) }
+
+// PartitionDir returns the published directory of the run for asOf under
+// the default partition name.
 func PartitionDir(out string, asOf time.Time) string {
-	return filepath.Join(out, "dt="+asOf.Format(time.DateOnly))
+	return filepath.Join(out, DefaultPartition(asOf))
 }
 
 // committer owns a run's staging area and publishes it in one step.
@@ -49,11 +53,11 @@ func newAttemptID(now time.Time) string {
 // openCommitter takes the output lock, refuses to replace a published run
 // unless overwrite is set, removes leftovers of crashed runs and creates
 // this run's staging area.
-func openCommitter(out string, asOf time.Time, overwrite bool, attempt string) (*committer, error) {
+func openCommitter(out, partition string, overwrite bool, attempt string) (*committer, error) {
 	if err := os.MkdirAll(out, 0o750); err != nil {
 		return nil, ioErrorf("creating output directory: %w", err)
 	}
-	c := &committer{out: out, attempt: attempt, final: PartitionDir(out, asOf)}
+	c := &committer{out: out, attempt: attempt, final: filepath.Join(out, partition)}
 	c.staging = filepath.Join(out, stagingDir, attempt)
 	lf, err := os.OpenFile(filepath.Join(out, lockFile), os.O_CREATE|os.O_RDWR, 0o640)
 	if err != nil {

@@ -272,7 +272,7 @@ func TestCommitProtocol(t *testing.T) {
 		t.Error("overwrite did not replace the partition")
 	}
 	// a second run while the lock is held exits with ErrLocked naming the holder
-	com, err := openCommitter(cfg.Out, testAsOf, true, "holder-attempt")
+	com, err := openCommitter(cfg.Out, DefaultPartition(testAsOf), true, "holder-attempt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,5 +398,27 @@ func TestManifestFingerprint(t *testing.T) {
 		if strings.Contains(string(raw), banned) {
 			t.Errorf("manifest mentions %s", banned)
 		}
+	}
+}
+
+func TestPartitionFlag(t *testing.T) {
+	for _, tc := range []struct {
+		flag, want string
+		ok         bool
+	}{{"", "dt=2026-11-24", true}, {"date=2026-11-24", "date=2026-11-24", true}, {"latest", "latest", true},
+		{"a/b", "", false}, {"..", "", false}, {"_temporary", "", false}, {".hidden", "", false}} {
+		o := Options{Profiles: []string{"p"}, Out: "o", K: 1, Workers: 1, Weights: DefaultWeights[:], AsOf: "2026-11-24", Partition: tc.flag}
+		c, err := o.Config(testAsOf, true)
+		if tc.ok != (err == nil) || (tc.ok && c.Partition != tc.want) {
+			t.Errorf("--partition %q: %q, %v", tc.flag, c.Partition, err)
+		}
+	}
+	dir := t.TempDir()
+	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(12, defaultKnobs(20)), 16, 12, 1, formArrowFixed)
+	cfg := baseConfig(dir)
+	cfg.Partition = "run=nightly"
+	res, err := Run(context.Background(), cfg, discard)
+	if err != nil || res.Published != filepath.Join(cfg.Out, "run=nightly") || !published(res.Published) {
+		t.Fatalf("%v, %+v", err, res)
 	}
 }

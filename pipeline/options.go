@@ -3,7 +3,9 @@ package pipeline
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -29,6 +31,7 @@ type Options struct {
 	TraitDim       int
 	Questions      int
 	Overwrite      bool
+	Partition      string
 }
 
 // AddFlags registers the options on fs with their defaults.
@@ -45,6 +48,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.TraitDim, "trait-dim", 0, "trait width D when the schema does not fix it (0: from the data)")
 	fs.IntVar(&o.Questions, "questions", 0, "question count Q when the schema does not fix it (0: from the data)")
 	fs.BoolVar(&o.Overwrite, "overwrite", false, "replace an already published partition for the same as-of date")
+	fs.StringVar(&o.Partition, "partition", "", "directory under --out the run publishes (default: Hive-style dt=<as-of>)")
 }
 
 // Config is a checked, immutable run configuration.
@@ -62,6 +66,7 @@ type Config struct {
 	TraitDim       int        `json:"trait_dim_flag,omitempty"`
 	Questions      int        `json:"questions_flag,omitempty"`
 	Overwrite      bool       `json:"overwrite"`
+	Partition      string     `json:"partition"`
 	// Alloc is the Arrow allocator for reading inputs (nil: the default).
 	// Tests pass a checked allocator to prove every buffer is released.
 	Alloc memory.Allocator `json:"-"`
@@ -108,6 +113,14 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 		c.AsOf = t
 	}
 	c.AsOfDate = c.AsOf.Format(time.DateOnly)
+	c.Partition = o.Partition
+	if c.Partition == "" {
+		c.Partition = DefaultPartition(c.AsOf)
+	}
+	if c.Partition != filepath.Base(c.Partition) || c.Partition == "." || c.Partition == ".." ||
+		strings.HasPrefix(c.Partition, "_") || strings.HasPrefix(c.Partition, ".") {
+		return c, usageErrorf("--partition must be one directory name not starting with '_' or '.', got %q", c.Partition)
+	}
 	return c, nil
 }
 

@@ -307,7 +307,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	if _, err := resolveInputs("profiles", cfg.Profiles); err != nil {
 		return nil, err
 	}
-	com, err := openCommitter(cfg.Out, cfg.AsOf, cfg.Overwrite, attempt)
+	partition := cfg.Partition
+	if partition == "" {
+		partition = DefaultPartition(cfg.AsOf)
+	}
+	com, err := openCommitter(cfg.Out, partition, cfg.Overwrite, attempt)
 	if err != nil {
 		return nil, err
 	}
