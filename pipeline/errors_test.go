@@ -268,8 +268,11 @@ func TestCommitProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	after, _ := os.ReadFile(filepath.Join(res2.Published, "manifest.json"))
-	if bytes.Equal(before, after) || res2.Manifest.RunID == res.Manifest.RunID {
+	if bytes.Equal(before, after) || res2.Manifest.AttemptID == res.Manifest.AttemptID {
 		t.Error("overwrite did not replace the partition")
+	}
+	if res2.Manifest.RunID != res.Manifest.RunID || len(res.Manifest.RunID) != 32 {
+		t.Errorf("same input and configuration, different run ids: %q, %q", res.Manifest.RunID, res2.Manifest.RunID)
 	}
 	// a second run while the lock is held exits with ErrLocked naming the holder
 	com, err := openCommitter(cfg.Out, DefaultPartition(testAsOf), true, "holder-attempt")

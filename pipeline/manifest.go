@@ -16,7 +16,8 @@ type Manifest struct {
 	Tool        string           `json:"tool"`
 	Version     string           `json:"version"`
 	SpecVersion string           `json:"spec_version"`
-	RunID       string           `json:"run_id"`
+	RunID       string           `json:"run_id"`     // content id: config hash + population fingerprint
+	AttemptID   string           `json:"attempt_id"` // this process's attempt (staging area, _SUCCESS)
 	AsOf        string           `json:"as_of"`
 	StartedAt   time.Time        `json:"started_at"`
 	FinishedAt  time.Time        `json:"finished_at"`

@@ -3,8 +3,12 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"math"
 	"slices"
+	"unsafe"
 
 	"github.com/osmosis/batchmatch/kernels"
 )
@@ -186,4 +190,51 @@ func (p *Population) setBlocks(pairs [][2]int64) {
 		slices.Sort(p.Blocked[i])
 		p.Blocked[i] = slices.Compact(p.Blocked[i])
 	}
+}
+
+// Fingerprint is a SHA-256 over everything scoring reads: dimensions, every
+// column in member (id) order and the block lists. It does not depend on how
+// the input was sharded or ordered, so with the configuration hash it
+// identifies the computation: equal fingerprints give equal tables.
+func (p *Population) Fingerprint() string {
+	h := sha256.New()
+	var hdr [24]byte
+	binary.LittleEndian.PutUint64(hdr[0:], uint64(p.N))
+	binary.LittleEndian.PutUint64(hdr[8:], uint64(p.D))
+	binary.LittleEndian.PutUint64(hdr[16:], uint64(p.Q))
+	h.Write(hdr[:])
+	h.Write(asBytes(p.ID))
+	h.Write(p.Gender)
+	h.Write(p.Seeking)
+	h.Write(p.Age)
+	h.Write(p.AgeMin)
+	h.Write(p.AgeMax)
+	h.Write(asBytes(p.Geo))
+	h.Write(asBytes(p.MaxKm))
+	h.Write(asBytes(p.Trait))
+	h.Write(asBytes(p.Health))
+	h.Write(asBytes(p.HLA))
+	h.Write(p.Ans)
+	h.Write(p.Acc)
+	h.Write(p.Imp)
+	for i, b := range p.Blocked {
+		if len(b) > 0 {
+			var k [8]byte
+			binary.LittleEndian.PutUint32(k[0:], uint32(i))
+			binary.LittleEndian.PutUint32(k[4:], uint32(len(b)))
+			h.Write(k[:])
+			h.Write(asBytes(b))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// asBytes views a slice of fixed-size values as its bytes (little-endian on
+// every platform Go targets that we build for; the fingerprint is only
+// compared between runs of the same build).
+func asBytes[T any](s []T) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(s[0])))
 }

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -292,7 +294,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	started := time.Now()
 	attempt := newAttemptID(started)
 	m := &Manifest{
-		Tool: "batchmatch", Version: Version, SpecVersion: SpecVersion, RunID: attempt,
+		Tool: "batchmatch", Version: Version, SpecVersion: SpecVersion, AttemptID: attempt,
 		AsOf: cfg.AsOfDate, StartedAt: started.UTC(), Config: cfg,
 	}
 	defer func() {
@@ -300,7 +302,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 			res = &Result{Manifest: m}
 		}
 	}()
-	log = log.With("run_id", attempt)
+	log = log.With("attempt_id", attempt)
 	tm := newStageTimer(log)
 
 	// Fail fast on inputs that are missing before taking the output lock.
@@ -327,6 +329,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	m.Dims, m.Inputs, m.Counts = L.Dims, L.Inputs, L.Counts
 	m.ConfigHash = configHash(cfg, L.Dims)
 	pop := L.Pop
+	rid := sha256.Sum256([]byte(m.ConfigHash + pop.Fingerprint()))
+	m.RunID = hex.EncodeToString(rid[:16])
+	log.Info("population fingerprinted", "run_id", m.RunID)
 
 	tm.begin("score_topk")
 	sc := &Scorer{P: pop, W: cfg.Weights}
@@ -343,13 +348,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 
 	tm.begin("write")
 	dir := com.stagedPartition()
-	// Footer metadata is deterministic (no run id or timestamp) so that the
-	// same input and configuration give byte-identical tables; the run id
-	// is in manifest.json.
-	meta := map[string]string{"batchmatch.as_of": cfg.AsOfDate,
-		"batchmatch.spec_version": SpecVersion, "batchmatch.version": Version}
+	// Footer metadata is deterministic (a content run id, no attempt id or
+	// timestamp) so that the same population and configuration give
+	// byte-identical tables however the input was sharded.
+	meta := map[string]string{"batchmatch.run_id": m.RunID, "batchmatch.as_of": cfg.AsOfDate,
+		"batchmatch.spec_version": SpecVersion, "batchmatch.version": Version, "batchmatch.config_hash": m.ConfigHash}
 	m.Outputs = map[string]Table{}
-	rows, err := writeTable(tablePath(dir, "matches"), meta, func(add func(MatchRow) error) error {
+	rows, err := writeTable(tablePath(dir, "matches"), meta, matchesLayout, func(add func(MatchRow) error) error {
 		for i, l := range lists {
 			if len(l) == 0 {
 				m.Counts.MembersWithoutMatch++
@@ -384,7 +389,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	m.Counts.Matches = rows
 	m.Outputs["matches"] = Table{Path: filepath.Join("matches", partFile), Rows: rows}
 
-	rows, err = writeTable(tablePath(dir, "soulmates"), meta, func(add func(SoulmateRow) error) error {
+	rows, err = writeTable(tablePath(dir, "soulmates"), meta, soulmatesLayout, func(add func(SoulmateRow) error) error {
 		for _, s := range souls {
 			if err := add(SoulmateRow{UserA: pop.ID[s.A], UserB: pop.ID[s.B], Score: s.S, RankA: s.RankA, RankB: s.RankB}); err != nil {
 				return err
@@ -397,7 +402,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	}
 	m.Outputs["soulmates"] = Table{Path: filepath.Join("soulmates", partFile), Rows: rows}
 
-	rows, err = writeTable(tablePath(dir, "rejects"), meta, func(add func(RejectRow) error) error {
+	rows, err = writeTable(tablePath(dir, "rejects"), meta, rejectsLayout, func(add func(RejectRow) error) error {
 		for _, r := range L.Rejects {
 			if err := add(RejectRow{SourceFile: r.File, Row: r.Row, UserID: r.UserID, Reason: r.Reason}); err != nil {
 				return err
