@@ -5,7 +5,7 @@ DEMO    := demo
 ASOF    ?= 2026-11-24
 N       ?= 20000
 
-.PHONY: all build demo test vet fmt-check fuzz bench clean
+.PHONY: all build demo test vet fmt-check duckdb fuzz bench clean
 
 all: build
 
@@ -26,8 +26,9 @@ demo: build
 # Minimisation is capped: minimising a new 10-30 KB Parquet input otherwise
 # takes up to a minute per input and looks like a hang.
 FUZZ = $(GO) test -count=1 -run '^$$' -fuzzminimizetime 2s
-test: vet fmt-check
-	$(GO) test -count=1 ./...
+DUCKDB := testdata/duckdb
+test: vet fmt-check duckdb
+	BATCHMATCH_DUCKDB_DIR=$(CURDIR)/$(DUCKDB) $(GO) test -count=1 ./...
 	$(GO) test -count=1 -race -short ./pipeline/... ./cmd/...
 	$(FUZZ) -fuzz '^FuzzQuestions$$' -fuzztime 5s ./kernels
 	$(FUZZ) -fuzz '^FuzzDot$$' -fuzztime 5s ./kernels
@@ -40,6 +41,13 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 2m ./pipeline
 	$(FUZZ) -fuzz '^FuzzQuestions$$' -fuzztime 1m ./kernels
 	$(FUZZ) -fuzz '^FuzzDot$$' -fuzztime 1m ./kernels
+
+# DuckDB (npm @duckdb/node-api, pinned by package-lock.json) is a real
+# analytics client in the tests: pipeline/duckdb_test.go.
+duckdb: $(DUCKDB)/node_modules/.installed
+$(DUCKDB)/node_modules/.installed: $(DUCKDB)/package-lock.json
+	cd $(DUCKDB) && npm ci --no-audit --no-fund
+	touch $@
 
 vet:
 	$(GO) vet ./...
