@@ -392,7 +392,7 @@ func TestManifestFingerprint(t *testing.T) {
 	same.Workers, same.Overwrite = 7, true
 	other := cfg
 	other.K = 4
-	if configHash(same, m.Dims) != m.ConfigHash || configHash(other, m.Dims) == m.ConfigHash {
+	if configHash(same, m.Dims, "") != m.ConfigHash || configHash(other, m.Dims, "") == m.ConfigHash || configHash(cfg, m.Dims, "k1") == m.ConfigHash {
 		t.Error("config hash does not track exactly the output-relevant configuration")
 	}
 	// the manifest on disk is the one returned, and holds no member data

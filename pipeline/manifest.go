@@ -13,21 +13,24 @@ import (
 // Manifest describes one run: what it read, how it was configured, what it
 // counted at every stage and how long each stage took. It holds no member data.
 type Manifest struct {
-	Tool        string           `json:"tool"`
-	Version     string           `json:"version"`
-	SpecVersion string           `json:"spec_version"`
-	RunID       string           `json:"run_id"`     // content id: config hash + population fingerprint
-	AttemptID   string           `json:"attempt_id"` // this process's attempt (staging area, _SUCCESS)
-	AsOf        string           `json:"as_of"`
-	StartedAt   time.Time        `json:"started_at"`
-	FinishedAt  time.Time        `json:"finished_at"`
-	Config      Config           `json:"config"`
-	ConfigHash  string           `json:"config_hash"`
-	Dims        ManifestDims     `json:"dims"`
-	Inputs      ManifestInputs   `json:"inputs"`
-	Counts      Counts           `json:"counts"`
-	Outputs     map[string]Table `json:"outputs,omitempty"`
-	TimingsMs   map[string]int64 `json:"timings_ms"`
+	Tool        string    `json:"tool"`
+	Version     string    `json:"version"`
+	SpecVersion string    `json:"spec_version"`
+	RunID       string    `json:"run_id"`     // content id: config hash + population fingerprint
+	AttemptID   string    `json:"attempt_id"` // this process's attempt (staging area, _SUCCESS)
+	AsOf        string    `json:"as_of"`
+	StartedAt   time.Time `json:"started_at"`
+	FinishedAt  time.Time `json:"finished_at"`
+	Config      Config    `json:"config"`
+	ConfigHash  string    `json:"config_hash"`
+	// PseudonymKeyID identifies the key ids were pseudonymized with; empty
+	// when the tables carry internal ids.
+	PseudonymKeyID string           `json:"pseudonym_key_id,omitempty"`
+	Dims           ManifestDims     `json:"dims"`
+	Inputs         ManifestInputs   `json:"inputs"`
+	Counts         Counts           `json:"counts"`
+	Outputs        map[string]Table `json:"outputs,omitempty"`
+	TimingsMs      map[string]int64 `json:"timings_ms"`
 }
 
 // ManifestDims are the trait width and question count of the run and where they came from.
@@ -84,10 +87,10 @@ type Table struct {
 // configHash is a SHA-256 over everything in the configuration that can
 // change the tables (not workers, paths or --overwrite), with the tool and
 // spec versions: equal hashes on equal inputs mean equal outputs.
-func configHash(c Config, d ManifestDims) string {
+func configHash(c Config, d ManifestDims, keyID string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "batchmatch %s spec %s\nk=%d as_of=%s weights=%v max_reject_ratio=%v D=%d Q=%d\n",
-		Version, SpecVersion, c.K, c.AsOfDate, c.Weights, c.MaxRejectRatio, d.D, d.Q)
+	fmt.Fprintf(h, "batchmatch %s spec %s\nk=%d as_of=%s weights=%v max_reject_ratio=%v D=%d Q=%d pseudonym_key=%s\n",
+		Version, SpecVersion, c.K, c.AsOfDate, c.Weights, c.MaxRejectRatio, d.D, d.Q, keyID)
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -32,6 +32,7 @@ type Options struct {
 	Questions      int
 	Overwrite      bool
 	Partition      string
+	PseudonymKey   string
 }
 
 // AddFlags registers the options on fs with their defaults.
@@ -48,6 +49,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.TraitDim, "trait-dim", 0, "trait width D when the schema does not fix it (0: from the data)")
 	fs.IntVar(&o.Questions, "questions", 0, "question count Q when the schema does not fix it (0: from the data)")
 	fs.BoolVar(&o.Overwrite, "overwrite", false, "replace an already published partition for the same as-of date")
+	fs.StringVar(&o.PseudonymKey, "pseudonymize-key", "", "file with a secret key (≥ 16 bytes): write every id as HMAC-SHA256(key, id) truncated to int64")
 	fs.StringVar(&o.Partition, "partition", "", "directory under --out the run publishes (default: Hive-style dt=<as-of>)")
 }
 
@@ -67,6 +69,9 @@ type Config struct {
 	Questions      int        `json:"questions_flag,omitempty"`
 	Overwrite      bool       `json:"overwrite"`
 	Partition      string     `json:"partition"`
+	// PseudonymKey is the key file's path; neither it nor the key is
+	// recorded (the manifest has a key id).
+	PseudonymKey string `json:"-"`
 	// Alloc is the Arrow allocator for reading inputs (nil: the default).
 	// Tests pass a checked allocator to prove every buffer is released.
 	Alloc memory.Allocator `json:"-"`
@@ -114,6 +119,7 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 	}
 	c.AsOfDate = c.AsOf.Format(time.DateOnly)
 	c.Partition = o.Partition
+	c.PseudonymKey = o.PseudonymKey
 	if c.Partition == "" {
 		c.Partition = DefaultPartition(c.AsOf)
 	}

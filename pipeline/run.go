@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -309,6 +311,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	if _, err := resolveInputs("profiles", cfg.Profiles); err != nil {
 		return nil, err
 	}
+	var pz *pseudonymizer
+	if cfg.PseudonymKey != "" {
+		if pz, err = loadPseudonymizer(cfg.PseudonymKey); err != nil {
+			return nil, err
+		}
+		m.PseudonymKeyID = pz.keyID
+	}
 	partition := cfg.Partition
 	if partition == "" {
 		partition = DefaultPartition(cfg.AsOf)
@@ -327,7 +336,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 		return nil, err
 	}
 	m.Dims, m.Inputs, m.Counts = L.Dims, L.Inputs, L.Counts
-	m.ConfigHash = configHash(cfg, L.Dims)
+	m.ConfigHash = configHash(cfg, L.Dims, m.PseudonymKeyID)
 	pop := L.Pop
 	rid := sha256.Sum256([]byte(m.ConfigHash + pop.Fingerprint()))
 	m.RunID = hex.EncodeToString(rid[:16])
@@ -353,16 +362,31 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	// byte-identical tables however the input was sharded.
 	meta := map[string]string{"batchmatch.run_id": m.RunID, "batchmatch.as_of": cfg.AsOfDate,
 		"batchmatch.spec_version": SpecVersion, "batchmatch.version": Version, "batchmatch.config_hash": m.ConfigHash}
+	// Output ids: internal ids, or their pseudonyms. Rows are written in
+	// output-id order so that the tables stay sorted either way.
+	ids, order := pop.ID, make([]int32, pop.N)
+	for i := range order {
+		order[i] = int32(i)
+	}
+	if pz != nil {
+		if ids, err = pz.mapPopulation(pop.ID); err != nil {
+			return nil, err
+		}
+		slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(ids[a], ids[b]) })
+		meta["batchmatch.pseudonym_key_id"] = pz.keyID
+	}
 	m.Outputs = map[string]Table{}
 	rows, err := writeTable(tablePath(dir, "matches"), meta, matchesLayout, func(add func(MatchRow) error) error {
-		for i, l := range lists {
+		for k, i32 := range order {
+			i := int(i32)
+			l := lists[i]
 			if len(l) == 0 {
 				m.Counts.MembersWithoutMatch++
 			}
 			for r, c := range l {
 				ps, _ := sc.Pair(i, int(c.J))
 				row := MatchRow{
-					UserID: pop.ID[i], Rank: int32(r + 1), MatchID: pop.ID[c.J], Score: c.S,
+					UserID: ids[i], Rank: int32(r + 1), MatchID: ids[c.J], Score: c.S,
 					STrait: ps.Trait, SQuestions: ps.Questions, SProximity: ps.Proximity,
 					DistanceKm: ps.DistanceKm, Mutual: rankOf(lists[c.J], int32(i)) != 0,
 				}
@@ -377,7 +401,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 					return err
 				}
 			}
-			if i%4096 == 0 && ctx.Err() != nil {
+			if k%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
 		}
@@ -390,8 +414,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	m.Outputs["matches"] = Table{Path: filepath.Join("matches", partFile), Rows: rows}
 
 	rows, err = writeTable(tablePath(dir, "soulmates"), meta, soulmatesLayout, func(add func(SoulmateRow) error) error {
-		for _, s := range souls {
-			if err := add(SoulmateRow{UserA: pop.ID[s.A], UserB: pop.ID[s.B], Score: s.S, RankA: s.RankA, RankB: s.RankB}); err != nil {
+		rows := make([]SoulmateRow, len(souls))
+		for k, s := range souls {
+			r := SoulmateRow{UserA: ids[s.A], UserB: ids[s.B], Score: s.S, RankA: s.RankA, RankB: s.RankB}
+			if r.UserA > r.UserB { // pseudonyms do not keep the order
+				r.UserA, r.UserB, r.RankA, r.RankB = r.UserB, r.UserA, r.RankB, r.RankA
+			}
+			rows[k] = r
+		}
+		if pz != nil {
+			slices.SortFunc(rows, func(a, b SoulmateRow) int { return cmp.Compare(a.UserA, b.UserA) })
+		}
+		for _, r := range rows {
+			if err := add(r); err != nil {
 				return err
 			}
 		}
@@ -404,7 +439,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 
 	rows, err = writeTable(tablePath(dir, "rejects"), meta, rejectsLayout, func(add func(RejectRow) error) error {
 		for _, r := range L.Rejects {
-			if err := add(RejectRow{SourceFile: r.File, Row: r.Row, UserID: r.UserID, Reason: r.Reason}); err != nil {
+			uid := r.UserID
+			if pz != nil && uid != nil {
+				p := pz.id(*uid)
+				uid = &p
+			}
+			if err := add(RejectRow{SourceFile: r.File, Row: r.Row, UserID: uid, Reason: r.Reason}); err != nil {
 				return err
 			}
 		}
