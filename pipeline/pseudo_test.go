@@ -1,8 +1,8 @@
 package pipeline
 
 import (
-	"cmp"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
