@@ -50,7 +50,10 @@ func readCSV(t *testing.T, name string) [][]string {
 	return rows[1:]
 }
 
-func TestGolden(t *testing.T) {
+// goldenConfig writes the golden fixture (profiles, blocks, suppression list)
+// under a temporary directory and returns a K=2 run configuration over it.
+func goldenConfig(t *testing.T) Config {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(goldenDir, "profiles.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +107,11 @@ func TestGolden(t *testing.T) {
 	cfg.K = 2
 	cfg.Blocks = []string{filepath.Join(dir, "blocks.parquet")}
 	cfg.Suppress = []string{filepath.Join(dir, "suppress.parquet")}
+	return cfg
+}
+
+func TestGolden(t *testing.T) {
+	cfg := goldenConfig(t)
 	res, err := Run(context.Background(), cfg, discard)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -27,6 +28,7 @@ Usage:
   batchmatch run      --profiles PATH --out OUT [--k 10] [--as-of YYYY-MM-DD] [--weights 0.4,0.35,0.15,0.1]
                       [--blocks PATH] [--suppress PATH] [--workers N] [--max-reject-ratio 0.001] [--overwrite]
   batchmatch validate --profiles PATH [--as-of YYYY-MM-DD]
+  batchmatch explain  --profiles PATH [--blocks PATH] [--suppress PATH] [--as-of DATE] MEMBER [OTHER]
   batchmatch version
 
 Run "batchmatch COMMAND --help" for a command's flags.
@@ -87,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRun(ctx, args, stdout, stderr)
 	case "validate":
 		return cmdValidate(ctx, args, stdout, stderr)
+	case "explain":
+		return cmdExplain(ctx, args, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("%w: unknown command %q", pipeline.ErrUsage, cmd)
@@ -209,4 +213,36 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stdout, "  no rows quarantined")
 	}
 	return lerr
+}
+
+func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o pipeline.Options
+	var lo logOptions
+	fs := pflag.NewFlagSet("batchmatch explain", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	lo.AddFlags(fs)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return errHelp
+		}
+		return fmt.Errorf("%w: %v", pipeline.ErrUsage, err)
+	}
+	var ids []int64
+	for _, a := range fs.Args() {
+		id, err := strconv.ParseInt(a, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: member id %q is not an integer", pipeline.ErrUsage, a)
+		}
+		ids = append(ids, id)
+	}
+	log, err := lo.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := o.Config(time.Now(), false)
+	if err != nil {
+		return err
+	}
+	return pipeline.Explain(ctx, cfg, log, stdout, ids)
 }
