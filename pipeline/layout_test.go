@@ -1,7 +1,10 @@
 package pipeline
 
 import (
+	"reflect"
+
 	"context"
+	pq "github.com/parquet-go/parquet-go"
 	"math"
 	"os"
 	"path/filepath"
@@ -100,6 +103,25 @@ func TestOutputLayout(t *testing.T) {
 				}
 			}
 		})
+	}
+	// parquet-go (the writer) and arrow-go read the same rows
+	for _, tb := range []string{"matches", "soulmates", "rejects"} {
+		path := tablePath(res.Published, tb)
+		var same bool
+		switch tb {
+		case "matches":
+			rows, err := pq.ReadFile[MatchRow](path)
+			same = err == nil && len(rows) > 0 && reflect.DeepEqual(rows, readMatches(t, path, nil))
+		case "soulmates":
+			rows, err := pq.ReadFile[SoulmateRow](path)
+			same = err == nil && len(rows) > 0 && reflect.DeepEqual(rows, readSoulmates(t, path, nil))
+		case "rejects":
+			rows, err := pq.ReadFile[RejectRow](path)
+			same = err == nil && len(rows) > 0 && reflect.DeepEqual(rows, readRejects(t, path, nil))
+		}
+		if !same {
+			t.Errorf("%s: parquet-go and arrow-go read different rows", tb)
+		}
 	}
 	for _, m := range readMatches(t, tablePath(res.Published, "matches"), nil) {
 		for _, v := range []float32{m.Score, m.STrait, m.SQuestions, m.SProximity, m.DistanceKm} {
