@@ -30,6 +30,7 @@ type Manifest struct {
 	Inputs         ManifestInputs   `json:"inputs"`
 	Counts         Counts           `json:"counts"`
 	Outputs        map[string]Table `json:"outputs,omitempty"`
+	Coverage       *Coverage        `json:"coverage,omitempty"`
 	TimingsMs      map[string]int64 `json:"timings_ms"`
 }
 

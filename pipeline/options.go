@@ -33,6 +33,7 @@ type Options struct {
 	Overwrite      bool
 	Partition      string
 	PseudonymKey   string
+	Report         bool
 }
 
 // AddFlags registers the options on fs with their defaults.
@@ -50,6 +51,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Questions, "questions", 0, "question count Q when the schema does not fix it (0: from the data)")
 	fs.BoolVar(&o.Overwrite, "overwrite", false, "replace an already published partition for the same as-of date")
 	fs.StringVar(&o.PseudonymKey, "pseudonymize-key", "", "file with a secret key (≥ 16 bytes): write every id as HMAC-SHA256(key, id) truncated to int64")
+	fs.BoolVar(&o.Report, "report", false, "also write report.html (self-contained HTML, SVG charts) into the published partition")
 	fs.StringVar(&o.Partition, "partition", "", "directory under --out the run publishes (default: Hive-style dt=<as-of>)")
 }
 
@@ -72,6 +74,7 @@ type Config struct {
 	// PseudonymKey is the key file's path; neither it nor the key is
 	// recorded (the manifest has a key id).
 	PseudonymKey string `json:"-"`
+	Report       bool   `json:"report"`
 	// Alloc is the Arrow allocator for reading inputs (nil: the default).
 	// Tests pass a checked allocator to prove every buffer is released.
 	Alloc memory.Allocator `json:"-"`
@@ -120,6 +123,7 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 	c.AsOfDate = c.AsOf.Format(time.DateOnly)
 	c.Partition = o.Partition
 	c.PseudonymKey = o.PseudonymKey
+	c.Report = o.Report
 	if c.Partition == "" {
 		c.Partition = DefaultPartition(c.AsOf)
 	}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -354,6 +355,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	souls := Soulmates(lists)
 	m.Counts.Soulmates = int64(len(souls))
 	m.Counts.MembersWithoutSoulmate = int64(pop.N - 2*len(souls))
+	m.Coverage = computeCoverage(pop, lists, souls)
 
 	tm.begin("write")
 	dir := com.stagedPartition()
@@ -472,6 +474,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	}
 	if err := writeFileSync(filepath.Join(dir, "manifest.json"), b); err != nil {
 		return nil, err
+	}
+	if cfg.Report {
+		var html bytes.Buffer
+		if err := WriteReport(&html, dir); err != nil {
+			return nil, fmt.Errorf("writing the report: %w", err)
+		}
+		if err := writeFileSync(filepath.Join(dir, ReportFile), html.Bytes()); err != nil {
+			return nil, err
+		}
 	}
 	if err := com.publish(cfg.Overwrite); err != nil {
 		return nil, err

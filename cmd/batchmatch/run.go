@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ Usage:
                       [--blocks PATH] [--suppress PATH] [--workers N] [--max-reject-ratio 0.001] [--overwrite]
   batchmatch validate --profiles PATH [--as-of YYYY-MM-DD]
   batchmatch explain  --profiles PATH [--blocks PATH] [--suppress PATH] [--as-of DATE] MEMBER [OTHER]
+  batchmatch report   PARTITION_DIR [--output FILE]
   batchmatch version
 
 Run "batchmatch COMMAND --help" for a command's flags.
@@ -91,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdValidate(ctx, args, stdout, stderr)
 	case "explain":
 		return cmdExplain(ctx, args, stdout, stderr)
+	case "report":
+		return cmdReport(args, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("%w: unknown command %q", pipeline.ErrUsage, cmd)
@@ -245,4 +249,31 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	return pipeline.Explain(ctx, cfg, log, stdout, ids)
+}
+
+func cmdReport(args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("batchmatch report", pflag.ContinueOnError)
+	output := fs.StringP("output", "o", "", "write the HTML here (default: standard output)")
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return errHelp
+		}
+		return fmt.Errorf("%w: %v", pipeline.ErrUsage, err)
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: report takes one published partition directory (OUT/dt=YYYY-MM-DD)", pipeline.ErrUsage)
+	}
+	var b bytes.Buffer
+	if err := pipeline.WriteReport(&b, fs.Arg(0)); err != nil {
+		return err
+	}
+	if *output == "" {
+		_, err := stdout.Write(b.Bytes())
+		return err
+	}
+	if err := os.WriteFile(*output, b.Bytes(), 0o640); err != nil {
+		return fmt.Errorf("%w: %w", pipeline.ErrIO, err)
+	}
+	return nil
 }
