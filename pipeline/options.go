@@ -34,6 +34,7 @@ type Options struct {
 	Partition      string
 	PseudonymKey   string
 	Report         bool
+	Blocking       bool
 }
 
 // AddFlags registers the options on fs with their defaults.
@@ -51,6 +52,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Questions, "questions", 0, "question count Q when the schema does not fix it (0: from the data)")
 	fs.BoolVar(&o.Overwrite, "overwrite", false, "replace an already published partition for the same as-of date")
 	fs.StringVar(&o.PseudonymKey, "pseudonymize-key", "", "file with a secret key (≥ 16 bytes): write every id as HMAC-SHA256(key, id) truncated to int64")
+	fs.BoolVar(&o.Blocking, "blocking", true, "skip tiles of members that cannot match (false: score every pair; same results, for verification)")
 	fs.BoolVar(&o.Report, "report", false, "also write report.html (self-contained HTML, SVG charts) into the published partition")
 	fs.StringVar(&o.Partition, "partition", "", "directory under --out the run publishes (default: Hive-style dt=<as-of>)")
 }
@@ -75,6 +77,8 @@ type Config struct {
 	// recorded (the manifest has a key id).
 	PseudonymKey string `json:"-"`
 	Report       bool   `json:"report"`
+	// NoBlocking disables blocking (--blocking=false).
+	NoBlocking bool `json:"no_blocking,omitempty"`
 	// Alloc is the Arrow allocator for reading inputs (nil: the default).
 	// Tests pass a checked allocator to prove every buffer is released.
 	Alloc memory.Allocator `json:"-"`
@@ -124,6 +128,7 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 	c.Partition = o.Partition
 	c.PseudonymKey = o.PseudonymKey
 	c.Report = o.Report
+	c.NoBlocking = !o.Blocking
 	if c.Partition == "" {
 		c.Partition = DefaultPartition(c.AsOf)
 	}

@@ -344,7 +344,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	log.Info("population fingerprinted", "run_id", m.RunID)
 
 	tm.begin("score_topk")
-	sc := &Scorer{P: pop, W: cfg.Weights}
+	sc := &Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking}
 	lists, st, err := sc.TopK(ctx, cfg.K, cfg.Workers)
 	if err != nil {
 		return nil, err

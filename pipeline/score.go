@@ -25,6 +25,9 @@ type PairScore struct {
 type Scorer struct {
 	P *Population
 	W [4]float64 // trait, questions, biomarker, proximity
+	// NoBlocking scores every pair instead of skipping tiles that cannot
+	// match; the results are identical (tested), only slower.
+	NoBlocking bool
 }
 
 // Pair returns the score of members i and j and whether they are compatible.
@@ -156,6 +159,9 @@ type ScoreStats struct {
 // returns each member's best k compatible candidates, best first. Results are
 // written by member index, so they do not depend on scheduling.
 func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats, error) {
+	if !s.NoBlocking {
+		return s.topKBlocked(ctx, k, workers)
+	}
 	n := s.P.N
 	out := make([][]Cand, n)
 	tiles := (n + queryTile - 1) / queryTile
@@ -219,4 +225,72 @@ func rankOf(list []Cand, j int32) int32 {
 		}
 	}
 	return 0
+}
+
+// topKBlocked is TopK over blocking tiles: a task per query tile walks every
+// candidate tile and skips those canMatch rules out.
+func (s *Scorer) topKBlocked(ctx context.Context, k, workers int) ([][]Cand, ScoreStats, error) {
+	tiles := blockingTiles(s.P)
+	out := make([][]Cand, s.P.N)
+	stats := make([]ScoreStats, len(tiles))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for t := range tiles {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("scoring tile %d: panic: %v\n%s", t, r, debug.Stack())
+				}
+			}()
+			tq := &tiles[t]
+			heaps := make([]topK, len(tq.members))
+			for q := range heaps {
+				heaps[q] = topK{k: k, h: make([]Cand, 0, k)}
+			}
+			st := &stats[t]
+			for c := range tiles {
+				if c%64 == 0 && gctx.Err() != nil {
+					return gctx.Err()
+				}
+				tc := &tiles[c]
+				if !canMatch(tq, tc) {
+					continue
+				}
+				for q, i := range tq.members {
+					h := &heaps[q]
+					for _, j := range tc.members {
+						if j == i {
+							continue
+						}
+						st.PairsExamined++
+						ps, ok := s.Pair(int(i), int(j))
+						if !ok {
+							continue
+						}
+						st.PairsCompatible++
+						h.offer(Cand{J: j, S: ps.S})
+					}
+				}
+			}
+			for q, i := range tq.members {
+				out[i] = heaps[q].sorted()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, ScoreStats{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, ScoreStats{}, err
+	}
+	var total ScoreStats
+	for _, st := range stats {
+		total.PairsExamined += st.PairsExamined
+		total.PairsCompatible += st.PairsCompatible
+	}
+	return out, total, nil
 }
