@@ -352,7 +352,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	m.Counts.PairsExamined, m.Counts.PairsCompatible = st.PairsExamined, st.PairsCompatible
 
 	tm.begin("soulmates")
-	souls := Soulmates(lists)
+	souls, err := SoulmatesParallel(ctx, lists, cfg.Workers)
+	if err != nil {
+		return nil, err
+	}
 	m.Counts.Soulmates = int64(len(souls))
 	m.Counts.MembersWithoutSoulmate = int64(pop.N - 2*len(souls))
 	m.Coverage = computeCoverage(pop, lists, souls)

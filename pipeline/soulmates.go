@@ -18,10 +18,11 @@ type edge struct {
 	S    float32
 }
 
-// Soulmates applies spec §4's greedy rule to the top-K graph: edges in
-// descending score (ties: smaller min id, then smaller max id), keeping an
-// edge when neither end is taken. Scores are the float32 values of the lists.
-// The result is sorted by A.
+// Soulmates applies spec §4's greedy rule to the top-K graph sequentially:
+// edges in descending score (ties: smaller min id, then smaller max id),
+// keeping an edge when neither end is taken. Scores are the float32 values
+// of the lists. The result is sorted by A. It is the reference the parallel
+// SoulmatesParallel (used by Run) is tested against.
 func Soulmates(lists [][]Cand) []Soulmate {
 	var edges []edge
 	for i, l := range lists {
