@@ -31,6 +31,7 @@ type Manifest struct {
 	Counts         Counts           `json:"counts"`
 	Outputs        map[string]Table `json:"outputs,omitempty"`
 	Coverage       *Coverage        `json:"coverage,omitempty"`
+	Memory         MemoryStats      `json:"memory"`
 	TimingsMs      map[string]int64 `json:"timings_ms"`
 }
 
@@ -77,6 +78,13 @@ type Counts struct {
 	Soulmates              int64            `json:"soulmates"`
 	MembersWithoutMatch    int64            `json:"members_without_match"`
 	MembersWithoutSoulmate int64            `json:"members_without_soulmate"`
+}
+
+// MemoryStats are the run's memory limit and peaks.
+type MemoryStats struct {
+	LimitBytes    int64  `json:"limit_bytes"`     // Go soft memory limit in force (0: none)
+	PeakHeapBytes uint64 `json:"peak_heap_bytes"` // live heap, sampled every 250 ms while scoring and at stage ends
+	PeakRSSBytes  int64  `json:"peak_rss_bytes"`  // getrusage maximum resident set size
 }
 
 // Table is one published output table.

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"path/filepath"
 	"runtime"
@@ -35,6 +36,7 @@ type Options struct {
 	PseudonymKey   string
 	Report         bool
 	Blocking       bool
+	MemoryLimit    string
 }
 
 // AddFlags registers the options on fs with their defaults.
@@ -52,6 +54,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Questions, "questions", 0, "question count Q when the schema does not fix it (0: from the data)")
 	fs.BoolVar(&o.Overwrite, "overwrite", false, "replace an already published partition for the same as-of date")
 	fs.StringVar(&o.PseudonymKey, "pseudonymize-key", "", "file with a secret key (≥ 16 bytes): write every id as HMAC-SHA256(key, id) truncated to int64")
+	fs.StringVar(&o.MemoryLimit, "memory-limit", "", "Go heap soft limit for the run, e.g. 4GiB (default: GOMEMLIMIT if set, else none)")
 	fs.BoolVar(&o.Blocking, "blocking", true, "skip tiles of members that cannot match (false: score every pair; same results, for verification)")
 	fs.BoolVar(&o.Report, "report", false, "also write report.html (self-contained HTML, SVG charts) into the published partition")
 	fs.StringVar(&o.Partition, "partition", "", "directory under --out the run publishes (default: Hive-style dt=<as-of>)")
@@ -79,6 +82,12 @@ type Config struct {
 	Report       bool   `json:"report"`
 	// NoBlocking disables blocking (--blocking=false).
 	NoBlocking bool `json:"no_blocking,omitempty"`
+	// MemoryLimit is --memory-limit in bytes (0: unset).
+	MemoryLimit int64 `json:"memory_limit_bytes,omitempty"`
+	// ProgressBar, when set (a terminal), gets a progress bar; otherwise
+	// progress is logged every ProgressEvery (default 30 s).
+	ProgressBar   io.Writer     `json:"-"`
+	ProgressEvery time.Duration `json:"-"`
 	// Alloc is the Arrow allocator for reading inputs (nil: the default).
 	// Tests pass a checked allocator to prove every buffer is released.
 	Alloc memory.Allocator `json:"-"`
@@ -129,6 +138,13 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 	c.PseudonymKey = o.PseudonymKey
 	c.Report = o.Report
 	c.NoBlocking = !o.Blocking
+	if o.MemoryLimit != "" {
+		n, err := ParseBytes(o.MemoryLimit)
+		if err != nil {
+			return c, usageErrorf("--memory-limit: %v", err)
+		}
+		c.MemoryLimit = n
+	}
 	if c.Partition == "" {
 		c.Partition = DefaultPartition(c.AsOf)
 	}

@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -312,6 +314,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	if _, err := resolveInputs("profiles", cfg.Profiles); err != nil {
 		return nil, err
 	}
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
+	if lim := debug.SetMemoryLimit(-1); lim != math.MaxInt64 {
+		m.Memory.LimitBytes = lim
+	}
+	var peakHeap atomic.Uint64
+	defer func() {
+		sampleHeap(&peakHeap)
+		m.Memory.PeakHeapBytes, m.Memory.PeakRSSBytes = peakHeap.Load(), peakRSS()
+	}()
 	var pz *pseudonymizer
 	if cfg.PseudonymKey != "" {
 		if pz, err = loadPseudonymizer(cfg.PseudonymKey); err != nil {
@@ -344,8 +357,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	log.Info("population fingerprinted", "run_id", m.RunID)
 
 	tm.begin("score_topk")
-	sc := &Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking}
+	prog := &progress{start: time.Now()}
+	sc := &Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking, progress: prog}
+	every := cfg.ProgressEvery
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	sampleHeap(&peakHeap)
+	stopProgress := reportProgress(ctx, log, prog, cfg.ProgressBar, every, &peakHeap)
 	lists, st, err := sc.TopK(ctx, cfg.K, cfg.Workers)
+	stopProgress()
+	sampleHeap(&peakHeap)
 	if err != nil {
 		return nil, err
 	}
@@ -470,6 +492,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 
 	tm.end()
 	m.TimingsMs = tm.ms
+	sampleHeap(&peakHeap)
+	m.Memory.PeakHeapBytes, m.Memory.PeakRSSBytes = peakHeap.Load(), peakRSS()
 	m.FinishedAt = time.Now().UTC()
 	b, err := m.encode()
 	if err != nil {

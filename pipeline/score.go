@@ -28,6 +28,8 @@ type Scorer struct {
 	// NoBlocking scores every pair instead of skipping tiles that cannot
 	// match; the results are identical (tested), only slower.
 	NoBlocking bool
+	// progress, when set, is told about every finished query tile.
+	progress *progress
 }
 
 // Pair returns the score of members i and j and whether they are compatible.
@@ -166,6 +168,9 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 	out := make([][]Cand, n)
 	tiles := (n + queryTile - 1) / queryTile
 	stats := make([]ScoreStats, tiles)
+	if s.progress != nil {
+		s.progress.total.Store(int64(tiles))
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	for t := 0; t < tiles; t++ {
@@ -200,6 +205,7 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 				}
 				out[i] = h.sorted()
 			}
+			s.progress.tileDone(st.PairsExamined)
 			return nil
 		})
 	}
@@ -233,6 +239,9 @@ func (s *Scorer) topKBlocked(ctx context.Context, k, workers int) ([][]Cand, Sco
 	tiles := blockingTiles(s.P)
 	out := make([][]Cand, s.P.N)
 	stats := make([]ScoreStats, len(tiles))
+	if s.progress != nil {
+		s.progress.total.Store(int64(len(tiles)))
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	for t := range tiles {
@@ -278,6 +287,7 @@ func (s *Scorer) topKBlocked(ctx context.Context, k, workers int) ([][]Cand, Sco
 			for q, i := range tq.members {
 				out[i] = heaps[q].sorted()
 			}
+			s.progress.tileDone(st.PairsExamined)
 			return nil
 		})
 	}

@@ -158,6 +158,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	if err != nil {
 		return err
 	}
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && lo.Format != "json" {
+		cfg.ProgressBar = stderr // a person is watching: a bar instead of periodic progress lines
+	}
 	res, err := pipeline.Run(ctx, cfg, log)
 	// Metrics go out for failed runs too; a metrics failure is logged and
 	// does not change the run's outcome.
