@@ -22,6 +22,13 @@ var questionImpls = []struct {
 	fn   func(ansA, accA, impA, ansB, accB, impB []byte) QStats
 }{
 	{"generic", Questions},
+	{"bitsliced", func(ansA, accA, impA, ansB, accB, impB []byte) QStats {
+		w := QWords(len(ansA))
+		pa, pb := make([]uint64, QMaskWords*w), make([]uint64, QMaskWords*w)
+		PackQuestions(pa, ansA, accA, impA)
+		PackQuestions(pb, ansB, accB, impB)
+		return QuestionsBits(pa, pb, w)
+	}},
 }
 
 // refDot is the float64 reference.
@@ -343,7 +350,7 @@ func BenchmarkDot(b *testing.B) {
 
 func BenchmarkQuestions(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
-	for _, impl := range questionImpls {
+	for _, impl := range questionImpls[:1] { // the bit-sliced row packs per call: see BenchmarkQuestionsBits
 		for _, n := range []int{16, 64, 256} {
 			a1, a2, a3 := randQuestions(r, n)
 			b1, b2, b3 := randQuestions(r, n)
@@ -353,6 +360,25 @@ func BenchmarkQuestions(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkQuestionsBits times the bit-sliced kernel on packed members
+// (packing happens once per member, not per pair).
+func BenchmarkQuestionsBits(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, n := range []int{16, 64, 256} {
+		a1, a2, a3 := randQuestions(r, n)
+		b1, b2, b3 := randQuestions(r, n)
+		w := QWords(n)
+		pa, pb := make([]uint64, QMaskWords*w), make([]uint64, QMaskWords*w)
+		PackQuestions(pa, a1, a2, a3)
+		PackQuestions(pb, b1, b2, b3)
+		b.Run(fmt.Sprintf("bitsliced/%d", n), func(b *testing.B) {
+			for b.Loop() {
+				_ = QuestionsBits(pa, pb, w)
+			}
+		})
 	}
 }
 

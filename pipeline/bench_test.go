@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"github.com/osmosis/batchmatch/kernels"
 	"path/filepath"
 	"testing"
 )
@@ -46,12 +47,17 @@ func BenchmarkTopK(b *testing.B) {
 						cp.Imp[i] = 3
 					}
 				}
+				qs := kernels.QMaskWords * cp.QW
+				cp.QBits = make([]uint64, len(pop.QBits))
+				for i := range cp.N {
+					kernels.PackQuestions(cp.QBits[i*qs:(i+1)*qs], cp.Ans[i*cp.Q:(i+1)*cp.Q], cp.Acc[i*cp.Q:(i+1)*cp.Q], cp.Imp[i*cp.Q:(i+1)*cp.Q])
+				}
 				p = &cp
 			}
 			if mode == "all-compatible" && n > 5000 {
 				continue // 400 M full scorings per iteration: too slow for -count 6
 			}
-			sc := &Scorer{P: p, W: DefaultWeights}
+			sc := &Scorer{P: p, W: DefaultWeights, NoBlocking: true} // the scoring cost itself
 			b.Run(fmt.Sprintf("generic/%s/%d", mode, n), func(b *testing.B) {
 				var st ScoreStats
 				for b.Loop() {

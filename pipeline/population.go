@@ -32,6 +32,8 @@ type Population struct {
 	Ans     []byte    // N·Q
 	Acc     []byte
 	Imp     []byte
+	QW      int       // kernels.QWords(Q)
+	QBits   []uint64  // N·kernels.QMaskWords·QW: the questionnaire bit-sliced for scoring
 	Blocked [][]int32 // per member, sorted indices of members blocked either way
 }
 
@@ -127,7 +129,10 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dim
 		Trait: make([]float32, n*d.D), Health: make([]bool, n),
 		HLA: make([]uint64, n*kernels.HLAWords),
 		Ans: make([]byte, n*d.Q), Acc: make([]byte, n*d.Q), Imp: make([]byte, n*d.Q),
+		QW: kernels.QWords(d.Q),
 	}
+	qs := kernels.QMaskWords * p.QW
+	p.QBits = make([]uint64, n*qs)
 	for i, r := range keep { // keep is sorted by id
 		c, k := chunks[r.chunk], int(r.pos)
 		p.ID[i] = r.id
@@ -143,6 +148,7 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dim
 		copy(p.Ans[i*d.Q:(i+1)*d.Q], c.ans[k*d.Q:(k+1)*d.Q])
 		copy(p.Acc[i*d.Q:(i+1)*d.Q], c.acc[k*d.Q:(k+1)*d.Q])
 		copy(p.Imp[i*d.Q:(i+1)*d.Q], c.imp[k*d.Q:(k+1)*d.Q])
+		kernels.PackQuestions(p.QBits[i*qs:(i+1)*qs], p.Ans[i*d.Q:(i+1)*d.Q], p.Acc[i*d.Q:(i+1)*d.Q], p.Imp[i*d.Q:(i+1)*d.Q])
 	}
 	return p, rejects, st, nil
 }

@@ -58,9 +58,8 @@ func (s *Scorer) Pair(i, j int) (PairScore, bool) {
 		return PairScore{}, false
 	}
 	// 5. dealbreakers
-	Q := p.Q
-	qs := kernels.Questions(p.Ans[i*Q:(i+1)*Q], p.Acc[i*Q:(i+1)*Q], p.Imp[i*Q:(i+1)*Q],
-		p.Ans[j*Q:(j+1)*Q], p.Acc[j*Q:(j+1)*Q], p.Imp[j*Q:(j+1)*Q])
+	QS := kernels.QMaskWords * p.QW
+	qs := kernels.QuestionsBits(p.QBits[i*QS:(i+1)*QS], p.QBits[j*QS:(j+1)*QS], p.QW)
 	if qs.Dealbreak {
 		return PairScore{}, false
 	}
