@@ -26,6 +26,7 @@ type Population struct {
 	AgeMax  []uint8
 	Geo     []kernels.GeoPoint
 	MaxKm   []float32
+	HavMax  []float64 // haversine term of MaxKm: sin²(min(MaxKm, πR)/2R), for a trig-free distance prefilter
 	Trait   []float32 // N·D, unit norm
 	Health  []bool    // biomarker usable: health consent and an hla value
 	HLA     []uint64  // N·kernels.HLAWords
@@ -125,7 +126,7 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dim
 		N: n, D: d.D, Q: d.Q,
 		ID: make([]int64, n), Gender: make([]uint8, n), Seeking: make([]uint8, n),
 		Age: make([]uint8, n), AgeMin: make([]uint8, n), AgeMax: make([]uint8, n),
-		Geo: make([]kernels.GeoPoint, n), MaxKm: make([]float32, n),
+		Geo: make([]kernels.GeoPoint, n), MaxKm: make([]float32, n), HavMax: make([]float64, n),
 		Trait: make([]float32, n*d.D), Health: make([]bool, n),
 		HLA: make([]uint64, n*kernels.HLAWords),
 		Ans: make([]byte, n*d.Q), Acc: make([]byte, n*d.Q), Imp: make([]byte, n*d.Q),
@@ -140,6 +141,8 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dim
 		p.AgeMin[i], p.AgeMax[i] = c.ageMin[k], c.ageMax[k]
 		p.Geo[i] = kernels.NewGeoPoint(c.lat[k], c.lon[k])
 		p.MaxKm[i] = c.maxKm[k]
+		half := math.Min(float64(c.maxKm[k])/(2*kernels.EarthRadiusKm), math.Pi/2)
+		p.HavMax[i] = math.Sin(half) * math.Sin(half)
 		normalize(p.Trait[i*d.D:(i+1)*d.D], c.trait[k*d.D:(k+1)*d.D])
 		p.Health[i] = c.health[k]
 		if p.Health[i] {

@@ -48,8 +48,14 @@ func (s *Scorer) Pair(i, j int) (PairScore, bool) {
 		return PairScore{}, false
 	}
 	// 3. distance
+	// sin² is monotone on [0, π/2], so a > min(HavMax) means d > the limit;
+	// the margin leaves every borderline pair to the exact test below.
+	ha := kernels.HaversineA(&p.Geo[i], &p.Geo[j])
+	if ha > min(p.HavMax[i], p.HavMax[j])*(1+1e-9)+1e-300 {
+		return PairScore{}, false
+	}
 	limit := float64(min(p.MaxKm[i], p.MaxKm[j]))
-	d := kernels.DistanceFromA(kernels.HaversineA(&p.Geo[i], &p.Geo[j]))
+	d := kernels.DistanceFromA(ha)
 	if !(d <= limit) {
 		return PairScore{}, false
 	}
