@@ -1,30 +1,55 @@
 package kernels
 
-// Dot returns the inner product of a and b, accumulated in float32 in index
-// order. a and b must have the same length; Dot panics otherwise.
+// dotImpl is the implementation Dot uses: dotGeneric, or a fast path
+// chosen once at start-up from the CPU's features (dot_amd64.go).
+var dotImpl = dotGeneric
+
+// Dot returns the inner product of a and b in float32, summed in a fixed
+// order that every implementation (generic and SIMD, on every machine)
+// follows bit for bit, so scores do not depend on where a run executes:
+// 32 lane sums over the input zero-padded to a multiple of 8, combined
+// pairwise, with separate multiplies and adds (no FMA). a and b must have
+// the same length; Dot panics otherwise. Dot(a, b) == Dot(b, a) exactly.
 //
-//	var s float32
-//	for i := range a {
-//		s += a[i] * b[i]
-//	}
+//	var s [32]float32
+//	for i := range pad8(a) { s[i%32] += a[i] * b[i] }       // padding adds +0
+//	v[l] = (s[l] + s[l+8]) + (s[l+16] + s[l+24])            // l = 0..7
+//	return ((v[0]+v[4]) + (v[2]+v[6])) + ((v[1]+v[5]) + (v[3]+v[7]))
 func Dot(a, b []float32) float32 {
 	if len(a) != len(b) {
 		panic("kernels: Dot length mismatch")
 	}
-	// Four independent accumulators break the add dependency chain; the
-	// summation order is fixed, so Dot(a, b) == Dot(b, a) bit for bit.
-	var s0, s1, s2, s3 float32
+	return dotImpl(a, b)
+}
+
+// dotGeneric is the portable Dot. The explicit float32 conversions round
+// each product, which keeps the compiler from fusing it into an FMA (as it
+// may on arm64), so results match the SIMD paths exactly.
+func dotGeneric(a, b []float32) float32 {
+	var s [32]float32
+	n := len(a)
+	b = b[:n]
 	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
+	for ; i+32 <= n; i += 32 {
+		x, y := a[i:i+32:i+32], b[i:i+32:i+32]
+		for l := range s {
+			s[l] += float32(x[l] * y[l])
+		}
 	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
+	for k := 0; i < n; k, i = k+1, i+8 { // tail: 8-blocks into lanes 8k.., zero-padded
+		for l := 0; l < 8; l++ {
+			var p float32
+			if i+l < n {
+				p = float32(a[i+l] * b[i+l])
+			}
+			s[8*k+l] += p
+		}
 	}
-	return (s0 + s1) + (s2 + s3)
+	var v [8]float32
+	for l := range v {
+		v[l] = (s[l] + s[l+8]) + (s[l+16] + s[l+24])
+	}
+	return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
 }
 
 // DotTile computes the dot products of nq query rows against nc candidate

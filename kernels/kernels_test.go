@@ -14,7 +14,7 @@ var dotImpls = []struct {
 	name string
 	fn   func(a, b []float32) float32
 }{
-	{"generic", Dot},
+	{"generic", dotGeneric},
 }
 
 var questionImpls = []struct {
@@ -109,6 +109,34 @@ func TestDotSpecialValues(t *testing.T) {
 						if math.IsNaN(want) != math.IsNaN(float64(got)) || (!math.IsNaN(want) && float64(got) != want) {
 							t.Fatalf("n=%d lane=%d special=%v: got %v, want %v", n, lane, special, got, want)
 						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestDotImplementationsAgree: every fast path gives dotGeneric's result bit
+// for bit (NaN results: both NaN), on all lengths around the vector widths,
+// sub-slices with poisoned guard bands, and NaN/±Inf/-0 in every lane.
+func TestDotImplementationsAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	same := func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) || (x != x && y != y) }
+	for _, impl := range dotImpls[1:] {
+		t.Run(impl.name, func(t *testing.T) {
+			for _, n := range testLengths() {
+				for trial := 0; trial < 20; trial++ {
+					ga, gb := randVec(r, n+16, 1), randVec(r, n+16, 1)
+					for i := 0; i < 8; i++ {
+						ga[i], ga[n+8+i], gb[i], gb[n+8+i] = float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())
+					}
+					a, b := ga[8:8+n:8+n], gb[8:8+n:8+n]
+					if trial > 0 && n > 0 { // specials in a random lane
+						sp := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.Copysign(0, -1)), 3e38}
+						a[r.IntN(n)] = sp[trial%len(sp)]
+					}
+					if got, want := impl.fn(a, b), dotGeneric(a, b); !same(got, want) {
+						t.Fatalf("n=%d trial %d: %v, generic %v", n, trial, got, want)
 					}
 				}
 			}
