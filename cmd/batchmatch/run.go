@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/osmosis/batchmatch/kernels"
 	"github.com/osmosis/batchmatch/pipeline"
 )
 
@@ -83,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return errHelp
 	case "version", "--version":
-		fmt.Fprintf(stdout, "batchmatch %s (spec v%s, %s)\n", pipeline.Version, pipeline.SpecVersion, runtime.Version())
+		fmt.Fprintf(stdout, "batchmatch %s (spec v%s, %s, dot kernel %s)\n", pipeline.Version, pipeline.SpecVersion, runtime.Version(), kernels.Implementation())
 		return nil
 	case "gen":
 		return cmdGen(ctx, args, stdout, stderr)
