@@ -191,3 +191,30 @@ func TestWriteFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestOutputIndependentOfCPU: the same input gives byte-identical tables
+// whether the kernels use their SIMD paths or the generic code
+// (GODEBUG=cpu.all=off), so a run's bytes do not depend on the node.
+func TestOutputIndependentOfCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	profiles := genSample(t, dir, "3000")
+	var got [2]map[string][]byte
+	for k, godebug := range []string{"", "cpu.all=off"} {
+		out := filepath.Join(dir, "out"+godebug)
+		cmd := exec.Command(bin, "run", "--profiles", profiles, "--out", out, "--as-of", "2026-11-24", "--log-format", "json", "--max-reject-ratio", "1")
+		cmd.Env = append(os.Environ(), "GODEBUG="+godebug)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("GODEBUG=%s: %v\n%s", godebug, err, b)
+		}
+		got[k] = tables(t, filepath.Join(out, "dt=2026-11-24"))
+	}
+	for tb := range got[0] {
+		if !bytes.Equal(got[0][tb], got[1][tb]) {
+			t.Errorf("%s differs between the SIMD and the generic kernels", tb)
+		}
+	}
+}
