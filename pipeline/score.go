@@ -214,18 +214,7 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, ScoreStats{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, ScoreStats{}, err
-	}
-	var total ScoreStats
-	for _, st := range stats {
-		total.PairsExamined += st.PairsExamined
-		total.PairsCompatible += st.PairsCompatible
-	}
-	return out, total, nil
+	return finishTopK(ctx, g, out, stats)
 }
 
 // rankOf returns the 1-based rank of j in list, or 0.
@@ -296,6 +285,12 @@ func (s *Scorer) topKBlocked(ctx context.Context, k, workers int) ([][]Cand, Sco
 			return nil
 		})
 	}
+	return finishTopK(ctx, g, out, stats)
+}
+
+// finishTopK waits for the tile tasks and sums their per-tile counts (in
+// tile order, so the totals never depend on scheduling).
+func finishTopK(ctx context.Context, g *errgroup.Group, out [][]Cand, stats []ScoreStats) ([][]Cand, ScoreStats, error) {
 	if err := g.Wait(); err != nil {
 		return nil, ScoreStats{}, err
 	}

@@ -102,16 +102,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // parse parses a command's flags, turning pflag errors into usage errors.
+// Commands without positional arguments reject them.
 func parse(fs *pflag.FlagSet, args []string, stderr io.Writer) error {
+	if err := parseWithArgs(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", pipeline.ErrUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+// parseWithArgs is parse for commands that take positional arguments.
+func parseWithArgs(fs *pflag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return errHelp
 		}
 		return fmt.Errorf("%w: %v", pipeline.ErrUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", pipeline.ErrUsage, fs.Arg(0))
 	}
 	return nil
 }
@@ -229,12 +238,8 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := pflag.NewFlagSet("batchmatch explain", pflag.ContinueOnError)
 	o.AddFlags(fs)
 	lo.AddFlags(fs)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return errHelp
-		}
-		return fmt.Errorf("%w: %v", pipeline.ErrUsage, err)
+	if err := parseWithArgs(fs, args, stderr); err != nil {
+		return err
 	}
 	var ids []int64
 	for _, a := range fs.Args() {
@@ -258,12 +263,8 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func cmdReport(args []string, stdout, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("batchmatch report", pflag.ContinueOnError)
 	output := fs.StringP("output", "o", "", "write the HTML here (default: standard output)")
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return errHelp
-		}
-		return fmt.Errorf("%w: %v", pipeline.ErrUsage, err)
+	if err := parseWithArgs(fs, args, stderr); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("%w: report takes one published partition directory (OUT/dt=YYYY-MM-DD)", pipeline.ErrUsage)
