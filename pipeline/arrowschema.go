@@ -14,7 +14,9 @@ import (
 // decodes it. arrow-go v18.8.0 sizes slices from the flatbuffer's vector
 // lengths unchecked (ipc.fieldFromFB: make([]arrow.Field, ChildrenLength())),
 // so a corrupt footer of a few bytes can make it allocate tens of GB. Every
-// vector must lie inside the buffer; nesting is limited.
+// vector must lie inside the buffer, the message body must fit in what
+// follows it (ipc's messageReader allocates bodyLength up front: 32 GB for
+// another fuzz input), and nesting is limited.
 func checkArrowSchema(b64 string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -42,7 +44,12 @@ func checkArrowSchema(b64 string) (err error) {
 	msg := buf[off : off+n]
 	v := fbChecker{buf: msg}
 	root := v.table(flatbuffers.GetUOffsetT(msg))
-	// Message: version 0, header_type 1, header 2, bodyLength 3, custom_metadata 4
+	// Message: version 0, header_type 1, header 2, bodyLength 3, custom_metadata 4.
+	// arrow-go allocates bodyLength bytes before reading them: a schema
+	// message has no body, and any body must fit in the bytes that follow.
+	if body := root.GetInt64Slot(flatbuffers.VOffsetT(4+2*3), 0); body < 0 || body > int64(len(buf)-off-n) {
+		return fmt.Errorf("corrupt ARROW:schema: message body of %d bytes, %d follow", body, len(buf)-off-n)
+	}
 	v.keyValues(root, 4)
 	hdr, ok := v.child(root, 2)
 	if !ok {

@@ -110,10 +110,18 @@ func readOne(path string) (*chunk, dims, error) {
 	return c, d, err
 }
 
-// TestCorruptArrowSchemaIsBounded replays the fuzz input whose footer made
-// arrow-go allocate 22 GB: it must now fail as bad data, allocating little.
+// TestCorruptArrowSchemaIsBounded replays the fuzz inputs whose footers
+// made arrow-go allocate 22 GB (vector length) and 32 GB (message body
+// length, a fatal out-of-memory): they must now fail as bad data,
+// allocating little.
 func TestCorruptArrowSchemaIsBounded(t *testing.T) {
-	raw, err := os.ReadFile("testdata/fuzz/FuzzReadProfiles/arrow-schema-alloc-bomb")
+	for _, seed := range []string{"arrow-schema-alloc-bomb", "arrow-schema-body-length-bomb"} {
+		t.Run(seed, func(t *testing.T) { replayBounded(t, "testdata/fuzz/FuzzReadProfiles/"+seed) })
+	}
+}
+
+func replayBounded(t *testing.T, seed string) {
+	raw, err := os.ReadFile(seed)
 	if err != nil {
 		t.Fatal(err)
 	}
