@@ -36,7 +36,7 @@ func BenchmarkTopK(b *testing.B) {
 			if mode == "all-compatible" {
 				cp := *pop
 				cp.Seeking = make([]uint8, cp.N)
-				cp.AgeMin, cp.AgeMax, cp.MaxKm, cp.HavMax = make([]uint8, cp.N), make([]uint8, cp.N), make([]float32, cp.N), make([]float64, cp.N)
+				cp.AgeMin, cp.AgeMax, cp.MaxKm, cp.HavMax = make([]uint16, cp.N), make([]uint16, cp.N), make([]float32, cp.N), make([]float64, cp.N)
 				cp.Imp = make([]byte, len(pop.Imp))
 				for i := range cp.N {
 					cp.Seeking[i], cp.AgeMin[i], cp.AgeMax[i], cp.MaxKm[i], cp.HavMax[i] = 7, 0, 255, 20040, 1

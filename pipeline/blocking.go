@@ -22,8 +22,8 @@ type tileSummary struct {
 	members      []int32 // population indices, in blocking order
 	genders      uint8   // bit g: some member has gender g
 	seeks        uint8   // union of the members' seeking masks
-	ageLo, ageHi uint8   // members' ages
-	accLo, accHi uint8   // union of the accepted age ranges
+	ageLo, ageHi uint16  // members' ages
+	accLo, accHi uint16  // union of the accepted age ranges
 	centre       [3]float64
 	radius       float64 // largest angle from centre to a member, plus margin
 	maxKm        float64 // largest max_km
@@ -52,7 +52,7 @@ func blockingTiles(p *Population) []tileSummary {
 	type key struct {
 		group uint16
 		cell  int32
-		age   uint8
+		age   uint16
 		index int32
 	}
 	vec := make([][3]float64, p.N)
@@ -71,7 +71,7 @@ func blockingTiles(p *Population) []tileSummary {
 	var tiles []tileSummary
 	for lo := 0; lo < p.N; lo += blockTile {
 		hi := min(lo+blockTile, p.N)
-		t := tileSummary{ageLo: 255, accLo: 255}
+		t := tileSummary{ageLo: math.MaxUint16, accLo: math.MaxUint16}
 		var c [3]float64
 		for _, k := range keys[lo:hi] {
 			i := k.index

@@ -27,11 +27,11 @@ type Coverage struct {
 const minCellMembers = 20
 
 var ageBands = []struct {
-	lo   uint8
+	lo   uint16
 	name string
 }{{0, "18-24"}, {25, "25-29"}, {30, "30-34"}, {35, "35-39"}, {40, "40-49"}, {50, "50-59"}, {60, "60+"}}
 
-func ageBand(age uint8) int {
+func ageBand(age uint16) int {
 	b := 0
 	for k, ab := range ageBands {
 		if age >= ab.lo {

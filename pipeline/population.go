@@ -21,9 +21,9 @@ type Population struct {
 	ID      []int64
 	Gender  []uint8
 	Seeking []uint8
-	Age     []uint8
-	AgeMin  []uint8
-	AgeMax  []uint8
+	Age     []uint16 // whole years at the as-of date (not clamped: may exceed 255)
+	AgeMin  []uint16 // accepted range, from the uint8 columns; uint16 so comparisons with Age never clamp
+	AgeMax  []uint16
 	Geo     []kernels.GeoPoint
 	MaxKm   []float32
 	HavMax  []float64 // haversine term of MaxKm: sin²(min(MaxKm, πR)/2R), for a trig-free distance prefilter
@@ -125,7 +125,7 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dim
 	p := &Population{
 		N: n, D: d.D, Q: d.Q,
 		ID: make([]int64, n), Gender: make([]uint8, n), Seeking: make([]uint8, n),
-		Age: make([]uint8, n), AgeMin: make([]uint8, n), AgeMax: make([]uint8, n),
+		Age: make([]uint16, n), AgeMin: make([]uint16, n), AgeMax: make([]uint16, n),
 		Geo: make([]kernels.GeoPoint, n), MaxKm: make([]float32, n), HavMax: make([]float64, n),
 		Trait: make([]float32, n*d.D), Health: make([]bool, n),
 		HLA: make([]uint64, n*kernels.HLAWords),
@@ -138,7 +138,7 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dim
 		c, k := chunks[r.chunk], int(r.pos)
 		p.ID[i] = r.id
 		p.Gender[i], p.Seeking[i], p.Age[i] = c.gender[k], c.seeking[k], c.age[k]
-		p.AgeMin[i], p.AgeMax[i] = c.ageMin[k], c.ageMax[k]
+		p.AgeMin[i], p.AgeMax[i] = uint16(c.ageMin[k]), uint16(c.ageMax[k])
 		p.Geo[i] = kernels.NewGeoPoint(c.lat[k], c.lon[k])
 		p.MaxKm[i] = c.maxKm[k]
 		half := math.Min(float64(c.maxKm[k])/(2*kernels.EarthRadiusKm), math.Pi/2)
@@ -215,9 +215,9 @@ func (p *Population) Fingerprint() string {
 	h.Write(asBytes(p.ID))
 	h.Write(p.Gender)
 	h.Write(p.Seeking)
-	h.Write(p.Age)
-	h.Write(p.AgeMin)
-	h.Write(p.AgeMax)
+	h.Write(asBytes(p.Age))
+	h.Write(asBytes(p.AgeMin))
+	h.Write(asBytes(p.AgeMax))
 	h.Write(asBytes(p.Geo))
 	h.Write(asBytes(p.MaxKm))
 	h.Write(asBytes(p.Trait))

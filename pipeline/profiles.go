@@ -34,7 +34,7 @@ type chunk struct {
 	health     []bool // health_consent true and hla not null
 	gender     []uint8
 	seeking    []uint8
-	age        []uint8
+	age        []uint16
 	ageMin     []uint8
 	ageMax     []uint8
 	lat, lon   []float64
@@ -371,14 +371,16 @@ func (rr *rowReader) validate(c *chunk, i int) string {
 }
 
 // ageAt is the age in whole years at asOf of someone born birthDays after
-// the epoch (spec §2), saturated to the uint8 range.
-func ageAt(birthDays int64, asOf time.Time) uint8 {
+// the epoch (spec §2). It is not clamped to the uint8 range of the age
+// columns: someone aged 300 must fail every accepted range, not pass
+// age_max = 255. (Birth dates after asOf are rejected before this.)
+func ageAt(birthDays int64, asOf time.Time) uint16 {
 	b := time.Unix(birthDays*86400, 0).UTC()
 	age := asOf.Year() - b.Year()
 	if asOf.Month() < b.Month() || (asOf.Month() == b.Month() && asOf.Day() < b.Day()) {
 		age--
 	}
-	return uint8(min(max(age, 0), 255))
+	return uint16(min(max(age, 0), 65535))
 }
 
 // readProfileFile decodes and validates every row of pf into a chunk.

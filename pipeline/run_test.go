@@ -362,6 +362,8 @@ func TestRunMatchesReference(t *testing.T) {
 	empty.N = 0
 	qless := base
 	qless.Q, qless.Answered = 0, 0
+	ancient := everyone
+	ancient.AgeSpan, ancient.WideAges = [2]int{245, 265}, false // ages past the uint8 range of age_min/age_max
 
 	counts := func(out runOutput) Counts { return out.res.Manifest.Counts }
 	all := func(ref *refResult) int64 { e := int64(len(ref.ids)); return e * (e - 1) }
@@ -441,6 +443,22 @@ func TestRunMatchesReference(t *testing.T) {
 			}
 		}},
 		{name: "no questions", knobs: qless},
+		{name: "ages above 255", knobs: ancient, check: func(t *testing.T, out runOutput, ref *refResult) {
+			old, paired := 0, 0
+			for _, id := range ref.ids {
+				if ref.eligible[id].age > 255 {
+					old++
+				}
+			}
+			for _, m := range out.matches {
+				if ref.eligible[m.UserID].age <= 255 {
+					paired++
+				}
+			}
+			if old < 10 || paired == 0 {
+				t.Errorf("scenario too thin: %d members over 255, %d matches", old, paired)
+			}
+		}},
 		{name: "trait weight only", knobs: everyone, weights: [4]float64{1, 0, 0, 0}},
 		{name: "biomarker and proximity", knobs: base, weights: [4]float64{0, 0, 1, 1}},
 		{name: "one worker one shard", knobs: base, workers: 1, shards: 1},

@@ -116,7 +116,9 @@ func genTestPop(seed uint64, k popKnobs) []tMember {
 			m.AgeMin, m.AgeMax = ptr(int64(18)), ptr(int64(99))
 		} else {
 			lo := int64(age - 8 + r.IntN(5))
-			m.AgeMin, m.AgeMax = ptr(lo), ptr(lo+int64(8+r.IntN(15)))
+			hi := lo + int64(8+r.IntN(15))
+			m.AgeMin, m.AgeMax = ptr(min(lo, 255)), ptr(min(hi, 255)) // the columns are uint8
+
 		}
 		c := k.Centers[r.IntN(len(k.Centers))]
 		m.Lat = ptr(math.Max(-90, math.Min(90, c[0]+r.NormFloat64()*k.Spread)))
