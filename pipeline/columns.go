@@ -132,7 +132,7 @@ func (fl *floatList) read(i int, dst []float32) string {
 	} else {
 		for k, x := range fl.f64[start:end] {
 			if !math.IsInf(x, 0) && !math.IsNaN(x) && math.Abs(x) > math.MaxFloat32 {
-				return "trait_non_finite"
+				return "trait_out_of_range" // finite, but not a float32 (the spec's trait type)
 			}
 			dst[k] = float32(x)
 		}

@@ -425,3 +425,80 @@ func TestPartitionFlag(t *testing.T) {
 		t.Fatalf("%v, %+v", err, res)
 	}
 }
+
+// TestFloat64Traits: list<float64> traits (spec §1) give the same tables as
+// the float32 form of the same members; a finite value beyond float32 is
+// quarantined as trait_out_of_range.
+func TestFloat64Traits(t *testing.T) {
+	type row struct {
+		UserID  int64     `parquet:"user_id"`
+		Consent bool      `parquet:"consent"`
+		Health  bool      `parquet:"health_consent"`
+		Gender  int32     `parquet:"gender"`
+		Seeking int32     `parquet:"seeking"`
+		Birth   int32     `parquet:"birth_date,date"`
+		AgeMin  int32     `parquet:"age_min"`
+		AgeMax  int32     `parquet:"age_max"`
+		Lat     float64   `parquet:"lat"`
+		Lon     float64   `parquet:"lon"`
+		MaxKm   float64   `parquet:"max_km"`
+		Trait   []float64 `parquet:"trait,list"`
+		HLA     []byte    `parquet:"hla"`
+		Ans     []byte    `parquet:"answers"`
+		Acc     []byte    `parquet:"accept"`
+		Imp     []byte    `parquet:"importance"`
+	}
+	k := defaultKnobs(200)
+	k.ConsentP, k.HealthP = 1, 1
+	var ms []tMember
+	for _, m := range genTestPop(31, k) { // fully populated rows only: this form has no nulls
+		if m.Consent != nil && m.Health != nil && m.HLA != nil {
+			ms = append(ms, m)
+		}
+	}
+	dir := t.TempDir()
+	writeProfiles(t, filepath.Join(dir, "f32"), ms, k.D, k.Q, 1, formArrowVariable)
+	rows := make([]row, len(ms))
+	for i, m := range ms {
+		tr := make([]float64, len(m.Trait))
+		for j, x := range m.Trait {
+			tr[j] = float64(x)
+		}
+		rows[i] = row{*m.ID, *m.Consent, *m.Health, int32(*m.Gender), int32(*m.Seeking), *m.Birth, int32(*m.AgeMin), int32(*m.AgeMax),
+			*m.Lat, *m.Lon, float64(*m.MaxKm), tr, m.HLA, m.Ans, m.Acc, m.Imp}
+	}
+	rows[0].Trait[1] = 1e300 // finite, not a float32
+	os.MkdirAll(filepath.Join(dir, "f64"), 0o755)
+	if err := pq.WriteFile(filepath.Join(dir, "f64", "a.parquet"), rows, plainBytes); err != nil {
+		t.Fatal(err)
+	}
+	var out [2]*Result
+	for v, sub := range []string{"f32", "f64"} {
+		cfg := baseConfig(dir)
+		cfg.Profiles, cfg.Out = []string{filepath.Join(dir, sub)}, filepath.Join(dir, "out-"+sub)
+		res, err := Run(context.Background(), cfg, discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[v] = res
+	}
+	if got := out[1].Manifest.Counts.QuarantinedByReason["trait_out_of_range"]; got != 1 {
+		t.Fatalf("trait_out_of_range: %d, want 1 (%v)", got, out[1].Manifest.Counts.QuarantinedByReason)
+	}
+	// the float64 run lost member 0; compare against a float32 run without it
+	ms2 := ms[1:]
+	writeProfiles(t, filepath.Join(dir, "f32b"), ms2, k.D, k.Q, 1, formArrowVariable)
+	cfg := baseConfig(dir)
+	cfg.Profiles, cfg.Out = []string{filepath.Join(dir, "f32b")}, filepath.Join(dir, "out-f32b")
+	ref, err := Run(context.Background(), cfg, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range []string{"matches", "soulmates"} {
+		a, _ := os.ReadFile(tablePath(ref.Published, tb))
+		b, _ := os.ReadFile(tablePath(out[1].Published, tb))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("%s from float64 traits differs from the float32 form", tb)
+		}
+	}
+}
