@@ -162,74 +162,12 @@ type ScoreStats struct {
 	PairsCompatible int64 `json:"pairs_compatible"`
 }
 
-// TopK scores every member against every other on a pool of workers and
-// returns each member's best k compatible candidates, best first. Results are
-// written by member index, so they do not depend on scheduling.
+// TopK scores every member against every compatible candidate on a pool of
+// workers and returns each member's best k, best first. A task per query
+// tile of blockingTiles walks the candidate tiles, skipping those canMatch
+// rules out (unless NoBlocking). Results are written by member index, so they
+// do not depend on scheduling.
 func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats, error) {
-	if !s.NoBlocking {
-		return s.topKBlocked(ctx, k, workers)
-	}
-	n := s.P.N
-	out := make([][]Cand, n)
-	tiles := (n + queryTile - 1) / queryTile
-	stats := make([]ScoreStats, tiles)
-	if s.progress != nil {
-		s.progress.total.Store(int64(tiles))
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
-	for t := 0; t < tiles; t++ {
-		if gctx.Err() != nil {
-			break
-		}
-		g.Go(func() (err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					err = fmt.Errorf("scoring tile %d: panic: %v\n%s", t, r, debug.Stack())
-				}
-			}()
-			if err := gctx.Err(); err != nil {
-				return err
-			}
-			lo, hi := t*queryTile, min((t+1)*queryTile, n)
-			h := topK{k: k, h: make([]Cand, 0, k)}
-			st := &stats[t]
-			for i := lo; i < hi; i++ {
-				h.h = h.h[:0]
-				for j := 0; j < n; j++ {
-					if j == i {
-						continue
-					}
-					st.PairsExamined++
-					ps, ok := s.Pair(i, j)
-					if !ok {
-						continue
-					}
-					st.PairsCompatible++
-					h.offer(Cand{J: int32(j), S: ps.S})
-				}
-				out[i] = h.sorted()
-			}
-			s.progress.tileDone(st.PairsExamined)
-			return nil
-		})
-	}
-	return finishTopK(ctx, g, out, stats)
-}
-
-// rankOf returns the 1-based rank of j in list, or 0.
-func rankOf(list []Cand, j int32) int32 {
-	for r, c := range list {
-		if c.J == j {
-			return int32(r + 1)
-		}
-	}
-	return 0
-}
-
-// topKBlocked is TopK over blocking tiles: a task per query tile walks every
-// candidate tile and skips those canMatch rules out.
-func (s *Scorer) topKBlocked(ctx context.Context, k, workers int) ([][]Cand, ScoreStats, error) {
 	tiles := blockingTiles(s.P)
 	out := make([][]Cand, s.P.N)
 	stats := make([]ScoreStats, len(tiles))
@@ -259,7 +197,7 @@ func (s *Scorer) topKBlocked(ctx context.Context, k, workers int) ([][]Cand, Sco
 					return gctx.Err()
 				}
 				tc := &tiles[c]
-				if !canMatch(tq, tc) {
+				if !s.NoBlocking && !canMatch(tq, tc) {
 					continue
 				}
 				for q, i := range tq.members {
@@ -285,12 +223,6 @@ func (s *Scorer) topKBlocked(ctx context.Context, k, workers int) ([][]Cand, Sco
 			return nil
 		})
 	}
-	return finishTopK(ctx, g, out, stats)
-}
-
-// finishTopK waits for the tile tasks and sums their per-tile counts (in
-// tile order, so the totals never depend on scheduling).
-func finishTopK(ctx context.Context, g *errgroup.Group, out [][]Cand, stats []ScoreStats) ([][]Cand, ScoreStats, error) {
 	if err := g.Wait(); err != nil {
 		return nil, ScoreStats{}, err
 	}
@@ -298,9 +230,19 @@ func finishTopK(ctx context.Context, g *errgroup.Group, out [][]Cand, stats []Sc
 		return nil, ScoreStats{}, err
 	}
 	var total ScoreStats
-	for _, st := range stats {
+	for _, st := range stats { // tile order: totals never depend on scheduling
 		total.PairsExamined += st.PairsExamined
 		total.PairsCompatible += st.PairsCompatible
 	}
 	return out, total, nil
+}
+
+// rankOf returns the 1-based rank of j in list, or 0.
+func rankOf(list []Cand, j int32) int32 {
+	for r, c := range list {
+		if c.J == j {
+			return int32(r + 1)
+		}
+	}
+	return 0
 }
