@@ -149,26 +149,50 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
+// jobCommand holds the flags shared by the commands that read profiles
+// (run, validate, explain).
+type jobCommand struct {
+	o  pipeline.Options
+	lo logOptions
+	fs *pflag.FlagSet
+}
+
+func newJobCommand(name string) *jobCommand {
+	c := &jobCommand{fs: pflag.NewFlagSet("batchmatch "+name, pflag.ContinueOnError)}
+	c.o.AddFlags(c.fs)
+	c.lo.AddFlags(c.fs)
+	return c
+}
+
+// setup parses args (positional ones only when allowed) and returns the
+// checked configuration and the logger.
+func (c *jobCommand) setup(args []string, stderr io.Writer, needOut, positional bool) (pipeline.Config, *slog.Logger, error) {
+	var err error
+	if positional {
+		err = parseWithArgs(c.fs, args, stderr)
+	} else {
+		err = parse(c.fs, args, stderr)
+	}
+	if err != nil {
+		return pipeline.Config{}, nil, err
+	}
+	log, err := c.lo.logger(stderr)
+	if err != nil {
+		return pipeline.Config{}, nil, err
+	}
+	cfg, err := c.o.Config(time.Now(), needOut)
+	return cfg, log, err
+}
+
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
-	var o pipeline.Options
-	var lo logOptions
 	var mo pipeline.MetricsOptions
-	fs := pflag.NewFlagSet("batchmatch run", pflag.ContinueOnError)
-	o.AddFlags(fs)
-	lo.AddFlags(fs)
-	mo.AddFlags(fs)
-	if err := parse(fs, args, stderr); err != nil {
-		return err
-	}
-	log, err := lo.logger(stderr)
+	jc := newJobCommand("run")
+	mo.AddFlags(jc.fs)
+	cfg, log, err := jc.setup(args, stderr, true, false)
 	if err != nil {
 		return err
 	}
-	cfg, err := o.Config(time.Now(), true)
-	if err != nil {
-		return err
-	}
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && lo.Format != "json" {
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && jc.lo.Format != "json" {
 		cfg.ProgressBar = stderr // a person is watching: a bar instead of periodic progress lines
 	}
 	res, err := pipeline.Run(ctx, cfg, log)
@@ -195,19 +219,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 }
 
 func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var o pipeline.Options
-	var lo logOptions
-	fs := pflag.NewFlagSet("batchmatch validate", pflag.ContinueOnError)
-	o.AddFlags(fs)
-	lo.AddFlags(fs)
-	if err := parse(fs, args, stderr); err != nil {
-		return err
-	}
-	log, err := lo.logger(stderr)
-	if err != nil {
-		return err
-	}
-	cfg, err := o.Config(time.Now(), false)
+	cfg, log, err := newJobCommand("validate").setup(args, stderr, false, false)
 	if err != nil {
 		return err
 	}
@@ -233,29 +245,18 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var o pipeline.Options
-	var lo logOptions
-	fs := pflag.NewFlagSet("batchmatch explain", pflag.ContinueOnError)
-	o.AddFlags(fs)
-	lo.AddFlags(fs)
-	if err := parseWithArgs(fs, args, stderr); err != nil {
+	jc := newJobCommand("explain")
+	cfg, log, err := jc.setup(args, stderr, false, true)
+	if err != nil {
 		return err
 	}
 	var ids []int64
-	for _, a := range fs.Args() {
+	for _, a := range jc.fs.Args() {
 		id, err := strconv.ParseInt(a, 10, 64)
 		if err != nil {
 			return fmt.Errorf("%w: member id %q is not an integer", pipeline.ErrUsage, a)
 		}
 		ids = append(ids, id)
-	}
-	log, err := lo.logger(stderr)
-	if err != nil {
-		return err
-	}
-	cfg, err := o.Config(time.Now(), false)
-	if err != nil {
-		return err
 	}
 	return pipeline.Explain(ctx, cfg, log, stdout, ids)
 }
