@@ -6,16 +6,58 @@ import "golang.org/x/sys/cpu"
 
 //go:generate sh -c "cd _asm && go run . -out ../dot_amd64.s -stubs ../dot_stub_amd64.go -pkg kernels"
 
+// hasFMA: the fast paths need AVX2 and FMA (read once, at start-up).
+var hasFMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
 func init() {
-	if cpu.X86.HasAVX2 {
-		dotImpl = dotAVX2
+	if hasFMA {
+		dotImpl = dotFMA
+		dotTileImpl = dotTileAVX2
+		fmaLoopImpl = fmaLoopAVX2
 	}
 }
 
-// Implementation reports which Dot implementation this process uses.
+// Implementation reports which kernel implementations this process uses.
 func Implementation() string {
-	if cpu.X86.HasAVX2 {
-		return "avx2"
+	if hasFMA {
+		return "avx2+fma"
 	}
 	return "generic"
+}
+
+// tileKernels[r] computes an r×16 block; r = 1..tileRows.
+var tileKernels = [...]func(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int){
+	nil, dotTile1x16, dotTile2x16, dotTile3x16, dotTile4x16, dotTile5x16, dotTile6x16,
+}
+
+const tileRows = 6
+
+// dotTileAVX2 drives the micro-kernels over 16-column blocks of the output,
+// tileRows queries at a time; columns past the last full block of 16 take
+// the generic path (same results, bit for bit).
+func dotTileAVX2(out []float32, ldo int, q []float32, ldq int, c []float32, ldc int, nq, nc, d int) {
+	if nq <= 0 || nc <= 0 {
+		return
+	}
+	if d == 0 {
+		for i := 0; i < nq; i++ {
+			clear(out[i*ldo : i*ldo+nc])
+		}
+		return
+	}
+	n16 := nc &^ 15
+	for j := 0; j < n16; j += 16 {
+		for i := 0; i < nq; i += tileRows {
+			r := min(tileRows, nq-i)
+			tileKernels[r](&out[i*ldo+j], ldo, &q[i], ldq, &c[j], ldc, d)
+		}
+	}
+	if n16 < nc {
+		dotTileGeneric(out[n16:], ldo, q, ldq, c[n16:], ldc, nq, nc-n16, d)
+	}
+}
+
+func fmaLoopAVX2(n int) (flops int64) {
+	fmaLoop(n)
+	return int64(n) * 12 * 8 * 2
 }

@@ -4,152 +4,383 @@
 
 #include "textflag.h"
 
-DATA dotmask<>+0(SB)/4, $0xffffffff
-DATA dotmask<>+4(SB)/4, $0xffffffff
-DATA dotmask<>+8(SB)/4, $0xffffffff
-DATA dotmask<>+12(SB)/4, $0xffffffff
-DATA dotmask<>+16(SB)/4, $0xffffffff
-DATA dotmask<>+20(SB)/4, $0xffffffff
-DATA dotmask<>+24(SB)/4, $0xffffffff
-DATA dotmask<>+28(SB)/4, $0xffffffff
-DATA dotmask<>+32(SB)/4, $0x00000000
-DATA dotmask<>+36(SB)/4, $0x00000000
-DATA dotmask<>+40(SB)/4, $0x00000000
-DATA dotmask<>+44(SB)/4, $0x00000000
-DATA dotmask<>+48(SB)/4, $0x00000000
-DATA dotmask<>+52(SB)/4, $0x00000000
-DATA dotmask<>+56(SB)/4, $0x00000000
-DATA dotmask<>+60(SB)/4, $0x00000000
-GLOBL dotmask<>(SB), RODATA|NOPTR, $64
-
-// func dotAVX2(a []float32, b []float32) float32
-// Requires: AVX, SSE
-TEXT ·dotAVX2(SB), NOSPLIT, $0-52
+// func dotFMA(a []float32, b []float32) float32
+// Requires: AVX, FMA3, SSE
+TEXT ·dotFMA(SB), NOSPLIT, $0-52
 	MOVQ   a_base+0(FP), AX
 	MOVQ   b_base+24(FP), CX
 	MOVQ   a_len+8(FP), DX
+	VXORPS X0, X0, X0
+	XORQ   BX, BX
+
+fmaloop:
+	CMPQ        BX, DX
+	JGE         fmadone
+	VMOVSS      (AX)(BX*4), X1
+	VFMADD231SS (CX)(BX*4), X1, X0
+	INCQ        BX
+	JMP         fmaloop
+
+fmadone:
+	MOVSS X0, ret+48(FP)
+	RET
+
+// func dotTile1x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, FMA3
+TEXT ·dotTile1x16(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+tile1loop:
+	VMOVUPS      (SI), Y2
+	VMOVUPS      32(SI), Y3
+	VBROADCASTSS (DX), Y4
+	VFMADD231PS  Y2, Y4, Y0
+	VFMADD231PS  Y3, Y4, Y1
+	ADDQ         DI, SI
+	ADDQ         BX, DX
+	DECQ         R8
+	JNZ          tile1loop
+	VMOVUPS      Y0, (AX)
+	VMOVUPS      Y1, 32(AX)
+	VZEROUPPER
+	RET
+
+// func dotTile2x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, FMA3
+TEXT ·dotTile2x16(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
-	XORQ   BX, BX
 
-loop32:
-	MOVQ    DX, SI
-	SUBQ    BX, SI
-	CMPQ    SI, $0x20
-	JL      block0
-	VMOVUPS (AX)(BX*4), Y4
-	VMULPS  (CX)(BX*4), Y4, Y4
-	VADDPS  Y4, Y0, Y0
-	VMOVUPS 32(AX)(BX*4), Y4
-	VMULPS  32(CX)(BX*4), Y4, Y4
-	VADDPS  Y4, Y1, Y1
-	VMOVUPS 64(AX)(BX*4), Y4
-	VMULPS  64(CX)(BX*4), Y4, Y4
-	VADDPS  Y4, Y2, Y2
-	VMOVUPS 96(AX)(BX*4), Y4
-	VMULPS  96(CX)(BX*4), Y4, Y4
-	VADDPS  Y4, Y3, Y3
-	ADDQ    $0x20, BX
-	JMP     loop32
-
-block0:
-	MOVQ    DX, SI
-	SUBQ    BX, SI
-	CMPQ    SI, $0x08
-	JL      partial0
-	VMOVUPS (AX)(BX*4), Y4
-	VMULPS  (CX)(BX*4), Y4, Y4
-	VADDPS  Y4, Y0, Y0
-	ADDQ    $0x08, BX
-	JMP     block1
-
-partial0:
-	CMPQ       SI, $0x00
-	JE         reduce
-	MOVQ       $0x00000008, DX
-	SUBQ       SI, DX
-	LEAQ       dotmask<>+0(SB), SI
-	VMOVDQU    (SI)(DX*4), Y4
-	VMASKMOVPS (AX)(BX*4), Y4, Y5
-	VMASKMOVPS (CX)(BX*4), Y4, Y4
-	VMULPS     Y4, Y5, Y5
-	VADDPS     Y5, Y0, Y0
-	JMP        reduce
-
-block1:
-	MOVQ    DX, SI
-	SUBQ    BX, SI
-	CMPQ    SI, $0x08
-	JL      partial1
-	VMOVUPS (AX)(BX*4), Y4
-	VMULPS  (CX)(BX*4), Y4, Y4
-	VADDPS  Y4, Y1, Y1
-	ADDQ    $0x08, BX
-	JMP     block2
-
-partial1:
-	CMPQ       SI, $0x00
-	JE         reduce
-	MOVQ       $0x00000008, DX
-	SUBQ       SI, DX
-	LEAQ       dotmask<>+0(SB), SI
-	VMOVDQU    (SI)(DX*4), Y4
-	VMASKMOVPS (AX)(BX*4), Y4, Y5
-	VMASKMOVPS (CX)(BX*4), Y4, Y4
-	VMULPS     Y4, Y5, Y5
-	VADDPS     Y5, Y1, Y1
-	JMP        reduce
-
-block2:
-	MOVQ    DX, SI
-	SUBQ    BX, SI
-	CMPQ    SI, $0x08
-	JL      partial2
-	VMOVUPS (AX)(BX*4), Y4
-	VMULPS  (CX)(BX*4), Y4, Y4
-	VADDPS  Y4, Y2, Y2
-	ADDQ    $0x08, BX
-	JMP     block3
-
-partial2:
-	CMPQ       SI, $0x00
-	JE         reduce
-	MOVQ       $0x00000008, DX
-	SUBQ       SI, DX
-	LEAQ       dotmask<>+0(SB), SI
-	VMOVDQU    (SI)(DX*4), Y4
-	VMASKMOVPS (AX)(BX*4), Y4, Y5
-	VMASKMOVPS (CX)(BX*4), Y4, Y4
-	VMULPS     Y4, Y5, Y5
-	VADDPS     Y5, Y2, Y2
-	JMP        reduce
-
-block3:
-	MOVQ       DX, SI
-	SUBQ       BX, SI
-	CMPQ       SI, $0x00
-	JE         reduce
-	MOVQ       $0x00000008, DX
-	SUBQ       SI, DX
-	LEAQ       dotmask<>+0(SB), SI
-	VMOVDQU    (SI)(DX*4), Y4
-	VMASKMOVPS (AX)(BX*4), Y4, Y5
-	VMASKMOVPS (CX)(BX*4), Y4, Y4
-	VMULPS     Y4, Y5, Y5
-	VADDPS     Y5, Y3, Y3
-
-reduce:
-	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
+tile2loop:
+	VMOVUPS      (SI), Y4
+	VMOVUPS      32(SI), Y5
+	VBROADCASTSS (DX), Y6
+	VFMADD231PS  Y4, Y6, Y0
+	VFMADD231PS  Y5, Y6, Y1
+	VBROADCASTSS 4(DX), Y6
+	VFMADD231PS  Y4, Y6, Y2
+	VFMADD231PS  Y5, Y6, Y3
+	ADDQ         DI, SI
+	ADDQ         BX, DX
+	DECQ         R8
+	JNZ          tile2loop
+	VMOVUPS      Y0, (AX)
+	VMOVUPS      Y1, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y2, (AX)
+	VMOVUPS      Y3, 32(AX)
 	VZEROUPPER
-	MOVSS        X0, ret+48(FP)
+	RET
+
+// func dotTile3x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, FMA3
+TEXT ·dotTile3x16(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+tile3loop:
+	VMOVUPS      (SI), Y6
+	VMOVUPS      32(SI), Y7
+	VBROADCASTSS (DX), Y8
+	VFMADD231PS  Y6, Y8, Y0
+	VFMADD231PS  Y7, Y8, Y1
+	VBROADCASTSS 4(DX), Y8
+	VFMADD231PS  Y6, Y8, Y2
+	VFMADD231PS  Y7, Y8, Y3
+	VBROADCASTSS 8(DX), Y8
+	VFMADD231PS  Y6, Y8, Y4
+	VFMADD231PS  Y7, Y8, Y5
+	ADDQ         DI, SI
+	ADDQ         BX, DX
+	DECQ         R8
+	JNZ          tile3loop
+	VMOVUPS      Y0, (AX)
+	VMOVUPS      Y1, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y2, (AX)
+	VMOVUPS      Y3, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y4, (AX)
+	VMOVUPS      Y5, 32(AX)
+	VZEROUPPER
+	RET
+
+// func dotTile4x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, FMA3
+TEXT ·dotTile4x16(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+tile4loop:
+	VMOVUPS      (SI), Y8
+	VMOVUPS      32(SI), Y9
+	VBROADCASTSS (DX), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS 4(DX), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS 8(DX), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS 12(DX), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         DI, SI
+	ADDQ         BX, DX
+	DECQ         R8
+	JNZ          tile4loop
+	VMOVUPS      Y0, (AX)
+	VMOVUPS      Y1, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y2, (AX)
+	VMOVUPS      Y3, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y4, (AX)
+	VMOVUPS      Y5, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y6, (AX)
+	VMOVUPS      Y7, 32(AX)
+	VZEROUPPER
+	RET
+
+// func dotTile5x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, FMA3
+TEXT ·dotTile5x16(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+
+tile5loop:
+	VMOVUPS      (SI), Y10
+	VMOVUPS      32(SI), Y11
+	VBROADCASTSS (DX), Y12
+	VFMADD231PS  Y10, Y12, Y0
+	VFMADD231PS  Y11, Y12, Y1
+	VBROADCASTSS 4(DX), Y12
+	VFMADD231PS  Y10, Y12, Y2
+	VFMADD231PS  Y11, Y12, Y3
+	VBROADCASTSS 8(DX), Y12
+	VFMADD231PS  Y10, Y12, Y4
+	VFMADD231PS  Y11, Y12, Y5
+	VBROADCASTSS 12(DX), Y12
+	VFMADD231PS  Y10, Y12, Y6
+	VFMADD231PS  Y11, Y12, Y7
+	VBROADCASTSS 16(DX), Y12
+	VFMADD231PS  Y10, Y12, Y8
+	VFMADD231PS  Y11, Y12, Y9
+	ADDQ         DI, SI
+	ADDQ         BX, DX
+	DECQ         R8
+	JNZ          tile5loop
+	VMOVUPS      Y0, (AX)
+	VMOVUPS      Y1, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y2, (AX)
+	VMOVUPS      Y3, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y4, (AX)
+	VMOVUPS      Y5, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y6, (AX)
+	VMOVUPS      Y7, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y8, (AX)
+	VMOVUPS      Y9, 32(AX)
+	VZEROUPPER
+	RET
+
+// func dotTile6x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, FMA3
+TEXT ·dotTile6x16(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+tile6loop:
+	VMOVUPS      (SI), Y12
+	VMOVUPS      32(SI), Y13
+	VBROADCASTSS (DX), Y14
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	VBROADCASTSS 4(DX), Y14
+	VFMADD231PS  Y12, Y14, Y2
+	VFMADD231PS  Y13, Y14, Y3
+	VBROADCASTSS 8(DX), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VFMADD231PS  Y13, Y14, Y5
+	VBROADCASTSS 12(DX), Y14
+	VFMADD231PS  Y12, Y14, Y6
+	VFMADD231PS  Y13, Y14, Y7
+	VBROADCASTSS 16(DX), Y14
+	VFMADD231PS  Y12, Y14, Y8
+	VFMADD231PS  Y13, Y14, Y9
+	VBROADCASTSS 20(DX), Y14
+	VFMADD231PS  Y12, Y14, Y10
+	VFMADD231PS  Y13, Y14, Y11
+	ADDQ         DI, SI
+	ADDQ         BX, DX
+	DECQ         R8
+	JNZ          tile6loop
+	VMOVUPS      Y0, (AX)
+	VMOVUPS      Y1, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y2, (AX)
+	VMOVUPS      Y3, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y4, (AX)
+	VMOVUPS      Y5, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y6, (AX)
+	VMOVUPS      Y7, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y8, (AX)
+	VMOVUPS      Y9, 32(AX)
+	ADDQ         CX, AX
+	VMOVUPS      Y10, (AX)
+	VMOVUPS      Y11, 32(AX)
+	VZEROUPPER
+	RET
+
+// func fmaLoop(n int) float32
+// Requires: AVX, AVX2, FMA3, SSE, SSE2
+TEXT ·fmaLoop(SB), NOSPLIT, $0-12
+	MOVQ         n+0(FP), AX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	VXORPS       Y10, Y10, Y10
+	VXORPS       Y11, Y11, Y11
+	MOVL         $0x3f000000, CX
+	MOVD         CX, X12
+	VBROADCASTSS X12, Y12
+	TESTQ        AX, AX
+	JZ           peakdone
+
+peakloop:
+	VFMADD231PS Y12, Y12, Y0
+	VFMADD231PS Y12, Y12, Y1
+	VFMADD231PS Y12, Y12, Y2
+	VFMADD231PS Y12, Y12, Y3
+	VFMADD231PS Y12, Y12, Y4
+	VFMADD231PS Y12, Y12, Y5
+	VFMADD231PS Y12, Y12, Y6
+	VFMADD231PS Y12, Y12, Y7
+	VFMADD231PS Y12, Y12, Y8
+	VFMADD231PS Y12, Y12, Y9
+	VFMADD231PS Y12, Y12, Y10
+	VFMADD231PS Y12, Y12, Y11
+	DECQ        AX
+	JNZ         peakloop
+
+peakdone:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y2, Y0, Y0
+	VADDPS Y3, Y0, Y0
+	VADDPS Y4, Y0, Y0
+	VADDPS Y5, Y0, Y0
+	VADDPS Y6, Y0, Y0
+	VADDPS Y7, Y0, Y0
+	VADDPS Y8, Y0, Y0
+	VADDPS Y9, Y0, Y0
+	VADDPS Y10, Y0, Y0
+	VADDPS Y11, Y0, Y0
+	VZEROUPPER
+	MOVSS  X0, ret+8(FP)
 	RET

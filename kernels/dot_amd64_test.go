@@ -2,13 +2,10 @@
 
 package kernels
 
-import "golang.org/x/sys/cpu"
-
 func init() {
-	if cpu.X86.HasAVX2 {
-		dotImpls = append(dotImpls, struct {
-			name string
-			fn   func(a, b []float32) float32
-		}{"avx2", dotAVX2})
+	if hasFMA {
+		dotImpls = append(dotImpls, dotImplCase{"fma", dotFMA})
+		dotTileImpls = append(dotTileImpls, dotTileCase{"avx2", dotTileAVX2})
+		fmaLoopImpls = append(fmaLoopImpls, fmaLoopCase{"avx2", fmaLoopAVX2})
 	}
 }

@@ -4,5 +4,26 @@
 
 package kernels
 
-// dotAVX2 is Dot with AVX2 (no FMA), bit-identical to dotGeneric.
-func dotAVX2(a []float32, b []float32) float32
+// dotFMA is Dot as one chain of VFMADD231SS, bit-identical to dotGeneric.
+func dotFMA(a []float32, b []float32) float32
+
+// dotTile1x16 computes a 1×16 block of DotTile (d ≥ 1).
+func dotTile1x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile2x16 computes a 2×16 block of DotTile (d ≥ 1).
+func dotTile2x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile3x16 computes a 3×16 block of DotTile (d ≥ 1).
+func dotTile3x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile4x16 computes a 4×16 block of DotTile (d ≥ 1).
+func dotTile4x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile5x16 computes a 5×16 block of DotTile (d ≥ 1).
+func dotTile5x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile6x16 computes a 6×16 block of DotTile (d ≥ 1).
+func dotTile6x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// fmaLoop runs n iterations of 12 independent 8-lane FMAs and returns a lane of the sum.
+func fmaLoop(n int) float32

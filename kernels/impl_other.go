@@ -2,5 +2,5 @@
 
 package kernels
 
-// Implementation reports which Dot implementation this process uses.
+// Implementation reports which kernel implementations this process uses.
 func Implementation() string { return "generic" }

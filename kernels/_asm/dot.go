@@ -16,101 +16,134 @@ import (
 
 func main() {
 	ConstraintExpr("!purego")
-	dot()
+	dotFMA()
+	for r := 1; r <= tileRows; r++ {
+		dotTile(r)
+	}
+	fmaLoop()
 	Generate()
 }
 
-// dot generates dotAVX2, which follows dotGeneric's summation order exactly:
-// 32 lane sums (4 YMM accumulators, element i into lane i%32), the input
-// zero-padded to a multiple of 8 by a masked load, lanes combined as
-// (s[l]+s[l+8])+(s[l+16]+s[l+24]), then ((v0+v4)+(v2+v6))+((v1+v5)+(v3+v7)).
-// Multiply and add are separate (no FMA), as in the generic code.
-func dot() {
-	mask := GLOBL("dotmask", RODATA|NOPTR)
-	for j := 0; j < 8; j++ {
-		DATA(4*j, U32(0xffffffff))
-	}
-	for j := 8; j < 16; j++ {
-		DATA(4*j, U32(0))
-	}
+// tileRows × 16 is the register block of the DotTile micro-kernel: 2·tileRows
+// YMM accumulators, two candidate vectors and one broadcast query value fit
+// the 16 YMM registers for tileRows = 6.
+const tileRows = 6
 
-	TEXT("dotAVX2", NOSPLIT, "func(a, b []float32) float32")
-	Doc("dotAVX2 is Dot with AVX2 (no FMA), bit-identical to dotGeneric.")
+// dotFMA generates dotFMA, Dot's single chain of scalar fused multiply-adds:
+// s = a[i]*b[i] + s for i = 0..n-1, rounded once per step, exactly as
+// dotGeneric (FMA32) and the DotTile micro-kernels compute it.
+func dotFMA() {
+	TEXT("dotFMA", NOSPLIT, "func(a, b []float32) float32")
+	Doc("dotFMA is Dot as one chain of VFMADD231SS, bit-identical to dotGeneric.")
 	pa := Load(Param("a").Base(), GP64())
 	pb := Load(Param("b").Base(), GP64())
 	n := Load(Param("a").Len(), GP64())
-	acc := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
-	for _, r := range acc {
-		VXORPS(r, r, r)
-	}
+	s := XMM()
+	VXORPS(s, s, s)
 	i := GP64()
 	XORQ(i, i)
-	rem := GP64()
+	Label("fmaloop")
+	CMPQ(i, n)
+	JGE(LabelRef("fmadone"))
+	x := XMM()
+	VMOVSS(Mem{Base: pa, Index: i, Scale: 4}, x)
+	VFMADD231SS(Mem{Base: pb, Index: i, Scale: 4}, x, s)
+	INCQ(i)
+	JMP(LabelRef("fmaloop"))
+	Label("fmadone")
+	Store(s, ReturnIndex(0))
+	RET()
+}
 
-	Label("loop32")
-	MOVQ(n, rem)
-	SUBQ(i, rem)
-	CMPQ(rem, Imm(32))
-	JL(LabelRef("block0"))
-	for k := 0; k < 4; k++ {
-		x := YMM()
-		VMOVUPS(Mem{Base: pa, Index: i, Scale: 4, Disp: 32 * k}, x)
-		VMULPS(Mem{Base: pb, Index: i, Scale: 4, Disp: 32 * k}, x, x)
-		VADDPS(x, acc[k], acc[k])
+// dotTile generates dotTile<r>x16, the register-blocked micro-kernel of
+// DotTile: r queries × 16 candidates, k-major panels, one FMA chain per
+// output in k order (the order of Dot):
+//
+//	for k := 0; k < d; k++ {
+//		c0, c1 := c[k*ldc : k*ldc+8], c[k*ldc+8 : k*ldc+16]
+//		for i := 0; i < r; i++ {
+//			a := broadcast(q[k*ldq+i])
+//			acc[i][0] = a*c0 + acc[i][0] // VFMADD231PS, rounded once
+//			acc[i][1] = a*c1 + acc[i][1]
+//		}
+//	}
+//	out[i*ldo : i*ldo+16] = acc[i]
+func dotTile(r int) {
+	name := fmt.Sprintf("dotTile%dx16", r)
+	TEXT(name, NOSPLIT, "func(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)")
+	Doc(fmt.Sprintf("%s computes a %d×16 block of DotTile (d ≥ 1).", name, r))
+	po := Load(Param("out"), GP64())
+	ldo := Load(Param("ldo"), GP64())
+	pq := Load(Param("q"), GP64())
+	ldq := Load(Param("ldq"), GP64())
+	pc := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	d := Load(Param("d"), GP64())
+	SHLQ(Imm(2), ldo)
+	SHLQ(Imm(2), ldq)
+	SHLQ(Imm(2), ldc)
+	acc := make([]VecVirtual, 2*r)
+	for i := range acc {
+		acc[i] = YMM()
+		VXORPS(acc[i], acc[i], acc[i])
 	}
-	ADDQ(Imm(32), i)
-	JMP(LabelRef("loop32"))
-
-	// fewer than 32 left: full 8-blocks go to acc[0], acc[1], acc[2] in
-	// turn, then the partial block (masked) to the next accumulator.
-	for k := 0; k < 4; k++ {
-		Label(fmt.Sprintf("block%d", k))
-		MOVQ(n, rem)
-		SUBQ(i, rem)
-		if k < 3 {
-			CMPQ(rem, Imm(8))
-			JL(LabelRef(fmt.Sprintf("partial%d", k)))
-			x := YMM()
-			VMOVUPS(Mem{Base: pa, Index: i, Scale: 4}, x)
-			VMULPS(Mem{Base: pb, Index: i, Scale: 4}, x, x)
-			VADDPS(x, acc[k], acc[k])
-			ADDQ(Imm(8), i)
-			JMP(LabelRef(fmt.Sprintf("block%d", k+1)))
+	loop := fmt.Sprintf("tile%dloop", r)
+	Label(loop)
+	c0, c1 := YMM(), YMM()
+	VMOVUPS(Mem{Base: pc}, c0)
+	VMOVUPS(Mem{Base: pc, Disp: 32}, c1)
+	for i := 0; i < r; i++ {
+		a := YMM()
+		VBROADCASTSS(Mem{Base: pq, Disp: 4 * i}, a)
+		VFMADD231PS(c0, a, acc[2*i])
+		VFMADD231PS(c1, a, acc[2*i+1])
+	}
+	ADDQ(ldc, pc)
+	ADDQ(ldq, pq)
+	DECQ(d)
+	JNZ(LabelRef(loop))
+	for i := 0; i < r; i++ {
+		VMOVUPS(acc[2*i], Mem{Base: po})
+		VMOVUPS(acc[2*i+1], Mem{Base: po, Disp: 32})
+		if i < r-1 {
+			ADDQ(ldo, po)
 		}
-		Label(fmt.Sprintf("partial%d", k))
-		CMPQ(rem, Imm(0))
-		JE(LabelRef("reduce"))
-		// mask lanes 0..rem-1: load 8 dwords from dotmask + 4·(8-rem)
-		off := GP64()
-		MOVQ(U32(8), off)
-		SUBQ(rem, off)
-		base := GP64()
-		LEAQ(mask, base)
-		m := YMM()
-		VMOVDQU(Mem{Base: base, Index: off, Scale: 4}, m)
-		x, y := YMM(), YMM()
-		VMASKMOVPS(Mem{Base: pa, Index: i, Scale: 4}, m, x)
-		VMASKMOVPS(Mem{Base: pb, Index: i, Scale: 4}, m, y)
-		VMULPS(y, x, x)
-		VADDPS(x, acc[k], acc[k])
-		JMP(LabelRef("reduce"))
 	}
-
-	Label("reduce")
-	VADDPS(acc[1], acc[0], acc[0]) // s[l] + s[l+8]
-	VADDPS(acc[3], acc[2], acc[2]) // s[l+16] + s[l+24]
-	VADDPS(acc[2], acc[0], acc[0]) // v[l]
-	hi := XMM()
-	VEXTRACTF128(Imm(1), acc[0], hi)
-	lo := acc[0].AsX()
-	VADDPS(hi, lo, lo) // w[j] = v[j] + v[j+4]
-	t := XMM()
-	VMOVHLPS(lo, lo, t)
-	VADDPS(t, lo, lo) // u[0] = w[0]+w[2], u[1] = w[1]+w[3]
-	u := XMM()
-	VMOVSHDUP(lo, u)
-	VADDSS(u, lo, lo) // u[0] + u[1]
 	VZEROUPPER()
-	Store(lo, ReturnIndex(0))
+	RET()
+}
+
+// fmaLoop generates fmaLoop, an FMA-bound loop for measuring the machine's
+// peak: 12 independent chains of VFMADD231PS (enough to cover the FMA
+// latency on two ports), n iterations, 12·8·2 = 192 flops each.
+func fmaLoop() {
+	TEXT("fmaLoop", NOSPLIT, "func(n int) float32")
+	Doc("fmaLoop runs n iterations of 12 independent 8-lane FMAs and returns a lane of the sum.")
+	n := Load(Param("n"), GP64())
+	acc := make([]VecVirtual, 12)
+	for i := range acc {
+		acc[i] = YMM()
+		VXORPS(acc[i], acc[i], acc[i])
+	}
+	half := GP32()
+	MOVL(U32(0x3f000000), half) // 0.5
+	x := XMM()
+	MOVD(half, x)
+	y := YMM()
+	VBROADCASTSS(x, y)
+	TESTQ(n, n)
+	JZ(LabelRef("peakdone"))
+	Label("peakloop")
+	for i := range acc {
+		VFMADD231PS(y, y, acc[i])
+	}
+	DECQ(n)
+	JNZ(LabelRef("peakloop"))
+	Label("peakdone")
+	for i := 1; i < len(acc); i++ {
+		VADDPS(acc[i], acc[0], acc[0])
+	}
+	VZEROUPPER()
+	Store(acc[0].AsX(), ReturnIndex(0))
 	RET()
 }

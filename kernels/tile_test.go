@@ -1,0 +1,304 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"testing"
+)
+
+type dotTileCase struct {
+	name string
+	fn   func(out []float32, ldo int, q []float32, ldq int, c []float32, ldc int, nq, nc, d int)
+}
+
+// Tile implementations side by side; dot_amd64_test.go adds the fast path.
+var dotTileImpls = []dotTileCase{{"generic", dotTileGeneric}}
+
+type fmaLoopCase struct {
+	name string
+	fn   func(n int) int64
+}
+
+var fmaLoopImpls = []fmaLoopCase{{"generic", fmaLoopGeneric}}
+
+// exactFMA32 is the reference for FMA32: x*y+z in exact arithmetic
+// (math/big), rounded once to the nearest float32, ties to even.
+func exactFMA32(x, y, z float32) float32 {
+	if isSpecial(x) || isSpecial(y) || isSpecial(z) {
+		return float32(float64(x)*float64(y) + float64(z)) // IEEE rules for NaN/Inf
+	}
+	p := new(big.Float).SetPrec(400).SetFloat64(float64(x))
+	p.Mul(p, new(big.Float).SetPrec(400).SetFloat64(float64(y)))
+	p.Add(p, new(big.Float).SetPrec(400).SetFloat64(float64(z)))
+	if p.Sign() == 0 { // exact zero: IEEE sign rules
+		return float32(float64(x)*float64(y) + float64(z))
+	}
+	f, _ := p.Float32()
+	return f
+}
+
+func isSpecial(f float32) bool { return f != f || math.IsInf(float64(f), 0) }
+
+func sameFloat(x, y float32) bool {
+	return math.Float32bits(x) == math.Float32bits(y) || (x != x && y != y)
+}
+
+// midpointCase returns x, y, z such that x*y+z lies within 2^-53 relative of
+// a float32 midpoint but not on it: the double-rounding trap.
+func midpointCase(r *rand.Rand) (x, y, z float32) {
+	for {
+		x = 1 + float32(r.IntN(1<<23))*0x1p-23
+		inv := float32(1 / float64(x))
+		eta := float64(x)*float64(inv) - 1
+		if eta != 0 && math.Abs(eta) < 0x1p-29 {
+			z = 1 + float32(r.IntN(1<<23))*0x1p-23
+			sign := float32(1)
+			if r.IntN(2) == 0 {
+				sign = -1
+			}
+			return x, sign * inv * 0x1p-24, z
+		}
+	}
+}
+
+func TestFMA32(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	check := func(x, y, z float32) {
+		t.Helper()
+		if got, want := FMA32(x, y, z), exactFMA32(x, y, z); !sameFloat(got, want) {
+			t.Fatalf("FMA32(%g, %g, %g) = %g (%#x), exact %g (%#x)", x, y, z, got, math.Float32bits(got), want, math.Float32bits(want))
+		}
+	}
+	naive := 0
+	for range 2000 {
+		x, y, z := midpointCase(r)
+		check(x, y, z)
+		if float32(float64(x)*float64(y)+float64(z)) != FMA32(x, y, z) {
+			naive++
+		}
+	}
+	if naive == 0 {
+		t.Fatal("no midpoint case where naive double rounding is wrong: the test does not exercise the slow path")
+	}
+	specials := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0x1p-149, -0x1p-149, 0x1p-126, 0x1.8p-126, math.MaxFloat32, -math.MaxFloat32,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 3e-39, 1e-20, 1e20}
+	for _, x := range specials {
+		for _, y := range specials {
+			for _, z := range specials {
+				check(x, y, z)
+			}
+		}
+	}
+	for range 200000 {
+		bits := func() float32 { return math.Float32frombits(r.Uint32()) }
+		check(bits(), bits(), bits())
+		check(float32(r.NormFloat64()), float32(r.NormFloat64()), float32(r.NormFloat64()))
+		// subnormal results
+		check(float32(r.NormFloat64())*0x1p-70, float32(r.NormFloat64())*0x1p-70, float32(r.NormFloat64())*0x1p-140)
+	}
+}
+
+// refChain is Dot's contract computed with the exact reference FMA.
+func refChain(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		s = exactFMA32(a[i], b[i], s)
+	}
+	return s
+}
+
+func TestDotIsFMAChain(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, impl := range dotImpls {
+		t.Run(impl.name, func(t *testing.T) {
+			for _, n := range testLengths() {
+				a, b := randVec(r, n, 1), randVec(r, n, 1)
+				if got, want := impl.fn(a, b), refChain(a, b); !sameFloat(got, want) {
+					t.Fatalf("n=%d: %v, exact FMA chain %v", n, got, want)
+				}
+			}
+		})
+	}
+}
+
+// tileShapes are the (nq, nc, d) shapes tested: around the 6-row and
+// 16-column register block and the 64-member tile.
+func tileShapes() [][3]int {
+	var s [][3]int
+	for _, nq := range []int{0, 1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 63, 64} {
+		for _, nc := range []int{0, 1, 15, 16, 17, 31, 32, 33, 64} {
+			for _, d := range []int{0, 1, 2, 7, 128, 129} {
+				s = append(s, [3]int{nq, nc, d})
+			}
+		}
+	}
+	return s
+}
+
+// TestDotTile checks every implementation against Dot of the unpacked
+// vectors, bit for bit, with strides wider than the tile, poisoned guard
+// bands around every operand and the output, and NaN/±Inf in every lane.
+func TestDotTile(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, impl := range dotTileImpls {
+		t.Run(impl.name, func(t *testing.T) {
+			for si, sh := range tileShapes() {
+				nq, nc, d := sh[0], sh[1], sh[2]
+				ldq, ldc, ldo := nq+3, nc+5, nc+2
+				const guard = 8
+				qrows, crows := randVec(r, nq*d, 1), randVec(r, nc*d, 1)
+				if si%3 == 1 && d > 0 { // specials: one per lane of query i / candidate j
+					for i := 0; i < nq; i++ {
+						qrows[i*d+(i%d)] = []float32{nan, inf, -inf}[i%3]
+					}
+					for j := 0; j < nc; j++ {
+						crows[j*d+((j*7)%d)] = []float32{-inf, nan, inf, 0}[j%4]
+					}
+				}
+				poison := func(n int) []float32 {
+					v := make([]float32, n+2*guard)
+					for i := range v {
+						v[i] = nan
+					}
+					return v
+				}
+				qg, cg := poison(d*ldq), poison(d*ldc)
+				q, c := qg[guard:guard+d*ldq], cg[guard:guard+d*ldc]
+				PackPanel(q, ldq, qrows, nq, d)
+				PackPanel(c, ldc, crows, nc, d)
+				for k := 0; k < d; k++ { // padding columns poisoned too
+					for i := nq; i < ldq; i++ {
+						q[k*ldq+i] = inf
+					}
+					for j := nc; j < ldc; j++ {
+						c[k*ldc+j] = nan
+					}
+				}
+				og := make([]float32, nq*ldo+2*guard)
+				for i := range og {
+					og[i] = 12345
+				}
+				out := og[guard : guard+nq*ldo]
+				impl.fn(out, ldo, q, ldq, c, ldc, nq, nc, d)
+				for i := 0; i < nq; i++ {
+					for j := 0; j < ldo; j++ {
+						got := out[i*ldo+j]
+						if j >= nc {
+							if got != 12345 {
+								t.Fatalf("%v: wrote outside the tile at [%d,%d]", sh, i, j)
+							}
+							continue
+						}
+						want := dotGeneric(qrows[i*d:(i+1)*d], crows[j*d:(j+1)*d])
+						if !sameFloat(got, want) {
+							t.Fatalf("%v: out[%d,%d] = %v, Dot = %v", sh, i, j, got, want)
+						}
+					}
+				}
+				for g := 0; g < guard; g++ {
+					if og[g] != 12345 || og[len(og)-1-g] != 12345 {
+						t.Fatalf("%v: wrote into the output guard band", sh)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestDotTileRejectsShortSlices(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("DotTile accepted a query panel too short for its shape")
+		}
+	}()
+	DotTile(make([]float32, 16), 4, make([]float32, 7), 4, make([]float32, 8), 4, 4, 4, 2)
+}
+
+func TestFMALoop(t *testing.T) {
+	for _, impl := range fmaLoopImpls {
+		t.Run(impl.name, func(t *testing.T) {
+			f1, f2 := impl.fn(1000), impl.fn(3000)
+			if f1 <= 0 || f2 != 3*f1 || impl.fn(0) != 0 {
+				t.Fatalf("flop counts %d, %d, %d: not proportional to the iterations", f1, f2, impl.fn(0))
+			}
+		})
+	}
+}
+
+// FuzzDotTile: bytes give the shape and the values; every implementation
+// must equal the generic one bit for bit.
+func FuzzDotTile(f *testing.F) {
+	f.Add(uint8(6), uint8(16), uint8(3), make([]byte, 4*(6+16)*3))
+	f.Add(uint8(7), uint8(17), uint8(1), []byte{0, 0, 192, 127, 0, 0, 128, 127, 0, 0, 128, 255, 1, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, nq8, nc8, d8 uint8, data []byte) {
+		nq, nc, d := int(nq8%20), int(nc8%40), int(d8%40)
+		vals := make([]float32, (nq+nc)*d)
+		for i := range vals {
+			if 4*i+4 <= len(data) {
+				vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+			} else {
+				vals[i] = float32(i%7) - 3
+			}
+		}
+		q, c := make([]float32, nq*d), make([]float32, nc*d)
+		PackPanel(q, nq, vals[:nq*d], nq, d)
+		PackPanel(c, nc, vals[nq*d:], nc, d)
+		want := make([]float32, nq*nc)
+		dotTileGeneric(want, nc, q, nq, c, nc, nq, nc, d)
+		for _, impl := range dotTileImpls[1:] {
+			got := make([]float32, nq*nc)
+			impl.fn(got, nc, q, nq, c, nc, nq, nc, d)
+			for i := range got {
+				if !sameFloat(got[i], want[i]) {
+					t.Fatalf("%s %dx%dx%d: out[%d] = %v, generic %v", impl.name, nq, nc, d, i, got[i], want[i])
+				}
+			}
+		}
+	})
+}
+
+// FuzzFMA32 compares FMA32 with the exact big.Float reference.
+func FuzzFMA32(f *testing.F) {
+	f.Add(uint32(0x3f800001), uint32(0x33800000), uint32(0x3f800000))
+	f.Fuzz(func(t *testing.T, x, y, z uint32) {
+		a, b, c := math.Float32frombits(x), math.Float32frombits(y), math.Float32frombits(z)
+		if got, want := FMA32(a, b, c), exactFMA32(a, b, c); !sameFloat(got, want) {
+			t.Fatalf("FMA32(%g, %g, %g) = %g, exact %g", a, b, c, got, want)
+		}
+	})
+}
+
+// BenchmarkDotTile times a 64×64 tile of 128-wide traits (the pipeline's
+// tile) and reports GFLOP/s (2·d flops per pair).
+func BenchmarkDotTile(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, impl := range dotTileImpls {
+		for _, sh := range [][3]int{{64, 64, 128}, {6, 16, 128}, {64, 64, 32}} {
+			nq, nc, d := sh[0], sh[1], sh[2]
+			q, c := randVec(r, d*nq, 1), randVec(r, d*nc, 1)
+			out := make([]float32, nq*nc)
+			b.Run(fmt.Sprintf("%s/%dx%dx%d", impl.name, nq, nc, d), func(b *testing.B) {
+				for b.Loop() {
+					impl.fn(out, nc, q, nq, c, nc, nq, nc, d)
+				}
+				b.ReportMetric(float64(2*nq*nc*d)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+func BenchmarkFMALoop(b *testing.B) {
+	for _, impl := range fmaLoopImpls {
+		b.Run(impl.name+"/1000", func(b *testing.B) {
+			var flops int64
+			for b.Loop() {
+				flops += impl.fn(1000)
+			}
+			b.ReportMetric(float64(flops)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
