@@ -55,7 +55,7 @@ func reportProgress(ctx context.Context, log *slog.Logger, p *progress, bar io.W
 		defer wg.Done()
 		tick := every
 		if bar != nil {
-			tick = 200 * time.Millisecond
+			tick = min(200*time.Millisecond, every) // a bar redraws often; a shorter interval (tests) wins
 		}
 		sampler := time.NewTicker(250 * time.Millisecond)
 		defer sampler.Stop()

@@ -48,15 +48,8 @@ func (s *Scorer) Pair(i, j int) (PairScore, bool) {
 		return PairScore{}, false
 	}
 	// 3. distance
-	// sin² is monotone on [0, π/2], so a > min(HavMax) means d > the limit;
-	// the margin leaves every borderline pair to the exact test below.
-	ha := kernels.HaversineA(&p.Geo[i], &p.Geo[j])
-	if ha > min(p.HavMax[i], p.HavMax[j])*(1+1e-9)+1e-300 {
-		return PairScore{}, false
-	}
-	limit := float64(min(p.MaxKm[i], p.MaxKm[j]))
-	d := kernels.DistanceFromA(ha)
-	if !(d <= limit) {
+	d, limit, ok := distance(p, i, j)
+	if !ok {
 		return PairScore{}, false
 	}
 	// 4. blocks
@@ -70,22 +63,19 @@ func (s *Scorer) Pair(i, j int) (PairScore, bool) {
 		return PairScore{}, false
 	}
 	D := p.D
-	dot := kernels.Dot(p.Trait[i*D:(i+1)*D], p.Trait[j*D:(j+1)*D])
-	st := min(max((1+float64(dot))/2, 0), 1)
+	st := traitScore(kernels.Dot(p.Trait[i*D:(i+1)*D], p.Trait[j*D:(j+1)*D]))
 	sq := kernels.QuestionScore(qs)
-	sd := min(max(1-d/limit, 0), 1)
-	num := s.W[0]*st + s.W[1]*sq + s.W[3]*sd
-	den := s.W[0] + s.W[1] + s.W[3]
+	sd := proximity(d, limit)
 	ps := PairScore{Trait: float32(st), Questions: float32(sq), Proximity: float32(sd), DistanceKm: float32(d)}
-	if p.Health[i] && p.Health[j] {
+	hasH := p.Health[i] && p.Health[j]
+	var sh float64
+	if hasH {
 		H := kernels.HLAWords
 		x, o := kernels.XorOrCount(p.HLA[i*H:(i+1)*H], p.HLA[j*H:(j+1)*H])
-		sh := kernels.HLAScore(x, o)
-		num += s.W[2] * sh
-		den += s.W[2]
+		sh = kernels.HLAScore(x, o)
 		ps.Biomarker, ps.HasBiomarker = float32(sh), true
 	}
-	ps.S = float32(num / den)
+	ps.S = s.total(st, sq, sh, sd, hasH)
 	return ps, true
 }
 
@@ -169,6 +159,7 @@ type ScoreStats struct {
 // do not depend on scheduling.
 func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats, error) {
 	tiles := blockingTiles(s.P)
+	tp := newTiledPop(s.P, tiles)
 	out := make([][]Cand, s.P.N)
 	stats := make([]ScoreStats, len(tiles))
 	if s.progress != nil {
@@ -191,30 +182,16 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 			for q := range heaps {
 				heaps[q] = topK{k: k, h: make([]Cand, 0, k)}
 			}
+			w := &tileWork{dots: make([]float32, blockTile*blockTile)}
 			st := &stats[t]
 			for c := range tiles {
 				if c%64 == 0 && gctx.Err() != nil {
 					return gctx.Err()
 				}
-				tc := &tiles[c]
-				if !s.NoBlocking && !canMatch(tq, tc) {
+				if !s.NoBlocking && !canMatch(tq, &tiles[c]) {
 					continue
 				}
-				for q, i := range tq.members {
-					h := &heaps[q]
-					for _, j := range tc.members {
-						if j == i {
-							continue
-						}
-						st.PairsExamined++
-						ps, ok := s.Pair(int(i), int(j))
-						if !ok {
-							continue
-						}
-						st.PairsCompatible++
-						h.offer(Cand{J: j, S: ps.S})
-					}
-				}
+				s.scoreTilePair(tp, t, c, heaps, w, st)
 			}
 			for q, i := range tq.members {
 				out[i] = heaps[q].sorted()

@@ -1,0 +1,245 @@
+package pipeline
+
+import (
+	"math"
+	"math/bits"
+
+	"github.com/osmosis/batchmatch/kernels"
+)
+
+// cosMargin is the band around a pair's distance threshold, in cosine
+// space, where the unit-vector prefilter defers to the exact haversine test
+// of Pair. Rounding in the unit vectors, the threshold and the haversine is
+// below 1e-15 there; inside the band the exact test decides, so the
+// prefilter never changes a result.
+const cosMargin = 1e-11
+
+// tiledPop is the population laid out for tile-by-tile scoring: members in
+// blocking order, blockTile to a tile, traits packed k-major per tile (the
+// panels kernels.DotTile reads, zero-padded to blockTile columns), and the
+// hard-filter columns gathered per tile position pos = tile·blockTile + r.
+type tiledPop struct {
+	tiles []tileSummary
+	D     int
+	panel []float32 // tile t: panel[t·D·blockTile:], element k of member r at [k·blockTile + r]
+	idx   []int32   // population index at pos, -1 for padding
+	gen   []uint8
+	seek  []uint8
+	age   []uint16
+	amin  []uint16
+	amax  []uint16
+	u     [][3]float64 // unit vector of the home location
+	cosT  []float64    // cos(max_km/R), -2 when max_km reaches the antipode
+	deal  []bool       // has a dealbreaker question
+	// per tile: members of gender g, members seeking gender g
+	genMask, seekMask [][3]uint64
+}
+
+func newTiledPop(p *Population, tiles []tileSummary) *tiledPop {
+	T := len(tiles)
+	n := T * blockTile
+	tp := &tiledPop{
+		tiles: tiles, D: p.D,
+		panel: make([]float32, T*p.D*blockTile),
+		idx:   make([]int32, n), gen: make([]uint8, n), seek: make([]uint8, n),
+		age: make([]uint16, n), amin: make([]uint16, n), amax: make([]uint16, n),
+		u: make([][3]float64, n), cosT: make([]float64, n), deal: make([]bool, n),
+		genMask: make([][3]uint64, T), seekMask: make([][3]uint64, T),
+	}
+	QS := kernels.QMaskWords * p.QW
+	rows := make([]float32, blockTile*p.D)
+	for t := range tiles {
+		for r := range blockTile {
+			tp.idx[t*blockTile+r] = -1
+		}
+		for r, i := range tiles[t].members {
+			pos := t*blockTile + r
+			tp.idx[pos] = i
+			tp.gen[pos], tp.seek[pos] = p.Gender[i], p.Seeking[i]
+			tp.age[pos], tp.amin[pos], tp.amax[pos] = p.Age[i], p.AgeMin[i], p.AgeMax[i]
+			tp.u[pos] = unitVector(&p.Geo[i])
+			if theta := float64(p.MaxKm[i]) / kernels.EarthRadiusKm; theta < math.Pi {
+				tp.cosT[pos] = math.Cos(theta)
+			} else {
+				tp.cosT[pos] = -2
+			}
+			if p.QW > 0 {
+				db := p.QBits[int(i)*QS+(17+kernels.Dealbreaker)*p.QW : int(i)*QS+(18+kernels.Dealbreaker)*p.QW]
+				for _, w := range db {
+					tp.deal[pos] = tp.deal[pos] || w != 0
+				}
+			}
+			tp.genMask[t][p.Gender[i]] |= 1 << r
+			for g := range 3 {
+				if p.Seeking[i]&(1<<g) != 0 {
+					tp.seekMask[t][g] |= 1 << r
+				}
+			}
+			copy(rows[r*p.D:(r+1)*p.D], p.Trait[int(i)*p.D:(int(i)+1)*p.D])
+		}
+		m := len(tiles[t].members)
+		kernels.PackPanel(tp.panel[t*p.D*blockTile:(t+1)*p.D*blockTile], blockTile, rows[:m*p.D], m, p.D)
+	}
+	return tp
+}
+
+// tileWork is one worker's scratch space for a query tile.
+type tileWork struct {
+	mask [blockTile]uint64 // candidates of the current tile passing the cheap filters
+	sure [blockTile]uint64 // ... of which certainly within distance
+	dots []float32         // blockTile×blockTile dot products
+}
+
+// scoreTilePair scores query tile a against candidate tile b into the
+// query heaps, fusing filter → score → top-K: orientation by per-tile bit
+// masks, ages, distance by unit-vector dot products against the per-member
+// threshold (exact haversine only inside the margin band or when proximity
+// is weighted), trait dot products by the register-blocked DotTile on the
+// 6×16 blocks that hold a passing pair, then blocks, dealbreakers and the
+// remaining components for the survivors. Scores are bit-identical to
+// Scorer.Pair (tested).
+func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, heaps []topK, w *tileWork, st *ScoreStats) {
+	p := s.P
+	ta, tb := &tp.tiles[a], &tp.tiles[b]
+	na, nb := len(ta.members), len(tb.members)
+	st.PairsExamined += int64(na * nb)
+	if a == b {
+		st.PairsExamined -= int64(na)
+	}
+	ga, gb := &tp.genMask[b], &tp.seekMask[b]
+	any := false
+	for r := 0; r < na; r++ {
+		pi := a*blockTile + r
+		var m uint64
+		sk := tp.seek[pi]
+		for g := range 3 {
+			if sk&(1<<g) != 0 {
+				m |= ga[g]
+			}
+		}
+		m &= gb[tp.gen[pi]]
+		if a == b {
+			m &^= 1 << r
+		}
+		var keep, sure uint64
+		ageI, lo, hi, ui, ci := tp.age[pi], tp.amin[pi], tp.amax[pi], tp.u[pi], tp.cosT[pi]
+		for mm := m; mm != 0; mm &= mm - 1 {
+			c := bits.TrailingZeros64(mm)
+			pj := b*blockTile + c
+			if aj := tp.age[pj]; aj < lo || aj > hi || ageI < tp.amin[pj] || ageI > tp.amax[pj] {
+				continue
+			}
+			uj := &tp.u[pj]
+			cos := ui[0]*uj[0] + ui[1]*uj[1] + ui[2]*uj[2]
+			thr := max(ci, tp.cosT[pj])
+			if cos < thr-cosMargin {
+				continue
+			}
+			keep |= 1 << c
+			if cos > thr+cosMargin {
+				sure |= 1 << c
+			}
+		}
+		w.mask[r], w.sure[r] = keep, sure
+		any = any || keep != 0
+	}
+	if !any {
+		return
+	}
+	// trait dot products on the 6×16 blocks holding a kept pair
+	D := tp.D
+	qa := tp.panel[a*D*blockTile : (a+1)*D*blockTile]
+	cb := tp.panel[b*D*blockTile : (b+1)*D*blockTile]
+	for r0 := 0; r0 < na; r0 += 6 {
+		rows := min(6, na-r0)
+		var u uint64
+		for r := r0; r < r0+rows; r++ {
+			u |= w.mask[r]
+		}
+		for c0 := 0; c0 < blockTile; c0 += 16 {
+			if u>>c0&0xffff != 0 {
+				kernels.DotTile(w.dots[r0*blockTile+c0:], blockTile, qa[r0:], blockTile, cb[c0:], blockTile, rows, 16, D)
+			}
+		}
+	}
+	QS := kernels.QMaskWords * p.QW
+	W := &s.W
+	for r := 0; r < na; r++ {
+		m := w.mask[r]
+		if m == 0 {
+			continue
+		}
+		pi := a*blockTile + r
+		i := int(tp.idx[pi])
+		h := &heaps[r]
+		for ; m != 0; m &= m - 1 {
+			c := bits.TrailingZeros64(m)
+			pj := b*blockTile + c
+			j := int(tp.idx[pj])
+			var sd float64
+			if W[3] != 0 || w.sure[r]&(1<<c) == 0 {
+				d, limit, ok := distance(p, i, j)
+				if !ok {
+					continue
+				}
+				sd = proximity(d, limit)
+			}
+			if p.Blocked != nil && p.IsBlocked(i, j) {
+				continue
+			}
+			var sq float64
+			if QS > 0 && (W[1] != 0 || tp.deal[pi] || tp.deal[pj]) {
+				qs := kernels.QuestionsBits(p.QBits[i*QS:(i+1)*QS], p.QBits[j*QS:(j+1)*QS], p.QW)
+				if qs.Dealbreak {
+					continue
+				}
+				sq = kernels.QuestionScore(qs)
+			}
+			st.PairsCompatible++
+			var sh float64
+			hasH := p.Health[i] && p.Health[j]
+			if hasH && W[2] != 0 {
+				H := kernels.HLAWords
+				x, o := kernels.XorOrCount(p.HLA[i*H:(i+1)*H], p.HLA[j*H:(j+1)*H])
+				sh = kernels.HLAScore(x, o)
+			}
+			S := s.total(traitScore(w.dots[r*blockTile+c]), sq, sh, sd, hasH)
+			if len(h.h) == h.k && S < h.h[0].S {
+				continue
+			}
+			h.offer(Cand{J: int32(j), S: S})
+		}
+	}
+}
+
+// distance applies the distance filter of Pair exactly: the great-circle
+// distance of i and j, the pair's limit, and whether d ≤ limit.
+func distance(p *Population, i, j int) (d, limit float64, ok bool) {
+	// sin² is monotone on [0, π/2], so a > min(HavMax) means d > the limit;
+	// the margin leaves every borderline pair to the exact test below.
+	ha := kernels.HaversineA(&p.Geo[i], &p.Geo[j])
+	if ha > min(p.HavMax[i], p.HavMax[j])*(1+1e-9)+1e-300 {
+		return 0, 0, false
+	}
+	limit = float64(min(p.MaxKm[i], p.MaxKm[j]))
+	d = kernels.DistanceFromA(ha)
+	return d, limit, d <= limit
+}
+
+func proximity(d, limit float64) float64 { return min(max(1-d/limit, 0), 1) }
+
+func traitScore(dot float32) float64 { return min(max((1+float64(dot))/2, 0), 1) }
+
+// total combines the components with the weights (spec §3). Each product is
+// rounded explicitly so that no compiler may fuse it into an FMA: Pair and
+// the tiled loop must agree bit for bit, and a component whose weight is
+// zero may be passed as 0 without changing the result.
+func (s *Scorer) total(st, sq, sh, sd float64, hasH bool) float32 {
+	num := float64(s.W[0]*st) + float64(s.W[1]*sq) + float64(s.W[3]*sd)
+	den := s.W[0] + s.W[1] + s.W[3]
+	if hasH {
+		num += float64(s.W[2] * sh)
+		den += s.W[2]
+	}
+	return float32(num / den)
+}
