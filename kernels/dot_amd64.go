@@ -14,6 +14,7 @@ func init() {
 		dotImpl = dotFMA
 		dotTileImpl = dotTileAVX2
 		fmaLoopImpl = fmaLoopAVX2
+		filterImpl = filterAVX2
 	}
 }
 
@@ -60,4 +61,9 @@ func dotTileAVX2(out []float32, ldo int, q []float32, ldq int, c []float32, ldc 
 func fmaLoopAVX2(n int) (flops int64) {
 	fmaLoop(n)
 	return int64(n) * 12 * 8 * 2
+}
+
+func filterAVX2(q *FilterQuery, c *FilterCands, margin float64) (keep, sure uint64) {
+	return filter64(&c.Age[0], &c.AgeMin[0], &c.AgeMax[0], &c.X[0], &c.Y[0], &c.Z[0], &c.CosT[0],
+		q.Age, q.AgeMin, q.AgeMax, q.X, q.Y, q.Z, q.CosT, margin)
 }

@@ -384,3 +384,416 @@ peakdone:
 	VZEROUPPER
 	MOVSS  X0, ret+8(FP)
 	RET
+
+// func filter64(age *int32, amin *int32, amax *int32, x *float64, y *float64, z *float64, cosT *float64, qAge int32, qMin int32, qMax int32, qx float64, qy float64, qz float64, qCos float64, margin float64) (keep uint64, sure uint64)
+// Requires: AVX, AVX2, SSE2
+TEXT ·filter64(SB), NOSPLIT, $0-128
+	MOVQ         age+0(FP), AX
+	MOVQ         amin+8(FP), CX
+	MOVQ         amax+16(FP), DX
+	MOVL         qAge+56(FP), BX
+	MOVD         BX, X0
+	VPBROADCASTD X0, Y0
+	MOVL         qMin+60(FP), BX
+	MOVD         BX, X1
+	VPBROADCASTD X1, Y1
+	MOVL         qMax+64(FP), BX
+	MOVD         BX, X2
+	VPBROADCASTD X2, Y2
+	XORQ         BX, BX
+	VMOVDQU      (AX), Y3
+	VPCMPGTD     Y3, Y1, Y4
+	VPCMPGTD     Y2, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      (CX), Y3
+	VPCMPGTD     Y0, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      (DX), Y3
+	VPCMPGTD     Y3, Y0, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVMSKPS    Y4, SI
+	ORQ          SI, BX
+	VMOVDQU      32(AX), Y3
+	VPCMPGTD     Y3, Y1, Y4
+	VPCMPGTD     Y2, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      32(CX), Y3
+	VPCMPGTD     Y0, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      32(DX), Y3
+	VPCMPGTD     Y3, Y0, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVMSKPS    Y4, SI
+	SHLQ         $0x08, SI
+	ORQ          SI, BX
+	VMOVDQU      64(AX), Y3
+	VPCMPGTD     Y3, Y1, Y4
+	VPCMPGTD     Y2, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      64(CX), Y3
+	VPCMPGTD     Y0, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      64(DX), Y3
+	VPCMPGTD     Y3, Y0, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVMSKPS    Y4, SI
+	SHLQ         $0x10, SI
+	ORQ          SI, BX
+	VMOVDQU      96(AX), Y3
+	VPCMPGTD     Y3, Y1, Y4
+	VPCMPGTD     Y2, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      96(CX), Y3
+	VPCMPGTD     Y0, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      96(DX), Y3
+	VPCMPGTD     Y3, Y0, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVMSKPS    Y4, SI
+	SHLQ         $0x18, SI
+	ORQ          SI, BX
+	VMOVDQU      128(AX), Y3
+	VPCMPGTD     Y3, Y1, Y4
+	VPCMPGTD     Y2, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      128(CX), Y3
+	VPCMPGTD     Y0, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      128(DX), Y3
+	VPCMPGTD     Y3, Y0, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVMSKPS    Y4, SI
+	SHLQ         $0x20, SI
+	ORQ          SI, BX
+	VMOVDQU      160(AX), Y3
+	VPCMPGTD     Y3, Y1, Y4
+	VPCMPGTD     Y2, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      160(CX), Y3
+	VPCMPGTD     Y0, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      160(DX), Y3
+	VPCMPGTD     Y3, Y0, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVMSKPS    Y4, SI
+	SHLQ         $0x28, SI
+	ORQ          SI, BX
+	VMOVDQU      192(AX), Y3
+	VPCMPGTD     Y3, Y1, Y4
+	VPCMPGTD     Y2, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      192(CX), Y3
+	VPCMPGTD     Y0, Y3, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVDQU      192(DX), Y3
+	VPCMPGTD     Y3, Y0, Y3
+	VPOR         Y3, Y4, Y4
+	VMOVMSKPS    Y4, SI
+	SHLQ         $0x30, SI
+	ORQ          SI, BX
+	VMOVDQU      224(AX), Y3
+	VPCMPGTD     Y3, Y1, Y1
+	VPCMPGTD     Y2, Y3, Y2
+	VPOR         Y2, Y1, Y1
+	VMOVDQU      224(CX), Y3
+	VPCMPGTD     Y0, Y3, Y2
+	VPOR         Y2, Y1, Y1
+	VMOVDQU      224(DX), Y3
+	VPCMPGTD     Y3, Y0, Y2
+	VPOR         Y2, Y1, Y1
+	VMOVMSKPS    Y1, AX
+	SHLQ         $0x38, AX
+	ORQ          AX, BX
+	NOTQ         BX
+	MOVQ         x+24(FP), AX
+	MOVQ         y+32(FP), CX
+	MOVQ         z+40(FP), DX
+	MOVQ         cosT+48(FP), SI
+	MOVSD        qx+72(FP), X0
+	VBROADCASTSD X0, Y0
+	MOVSD        qy+80(FP), X1
+	VBROADCASTSD X1, Y1
+	MOVSD        qz+88(FP), X2
+	VBROADCASTSD X2, Y2
+	MOVSD        qCos+96(FP), X3
+	VBROADCASTSD X3, Y3
+	MOVSD        margin+104(FP), X4
+	VBROADCASTSD X4, Y4
+	XORQ         DI, DI
+	XORQ         R8, R8
+	VMULPD       (AX), Y0, Y5
+	VMULPD       (CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       (DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      (SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       32(AX), Y0, Y5
+	VMULPD       32(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       32(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      32(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x04, R9
+	SHLQ         $0x04, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       64(AX), Y0, Y5
+	VMULPD       64(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       64(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      64(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x08, R9
+	SHLQ         $0x08, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       96(AX), Y0, Y5
+	VMULPD       96(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       96(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      96(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x0c, R9
+	SHLQ         $0x0c, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       128(AX), Y0, Y5
+	VMULPD       128(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       128(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      128(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x10, R9
+	SHLQ         $0x10, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       160(AX), Y0, Y5
+	VMULPD       160(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       160(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      160(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x14, R9
+	SHLQ         $0x14, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       192(AX), Y0, Y5
+	VMULPD       192(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       192(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      192(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x18, R9
+	SHLQ         $0x18, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       224(AX), Y0, Y5
+	VMULPD       224(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       224(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      224(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x1c, R9
+	SHLQ         $0x1c, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       256(AX), Y0, Y5
+	VMULPD       256(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       256(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      256(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x20, R9
+	SHLQ         $0x20, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       288(AX), Y0, Y5
+	VMULPD       288(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       288(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      288(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x24, R9
+	SHLQ         $0x24, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       320(AX), Y0, Y5
+	VMULPD       320(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       320(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      320(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x28, R9
+	SHLQ         $0x28, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       352(AX), Y0, Y5
+	VMULPD       352(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       352(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      352(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x2c, R9
+	SHLQ         $0x2c, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       384(AX), Y0, Y5
+	VMULPD       384(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       384(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      384(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x30, R9
+	SHLQ         $0x30, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       416(AX), Y0, Y5
+	VMULPD       416(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       416(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      416(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x34, R9
+	SHLQ         $0x34, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       448(AX), Y0, Y5
+	VMULPD       448(CX), Y1, Y6
+	VADDPD       Y6, Y5, Y5
+	VMULPD       448(DX), Y2, Y6
+	VADDPD       Y6, Y5, Y5
+	VMOVUPD      448(SI), Y6
+	VMAXPD       Y6, Y3, Y6
+	VSUBPD       Y4, Y6, Y7
+	VCMPPD       $0x15, Y7, Y5, Y7
+	VADDPD       Y4, Y6, Y6
+	VCMPPD       $0x1e, Y6, Y5, Y6
+	VMOVMSKPD    Y7, R9
+	VMOVMSKPD    Y6, R10
+	SHLQ         $0x38, R9
+	SHLQ         $0x38, R10
+	ORQ          R9, DI
+	ORQ          R10, R8
+	VMULPD       480(AX), Y0, Y0
+	VMULPD       480(CX), Y1, Y1
+	VADDPD       Y1, Y0, Y0
+	VMULPD       480(DX), Y2, Y1
+	VADDPD       Y1, Y0, Y0
+	VMOVUPD      480(SI), Y1
+	VMAXPD       Y1, Y3, Y1
+	VSUBPD       Y4, Y1, Y2
+	VCMPPD       $0x15, Y2, Y0, Y2
+	VADDPD       Y4, Y1, Y1
+	VCMPPD       $0x1e, Y1, Y0, Y1
+	VMOVMSKPD    Y2, AX
+	VMOVMSKPD    Y1, CX
+	SHLQ         $0x3c, AX
+	SHLQ         $0x3c, CX
+	ORQ          AX, DI
+	ORQ          CX, R8
+	ANDQ         BX, DI
+	ANDQ         BX, R8
+	VZEROUPPER
+	MOVQ         DI, keep+112(FP)
+	MOVQ         R8, sure+120(FP)
+	RET

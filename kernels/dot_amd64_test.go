@@ -9,3 +9,9 @@ func init() {
 		fmaLoopImpls = append(fmaLoopImpls, fmaLoopCase{"avx2", fmaLoopAVX2})
 	}
 }
+
+func init() {
+	if hasFMA {
+		filterImpls = append(filterImpls, filterCase{"avx2", filterAVX2})
+	}
+}

@@ -27,3 +27,6 @@ func dotTile6x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int
 
 // fmaLoop runs n iterations of 12 independent 8-lane FMAs and returns a lane of the sum.
 func fmaLoop(n int) float32
+
+// filter64 is FilterTile for 64 candidates with AVX2.
+func filter64(age *int32, amin *int32, amax *int32, x *float64, y *float64, z *float64, cosT *float64, qAge int32, qMin int32, qMax int32, qx float64, qy float64, qz float64, qCos float64, margin float64) (keep uint64, sure uint64)

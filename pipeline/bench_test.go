@@ -58,7 +58,7 @@ func BenchmarkTopK(b *testing.B) {
 				continue // 400 M full scorings per iteration: too slow for -count 6
 			}
 			sc := &Scorer{P: p, W: DefaultWeights, NoBlocking: true} // the scoring cost itself
-			b.Run(fmt.Sprintf("generic/%s/%d", mode, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/%s/%d", kernels.Implementation(), mode, n), func(b *testing.B) {
 				var st ScoreStats
 				for b.Loop() {
 					var err error

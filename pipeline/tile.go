@@ -25,12 +25,8 @@ type tiledPop struct {
 	idx   []int32   // population index at pos, -1 for padding
 	gen   []uint8
 	seek  []uint8
-	age   []uint16
-	amin  []uint16
-	amax  []uint16
-	u     [][3]float64 // unit vector of the home location
-	cosT  []float64    // cos(max_km/R), -2 when max_km reaches the antipode
-	deal  []bool       // has a dealbreaker question
+	filt  []kernels.FilterCands // per tile: ages, unit vectors, cos(max_km/R) (-2 past the antipode)
+	deal  []bool                // has a dealbreaker question
 	// per tile: members of gender g, members seeking gender g
 	genMask, seekMask [][3]uint64
 }
@@ -42,26 +38,28 @@ func newTiledPop(p *Population, tiles []tileSummary) *tiledPop {
 		tiles: tiles, D: p.D,
 		panel: make([]float32, T*p.D*blockTile),
 		idx:   make([]int32, n), gen: make([]uint8, n), seek: make([]uint8, n),
-		age: make([]uint16, n), amin: make([]uint16, n), amax: make([]uint16, n),
-		u: make([][3]float64, n), cosT: make([]float64, n), deal: make([]bool, n),
+		filt: make([]kernels.FilterCands, T), deal: make([]bool, n),
 		genMask: make([][3]uint64, T), seekMask: make([][3]uint64, T),
 	}
 	QS := kernels.QMaskWords * p.QW
 	rows := make([]float32, blockTile*p.D)
 	for t := range tiles {
+		f := &tp.filt[t]
 		for r := range blockTile {
 			tp.idx[t*blockTile+r] = -1
+			f.AgeMin[r], f.AgeMax[r] = 1, 0 // padding: no age passes
 		}
 		for r, i := range tiles[t].members {
 			pos := t*blockTile + r
 			tp.idx[pos] = i
 			tp.gen[pos], tp.seek[pos] = p.Gender[i], p.Seeking[i]
-			tp.age[pos], tp.amin[pos], tp.amax[pos] = p.Age[i], p.AgeMin[i], p.AgeMax[i]
-			tp.u[pos] = unitVector(&p.Geo[i])
+			f.Age[r], f.AgeMin[r], f.AgeMax[r] = int32(p.Age[i]), int32(p.AgeMin[i]), int32(p.AgeMax[i])
+			u := unitVector(&p.Geo[i])
+			f.X[r], f.Y[r], f.Z[r] = u[0], u[1], u[2]
 			if theta := float64(p.MaxKm[i]) / kernels.EarthRadiusKm; theta < math.Pi {
-				tp.cosT[pos] = math.Cos(theta)
+				f.CosT[r] = math.Cos(theta)
 			} else {
-				tp.cosT[pos] = -2
+				f.CosT[r] = -2
 			}
 			if p.QW > 0 {
 				db := p.QBits[int(i)*QS+(17+kernels.Dealbreaker)*p.QW : int(i)*QS+(18+kernels.Dealbreaker)*p.QW]
@@ -122,23 +120,12 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, heaps []topK, w *tileWork
 			m &^= 1 << r
 		}
 		var keep, sure uint64
-		ageI, lo, hi, ui, ci := tp.age[pi], tp.amin[pi], tp.amax[pi], tp.u[pi], tp.cosT[pi]
-		for mm := m; mm != 0; mm &= mm - 1 {
-			c := bits.TrailingZeros64(mm)
-			pj := b*blockTile + c
-			if aj := tp.age[pj]; aj < lo || aj > hi || ageI < tp.amin[pj] || ageI > tp.amax[pj] {
-				continue
-			}
-			uj := &tp.u[pj]
-			cos := ui[0]*uj[0] + ui[1]*uj[1] + ui[2]*uj[2]
-			thr := max(ci, tp.cosT[pj])
-			if cos < thr-cosMargin {
-				continue
-			}
-			keep |= 1 << c
-			if cos > thr+cosMargin {
-				sure |= 1 << c
-			}
+		if m != 0 {
+			fa := &tp.filt[a]
+			q := kernels.FilterQuery{Age: fa.Age[r], AgeMin: fa.AgeMin[r], AgeMax: fa.AgeMax[r], X: fa.X[r], Y: fa.Y[r], Z: fa.Z[r], CosT: fa.CosT[r]}
+			keep, sure = kernels.FilterTile(&q, &tp.filt[b], cosMargin)
+			keep &= m
+			sure &= m
 		}
 		w.mask[r], w.sure[r] = keep, sure
 		any = any || keep != 0

@@ -21,6 +21,7 @@ func main() {
 		dotTile(r)
 	}
 	fmaLoop()
+	filter64()
 	Generate()
 }
 
@@ -145,5 +146,101 @@ func fmaLoop() {
 	}
 	VZEROUPPER()
 	Store(acc[0].AsX(), ReturnIndex(0))
+	RET()
+}
+
+// filter64 generates filter64, the hard filters of one query against a
+// tile of 64 candidates (FilterTile): ages both ways on int32 lanes (8 per
+// YMM), then the unit-vector distance prefilter on float64 lanes (4 per
+// YMM), with the operations of the generic code in the same order (no FMA),
+// so the masks are identical bit for bit:
+//
+//	fail := lo > age[j] | age[j] > hi | amin[j] > qAge | qAge > amax[j]
+//	cos  := (qx*x[j] + qy*y[j]) + qz*z[j]
+//	thr  := qCos > cosT[j] ? qCos : cosT[j]            // VMAXPD
+//	keep |= !fail && !(cos < thr-margin)              // NLT_UQ
+//	sure |= !fail && cos > thr+margin                 // GT_OQ
+func filter64() {
+	TEXT("filter64", NOSPLIT, "func(age, amin, amax *int32, x, y, z, cosT *float64, qAge, qMin, qMax int32, qx, qy, qz, qCos, margin float64) (keep, sure uint64)")
+	Doc("filter64 is FilterTile for 64 candidates with AVX2.")
+	pAge := Load(Param("age"), GP64())
+	pMin := Load(Param("amin"), GP64())
+	pMax := Load(Param("amax"), GP64())
+	broadcastD := func(name string) VecVirtual {
+		r := GP32()
+		Load(Param(name), r)
+		x := XMM()
+		MOVD(r, x)
+		y := YMM()
+		VPBROADCASTD(x, y)
+		return y
+	}
+	qa, qlo, qhi := broadcastD("qAge"), broadcastD("qMin"), broadcastD("qMax")
+	ok := GP64()
+	XORQ(ok, ok)
+	for b := 0; b < 8; b++ {
+		a, t, f := YMM(), YMM(), YMM()
+		VMOVDQU(Mem{Base: pAge, Disp: 32 * b}, a)
+		VPCMPGTD(a, qlo, f) // lo > age
+		VPCMPGTD(qhi, a, t) // age > hi
+		VPOR(t, f, f)
+		VMOVDQU(Mem{Base: pMin, Disp: 32 * b}, a)
+		VPCMPGTD(qa, a, t) // amin > qAge
+		VPOR(t, f, f)
+		VMOVDQU(Mem{Base: pMax, Disp: 32 * b}, a)
+		VPCMPGTD(a, qa, t) // qAge > amax
+		VPOR(t, f, f)
+		m := GP64()
+		VMOVMSKPS(f, m.As32())
+		if b > 0 {
+			SHLQ(U8(8*b), m)
+		}
+		ORQ(m, ok)
+	}
+	NOTQ(ok) // bit j: ages pass both ways
+
+	px := Load(Param("x"), GP64())
+	py := Load(Param("y"), GP64())
+	pz := Load(Param("z"), GP64())
+	pc := Load(Param("cosT"), GP64())
+	broadcastF := func(name string) VecVirtual {
+		x := XMM()
+		Load(Param(name), x)
+		y := YMM()
+		VBROADCASTSD(x, y)
+		return y
+	}
+	qx, qy, qz, qc, mg := broadcastF("qx"), broadcastF("qy"), broadcastF("qz"), broadcastF("qCos"), broadcastF("margin")
+	keep, sure := GP64(), GP64()
+	XORQ(keep, keep)
+	XORQ(sure, sure)
+	for b := 0; b < 16; b++ {
+		c, u, thr, lo := YMM(), YMM(), YMM(), YMM()
+		VMULPD(Mem{Base: px, Disp: 32 * b}, qx, c)
+		VMULPD(Mem{Base: py, Disp: 32 * b}, qy, u)
+		VADDPD(u, c, c)
+		VMULPD(Mem{Base: pz, Disp: 32 * b}, qz, u)
+		VADDPD(u, c, c)
+		VMOVUPD(Mem{Base: pc, Disp: 32 * b}, u)
+		VMAXPD(u, qc, thr) // qCos > cosT ? qCos : cosT
+		VSUBPD(mg, thr, lo)
+		VCMPPD(U8(0x15), lo, c, lo) // NLT_UQ: !(cos < thr-margin)
+		VADDPD(mg, thr, thr)
+		VCMPPD(U8(0x1e), thr, c, thr) // GT_OQ: cos > thr+margin
+		mk, ms := GP64(), GP64()
+		VMOVMSKPD(lo, mk.As32())
+		VMOVMSKPD(thr, ms.As32())
+		if b > 0 {
+			SHLQ(U8(4*b), mk)
+			SHLQ(U8(4*b), ms)
+		}
+		ORQ(mk, keep)
+		ORQ(ms, sure)
+	}
+	ANDQ(ok, keep)
+	ANDQ(ok, sure)
+	VZEROUPPER()
+	Store(keep, ReturnIndex(0))
+	Store(sure, ReturnIndex(1))
 	RET()
 }
