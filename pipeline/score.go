@@ -152,11 +152,34 @@ type ScoreStats struct {
 	PairsCompatible int64 `json:"pairs_compatible"`
 }
 
+// scoreWorker is one worker's state: its scratch space and the top-K heaps
+// of every member it has offered a candidate to, allocated per tile on
+// first use. Each ordered pair is scored by exactly one task, so the top-K
+// of a member is the best k of the union of its heaps over the workers,
+// whichever worker saw which pair.
+type scoreWorker struct {
+	heaps [][]topK
+	work  tileWork
+}
+
+func (w *scoreWorker) tileHeaps(t, n, k int) []topK {
+	if w.heaps[t] == nil {
+		hs := make([]topK, n)
+		for i := range hs {
+			hs[i].k = k
+		}
+		w.heaps[t] = hs
+	}
+	return w.heaps[t]
+}
+
 // TopK scores every member against every compatible candidate on a pool of
-// workers and returns each member's best k, best first. A task per query
-// tile of blockingTiles walks the candidate tiles, skipping those canMatch
-// rules out (unless NoBlocking). Results are written by member index, so they
-// do not depend on scheduling.
+// workers and returns each member's best k, best first. Scores are
+// symmetric, so a task per tile t of blockingTiles scores t against itself
+// and against every later tile c > t that canMatch does not rule out
+// (unless NoBlocking), each unordered pair once, offering it to both
+// members' heaps. Heaps are per worker and merged at the end by member;
+// results are written by member index, so they do not depend on scheduling.
 func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats, error) {
 	tiles := blockingTiles(s.P)
 	tp := newTiledPop(s.P, tiles)
@@ -164,6 +187,13 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 	stats := make([]ScoreStats, len(tiles))
 	if s.progress != nil {
 		s.progress.total.Store(int64(len(tiles)))
+	}
+	workers = max(workers, 1)
+	pool := make(chan *scoreWorker, workers)
+	all := make([]*scoreWorker, workers)
+	for w := range all {
+		all[w] = &scoreWorker{heaps: make([][]topK, len(tiles)), work: tileWork{dots: make([]float32, blockTile*blockTile)}}
+		pool <- all[w]
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
@@ -177,24 +207,23 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 					err = fmt.Errorf("scoring tile %d: panic: %v\n%s", t, r, debug.Stack())
 				}
 			}()
+			w := <-pool // never blocks: at most `workers` tasks run at once
+			defer func() { pool <- w }()
 			tq := &tiles[t]
-			heaps := make([]topK, len(tq.members))
-			for q := range heaps {
-				heaps[q] = topK{k: k, h: make([]Cand, 0, k)}
-			}
-			w := &tileWork{dots: make([]float32, blockTile*blockTile)}
 			st := &stats[t]
-			for c := range tiles {
-				if c%64 == 0 && gctx.Err() != nil {
+			for c := t; c < len(tiles); c++ {
+				if (c-t)%64 == 0 && gctx.Err() != nil {
 					return gctx.Err()
 				}
-				if !s.NoBlocking && !canMatch(tq, &tiles[c]) {
+				if c != t && !s.NoBlocking && !canMatch(tq, &tiles[c]) {
 					continue
 				}
-				s.scoreTilePair(tp, t, c, heaps, w, st)
-			}
-			for q, i := range tq.members {
-				out[i] = heaps[q].sorted()
+				hA := w.tileHeaps(t, len(tq.members), k)
+				var hB []topK
+				if c != t {
+					hB = w.tileHeaps(c, len(tiles[c].members), k)
+				}
+				s.scoreTilePair(tp, t, c, hA, hB, &w.work, st)
 			}
 			s.progress.tileDone(st.PairsExamined)
 			return nil
@@ -204,6 +233,31 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 		return nil, ScoreStats{}, err
 	}
 	if err := ctx.Err(); err != nil {
+		return nil, ScoreStats{}, err
+	}
+	// merge the workers' heaps, tile by tile in parallel
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for t := range tiles {
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			for r, i := range tiles[t].members {
+				m := topK{k: k, h: make([]Cand, 0, k)}
+				for _, w := range all {
+					if w.heaps[t] != nil {
+						for _, c := range w.heaps[t][r].h {
+							m.offer(c)
+						}
+					}
+				}
+				out[i] = m.sorted()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, ScoreStats{}, err
 	}
 	var total ScoreStats

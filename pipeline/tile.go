@@ -88,22 +88,25 @@ type tileWork struct {
 	dots []float32         // blockTile×blockTile dot products
 }
 
-// scoreTilePair scores query tile a against candidate tile b into the
-// query heaps, fusing filter → score → top-K: orientation by per-tile bit
+// scoreTilePair scores tile a against tile b, fusing filter → score → top-K: orientation by per-tile bit
 // masks, ages, distance by unit-vector dot products against the per-member
 // threshold (exact haversine only inside the margin band or when proximity
 // is weighted), trait dot products by the register-blocked DotTile on the
 // 6×16 blocks that hold a passing pair, then blocks, dealbreakers and the
 // remaining components for the survivors. Scores are bit-identical to
-// Scorer.Pair (tested).
-func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, heaps []topK, w *tileWork, st *ScoreStats) {
+// Scorer.Pair (tested). For a == b every ordered pair of the tile is scored
+// into hA; otherwise each unordered pair once, offered to hA (a's members)
+// and hB (b's members), and counted as the two ordered pairs it stands for.
+func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWork, st *ScoreStats) {
 	p := s.P
 	ta, tb := &tp.tiles[a], &tp.tiles[b]
 	na, nb := len(ta.members), len(tb.members)
-	st.PairsExamined += int64(na * nb)
+	per := int64(2) // ordered pairs per scored pair
 	if a == b {
+		per = 1
 		st.PairsExamined -= int64(na)
 	}
+	st.PairsExamined += per * int64(na*nb)
 	ga, gb := &tp.genMask[b], &tp.seekMask[b]
 	any := false
 	for r := 0; r < na; r++ {
@@ -158,7 +161,7 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, heaps []topK, w *tileWork
 		}
 		pi := a*blockTile + r
 		i := int(tp.idx[pi])
-		h := &heaps[r]
+		h := &hA[r]
 		for ; m != 0; m &= m - 1 {
 			c := bits.TrailingZeros64(m)
 			pj := b*blockTile + c
@@ -182,7 +185,7 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, heaps []topK, w *tileWork
 				}
 				sq = kernels.QuestionScore(qs)
 			}
-			st.PairsCompatible++
+			st.PairsCompatible += per
 			var sh float64
 			hasH := p.Health[i] && p.Health[j]
 			if hasH && W[2] != 0 {
@@ -191,10 +194,14 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, heaps []topK, w *tileWork
 				sh = kernels.HLAScore(x, o)
 			}
 			S := s.total(traitScore(w.dots[r*blockTile+c]), sq, sh, sd, hasH)
-			if len(h.h) == h.k && S < h.h[0].S {
-				continue
+			if !(len(h.h) == h.k && S < h.h[0].S) {
+				h.offer(Cand{J: int32(j), S: S})
 			}
-			h.offer(Cand{J: int32(j), S: S})
+			if hB != nil {
+				if hj := &hB[c]; !(len(hj.h) == hj.k && S < hj.h[0].S) {
+					hj.offer(Cand{J: int32(i), S: S})
+				}
+			}
 		}
 	}
 }
