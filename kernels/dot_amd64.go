@@ -16,6 +16,10 @@ func init() {
 		fmaLoopImpl = fmaLoopAVX2
 		filterImpl = filterAVX2
 	}
+	if cpu.X86.HasPOPCNT {
+		questions1Impl = questionsPOPCNT
+		questionsRowsImpl = questionsRowsPOPCNT
+	}
 }
 
 // Implementation reports which kernel implementations this process uses.
@@ -66,4 +70,21 @@ func fmaLoopAVX2(n int) (flops int64) {
 func filterAVX2(q *FilterQuery, c *FilterCands, margin float64) (keep, sure uint64) {
 	return filter64(&c.Age[0], &c.AgeMin[0], &c.AgeMax[0], &c.X[0], &c.Y[0], &c.Z[0], &c.CosT[0],
 		q.Age, q.AgeMin, q.AgeMax, q.X, q.Y, q.Z, q.CosT, margin)
+}
+
+func questionsPOPCNT(a, b *[QMaskWords]uint64) QStats {
+	var s QStats
+	s.NumAB, s.DenAB, s.NumBA, s.DenBA, s.Common, s.Dealbreak = questions64(a, b)
+	return s
+}
+
+// questionsRowsPOPCNT runs the assembly loop for one-word masks; QStats is
+// laid out as the assembly writes it (five int32, then the bool; 24 bytes),
+// which TestQStatsLayout pins.
+func questionsRowsPOPCNT(out []QStats, a, rows []uint64, idx []int32, w int) {
+	if w != 1 || len(idx) == 0 {
+		questionsRowsGeneric(out, a, rows, idx, w)
+		return
+	}
+	questions64x(&out[0].NumAB, (*[QMaskWords]uint64)(a), (*[QMaskWords]uint64)(rows), &idx[0], len(idx))
 }

@@ -2,6 +2,8 @@
 
 package kernels
 
+import "golang.org/x/sys/cpu"
+
 func init() {
 	if hasFMA {
 		dotImpls = append(dotImpls, dotImplCase{"fma", dotFMA})
@@ -13,5 +15,20 @@ func init() {
 func init() {
 	if hasFMA {
 		filterImpls = append(filterImpls, filterCase{"avx2", filterAVX2})
+	}
+}
+
+func init() {
+	if cpu.X86.HasPOPCNT {
+		questions1Impls = append(questions1Impls, struct {
+			name string
+			fn   func(a, b *[QMaskWords]uint64) QStats
+		}{"popcnt", questionsPOPCNT})
+	}
+}
+
+func init() {
+	if cpu.X86.HasPOPCNT {
+		questionRowsImpls = append(questionRowsImpls, questionRowsCase{"popcnt", questionsRowsPOPCNT})
 	}
 }

@@ -30,3 +30,9 @@ func fmaLoop(n int) float32
 
 // filter64 is FilterTile for 64 candidates with AVX2.
 func filter64(age *int32, amin *int32, amax *int32, x *float64, y *float64, z *float64, cosT *float64, qAge int32, qMin int32, qMax int32, qx float64, qy float64, qz float64, qCos float64, margin float64) (keep uint64, sure uint64)
+
+// questions64 is QuestionsBits for one word per mask, with POPCNT.
+func questions64(a *[22]uint64, b *[22]uint64) (numAB int32, denAB int32, numBA int32, denBA int32, common int32, deal bool)
+
+// questions64x is questions64 of a against rows[idx[k]] for k < n, into out[k].
+func questions64x(out *int32, a *[22]uint64, rows *[22]uint64, idx *int32, n int)

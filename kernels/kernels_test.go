@@ -31,6 +31,30 @@ var questionImpls = []struct {
 	}},
 }
 
+// one-word implementations (Q ≤ 64) side by side; dot_amd64_test.go adds
+// the POPCNT assembly.
+var questions1Impls = []struct {
+	name string
+	fn   func(a, b *[QMaskWords]uint64) QStats
+}{{"generic", questionsBits1}}
+
+func init() {
+	for _, impl := range questions1Impls {
+		questionImpls = append(questionImpls, struct {
+			name string
+			fn   func(ansA, accA, impA, ansB, accB, impB []byte) QStats
+		}{"words1-" + impl.name, func(ansA, accA, impA, ansB, accB, impB []byte) QStats {
+			if len(ansA) > 64 {
+				return Questions(ansA, accA, impA, ansB, accB, impB) // one word holds 64 questions
+			}
+			var pa, pb [QMaskWords]uint64
+			PackQuestions(pa[:], ansA, accA, impA)
+			PackQuestions(pb[:], ansB, accB, impB)
+			return impl.fn(&pa, &pb)
+		}})
+	}
+}
+
 // refDot is the float64 reference.
 func refDot(a, b []float32) float64 {
 	var s float64
@@ -411,4 +435,22 @@ func BenchmarkHaversineA(b *testing.B) {
 		}
 		_ = s
 	})
+}
+
+func BenchmarkQuestions1(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	a1, a2, a3 := randQuestions(r, 64)
+	b1, b2, b3 := randQuestions(r, 64)
+	var pa, pb [QMaskWords]uint64
+	PackQuestions(pa[:], a1, a2, a3)
+	PackQuestions(pb[:], b1, b2, b3)
+	for _, impl := range questions1Impls {
+		b.Run(impl.name+"/64", func(b *testing.B) {
+			var s int32
+			for b.Loop() {
+				s += impl.fn(&pa, &pb).NumAB
+			}
+			_ = s
+		})
+	}
 }

@@ -61,6 +61,9 @@ func QuestionsBits(a, b []uint64, w int) QStats {
 	if len(a) < QMaskWords*w || len(b) < QMaskWords*w {
 		panic("kernels: QuestionsBits slice too short")
 	}
+	if w == 1 {
+		return questions1Impl((*[QMaskWords]uint64)(a), (*[QMaskWords]uint64)(b))
+	}
 	var s QStats
 	for k := 0; k < w; k++ {
 		ansA, ansB := a[qAnswered*w+k], b[qAnswered*w+k]
@@ -84,4 +87,66 @@ func QuestionsBits(a, b []uint64, w int) QStats {
 		}
 	}
 	return s
+}
+
+// questions1Impl is QuestionsBits for one word per mask: questionsBits1,
+// or the POPCNT assembly on amd64 (dot_amd64.go).
+var questions1Impl = questionsBits1
+
+// questionsBits1 is QuestionsBits for up to 64 questions (one word per
+// mask), with the masks at fixed offsets so that no index is computed or
+// bounds-checked in the loop.
+func questionsBits1(a, b *[QMaskWords]uint64) QStats {
+	ansA, ansB := a[qAnswered], b[qAnswered]
+	okAB := b[qAnswer]&a[qAccept] | b[qAnswer+1]&a[qAccept+1] | b[qAnswer+2]&a[qAccept+2] | b[qAnswer+3]&a[qAccept+3] |
+		b[qAnswer+4]&a[qAccept+4] | b[qAnswer+5]&a[qAccept+5] | b[qAnswer+6]&a[qAccept+6] | b[qAnswer+7]&a[qAccept+7]
+	okBA := a[qAnswer]&b[qAccept] | a[qAnswer+1]&b[qAccept+1] | a[qAnswer+2]&b[qAccept+2] | a[qAnswer+3]&b[qAccept+3] |
+		a[qAnswer+4]&b[qAccept+4] | a[qAnswer+5]&b[qAccept+5] | a[qAnswer+6]&b[qAccept+6] | a[qAnswer+7]&b[qAccept+7]
+	var s QStats
+	s.Dealbreak = a[qImp+Dealbreaker]&ansB&^okAB != 0 || b[qImp+Dealbreaker]&ansA&^okBA != 0
+	c := ansA & ansB
+	s.Common = int32(bits.OnesCount64(c))
+	a1, a2, a3, a4 := a[qImp+1]&c, a[qImp+2]&c, a[qImp+3]&c, a[qImp+4]&c
+	b1, b2, b3, b4 := b[qImp+1]&c, b[qImp+2]&c, b[qImp+3]&c, b[qImp+4]&c
+	pc := func(x uint64) int32 { return int32(bits.OnesCount64(x)) }
+	s.DenAB = pc(a1) + 10*pc(a2) + 50*pc(a3) + 250*pc(a4)
+	s.NumAB = pc(a1&okAB) + 10*pc(a2&okAB) + 50*pc(a3&okAB) + 250*pc(a4&okAB)
+	s.DenBA = pc(b1) + 10*pc(b2) + 50*pc(b3) + 250*pc(b4)
+	s.NumBA = pc(b1&okBA) + 10*pc(b2&okBA) + 50*pc(b3&okBA) + 250*pc(b4&okBA)
+	return s
+}
+
+// questionsRowsImpl is QuestionsRows' implementation.
+var questionsRowsImpl = questionsRowsGeneric
+
+// QuestionsRows compares member a (QMaskWords·w words) with the candidates
+// whose masks are rows idx[k] of rows (row r at rows[r·QMaskWords·w:]),
+// writing out[k]: one call per query and batch of candidates instead of one
+// per pair. It panics if an index is out of range or out is too short.
+//
+//	for k, r := range idx {
+//		out[k] = QuestionsBits(a, rows[r*QMaskWords*w:(r+1)*QMaskWords*w], w)
+//	}
+func QuestionsRows(out []QStats, a, rows []uint64, idx []int32, w int) {
+	S := QMaskWords * w
+	if len(out) < len(idx) || len(a) < S {
+		panic("kernels: QuestionsRows slice too short")
+	}
+	n := int32(0)
+	if S > 0 {
+		n = int32(len(rows) / S)
+	}
+	for _, r := range idx {
+		if r < 0 || r >= n {
+			panic("kernels: QuestionsRows index out of range")
+		}
+	}
+	questionsRowsImpl(out, a, rows, idx, w)
+}
+
+func questionsRowsGeneric(out []QStats, a, rows []uint64, idx []int32, w int) {
+	S := QMaskWords * w
+	for k, r := range idx {
+		out[k] = QuestionsBits(a, rows[int(r)*S:(int(r)+1)*S], w)
+	}
 }

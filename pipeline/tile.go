@@ -19,14 +19,23 @@ const cosMargin = 1e-11
 // panels kernels.DotTile reads, zero-padded to blockTile columns), and the
 // hard-filter columns gathered per tile position pos = tile·blockTile + r.
 type tiledPop struct {
-	tiles []tileSummary
-	D     int
-	panel []float32 // tile t: panel[t·D·blockTile:], element k of member r at [k·blockTile + r]
-	idx   []int32   // population index at pos, -1 for padding
-	gen   []uint8
-	seek  []uint8
-	filt  []kernels.FilterCands // per tile: ages, unit vectors, cos(max_km/R) (-2 past the antipode)
-	deal  []bool                // has a dealbreaker question
+	tiles    []tileSummary
+	D        int
+	panel    []float32 // tile t: panel[t·D·blockTile:], element k of member r at [k·blockTile + r]
+	idx      []int32   // population index at pos, -1 for padding
+	gen      []uint8
+	seek     []uint8
+	filt     []kernels.FilterCands // per tile: ages, unit vectors, cos(max_km/R) (-2 past the antipode)
+	deal     []bool                // has a dealbreaker question
+	tileDeal []bool                // per tile: some member has one
+	// per position, gathered from the population so that the scoring loop
+	// reads memory in tile order instead of jumping around by member index
+	qbits  []uint64 // kernels.QMaskWords·QW per position
+	hla    []uint64 // kernels.HLAWords per position
+	health []bool
+	geo    []kernels.GeoPoint
+	havMax []float64
+	maxKm  []float32
 	// per tile: members of gender g, members seeking gender g
 	genMask, seekMask [][3]uint64
 }
@@ -38,7 +47,9 @@ func newTiledPop(p *Population, tiles []tileSummary) *tiledPop {
 		tiles: tiles, D: p.D,
 		panel: make([]float32, T*p.D*blockTile),
 		idx:   make([]int32, n), gen: make([]uint8, n), seek: make([]uint8, n),
-		filt: make([]kernels.FilterCands, T), deal: make([]bool, n),
+		filt: make([]kernels.FilterCands, T), deal: make([]bool, n), tileDeal: make([]bool, T),
+		qbits: make([]uint64, n*kernels.QMaskWords*p.QW), hla: make([]uint64, n*kernels.HLAWords),
+		health: make([]bool, n), geo: make([]kernels.GeoPoint, n), havMax: make([]float64, n), maxKm: make([]float32, n),
 		genMask: make([][3]uint64, T), seekMask: make([][3]uint64, T),
 	}
 	QS := kernels.QMaskWords * p.QW
@@ -66,7 +77,12 @@ func newTiledPop(p *Population, tiles []tileSummary) *tiledPop {
 				for _, w := range db {
 					tp.deal[pos] = tp.deal[pos] || w != 0
 				}
+				tp.tileDeal[t] = tp.tileDeal[t] || tp.deal[pos]
 			}
+			H := kernels.HLAWords
+			copy(tp.qbits[pos*QS:(pos+1)*QS], p.QBits[int(i)*QS:(int(i)+1)*QS])
+			copy(tp.hla[pos*H:(pos+1)*H], p.HLA[int(i)*H:(int(i)+1)*H])
+			tp.health[pos], tp.geo[pos], tp.havMax[pos], tp.maxKm[pos] = p.Health[i], p.Geo[i], p.HavMax[i], p.MaxKm[i]
 			tp.genMask[t][p.Gender[i]] |= 1 << r
 			for g := range 3 {
 				if p.Seeking[i]&(1<<g) != 0 {
@@ -86,6 +102,8 @@ type tileWork struct {
 	mask [blockTile]uint64 // candidates of the current tile passing the cheap filters
 	sure [blockTile]uint64 // ... of which certainly within distance
 	dots []float32         // blockTile×blockTile dot products
+	cand [blockTile]int32  // positions of one query's kept candidates
+	qs   [blockTile]kernels.QStats
 }
 
 // scoreTilePair scores tile a against tile b, fusing filter → score → top-K: orientation by per-tile bit
@@ -161,14 +179,25 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 		}
 		pi := a*blockTile + r
 		i := int(tp.idx[pi])
+		// the kept candidates, and their questionnaire comparison in one
+		// batch when it is needed (weighted, or a dealbreaker in play)
+		n := 0
+		for mm := m; mm != 0; mm &= mm - 1 {
+			w.cand[n] = int32(b*blockTile + bits.TrailingZeros64(mm))
+			n++
+		}
+		needQ := QS > 0 && (W[1] != 0 || tp.deal[pi] || tp.tileDeal[b])
+		if needQ {
+			kernels.QuestionsRows(w.qs[:n], tp.qbits[pi*QS:(pi+1)*QS], tp.qbits, w.cand[:n], p.QW)
+		}
 		h := &hA[r]
-		for ; m != 0; m &= m - 1 {
-			c := bits.TrailingZeros64(m)
-			pj := b*blockTile + c
+		for k, pj32 := range w.cand[:n] {
+			pj := int(pj32)
+			c := pj - b*blockTile
 			j := int(tp.idx[pj])
 			var sd float64
 			if W[3] != 0 || w.sure[r]&(1<<c) == 0 {
-				d, limit, ok := distance(p, i, j)
+				d, limit, ok := distanceOf(&tp.geo[pi], &tp.geo[pj], tp.havMax[pi], tp.havMax[pj], tp.maxKm[pi], tp.maxKm[pj])
 				if !ok {
 					continue
 				}
@@ -178,19 +207,18 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 				continue
 			}
 			var sq float64
-			if QS > 0 && (W[1] != 0 || tp.deal[pi] || tp.deal[pj]) {
-				qs := kernels.QuestionsBits(p.QBits[i*QS:(i+1)*QS], p.QBits[j*QS:(j+1)*QS], p.QW)
-				if qs.Dealbreak {
+			if needQ {
+				if w.qs[k].Dealbreak {
 					continue
 				}
-				sq = kernels.QuestionScore(qs)
+				sq = kernels.QuestionScore(w.qs[k])
 			}
 			st.PairsCompatible += per
 			var sh float64
-			hasH := p.Health[i] && p.Health[j]
+			hasH := tp.health[pi] && tp.health[pj]
 			if hasH && W[2] != 0 {
 				H := kernels.HLAWords
-				x, o := kernels.XorOrCount(p.HLA[i*H:(i+1)*H], p.HLA[j*H:(j+1)*H])
+				x, o := kernels.XorOrCount(tp.hla[pi*H:(pi+1)*H], tp.hla[pj*H:(pj+1)*H])
 				sh = kernels.HLAScore(x, o)
 			}
 			S := s.total(traitScore(w.dots[r*blockTile+c]), sq, sh, sd, hasH)
@@ -209,13 +237,17 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 // distance applies the distance filter of Pair exactly: the great-circle
 // distance of i and j, the pair's limit, and whether d ≤ limit.
 func distance(p *Population, i, j int) (d, limit float64, ok bool) {
+	return distanceOf(&p.Geo[i], &p.Geo[j], p.HavMax[i], p.HavMax[j], p.MaxKm[i], p.MaxKm[j])
+}
+
+func distanceOf(gi, gj *kernels.GeoPoint, havI, havJ float64, maxI, maxJ float32) (d, limit float64, ok bool) {
 	// sin² is monotone on [0, π/2], so a > min(HavMax) means d > the limit;
 	// the margin leaves every borderline pair to the exact test below.
-	ha := kernels.HaversineA(&p.Geo[i], &p.Geo[j])
-	if ha > min(p.HavMax[i], p.HavMax[j])*(1+1e-9)+1e-300 {
+	ha := kernels.HaversineA(gi, gj)
+	if ha > min(havI, havJ)*(1+1e-9)+1e-300 {
 		return 0, 0, false
 	}
-	limit = float64(min(p.MaxKm[i], p.MaxKm[j]))
+	limit = float64(min(maxI, maxJ))
 	d = kernels.DistanceFromA(ha)
 	return d, limit, d <= limit
 }

@@ -22,6 +22,8 @@ func main() {
 	}
 	fmaLoop()
 	filter64()
+	questions64()
+	questions64x()
 	Generate()
 }
 
@@ -243,4 +245,141 @@ func filter64() {
 	Store(keep, ReturnIndex(0))
 	Store(sure, ReturnIndex(1))
 	RET()
+}
+
+// questions64 generates questions64, QuestionsBits for up to 64 questions
+// (one word per mask) with POPCNT: masks at fixed offsets, everything in
+// registers (the Go compiler spills and re-checks POPCNT per call).
+//
+//	okAB := OR over o of b[answer o] & a[accept o]; okBA likewise
+//	deal := a[imp 4] & ansB &^ okAB | b[imp 4] & ansA &^ okBA != 0
+//	c := ansA & ansB; common = popcount(c)
+//	for l in 1..4: den += w[l]·popcount(a[imp l] & c); num += w[l]·popcount(a[imp l] & c & okAB)
+func questions64() {
+	TEXT("questions64", NOSPLIT, "func(a, b *[22]uint64) (numAB, denAB, numBA, denBA, common int32, deal bool)")
+	Doc("questions64 is QuestionsBits for one word per mask, with POPCNT.")
+	pa, pb := GP64(), GP64()
+	Load(Param("a"), pa)
+	Load(Param("b"), pb)
+	questionsBody(pa, pb, func(field int, r GPVirtual) {
+		names := []string{"numAB", "denAB", "numBA", "denBA", "common", "deal"}
+		if field == 5 {
+			Store(r.As8(), Return(names[field]))
+		} else {
+			Store(r.As32(), Return(names[field]))
+		}
+	})
+	RET()
+}
+
+// questions64x generates questions64x, questions64 of one query against n
+// candidate rows picked by index, results written as QStats (24 bytes:
+// five int32 then the bool), so the Go-to-assembly call is paid once per
+// batch instead of once per pair:
+//
+//	for k := 0; k < n; k++ {
+//		out[k] = questions64(a, rows[idx[k]])
+//	}
+func questions64x() {
+	TEXT("questions64x", NOSPLIT, "func(out *int32, a *[22]uint64, rows *[22]uint64, idx *int32, n int)")
+	Doc("questions64x is questions64 of a against rows[idx[k]] for k < n, into out[k].")
+	po, pa, prows, pidx, n := GP64(), GP64(), GP64(), GP64(), GP64()
+	Load(Param("out"), po)
+	Load(Param("a"), pa)
+	Load(Param("rows"), prows)
+	Load(Param("idx"), pidx)
+	Load(Param("n"), n)
+	TESTQ(n, n)
+	JZ(LabelRef("qxdone"))
+	Label("qxloop")
+	pb := GP64()
+	MOVLQSX(Mem{Base: pidx}, pb)
+	IMUL3Q(U32(8*22), pb, pb)
+	ADDQ(prows, pb)
+	questionsBody(pa, pb, func(field int, r GPVirtual) {
+		if field == 5 {
+			MOVB(r.As8(), Mem{Base: po, Disp: 20})
+		} else {
+			MOVL(r.As32(), Mem{Base: po, Disp: 4 * field})
+		}
+	})
+	ADDQ(U32(24), po)
+	ADDQ(U32(4), pidx)
+	DECQ(n)
+	JNZ(LabelRef("qxloop"))
+	Label("qxdone")
+	RET()
+}
+
+// questionsBody emits the comparison of the one-word masks at pa and pb
+// and hands each result to store: fields 0..4 numAB, denAB, numBA, denBA,
+// common (int32), 5 the dealbreaker flag (a byte).
+//
+//	okAB := OR over o of b[answer o] & a[accept o]; okBA likewise
+//	deal := a[imp 4] & ansB &^ okAB | b[imp 4] & ansA &^ okBA != 0
+//	c := ansA & ansB; common = popcount(c)
+//	for l in 1..4: den += w[l]·popcount(a[imp l] & c); num += w[l]·popcount(a[imp l] & c & okAB)
+func questionsBody(pa, pb GPVirtual, store func(field int, r GPVirtual)) {
+	word := func(p GPVirtual, i int) Mem { return Mem{Base: p, Disp: 8 * i} }
+	ok := func(x, y GPVirtual) GPVirtual { // OR over o of x[answer o] & y[accept o]
+		r := GP64()
+		MOVQ(word(x, 1), r)
+		ANDQ(word(y, 9), r)
+		for o := 1; o < 8; o++ {
+			t := GP64()
+			MOVQ(word(x, 1+o), t)
+			ANDQ(word(y, 9+o), t)
+			ORQ(t, r)
+		}
+		return r
+	}
+	okAB := ok(pb, pa)
+	okBA := ok(pa, pb)
+	ansA, ansB := GP64(), GP64()
+	MOVQ(word(pa, 0), ansA)
+	MOVQ(word(pb, 0), ansB)
+	d1, d2 := GP64(), GP64()
+	MOVQ(word(pa, 21), d1)
+	ANDQ(ansB, d1)
+	ANDNQ(d1, okAB, d1) // d1 &^ okAB
+	MOVQ(word(pb, 21), d2)
+	ANDQ(ansA, d2)
+	ANDNQ(d2, okBA, d2)
+	ORQ(d2, d1)
+	SETNE(d1.As8())
+	store(5, d1)
+	c := ansA
+	ANDQ(ansB, c)
+	cnt := GP64()
+	XORQ(cnt, cnt) // break POPCNT's false output dependency on some CPUs
+	POPCNTQ(c, cnt)
+	store(4, cnt)
+	weights := []uint32{1, 10, 50, 250}
+	side := func(p, okm GPVirtual, numField int) {
+		num, den := GP64(), GP64()
+		XORQ(num, num)
+		XORQ(den, den)
+		for l, w := range weights {
+			x, pc := GP64(), GP64()
+			MOVQ(word(p, 18+l), x)
+			ANDQ(c, x)
+			XORQ(pc, pc)
+			POPCNTQ(x, pc)
+			if w != 1 {
+				IMUL3Q(U32(w), pc, pc)
+			}
+			ADDQ(pc, den)
+			ANDQ(okm, x)
+			XORQ(pc, pc)
+			POPCNTQ(x, pc)
+			if w != 1 {
+				IMUL3Q(U32(w), pc, pc)
+			}
+			ADDQ(pc, num)
+		}
+		store(numField, num)
+		store(numField+1, den)
+	}
+	side(pa, okAB, 0)
+	side(pb, okBA, 2)
 }
