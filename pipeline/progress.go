@@ -61,9 +61,25 @@ func reportProgress(ctx context.Context, log *slog.Logger, p *progress, bar io.W
 		defer sampler.Stop()
 		report := time.NewTicker(tick)
 		defer report.Stop()
+		draw := func() {
+			done, total, rate, eta := p.snapshot()
+			if total == 0 {
+				return
+			}
+			if bar != nil {
+				const width = 30
+				n := int(width * done / total)
+				fmt.Fprintf(bar, "\r\033[Kscoring [%s%s] %d/%d tiles  %.3g pairs/s  ETA %s",
+					strings.Repeat("#", n), strings.Repeat(".", width-n), done, total, rate, eta)
+				return
+			}
+			log.Info("scoring progress", "tiles_done", done, "tiles_total", total,
+				"pairs_per_s", strconv.FormatFloat(rate, 'g', 3, 64), "eta", eta.String())
+		}
 		for {
 			select {
 			case <-ctx.Done():
+				draw() // the final state, however short the stage was
 				if bar != nil {
 					fmt.Fprint(bar, "\r\033[K")
 				}
@@ -71,19 +87,7 @@ func reportProgress(ctx context.Context, log *slog.Logger, p *progress, bar io.W
 			case <-sampler.C:
 				sampleHeap(peakHeap)
 			case <-report.C:
-				done, total, rate, eta := p.snapshot()
-				if total == 0 {
-					continue
-				}
-				if bar != nil {
-					const width = 30
-					n := int(width * done / total)
-					fmt.Fprintf(bar, "\r\033[Kscoring [%s%s] %d/%d tiles  %.3g pairs/s  ETA %s",
-						strings.Repeat("#", n), strings.Repeat(".", width-n), done, total, rate, eta)
-					continue
-				}
-				log.Info("scoring progress", "tiles_done", done, "tiles_total", total,
-					"pairs_per_s", strconv.FormatFloat(rate, 'g', 3, 64), "eta", eta.String())
+				draw()
 			}
 		}
 	}()
