@@ -31,9 +31,13 @@ func loadGenerated(b *testing.B, n int) *Population {
 func BenchmarkTopK(b *testing.B) {
 	for _, n := range []int{5000, 20000} {
 		pop := loadGenerated(b, n)
-		for _, mode := range []string{"realistic", "all-compatible"} {
+		for _, mode := range []string{"realistic", "all-compatible", "embedding-only"} {
 			p := pop
-			if mode == "all-compatible" {
+			w := DefaultWeights
+			if mode == "embedding-only" {
+				w = [4]float64{1, 0, 0, 0}
+			}
+			if mode != "realistic" {
 				cp := *pop
 				cp.Seeking = make([]uint8, cp.N)
 				cp.AgeMin, cp.AgeMax, cp.MaxKm, cp.HavMax = make([]uint16, cp.N), make([]uint16, cp.N), make([]float32, cp.N), make([]float64, cp.N)
@@ -54,10 +58,10 @@ func BenchmarkTopK(b *testing.B) {
 				}
 				p = &cp
 			}
-			if mode == "all-compatible" && n > 5000 {
+			if mode != "realistic" && n > 5000 {
 				continue // 400 M full scorings per iteration: too slow for -count 6
 			}
-			sc := &Scorer{P: p, W: DefaultWeights, NoBlocking: true} // the scoring cost itself
+			sc := &Scorer{P: p, W: w, NoBlocking: true} // the scoring cost itself
 			b.Run(fmt.Sprintf("%s/%s/%d", kernels.Implementation(), mode, n), func(b *testing.B) {
 				var st ScoreStats
 				for b.Loop() {

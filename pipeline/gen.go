@@ -29,6 +29,12 @@ type GenOptions struct {
 	InvalidRatio float64
 	AsOf         string
 	Variable     bool // write list/binary forms instead of fixed-size types
+	// Open makes every pair compatible (the benchmark workloads of bench/):
+	// everyone consents and seeks every gender, accepts ages 18–99 and any
+	// distance (max_km 20 040 ≥ half the circumference), and no question
+	// is a dealbreaker. Locations, traits, answers and biomarkers are drawn
+	// as usual.
+	Open bool
 }
 
 // AddFlags registers the generator's flags.
@@ -42,6 +48,7 @@ func (o *GenOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&o.InvalidRatio, "invalid-ratio", 0, "fraction of rows made invalid, of every kind the spec lists")
 	fs.StringVar(&o.AsOf, "as-of", "", "date ages are drawn against, YYYY-MM-DD (default: today, UTC)")
 	fs.BoolVar(&o.Variable, "variable-width", false, "write trait as list<float32> and byte columns as binary (the forms DuckDB and pandas write)")
+	fs.BoolVar(&o.Open, "open", false, "make every pair compatible: all consent, seek every gender, accept ages 18-99 and any distance, no dealbreakers (benchmark workloads)")
 }
 
 // city is a population centre members are spread around.
@@ -241,6 +248,12 @@ func (w *genWorld) member(i int) member {
 		m.acc[q] = acc
 		m.imp[q] = byte(pick(r, impCDF))
 	}
+	if o.Open {
+		m.consent, m.seeking, m.ageMin, m.ageMax, m.maxKm = true, 7, 18, 99, 20040
+		for q, v := range m.imp {
+			m.imp[q] = min(v, 3)
+		}
+	}
 	return m
 }
 
@@ -326,6 +339,9 @@ func ProfileSchema(d, q int, variable bool) *arrow.Schema {
 	if variable {
 		trait = arrow.ListOf(arrow.PrimitiveTypes.Float32)
 		hla, qb = arrow.BinaryTypes.Binary, arrow.BinaryTypes.Binary
+	}
+	if q == 0 { // Parquet has no zero-width FIXED_LEN_BYTE_ARRAY: empty binary values
+		qb = arrow.BinaryTypes.Binary
 	}
 	return arrow.NewSchema([]arrow.Field{
 		{Name: colUserID, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
@@ -468,12 +484,11 @@ func appendMember(b *array.RecordBuilder, m *member, variable bool) {
 	}
 	for k, v := range [][]byte{m.hla, m.ans, m.acc, m.imp} {
 		fld := fb[12+k]
-		switch {
-		case v == nil:
+		if v == nil {
 			fld.AppendNull()
-		case variable:
-			fld.(*array.BinaryBuilder).Append(v)
-		default:
+		} else if b, ok := fld.(*array.BinaryBuilder); ok { // variable forms, and Q = 0
+			b.Append(v)
+		} else {
 			fld.(*array.FixedSizeBinaryBuilder).Append(v)
 		}
 	}

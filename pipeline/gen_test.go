@@ -112,3 +112,27 @@ func distTo(p *Population, i int, lat, lon float64) float64 {
 	g := kernels.NewGeoPoint(lat, lon)
 	return kernels.DistanceFromA(kernels.HaversineA(&p.Geo[i], &g))
 }
+
+// TestGenerateOpen: --open makes every pair of distinct members compatible.
+func TestGenerateOpen(t *testing.T) {
+	dir := t.TempDir()
+	o := GenOptions{N: 700, Shards: 2, Seed: 9, D: 16, Q: 12, AsOf: "2026-11-24", Out: filepath.Join(dir, "profiles"), Open: true}
+	if _, err := Generate(context.Background(), o, 2); err != nil {
+		t.Fatal(err)
+	}
+	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int64(L.Pop.N)
+	if n != int64(o.N) {
+		t.Fatalf("%d eligible members of %d", n, o.N)
+	}
+	_, st, err := (&Scorer{P: L.Pop, W: DefaultWeights}).TopK(context.Background(), 10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PairsCompatible != n*(n-1) || st.PairsExamined != n*(n-1) {
+		t.Fatalf("examined %d, compatible %d pairs, want %d", st.PairsExamined, st.PairsCompatible, n*(n-1))
+	}
+}

@@ -99,10 +99,11 @@ func newTiledPop(p *Population, tiles []tileSummary) *tiledPop {
 
 // tileWork is one worker's scratch space for a query tile.
 type tileWork struct {
-	mask [blockTile]uint64 // candidates of the current tile passing the cheap filters
-	sure [blockTile]uint64 // ... of which certainly within distance
-	dots []float32         // blockTile×blockTile dot products
-	cand [blockTile]int32  // positions of one query's kept candidates
+	mask [blockTile]uint64  // candidates of the current tile passing the cheap filters
+	sure [blockTile]uint64  // ... of which certainly within distance
+	dots []float32          // blockTile×blockTile dot products
+	cand [blockTile]int32   // positions of one query's kept candidates
+	minB [blockTile]float32 // heapMin of the candidate tile's heaps
 	qs   [blockTile]kernels.QStats
 }
 
@@ -158,20 +159,47 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 	D := tp.D
 	qa := tp.panel[a*D*blockTile : (a+1)*D*blockTile]
 	cb := tp.panel[b*D*blockTile : (b+1)*D*blockTile]
+	var blocks [11]uint8 // per 6-row block: which 16-column blocks hold a kept pair
+	active := 0
 	for r0 := 0; r0 < na; r0 += 6 {
-		rows := min(6, na-r0)
 		var u uint64
-		for r := r0; r < r0+rows; r++ {
+		for r := r0; r < min(r0+6, na); r++ {
 			u |= w.mask[r]
 		}
-		for c0 := 0; c0 < blockTile; c0 += 16 {
-			if u>>c0&0xffff != 0 {
-				kernels.DotTile(w.dots[r0*blockTile+c0:], blockTile, qa[r0:], blockTile, cb[c0:], blockTile, rows, 16, D)
+		for cb := range 4 {
+			if u>>(16*cb)&0xffff != 0 {
+				blocks[r0/6] |= 1 << cb
+				active++
+			}
+		}
+	}
+	if nBlocks := (na + 5) / 6 * 4; 4*active >= 3*nBlocks { // dense: one call for the tile
+		kernels.DotTile(w.dots, blockTile, qa, blockTile, cb, blockTile, na, blockTile, D)
+	} else {
+		for r0 := 0; r0 < na; r0 += 6 {
+			for c := range 4 {
+				if blocks[r0/6]&(1<<c) != 0 {
+					kernels.DotTile(w.dots[r0*blockTile+16*c:], blockTile, qa[r0:], blockTile, cb[16*c:], blockTile, min(6, na-r0), 16, D)
+				}
 			}
 		}
 	}
 	QS := kernels.QMaskWords * p.QW
 	W := &s.W
+	// The current minimum of every heap a pair may enter, cached so that the
+	// common case (the pair beats neither) reads no heap: -Inf until a heap
+	// is full. A pair equal to a minimum goes to offer, which breaks the tie.
+	minB := &w.minB
+	if hB != nil {
+		for c := range nb {
+			minB[c] = heapMin(&hB[c])
+		}
+	}
+	// Trait-only fast path: with no weight on questions, biomarker or
+	// proximity, no dealbreaker, block or distance test left, S depends on
+	// the dot product alone: num = W_t·s_t exactly (the other terms are +0).
+	traitOnly := W[1] == 0 && W[2] == 0 && W[3] == 0 && p.Blocked == nil
+	den := W[0] + W[1] + W[3]
 	for r := 0; r < na; r++ {
 		m := w.mask[r]
 		if m == 0 {
@@ -179,6 +207,34 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 		}
 		pi := a*blockTile + r
 		i := int(tp.idx[pi])
+		h := &hA[r]
+		minA := heapMin(h)
+		needQ := QS > 0 && (W[1] != 0 || tp.deal[pi] || tp.tileDeal[b])
+		if traitOnly && !needQ {
+			fast := m & w.sure[r]
+			m &^= fast
+			st.PairsCompatible += per * int64(bits.OnesCount64(fast))
+			dots := w.dots[r*blockTile : (r+1)*blockTile]
+			for ; fast != 0; fast &= fast - 1 {
+				c := bits.TrailingZeros64(fast)
+				S := float32(float64(W[0]*traitScore(dots[c])) / den)
+				if S < minA && (hB == nil || S < minB[c]) {
+					continue
+				}
+				j := int(tp.idx[b*blockTile+c])
+				if S >= minA {
+					h.offer(Cand{J: int32(j), S: S})
+					minA = heapMin(h)
+				}
+				if hB != nil && S >= minB[c] {
+					hB[c].offer(Cand{J: int32(i), S: S})
+					minB[c] = heapMin(&hB[c])
+				}
+			}
+			if m == 0 {
+				continue
+			}
+		}
 		// the kept candidates, and their questionnaire comparison in one
 		// batch when it is needed (weighted, or a dealbreaker in play)
 		n := 0
@@ -186,11 +242,9 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 			w.cand[n] = int32(b*blockTile + bits.TrailingZeros64(mm))
 			n++
 		}
-		needQ := QS > 0 && (W[1] != 0 || tp.deal[pi] || tp.tileDeal[b])
 		if needQ {
 			kernels.QuestionsRows(w.qs[:n], tp.qbits[pi*QS:(pi+1)*QS], tp.qbits, w.cand[:n], p.QW)
 		}
-		h := &hA[r]
 		for k, pj32 := range w.cand[:n] {
 			pj := int(pj32)
 			c := pj - b*blockTile
@@ -222,16 +276,25 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 				sh = kernels.HLAScore(x, o)
 			}
 			S := s.total(traitScore(w.dots[r*blockTile+c]), sq, sh, sd, hasH)
-			if !(len(h.h) == h.k && S < h.h[0].S) {
+			if S >= minA {
 				h.offer(Cand{J: int32(j), S: S})
+				minA = heapMin(h)
 			}
-			if hB != nil {
-				if hj := &hB[c]; !(len(hj.h) == hj.k && S < hj.h[0].S) {
-					hj.offer(Cand{J: int32(i), S: S})
-				}
+			if hB != nil && S >= minB[c] {
+				hB[c].offer(Cand{J: int32(i), S: S})
+				minB[c] = heapMin(&hB[c])
 			}
 		}
 	}
+}
+
+// heapMin is the score a candidate must reach to enter h: the root's score
+// once h is full, -Inf before.
+func heapMin(h *topK) float32 {
+	if len(h.h) < h.k {
+		return float32(math.Inf(-1))
+	}
+	return h.h[0].S
 }
 
 // distance applies the distance filter of Pair exactly: the great-circle

@@ -1,0 +1,466 @@
+// Command bench is batchmatch's benchmark harness (`make bench`): it
+// measures this machine's FMA peak, the scoring kernels against it, whole
+// runs of the real binary on generated workloads, and the embedding-only
+// workload through FAISS IndexFlatIP when FAISS is installed
+// (`make bench-peers`), and prints every figure with the ratio that
+// matters. Each figure is the median of --reps repetitions made in this
+// one process, so ratios compare measurements taken side by side.
+//
+//	go run ./bench --bin bin/batchmatch [--reps 3] [--n-embed 50000] ...
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/spf13/pflag"
+
+	"github.com/osmosis/batchmatch/kernels"
+	"github.com/osmosis/batchmatch/pipeline"
+)
+
+// options are the harness's flags.
+type options struct {
+	Bin    string
+	Work   string
+	Reps   int
+	NEmbed int
+	NFull  int
+	NReal  int
+	Python string
+	BLAS   string
+	Peers  bool
+}
+
+func (o *options) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Bin, "bin", "bin/batchmatch", "batchmatch binary to time")
+	fs.StringVar(&o.Work, "work", filepath.Join(os.TempDir(), "batchmatch-bench"), "directory for generated workloads (reused between runs)")
+	fs.IntVar(&o.Reps, "reps", 3, "repetitions of every measurement (the median is reported)")
+	fs.IntVar(&o.NEmbed, "n-embed", 50000, "members in the embedding-only workload (the FAISS comparison)")
+	fs.IntVar(&o.NFull, "n-full", 20000, "members in the full-scoring workload (every pair compatible); 0 skips it")
+	fs.IntVar(&o.NReal, "n-real", 100000, "members in the realistic workload (generator defaults); 0 skips it")
+	fs.StringVar(&o.Python, "python", "/usr/bin/python3", "Python with Debian's python3-faiss")
+	fs.StringVar(&o.BLAS, "blas-dir", "/usr/lib/x86_64-linux-gnu/openblas-openmp", "BLAS library folder FAISS runs with (LD_LIBRARY_PATH)")
+	fs.BoolVar(&o.Peers, "peers", true, "run FAISS when it is installed")
+}
+
+const (
+	asOf = "2026-11-24"
+	dim  = 128
+	topK = 10
+)
+
+func main() {
+	var o options
+	fs := pflag.NewFlagSet("bench", pflag.ExitOnError)
+	o.addFlags(fs)
+	_ = fs.Parse(os.Args[1:])
+	if err := run(context.Background(), o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func run(ctx context.Context, o options, w io.Writer) error {
+	if o.Reps < 1 {
+		return errors.New("--reps must be at least 1")
+	}
+	if _, err := os.Stat(o.Bin); err != nil {
+		return fmt.Errorf("batchmatch binary: %w (run `make build` first)", err)
+	}
+	P := runtime.GOMAXPROCS(0)
+	fmt.Fprintf(w, "machine: %s, %d threads, kernels %s, %s\n", cpuModel(), P, kernels.Implementation(), runtime.Version())
+	fmt.Fprintf(w, "medians of %d repetitions\n\n", o.Reps)
+
+	// 1. the machine's own peak, and the kernels against it
+	// The machine is shared: peak and kernel are measured back to back in
+	// each repetition and the fraction is the median of those ratios.
+	fma := func() int64 { return kernels.FMALoop(1 << 22) }
+	kreps := max(o.Reps, 5)
+	var peaks, peaks1, dots, fracs []float64
+	for range kreps {
+		pk, d := parallelRate(P, fma), parallelRate(P, dotTileWork())
+		peaks, dots, fracs = append(peaks, pk), append(dots, d), append(fracs, d/pk)
+		peaks1 = append(peaks1, parallelRate(1, fma))
+	}
+	peak, dotRate := median(peaks), median(dots)
+	fmt.Fprintf(w, "FMA peak (FMALoop, 12 chains of 8-lane FMA):   %7.1f GFLOP/s on %d threads, %.1f on 1 (medians of %d)\n", peak/1e9, P, median(peaks1)/1e9, kreps)
+	fmt.Fprintf(w, "trait micro-kernel (DotTile 64×64×%d):        %7.1f GFLOP/s = %.0f %% of peak (per-repetition ratios %s), %.0f M pairs/s   (target ≥ 80 %%)\n",
+		dim, dotRate/1e9, 100*median(fracs), percents(fracs), dotRate/(2*dim)/1e6)
+	filt := measure(o.Reps, func() float64 { return parallelRate(P, filterWork()) })
+	fmt.Fprintf(w, "hard filters (FilterTile, 64 candidates):      %7.0f M pairs/s\n", filt/1e6)
+	qrate := measure(o.Reps, func() float64 { return parallelRate(P, questionsWork()) })
+	fmt.Fprintf(w, "questions both ways (QuestionsRows, Q = 64):   %7.0f M pairs/s\n\n", qrate/1e6)
+
+	// 2. whole runs of the binary
+	embed, err := workload(ctx, o, "embed", pipeline.GenOptions{N: o.NEmbed, D: dim, Q: 0, Open: true})
+	if err != nil {
+		return err
+	}
+	n := float64(o.NEmbed)
+	pairs := n * (n - 1)
+	bm, err := timeRuns(ctx, o, embed, "1,0,0,0")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "embedding-only, N = %d, D = %d, K = %d, trait weight only (every pair compatible):\n", o.NEmbed, dim, topK)
+	fmt.Fprintf(w, "  batchmatch whole run (read Parquet, score, select, write Parquet): %.2f s, %.0f M pairs/s; scoring stage %.2f s\n",
+		bm.wall, pairs/bm.wall/1e6, bm.score)
+	fmt.Fprintf(w, "  trait work: %.1f GFLOP/s over the whole run (N²·2D, what a GEMM does; batchmatch computes each unordered pair once: %.1f GFLOP/s executed)\n",
+		n*n*2*dim/bm.wall/1e9, pairs/2*2*dim/bm.wall/1e9)
+	if o.Peers {
+		if err := faissCompare(ctx, o, w, embed, bm); err != nil {
+			fmt.Fprintf(w, "  FAISS: %v\n", err)
+		}
+	}
+	fmt.Fprintln(w)
+
+	if o.NFull > 0 {
+		full, err := workload(ctx, o, "full", pipeline.GenOptions{N: o.NFull, D: dim, Q: 64, Open: true})
+		if err != nil {
+			return err
+		}
+		r, err := timeRuns(ctx, o, full, "")
+		if err != nil {
+			return err
+		}
+		nf := float64(o.NFull)
+		fmt.Fprintf(w, "full spec scoring, N = %d, D = %d, Q = 64, default weights, every pair compatible:\n", o.NFull, dim)
+		fmt.Fprintf(w, "  whole run %.2f s; scoring stage %.2f s = %.0f M candidate pairs/s   (target ≥ 100 M)\n\n",
+			r.wall, r.score, nf*(nf-1)/r.score/1e6)
+	}
+	if o.NReal > 0 {
+		real, err := workload(ctx, o, "real", pipeline.GenOptions{N: o.NReal, D: dim, Q: 64})
+		if err != nil {
+			return err
+		}
+		r, err := timeRuns(ctx, o, real, "")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "realistic population (generator defaults), N = %d:\n", o.NReal)
+		fmt.Fprintf(w, "  whole run %.2f s, scoring %.2f s, peak RSS %d MiB; %d pairs examined (%.0f M/s), %d compatible\n",
+			r.wall, r.score, r.rss>>20, r.examined, float64(r.examined)/r.score/1e6, r.compatible)
+	}
+	return nil
+}
+
+func percents(xs []float64) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%.0f", 100*x))
+	}
+	return strings.Join(parts, "/")
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+// measure returns the median of reps calls of f.
+func measure(reps int, f func() float64) float64 {
+	xs := make([]float64, reps)
+	for i := range xs {
+		xs[i] = f()
+	}
+	return median(xs)
+}
+
+// parallelRate runs work on p goroutines for about 300 ms and returns the
+// units of work done per second, all goroutines together.
+func parallelRate(p int, work func() int64) float64 {
+	var wg sync.WaitGroup
+	total := make([]int64, p)
+	start := time.Now()
+	deadline := start.Add(300 * time.Millisecond)
+	for g := range p {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				total[g] += work()
+			}
+		}()
+	}
+	wg.Wait()
+	var sum int64
+	for _, t := range total {
+		sum += t
+	}
+	return float64(sum) / time.Since(start).Seconds()
+}
+
+func randPanel(seed uint64, n int) []float32 {
+	v := make([]float32, n)
+	x := seed
+	for i := range v {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		v[i] = float32(int32(x>>32)) / (1 << 31)
+	}
+	return v
+}
+
+// dotTileWork returns a closure doing 20 tiles of DotTile 64×64×dim on its
+// own panels (per goroutine); it reports flops.
+func dotTileWork() func() int64 {
+	var mu sync.Mutex
+	seed := uint64(1)
+	return func() int64 {
+		mu.Lock()
+		seed++
+		s := seed
+		mu.Unlock()
+		q, c, out := randPanel(s, dim*64), randPanel(s+1000, dim*64), make([]float32, 64*64)
+		const tiles = 200
+		for range tiles {
+			kernels.DotTile(out, 64, q, 64, c, 64, 64, 64, dim)
+		}
+		return tiles * 64 * 64 * 2 * dim
+	}
+}
+
+// filterWork returns a closure filtering 64 queries against a tile; it
+// reports pairs.
+func filterWork() func() int64 {
+	var c kernels.FilterCands
+	for j := range kernels.TileWidth {
+		c.Age[j], c.AgeMin[j], c.AgeMax[j] = int32(20+j%40), 18, 99
+		a := float64(j) * 1e-3
+		c.X[j], c.Y[j], c.Z[j], c.CosT[j] = math.Cos(a), math.Sin(a), 0, math.Cos(0.01)
+	}
+	return func() int64 {
+		var acc uint64
+		for r := range 1000 {
+			q := kernels.FilterQuery{Age: int32(20 + r%50), AgeMin: 18, AgeMax: 99, X: 1, CosT: math.Cos(0.02)}
+			k, s := kernels.FilterTile(&q, &c, 1e-11)
+			acc += k ^ s
+		}
+		if acc == 1 {
+			fmt.Print("")
+		}
+		return 1000 * kernels.TileWidth
+	}
+}
+
+// questionsWork returns a closure comparing one member's questionnaire with
+// 64 candidates, 100 times; it reports pairs.
+func questionsWork() func() int64 {
+	const Q = 64
+	S := kernels.QMaskWords * kernels.QWords(Q)
+	rows := make([]uint64, 64*S)
+	x := uint64(7)
+	for i := range 64 {
+		ans, acc, imp := make([]byte, Q), make([]byte, Q), make([]byte, Q)
+		for q := range Q {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			ans[q], acc[q], imp[q] = byte(x%9), byte(x>>8), byte((x>>16)%5)
+		}
+		kernels.PackQuestions(rows[i*S:(i+1)*S], ans, acc, imp)
+	}
+	idx := make([]int32, 64)
+	for k := range idx {
+		idx[k] = int32(k)
+	}
+	return func() int64 {
+		out := make([]kernels.QStats, 64)
+		for r := range 100 {
+			kernels.QuestionsRows(out, rows[(r%64)*S:(r%64+1)*S], rows, idx, 1)
+		}
+		return 100 * 64
+	}
+}
+
+// workload generates a population once into the work directory (reused
+// while its parameters match) and returns its profile directory.
+func workload(ctx context.Context, o options, name string, g pipeline.GenOptions) (string, error) {
+	g.Shards, g.Seed, g.AsOf = 4, 42, asOf
+	dir := filepath.Join(o.Work, fmt.Sprintf("%s-n%d-d%d-q%d-open%v", name, g.N, g.D, g.Q, g.Open))
+	g.Out = filepath.Join(dir, "profiles")
+	stamp := filepath.Join(dir, "done")
+	if _, err := os.Stat(stamp); err == nil {
+		return g.Out, nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	if _, err := pipeline.Generate(ctx, g, runtime.GOMAXPROCS(0)); err != nil {
+		return "", fmt.Errorf("generating %s: %w", name, err)
+	}
+	return g.Out, os.WriteFile(stamp, nil, 0o644)
+}
+
+// runStats are the medians of timed runs of the binary.
+type runStats struct {
+	wall, score          float64 // seconds
+	rss                  int64
+	examined, compatible int64
+	out                  string // partition of the last run
+}
+
+// timeRuns runs `batchmatch run` on profiles o.Reps times (a fresh output
+// each time) and returns median wall time, median scoring stage, and the
+// manifest's counts.
+func timeRuns(ctx context.Context, o options, profiles, weights string) (runStats, error) {
+	var walls, scores []float64
+	var last runStats
+	for rep := range o.Reps {
+		out := filepath.Join(filepath.Dir(profiles), fmt.Sprintf("out%d", rep))
+		if err := os.RemoveAll(out); err != nil {
+			return last, err
+		}
+		args := []string{"run", "--profiles", profiles, "--out", out, "--as-of", asOf, "--k", fmt.Sprint(topK), "--log-format", "json", "--log-level", "warn"}
+		if weights != "" {
+			args = append(args, "--weights", weights)
+		}
+		cmd := exec.CommandContext(ctx, o.Bin, args...)
+		cmd.Stderr = os.Stderr
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return last, fmt.Errorf("%s %s: %w", o.Bin, strings.Join(args, " "), err)
+		}
+		walls = append(walls, time.Since(start).Seconds())
+		part := filepath.Join(out, "dt="+asOf)
+		b, err := os.ReadFile(filepath.Join(part, "manifest.json"))
+		if err != nil {
+			return last, err
+		}
+		var m pipeline.Manifest
+		if err := json.Unmarshal(b, &m); err != nil {
+			return last, err
+		}
+		scores = append(scores, float64(m.TimingsMs["score_topk"])/1000)
+		last = runStats{rss: m.Memory.PeakRSSBytes, examined: m.Counts.PairsExamined, compatible: m.Counts.PairsCompatible, out: part}
+	}
+	last.wall, last.score = median(walls), median(scores)
+	return last, nil
+}
+
+// faissCompare writes the population's unit traits for FAISS, times the
+// FAISS process o.Reps times, prints the BLAS it loaded, the ratio of whole-
+// process times, and how often the two agree on a member's top K.
+func faissCompare(ctx context.Context, o options, w io.Writer, profiles string, bm runStats) error {
+	if err := exec.CommandContext(ctx, o.Python, "-c", "import faiss").Run(); err != nil {
+		return errors.New("not installed (`make bench-peers` installs python3-faiss, python3-numpy and libopenblas0-openmp)")
+	}
+	dir := filepath.Dir(profiles)
+	traits := filepath.Join(dir, "traits.f32")
+	cfg := pipeline.Config{Profiles: []string{profiles}, AsOfDate: asOf, MaxRejectRatio: 1, Workers: runtime.GOMAXPROCS(0)}
+	cfg.AsOf, _ = time.Parse(time.DateOnly, asOf)
+	L, err := pipeline.Load(ctx, cfg, slog.New(slog.DiscardHandler), nil, nil)
+	if err != nil {
+		return err
+	}
+	p := L.Pop
+	f, err := os.Create(traits)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(f)
+	if err := binary.Write(bw, binary.LittleEndian, p.Trait); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	script, err := filepath.Abs("bench/faiss_flatip.py")
+	if err != nil {
+		return err
+	}
+	res := filepath.Join(dir, "faiss.i64")
+	var walls []float64
+	var info string
+	for range o.Reps {
+		cmd := exec.CommandContext(ctx, o.Python, script, traits, fmt.Sprint(p.N), fmt.Sprint(p.D), fmt.Sprint(topK), res)
+		cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+o.BLAS)
+		start := time.Now()
+		outb, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("faiss: %w\n%s", err, outb)
+		}
+		walls = append(walls, time.Since(start).Seconds())
+		info = strings.TrimSpace(string(outb))
+	}
+	fw := median(walls)
+	fmt.Fprintf(w, "  FAISS IndexFlatIP whole process (python, import, load, add, search k=%d, write): %.2f s\n", topK+1, fw)
+	fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(info, "\n", "\n    "))
+	fmt.Fprintf(w, "  ratio batchmatch / FAISS whole-process time: %.2f   (target ≤ 0.6)\n", bm.wall/fw)
+
+	// agreement: same top-K sets (ties and float rounding may differ)
+	nn := make([]int64, p.N*topK)
+	rb, err := os.ReadFile(res)
+	if err != nil {
+		return err
+	}
+	if err := binary.Read(strings.NewReader(string(rb)), binary.LittleEndian, nn); err != nil {
+		return err
+	}
+	type row struct {
+		UserID  int64 `parquet:"user_id"`
+		MatchID int64 `parquet:"match_id"`
+	}
+	rows, err := parquet.ReadFile[row](filepath.Join(bm.out, "matches", "part-00000.parquet"))
+	if err != nil {
+		return err
+	}
+	ours := map[int64][]int64{}
+	for _, r := range rows {
+		ours[r.UserID] = append(ours[r.UserID], r.MatchID)
+	}
+	same := 0
+	for i := range p.N {
+		theirs := make([]int64, topK)
+		for k := range topK {
+			theirs[k] = p.ID[nn[i*topK+k]]
+		}
+		a := slices.Clone(ours[p.ID[i]])
+		slices.Sort(a)
+		slices.Sort(theirs)
+		if slices.Equal(a, theirs) {
+			same++
+		}
+	}
+	fmt.Fprintf(w, "  identical top-%d sets: %d of %d members (%.2f %%; the rest differ by float32 rounding at the K-th place)\n",
+		topK, same, p.N, 100*float64(same)/float64(p.N))
+	return nil
+}
