@@ -15,6 +15,7 @@ func init() {
 		dotTileImpl = dotTileAVX2
 		fmaLoopImpl = fmaLoopAVX2
 		filterImpl = filterAVX2
+		traitRowImpl = traitRowAVX2
 	}
 	if cpu.X86.HasPOPCNT {
 		questions1Impl = questionsPOPCNT
@@ -87,4 +88,8 @@ func questionsRowsPOPCNT(out []QStats, a, rows []uint64, idx []int32, w int) {
 		return
 	}
 	questions64x(&out[0].NumAB, (*[QMaskWords]uint64)(a), (*[QMaskWords]uint64)(rows), &idx[0], len(idx))
+}
+
+func traitRowAVX2(out, dots *[TileWidth]float32, w, den float64, minA float32, minB *[TileWidth]float32) uint64 {
+	return traitRow64(&out[0], &dots[0], w, den, minA, &minB[0])
 }

@@ -1133,3 +1133,266 @@ qxloop:
 
 qxdone:
 	RET
+
+// func traitRow64(out *float32, dots *float32, w float64, den float64, minA float32, minB *float32) uint64
+// Requires: AVX, AVX2, SSE, SSE2
+TEXT ·traitRow64(SB), NOSPLIT, $0-56
+	MOVQ         out+0(FP), AX
+	MOVQ         dots+8(FP), CX
+	MOVQ         minB+40(FP), DX
+	MOVSD        w+16(FP), X0
+	VBROADCASTSD X0, Y0
+	MOVSD        den+24(FP), X1
+	VBROADCASTSD X1, Y1
+	MOVSS        minA+32(FP), X2
+	VBROADCASTSS X2, X2
+	MOVQ         $0x3ff0000000000000, BX
+	MOVQ         BX, X3
+	VBROADCASTSD X3, Y3
+	MOVQ         $0x3fe0000000000000, BX
+	MOVQ         BX, X4
+	VBROADCASTSD X4, Y4
+	VXORPD       Y5, Y5, Y5
+	XORQ         BX, BX
+	VCVTPS2PD    (CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, (AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, (DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	ORQ          SI, BX
+	VCVTPS2PD    16(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 16(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 16(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x04, SI
+	ORQ          SI, BX
+	VCVTPS2PD    32(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 32(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 32(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x08, SI
+	ORQ          SI, BX
+	VCVTPS2PD    48(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 48(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 48(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x0c, SI
+	ORQ          SI, BX
+	VCVTPS2PD    64(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 64(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 64(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x10, SI
+	ORQ          SI, BX
+	VCVTPS2PD    80(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 80(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 80(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x14, SI
+	ORQ          SI, BX
+	VCVTPS2PD    96(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 96(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 96(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x18, SI
+	ORQ          SI, BX
+	VCVTPS2PD    112(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 112(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 112(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x1c, SI
+	ORQ          SI, BX
+	VCVTPS2PD    128(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 128(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 128(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x20, SI
+	ORQ          SI, BX
+	VCVTPS2PD    144(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 144(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 144(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x24, SI
+	ORQ          SI, BX
+	VCVTPS2PD    160(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 160(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 160(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x28, SI
+	ORQ          SI, BX
+	VCVTPS2PD    176(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 176(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 176(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x2c, SI
+	ORQ          SI, BX
+	VCVTPS2PD    192(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 192(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 192(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x30, SI
+	ORQ          SI, BX
+	VCVTPS2PD    208(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 208(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 208(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x34, SI
+	ORQ          SI, BX
+	VCVTPS2PD    224(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X6
+	VMOVUPS      X6, 224(AX)
+	VCMPPS       $0x1d, X2, X6, X7
+	VCMPPS       $0x1d, 224(DX), X6, X6
+	VORPS        X6, X7, X7
+	VMOVMSKPS    X7, SI
+	SHLQ         $0x38, SI
+	ORQ          SI, BX
+	VCVTPS2PD    240(CX), Y6
+	VADDPD       Y3, Y6, Y6
+	VMULPD       Y4, Y6, Y6
+	VMAXPD       Y5, Y6, Y6
+	VMINPD       Y3, Y6, Y6
+	VMULPD       Y0, Y6, Y6
+	VDIVPD       Y1, Y6, Y6
+	VCVTPD2PSY   Y6, X0
+	VMOVUPS      X0, 240(AX)
+	VCMPPS       $0x1d, X2, X0, X1
+	VCMPPS       $0x1d, 240(DX), X0, X0
+	VORPS        X0, X1, X1
+	VMOVMSKPS    X1, AX
+	SHLQ         $0x3c, AX
+	ORQ          AX, BX
+	VZEROUPPER
+	MOVQ         BX, ret+48(FP)
+	RET

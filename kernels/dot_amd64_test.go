@@ -32,3 +32,9 @@ func init() {
 		questionRowsImpls = append(questionRowsImpls, questionRowsCase{"popcnt", questionsRowsPOPCNT})
 	}
 }
+
+func init() {
+	if hasFMA {
+		traitRowImpls = append(traitRowImpls, traitRowCase{"avx2", traitRowAVX2})
+	}
+}

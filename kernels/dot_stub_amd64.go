@@ -36,3 +36,6 @@ func questions64(a *[22]uint64, b *[22]uint64) (numAB int32, denAB int32, numBA 
 
 // questions64x is questions64 of a against rows[idx[k]] for k < n, into out[k].
 func questions64x(out *int32, a *[22]uint64, rows *[22]uint64, idx *int32, n int)
+
+// traitRow64 is TraitScoreRow with AVX2.
+func traitRow64(out *float32, dots *float32, w float64, den float64, minA float32, minB *float32) uint64

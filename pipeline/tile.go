@@ -104,6 +104,7 @@ type tileWork struct {
 	dots []float32          // blockTile×blockTile dot products
 	cand [blockTile]int32   // positions of one query's kept candidates
 	minB [blockTile]float32 // heapMin of the candidate tile's heaps
+	srow [blockTile]float32 // trait-only scores of one row
 	qs   [blockTile]kernels.QStats
 }
 
@@ -214,13 +215,14 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 			fast := m & w.sure[r]
 			m &^= fast
 			st.PairsCompatible += per * int64(bits.OnesCount64(fast))
-			dots := w.dots[r*blockTile : (r+1)*blockTile]
-			for ; fast != 0; fast &= fast - 1 {
-				c := bits.TrailingZeros64(fast)
-				S := float32(float64(W[0]*traitScore(dots[c])) / den)
-				if S < minA && (hB == nil || S < minB[c]) {
-					continue
-				}
+			mb := &infRow // a tile against itself: no second heap
+			if hB != nil {
+				mb = minB
+			}
+			beat := fast & kernels.TraitScoreRow(&w.srow, (*[blockTile]float32)(w.dots[r*blockTile:(r+1)*blockTile]), W[0], den, minA, mb)
+			for ; beat != 0; beat &= beat - 1 {
+				c := bits.TrailingZeros64(beat)
+				S := w.srow[c]
 				j := int(tp.idx[b*blockTile+c])
 				if S >= minA {
 					h.offer(Cand{J: int32(j), S: S})
@@ -287,6 +289,14 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 		}
 	}
 }
+
+// infRow is minB for a tile scored against itself: no pair reaches it.
+var infRow = func() (r [blockTile]float32) {
+	for i := range r {
+		r[i] = float32(math.Inf(1))
+	}
+	return r
+}()
 
 // heapMin is the score a candidate must reach to enter h: the root's score
 // once h is full, -Inf before.

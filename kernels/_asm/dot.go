@@ -24,6 +24,7 @@ func main() {
 	filter64()
 	questions64()
 	questions64x()
+	traitRow()
 	Generate()
 }
 
@@ -382,4 +383,73 @@ func questionsBody(pa, pb GPVirtual, store func(field int, r GPVirtual)) {
 	}
 	side(pa, okAB, 0)
 	side(pb, okBA, 2)
+}
+
+// traitRow generates traitRow64, TraitScoreRow for 64 lanes: float64 on
+// 4 lanes per YMM in the generic code's order, each step rounded alike
+// (VMAXPD/VMINPD return the second operand on NaN, as the generic code's
+// comparisons do), then rounded to float32 and compared with the minima:
+//
+//	st := (1 + float64(dot[j])) * 0.5
+//	st = st > 0 ? st : 0; st = st < 1 ? st : 1
+//	s := float32(w*st / den)
+//	out[j] = s; beat |= (s >= minA || s >= minB[j]) << j
+func traitRow() {
+	TEXT("traitRow64", NOSPLIT, "func(out, dots *float32, w, den float64, minA float32, minB *float32) uint64")
+	Doc("traitRow64 is TraitScoreRow with AVX2.")
+	po, pd, pm := GP64(), GP64(), GP64()
+	Load(Param("out"), po)
+	Load(Param("dots"), pd)
+	Load(Param("minB"), pm)
+	bcast := func(name string) VecVirtual {
+		x := XMM()
+		Load(Param(name), x)
+		y := YMM()
+		VBROADCASTSD(x, y)
+		return y
+	}
+	w, den := bcast("w"), bcast("den")
+	ma := XMM()
+	Load(Param("minA"), ma)
+	minA := XMM()
+	VBROADCASTSS(ma, minA)
+	one, half, zero := YMM(), YMM(), YMM()
+	c := GP64()
+	MOVQ(U64(0x3ff0000000000000), c) // 1.0
+	t := XMM()
+	MOVQ(c, t)
+	VBROADCASTSD(t, one)
+	MOVQ(U64(0x3fe0000000000000), c) // 0.5
+	t2 := XMM()
+	MOVQ(c, t2)
+	VBROADCASTSD(t2, half)
+	VXORPD(zero, zero, zero)
+	beat := GP64()
+	XORQ(beat, beat)
+	for b := 0; b < 16; b++ {
+		d := YMM()
+		VCVTPS2PD(Mem{Base: pd, Disp: 16 * b}, d)
+		VADDPD(one, d, d)  // 1 + dot
+		VMULPD(half, d, d) // ÷ 2, exact
+		VMAXPD(zero, d, d) // d > 0 ? d : 0
+		VMINPD(one, d, d)  // d < 1 ? d : 1
+		VMULPD(w, d, d)
+		VDIVPD(den, d, d)
+		s := XMM()
+		VCVTPD2PSY(d, s)
+		VMOVUPS(s, Mem{Base: po, Disp: 16 * b})
+		ga, gb := XMM(), XMM()
+		VCMPPS(U8(0x1d), minA, s, ga) // GE_OQ: s >= minA
+		VCMPPS(U8(0x1d), Mem{Base: pm, Disp: 16 * b}, s, gb)
+		VORPS(gb, ga, ga)
+		m := GP64()
+		VMOVMSKPS(ga, m.As32())
+		if b > 0 {
+			SHLQ(U8(4*b), m)
+		}
+		ORQ(m, beat)
+	}
+	VZEROUPPER()
+	Store(beat, ReturnIndex(0))
+	RET()
 }
