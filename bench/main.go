@@ -249,7 +249,7 @@ func dotTileWork() func() int64 {
 		q, c, out := randPanel(s, dim*64), randPanel(s+1000, dim*64), make([]float32, 64*64)
 		const tiles = 200
 		for range tiles {
-			kernels.DotTile(out, 64, q, 64, c, 64, 64, 64, dim)
+			kernels.DotTile(out, 64, q, c, 64, 64, dim)
 		}
 		return tiles * 64 * 64 * 2 * dim
 	}

@@ -93,59 +93,74 @@ func fma32Slow(p, z, s float64) float32 {
 	return lo
 }
 
-// DotTile computes the dot products of nq queries against nc candidates of
-// width d, both stored k-major ("panels": element k of query i at
-// q[k*ldq+i], of candidate j at c[k*ldc+j]), into out (out[i*ldo+j]). Each
-// result is exactly Dot of the two vectors, so tiled and pairwise scoring
-// agree bit for bit. On amd64 with AVX2 and FMA a register-blocked 6×16
-// micro-kernel does the work: each candidate value is loaded once per six
-// queries and each query value once per sixteen candidates.
+// PanelBlock is the number of vectors a panel interleaves: vectors are
+// stored in blocks of PanelBlock, k-major within the block, so that the
+// micro-kernel reads each block as one sequential stream.
+const PanelBlock = 16
+
+// PanelLen is the length of a panel of n vectors of width d: n rounded up
+// to whole blocks.
+func PanelLen(n, d int) int { return (n + PanelBlock - 1) / PanelBlock * PanelBlock * d }
+
+// panelAt is the index of element k of vector v in a panel of width d.
+func panelAt(v, k, d int) int { return v/PanelBlock*PanelBlock*d + k*PanelBlock + v%PanelBlock }
+
+// PackPanel writes n row-major vectors of width d (rows[i*d+k]) into dst in
+// the panel form DotTile reads: element k of vector i at
+// dst[(i/16)·16·d + k·16 + i%16]. The slots of the last block past n are
+// set to zero. dst must hold PanelLen(n, d) values.
+func PackPanel(dst []float32, rows []float32, n, d int) {
+	if len(rows) < n*d || len(dst) < PanelLen(n, d) {
+		panic("kernels: PackPanel slice too short")
+	}
+	clear(dst[:PanelLen(n, d)])
+	for i := 0; i < n; i++ {
+		for k := 0; k < d; k++ {
+			dst[panelAt(i, k, d)] = rows[i*d+k]
+		}
+	}
+}
+
+// DotTile computes the dot products of nq query vectors against nc
+// candidate vectors of width d, both given as panels (PackPanel), into out
+// (out[i*ldo+j], ldo ≥ nc). Each result is exactly Dot of the two vectors, so
+// tiled and pairwise scoring agree bit for bit. On amd64 with AVX2 and FMA
+// register-blocked 6×16 micro-kernels do the work: each candidate value is
+// loaded once per six queries and each query value once per sixteen
+// candidates, each block of 16 candidates read as one sequential stream.
 //
 //	for i := 0; i < nq; i++ {
 //		for j := 0; j < nc; j++ {
 //			var s float32
 //			for k := 0; k < d; k++ {
-//				s = FMA32(q[k*ldq+i], c[k*ldc+j], s)
+//				s = FMA32(q[panelAt(i, k, d)], c[panelAt(j, k, d)], s)
 //			}
 //			out[i*ldo+j] = s
 //		}
 //	}
-func DotTile(out []float32, ldo int, q []float32, ldq int, c []float32, ldc int, nq, nc, d int) {
+func DotTile(out []float32, ldo int, q, c []float32, nq, nc, d int) {
 	if nq <= 0 || nc <= 0 {
 		return
 	}
-	if ldq < nq || ldc < nc || ldo < nc || d < 0 ||
-		len(out) < (nq-1)*ldo+nc || (d > 0 && (len(q) < (d-1)*ldq+nq || len(c) < (d-1)*ldc+nc)) {
+	if ldo < nc || d < 0 || len(out) < (nq-1)*ldo+nc || len(q) < PanelLen(nq, d) || len(c) < PanelLen(nc, d) {
 		panic("kernels: DotTile slice too short or bad stride")
 	}
-	dotTileImpl(out, ldo, q, ldq, c, ldc, nq, nc, d)
+	dotTileImpl(out, ldo, q, c, nq, nc, d)
 }
 
-func dotTileGeneric(out []float32, ldo int, q []float32, ldq int, c []float32, ldc int, nq, nc, d int) {
+func dotTileGeneric(out []float32, ldo int, q, c []float32, nq, nc, d int) {
+	dotTileCols(out, ldo, q, c, nq, 0, nc, d)
+}
+
+// dotTileCols is DotTile's reference loop for candidate columns j0..j1-1.
+func dotTileCols(out []float32, ldo int, q, c []float32, nq, j0, j1, d int) {
 	for i := 0; i < nq; i++ {
-		row := out[i*ldo : i*ldo+nc]
-		for j := range row {
+		for j := j0; j < j1; j++ {
 			var s float32
 			for k := 0; k < d; k++ {
-				s = FMA32(q[k*ldq+i], c[k*ldc+j], s)
+				s = FMA32(q[panelAt(i, k, d)], c[panelAt(j, k, d)], s)
 			}
-			row[j] = s
+			out[i*ldo+j] = s
 		}
-	}
-}
-
-// PackPanel writes n row-major vectors of width d (rows[i*d+k]) into dst in
-// the k-major panel form DotTile reads, with leading dimension ld ≥ n:
-// dst[k*ld+i] = rows[i*d+k]. Columns n..ld-1 are set to zero.
-func PackPanel(dst []float32, ld int, rows []float32, n, d int) {
-	if ld < n || len(rows) < n*d || len(dst) < d*ld {
-		panic("kernels: PackPanel slice too short")
-	}
-	for k := 0; k < d; k++ {
-		col := dst[k*ld : (k+1)*ld]
-		for i := 0; i < n; i++ {
-			col[i] = rows[i*d+k]
-		}
-		clear(col[n:])
 	}
 }

@@ -38,10 +38,12 @@ var tileKernels = [...]func(out *float32, ldo int, q *float32, ldq int, c *float
 
 const tileRows = 6
 
-// dotTileAVX2 drives the micro-kernels over 16-column blocks of the output,
-// tileRows queries at a time; columns past the last full block of 16 take
-// the generic path (same results, bit for bit).
-func dotTileAVX2(out []float32, ldo int, q []float32, ldq int, c []float32, ldc int, nq, nc, d int) {
+// dotTileAVX2 drives the micro-kernels over the 16-vector blocks of the
+// panels: rows 0–5, 6–11 and 12–15 of each query block (so that a
+// micro-kernel's six queries sit side by side in one block) against each
+// whole block of 16 candidates; a last, partial candidate block takes the
+// generic path (same results, bit for bit).
+func dotTileAVX2(out []float32, ldo int, q, c []float32, nq, nc, d int) {
 	if nq <= 0 || nc <= 0 {
 		return
 	}
@@ -51,16 +53,19 @@ func dotTileAVX2(out []float32, ldo int, q []float32, ldq int, c []float32, ldc 
 		}
 		return
 	}
-	n16 := nc &^ 15
-	for j := 0; j < n16; j += 16 {
-		for i := 0; i < nq; i += tileRows {
-			r := min(tileRows, nq-i)
-			tileKernels[r](&out[i*ldo+j], ldo, &q[i], ldq, &c[j], ldc, d)
+	const B = PanelBlock
+	n16 := nc &^ (B - 1)
+	for j := 0; j < n16; j += B {
+		cb := &c[j*d]
+		for i := 0; i < nq; i += B {
+			qb := q[i*d:]
+			for r0 := 0; r0 < B && i+r0 < nq; r0 += tileRows {
+				r := min(tileRows, B-r0, nq-i-r0)
+				tileKernels[r](&out[(i+r0)*ldo+j], ldo, &qb[r0], B, cb, B, d)
+			}
 		}
 	}
-	if n16 < nc {
-		dotTileGeneric(out[n16:], ldo, q, ldq, c[n16:], ldc, nq, nc-n16, d)
-	}
+	dotTileCols(out, ldo, q, c, nq, n16, nc, d) // a partial last block, if any
 }
 
 func fmaLoopAVX2(n int) (flops int64) {

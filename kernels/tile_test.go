@@ -11,7 +11,7 @@ import (
 
 type dotTileCase struct {
 	name string
-	fn   func(out []float32, ldo int, q []float32, ldq int, c []float32, ldc int, nq, nc, d int)
+	fn   func(out []float32, ldo int, q, c []float32, nq, nc, d int)
 }
 
 // Tile implementations side by side; dot_amd64_test.go adds the fast path.
@@ -148,7 +148,7 @@ func TestDotTile(t *testing.T) {
 		t.Run(impl.name, func(t *testing.T) {
 			for si, sh := range tileShapes() {
 				nq, nc, d := sh[0], sh[1], sh[2]
-				ldq, ldc, ldo := nq+3, nc+5, nc+2
+				ldo := nc + 2
 				const guard = 8
 				qrows, crows := randVec(r, nq*d, 1), randVec(r, nc*d, 1)
 				if si%3 == 1 && d > 0 { // specials: one per lane of query i / candidate j
@@ -166,16 +166,16 @@ func TestDotTile(t *testing.T) {
 					}
 					return v
 				}
-				qg, cg := poison(d*ldq), poison(d*ldc)
-				q, c := qg[guard:guard+d*ldq], cg[guard:guard+d*ldc]
-				PackPanel(q, ldq, qrows, nq, d)
-				PackPanel(c, ldc, crows, nc, d)
-				for k := 0; k < d; k++ { // padding columns poisoned too
-					for i := nq; i < ldq; i++ {
-						q[k*ldq+i] = inf
+				qg, cg := poison(PanelLen(nq, d)), poison(PanelLen(nc, d))
+				q, c := qg[guard:guard+PanelLen(nq, d)], cg[guard:guard+PanelLen(nc, d)]
+				PackPanel(q, qrows, nq, d)
+				PackPanel(c, crows, nc, d)
+				for k := 0; k < d; k++ { // the padding of the last blocks is never read
+					for i := nq; i < (nq+15)/16*16; i++ {
+						q[panelAt(i, k, d)] = inf
 					}
-					for j := nc; j < ldc; j++ {
-						c[k*ldc+j] = nan
+					for j := nc; j < (nc+15)/16*16; j++ {
+						c[panelAt(j, k, d)] = nan
 					}
 				}
 				og := make([]float32, nq*ldo+2*guard)
@@ -183,7 +183,7 @@ func TestDotTile(t *testing.T) {
 					og[i] = 12345
 				}
 				out := og[guard : guard+nq*ldo]
-				impl.fn(out, ldo, q, ldq, c, ldc, nq, nc, d)
+				impl.fn(out, ldo, q, c, nq, nc, d)
 				for i := 0; i < nq; i++ {
 					for j := 0; j < ldo; j++ {
 						got := out[i*ldo+j]
@@ -215,7 +215,7 @@ func TestDotTileRejectsShortSlices(t *testing.T) {
 			t.Fatal("DotTile accepted a query panel too short for its shape")
 		}
 	}()
-	DotTile(make([]float32, 16), 4, make([]float32, 7), 4, make([]float32, 8), 4, 4, 4, 2)
+	DotTile(make([]float32, 16), 4, make([]float32, PanelLen(4, 2)-1), make([]float32, PanelLen(4, 2)), 4, 4, 2)
 }
 
 func TestFMALoop(t *testing.T) {
@@ -244,14 +244,14 @@ func FuzzDotTile(f *testing.F) {
 				vals[i] = float32(i%7) - 3
 			}
 		}
-		q, c := make([]float32, nq*d), make([]float32, nc*d)
-		PackPanel(q, nq, vals[:nq*d], nq, d)
-		PackPanel(c, nc, vals[nq*d:], nc, d)
+		q, c := make([]float32, PanelLen(nq, d)), make([]float32, PanelLen(nc, d))
+		PackPanel(q, vals[:nq*d], nq, d)
+		PackPanel(c, vals[nq*d:], nc, d)
 		want := make([]float32, nq*nc)
-		dotTileGeneric(want, nc, q, nq, c, nc, nq, nc, d)
+		dotTileGeneric(want, nc, q, c, nq, nc, d)
 		for _, impl := range dotTileImpls[1:] {
 			got := make([]float32, nq*nc)
-			impl.fn(got, nc, q, nq, c, nc, nq, nc, d)
+			impl.fn(got, nc, q, c, nq, nc, d)
 			for i := range got {
 				if !sameFloat(got[i], want[i]) {
 					t.Fatalf("%s %dx%dx%d: out[%d] = %v, generic %v", impl.name, nq, nc, d, i, got[i], want[i])
@@ -279,11 +279,11 @@ func BenchmarkDotTile(b *testing.B) {
 	for _, impl := range dotTileImpls {
 		for _, sh := range [][3]int{{64, 64, 128}, {6, 16, 128}, {64, 64, 32}} {
 			nq, nc, d := sh[0], sh[1], sh[2]
-			q, c := randVec(r, d*nq, 1), randVec(r, d*nc, 1)
+			q, c := randVec(r, PanelLen(nq, d), 1), randVec(r, PanelLen(nc, d), 1)
 			out := make([]float32, nq*nc)
 			b.Run(fmt.Sprintf("%s/%dx%dx%d", impl.name, nq, nc, d), func(b *testing.B) {
 				for b.Loop() {
-					impl.fn(out, nc, q, nq, c, nc, nq, nc, d)
+					impl.fn(out, nc, q, c, nq, nc, d)
 				}
 				b.ReportMetric(float64(2*nq*nc*d)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})

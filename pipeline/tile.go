@@ -92,7 +92,7 @@ func newTiledPop(p *Population, tiles []tileSummary) *tiledPop {
 			copy(rows[r*p.D:(r+1)*p.D], p.Trait[int(i)*p.D:(int(i)+1)*p.D])
 		}
 		m := len(tiles[t].members)
-		kernels.PackPanel(tp.panel[t*p.D*blockTile:(t+1)*p.D*blockTile], blockTile, rows[:m*p.D], m, p.D)
+		kernels.PackPanel(tp.panel[t*p.D*blockTile:(t+1)*p.D*blockTile], rows[:m*p.D], m, p.D)
 	}
 	return tp
 }
@@ -160,27 +160,30 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 	D := tp.D
 	qa := tp.panel[a*D*blockTile : (a+1)*D*blockTile]
 	cb := tp.panel[b*D*blockTile : (b+1)*D*blockTile]
-	var blocks [11]uint8 // per 6-row block: which 16-column blocks hold a kept pair
+	// Whole 16-row × 16-column blocks holding a kept pair; a dense tile in
+	// one call. The panels are zero-padded to blockTile, so every block is
+	// whole (padding results are never read).
+	var blocks [blockTile / 16]uint8
 	active := 0
-	for r0 := 0; r0 < na; r0 += 6 {
+	for rb := range blockTile / 16 {
 		var u uint64
-		for r := r0; r < min(r0+6, na); r++ {
+		for r := 16 * rb; r < min(16*rb+16, na); r++ {
 			u |= w.mask[r]
 		}
-		for cb := range 4 {
+		for cb := range blockTile / 16 {
 			if u>>(16*cb)&0xffff != 0 {
-				blocks[r0/6] |= 1 << cb
+				blocks[rb] |= 1 << cb
 				active++
 			}
 		}
 	}
-	if nBlocks := (na + 5) / 6 * 4; 4*active >= 3*nBlocks { // dense: one call for the tile
-		kernels.DotTile(w.dots, blockTile, qa, blockTile, cb, blockTile, na, blockTile, D)
+	if 4*active >= 3*len(blocks)*len(blocks) { // dense: one call for the tile
+		kernels.DotTile(w.dots, blockTile, qa, cb, blockTile, blockTile, D)
 	} else {
-		for r0 := 0; r0 < na; r0 += 6 {
-			for c := range 4 {
-				if blocks[r0/6]&(1<<c) != 0 {
-					kernels.DotTile(w.dots[r0*blockTile+16*c:], blockTile, qa[r0:], blockTile, cb[16*c:], blockTile, min(6, na-r0), 16, D)
+		for rb, bits := range blocks {
+			for c := range blockTile / 16 {
+				if bits&(1<<c) != 0 {
+					kernels.DotTile(w.dots[16*rb*blockTile+16*c:], blockTile, qa[16*rb*D:], cb[16*c*D:], 16, 16, D)
 				}
 			}
 		}
