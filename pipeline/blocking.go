@@ -27,6 +27,10 @@ type tileSummary struct {
 	centre       [3]float64
 	radius       float64 // largest angle from centre to a member, plus margin
 	maxKm        float64 // largest max_km
+	// for allPass: what every member offers and accepts
+	seeksAll           uint8   // intersection of the seeking masks
+	accLoMax, accHiMin uint16  // narrowest accepted age bounds
+	minKm              float64 // smallest max_km
 }
 
 // unitVector returns a member's position on the unit sphere.
@@ -71,7 +75,7 @@ func blockingTiles(p *Population) []tileSummary {
 	var tiles []tileSummary
 	for lo := 0; lo < p.N; lo += blockTile {
 		hi := min(lo+blockTile, p.N)
-		t := tileSummary{ageLo: math.MaxUint16, accLo: math.MaxUint16}
+		t := tileSummary{ageLo: math.MaxUint16, accLo: math.MaxUint16, seeksAll: 7, accHiMin: math.MaxUint16, minKm: math.Inf(1)}
 		var c [3]float64
 		for _, k := range keys[lo:hi] {
 			i := k.index
@@ -81,6 +85,9 @@ func blockingTiles(p *Population) []tileSummary {
 			t.ageLo, t.ageHi = min(t.ageLo, p.Age[i]), max(t.ageHi, p.Age[i])
 			t.accLo, t.accHi = min(t.accLo, p.AgeMin[i]), max(t.accHi, p.AgeMax[i])
 			t.maxKm = max(t.maxKm, float64(p.MaxKm[i]))
+			t.seeksAll &= p.Seeking[i]
+			t.accLoMax, t.accHiMin = max(t.accLoMax, p.AgeMin[i]), min(t.accHiMin, p.AgeMax[i])
+			t.minKm = min(t.minKm, float64(p.MaxKm[i]))
 			for d := range c {
 				c[d] += vec[i][d]
 			}
@@ -113,4 +120,22 @@ func canMatch(a, b *tileSummary) bool {
 	}
 	gap := angle(a.centre, b.centre) - a.radius - b.radius
 	return gap <= 0 || gap*kernels.EarthRadiusKm <= min(a.maxKm, b.maxKm)*(1+1e-9)
+}
+
+// allPass reports whether every member of a and every member of b pass the
+// orientation, age and distance filters together, with room to spare on
+// distance (the exact test could not disagree), so that a tile pair needs
+// no per-pair filtering at all.
+func allPass(a, b *tileSummary) bool {
+	if a.seeksAll&b.genders != b.genders || b.seeksAll&a.genders != a.genders {
+		return false
+	}
+	if b.ageLo < a.accLoMax || b.ageHi > a.accHiMin || a.ageLo < b.accLoMax || a.ageHi > b.accHiMin {
+		return false
+	}
+	lim := min(a.minKm, b.minKm)
+	if lim >= math.Pi*kernels.EarthRadiusKm+1 { // beyond the antipode
+		return true
+	}
+	return (angle(a.centre, b.centre)+a.radius+b.radius)*kernels.EarthRadiusKm <= lim*(1-1e-6)
 }

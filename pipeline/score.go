@@ -158,19 +158,36 @@ type ScoreStats struct {
 // of a member is the best k of the union of its heaps over the workers,
 // whichever worker saw which pair.
 type scoreWorker struct {
-	heaps [][]topK
+	heaps []*tileHeaps
 	work  tileWork
 }
 
-func (w *scoreWorker) tileHeaps(t, n, k int) []topK {
+// tileHeaps are the heaps of one tile's members and, side by side, the
+// score each needs to beat (heapMin), so that the scoring loop reads a
+// small array instead of every heap.
+type tileHeaps struct {
+	h   []topK
+	min [blockTile]float32
+}
+
+func (w *scoreWorker) tileHeaps(t, n, k int) *tileHeaps {
 	if w.heaps[t] == nil {
-		hs := make([]topK, n)
-		for i := range hs {
-			hs[i].k = k
+		th := &tileHeaps{h: make([]topK, n)}
+		for i := range th.h {
+			th.h[i].k = k
 		}
-		w.heaps[t] = hs
+		for i := range th.min {
+			th.min[i] = heapMin(&topK{k: k})
+		}
+		w.heaps[t] = th
 	}
 	return w.heaps[t]
+}
+
+// offer offers c to member r's heap and refreshes its minimum.
+func (th *tileHeaps) offer(r int, c Cand) {
+	th.h[r].offer(c)
+	th.min[r] = heapMin(&th.h[r])
 }
 
 // TopK scores every member against every compatible candidate on a pool of
@@ -192,7 +209,7 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 	pool := make(chan *scoreWorker, workers)
 	all := make([]*scoreWorker, workers)
 	for w := range all {
-		all[w] = &scoreWorker{heaps: make([][]topK, len(tiles)), work: tileWork{dots: make([]float32, blockTile*blockTile)}}
+		all[w] = &scoreWorker{heaps: make([]*tileHeaps, len(tiles)), work: tileWork{dots: make([]float32, blockTile*blockTile)}}
 		pool <- all[w]
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -219,7 +236,7 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 					continue
 				}
 				hA := w.tileHeaps(t, len(tq.members), k)
-				var hB []topK
+				var hB *tileHeaps
 				if c != t {
 					hB = w.tileHeaps(c, len(tiles[c].members), k)
 				}
@@ -247,7 +264,7 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 				m := topK{k: k, h: make([]Cand, 0, k)}
 				for _, w := range all {
 					if w.heaps[t] != nil {
-						for _, c := range w.heaps[t][r].h {
+						for _, c := range w.heaps[t].h[r].h {
 							m.offer(c)
 						}
 					}

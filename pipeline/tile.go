@@ -103,7 +103,6 @@ type tileWork struct {
 	sure [blockTile]uint64  // ... of which certainly within distance
 	dots []float32          // blockTile×blockTile dot products
 	cand [blockTile]int32   // positions of one query's kept candidates
-	minB [blockTile]float32 // heapMin of the candidate tile's heaps
 	srow [blockTile]float32 // trait-only scores of one row
 	qs   [blockTile]kernels.QStats
 }
@@ -117,7 +116,7 @@ type tileWork struct {
 // Scorer.Pair (tested). For a == b every ordered pair of the tile is scored
 // into hA; otherwise each unordered pair once, offered to hA (a's members)
 // and hB (b's members), and counted as the two ordered pairs it stands for.
-func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWork, st *ScoreStats) {
+func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB *tileHeaps, w *tileWork, st *ScoreStats) {
 	p := s.P
 	ta, tb := &tp.tiles[a], &tp.tiles[b]
 	na, nb := len(ta.members), len(tb.members)
@@ -127,35 +126,22 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 		st.PairsExamined -= int64(na)
 	}
 	st.PairsExamined += per * int64(na*nb)
-	ga, gb := &tp.genMask[b], &tp.seekMask[b]
-	any := false
-	for r := 0; r < na; r++ {
-		pi := a*blockTile + r
-		var m uint64
-		sk := tp.seek[pi]
-		for g := range 3 {
-			if sk&(1<<g) != 0 {
-				m |= ga[g]
+	if allPass(ta, tb) { // every pair passes orientation, ages and distance
+		all := uint64(1)<<nb - 1
+		if nb == 64 {
+			all = ^uint64(0)
+		}
+		for r := 0; r < na; r++ {
+			m := all
+			if a == b {
+				m &^= 1 << r
 			}
+			w.mask[r], w.sure[r] = m, m
 		}
-		m &= gb[tp.gen[pi]]
-		if a == b {
-			m &^= 1 << r
-		}
-		var keep, sure uint64
-		if m != 0 {
-			fa := &tp.filt[a]
-			q := kernels.FilterQuery{Age: fa.Age[r], AgeMin: fa.AgeMin[r], AgeMax: fa.AgeMax[r], X: fa.X[r], Y: fa.Y[r], Z: fa.Z[r], CosT: fa.CosT[r]}
-			keep, sure = kernels.FilterTile(&q, &tp.filt[b], cosMargin)
-			keep &= m
-			sure &= m
-		}
-		w.mask[r], w.sure[r] = keep, sure
-		any = any || keep != 0
-	}
-	if !any {
+	} else if !tp.filter(a, b, w) {
 		return
 	}
+
 	// trait dot products on the 6×16 blocks holding a kept pair
 	D := tp.D
 	qa := tp.panel[a*D*blockTile : (a+1)*D*blockTile]
@@ -190,14 +176,12 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 	}
 	QS := kernels.QMaskWords * p.QW
 	W := &s.W
-	// The current minimum of every heap a pair may enter, cached so that the
-	// common case (the pair beats neither) reads no heap: -Inf until a heap
-	// is full. A pair equal to a minimum goes to offer, which breaks the tie.
-	minB := &w.minB
+	// The current minimum of every heap a pair may enter (tileHeaps.min)
+	// lets the common case, a pair that beats neither, read no heap. A pair
+	// equal to a minimum goes to offer, which breaks the tie.
+	minB := &infRow // a tile against itself: no second heap
 	if hB != nil {
-		for c := range nb {
-			minB[c] = heapMin(&hB[c])
-		}
+		minB = &hB.min
 	}
 	// Trait-only fast path: with no weight on questions, biomarker or
 	// proximity, no dealbreaker, block or distance test left, S depends on
@@ -211,29 +195,23 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 		}
 		pi := a*blockTile + r
 		i := int(tp.idx[pi])
-		h := &hA[r]
-		minA := heapMin(h)
+		minA := hA.min[r]
 		needQ := QS > 0 && (W[1] != 0 || tp.deal[pi] || tp.tileDeal[b])
 		if traitOnly && !needQ {
 			fast := m & w.sure[r]
 			m &^= fast
 			st.PairsCompatible += per * int64(bits.OnesCount64(fast))
-			mb := &infRow // a tile against itself: no second heap
-			if hB != nil {
-				mb = minB
-			}
-			beat := fast & kernels.TraitScoreRow(&w.srow, (*[blockTile]float32)(w.dots[r*blockTile:(r+1)*blockTile]), W[0], den, minA, mb)
+			beat := fast & kernels.TraitScoreRow(&w.srow, (*[blockTile]float32)(w.dots[r*blockTile:(r+1)*blockTile]), W[0], den, minA, minB)
 			for ; beat != 0; beat &= beat - 1 {
 				c := bits.TrailingZeros64(beat)
 				S := w.srow[c]
 				j := int(tp.idx[b*blockTile+c])
 				if S >= minA {
-					h.offer(Cand{J: int32(j), S: S})
-					minA = heapMin(h)
+					hA.offer(r, Cand{J: int32(j), S: S})
+					minA = hA.min[r]
 				}
-				if hB != nil && S >= minB[c] {
-					hB[c].offer(Cand{J: int32(i), S: S})
-					minB[c] = heapMin(&hB[c])
+				if S >= minB[c] {
+					hB.offer(c, Cand{J: int32(i), S: S})
 				}
 			}
 			if m == 0 {
@@ -282,12 +260,11 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB []topK, w *tileWor
 			}
 			S := s.total(traitScore(w.dots[r*blockTile+c]), sq, sh, sd, hasH)
 			if S >= minA {
-				h.offer(Cand{J: int32(j), S: S})
-				minA = heapMin(h)
+				hA.offer(r, Cand{J: int32(j), S: S})
+				minA = hA.min[r]
 			}
-			if hB != nil && S >= minB[c] {
-				hB[c].offer(Cand{J: int32(i), S: S})
-				minB[c] = heapMin(&hB[c])
+			if S >= minB[c] {
+				hB.offer(c, Cand{J: int32(i), S: S})
 			}
 		}
 	}
@@ -308,6 +285,39 @@ func heapMin(h *topK) float32 {
 		return float32(math.Inf(-1))
 	}
 	return h.h[0].S
+}
+
+// filter fills w.mask and w.sure for tiles a and b with the bit-mask
+// orientation test and FilterTile, and reports whether any pair is kept.
+func (tp *tiledPop) filter(a, b int, w *tileWork) bool {
+	na := len(tp.tiles[a].members)
+	any := false
+	ga, gb := &tp.genMask[b], &tp.seekMask[b]
+	for r := 0; r < na; r++ {
+		pi := a*blockTile + r
+		var m uint64
+		sk := tp.seek[pi]
+		for g := range 3 {
+			if sk&(1<<g) != 0 {
+				m |= ga[g]
+			}
+		}
+		m &= gb[tp.gen[pi]]
+		if a == b {
+			m &^= 1 << r
+		}
+		var keep, sure uint64
+		if m != 0 {
+			fa := &tp.filt[a]
+			q := kernels.FilterQuery{Age: fa.Age[r], AgeMin: fa.AgeMin[r], AgeMax: fa.AgeMax[r], X: fa.X[r], Y: fa.Y[r], Z: fa.Z[r], CosT: fa.CosT[r]}
+			keep, sure = kernels.FilterTile(&q, &tp.filt[b], cosMargin)
+			keep &= m
+			sure &= m
+		}
+		w.mask[r], w.sure[r] = keep, sure
+		any = any || keep != 0
+	}
+	return any
 }
 
 // distance applies the distance filter of Pair exactly: the great-circle

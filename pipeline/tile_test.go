@@ -24,10 +24,12 @@ func TestTiledScoringMatchesPair(t *testing.T) {
 	deal := defaultKnobs(300)
 	deal.Dealbreak, deal.Clones, deal.WideAges = 0.3, 0.1, true
 	mixed := defaultKnobs(400)
+	open := defaultKnobs(300) // every tile pair passes whole (allPass)
+	open.AllSeekAll, open.WideAges, open.MaxKm = true, true, [2]float32{20039, 20040}
 	for _, c := range []struct {
 		name string
 		k    popKnobs
-	}{{"mixed", mixed}, {"tiny max_km", tiny}, {"exact points", exact}, {"antipodes, huge max_km", huge}, {"dealbreakers and clones", deal}} {
+	}{{"mixed", mixed}, {"tiny max_km", tiny}, {"exact points", exact}, {"antipodes, huge max_km", huge}, {"dealbreakers and clones", deal}, {"open", open}} {
 		dir := t.TempDir()
 		writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(31, c.k), c.k.D, c.k.Q, 1, formArrowVariable)
 		L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
