@@ -404,32 +404,56 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	}
 	m.Outputs = map[string]Table{}
 	rows, err := writeTable(tablePath(dir, "matches"), meta, matchesLayout, func(add func(MatchRow) error) error {
-		for k, i32 := range order {
-			i := int(i32)
-			l := lists[i]
-			if len(l) == 0 {
-				m.Counts.MembersWithoutMatch++
+		// Rows are built in parallel a chunk of members at a time (the
+		// components are recomputed by Pair, bit-identical to the scores in
+		// the lists), then added in order: memory stays one chunk deep.
+		const chunk = 1 << 14
+		buf := make([][]MatchRow, chunk)
+		for lo := 0; lo < len(order); lo += chunk {
+			hi := min(lo+chunk, len(order))
+			g, gctx := errgroup.WithContext(ctx)
+			g.SetLimit(cfg.Workers)
+			for w0 := lo; w0 < hi; w0 += 1024 {
+				g.Go(func() error {
+					if gctx.Err() != nil {
+						return gctx.Err()
+					}
+					for k := w0; k < min(w0+1024, hi); k++ {
+						i := int(order[k])
+						out := buf[k-lo][:0]
+						for r, c := range lists[i] {
+							ps, _ := sc.Pair(i, int(c.J))
+							row := MatchRow{
+								UserID: ids[i], Rank: int32(r + 1), MatchID: ids[c.J], Score: c.S,
+								STrait: ps.Trait, SQuestions: ps.Questions, SProximity: ps.Proximity,
+								DistanceKm: ps.DistanceKm, Mutual: rankOf(lists[c.J], int32(i)) != 0,
+							}
+							if ps.HasBiomarker {
+								b := ps.Biomarker
+								row.SBiomarker = &b
+							}
+							out = append(out, row)
+						}
+						buf[k-lo] = out
+					}
+					return nil
+				})
 			}
-			for r, c := range l {
-				ps, _ := sc.Pair(i, int(c.J))
-				row := MatchRow{
-					UserID: ids[i], Rank: int32(r + 1), MatchID: ids[c.J], Score: c.S,
-					STrait: ps.Trait, SQuestions: ps.Questions, SProximity: ps.Proximity,
-					DistanceKm: ps.DistanceKm, Mutual: rankOf(lists[c.J], int32(i)) != 0,
-				}
-				if ps.HasBiomarker {
-					b := ps.Biomarker
-					row.SBiomarker = &b
-				}
-				if row.Mutual {
-					m.Counts.MutualMatches++
-				}
-				if err := add(row); err != nil {
-					return err
-				}
+			if err := g.Wait(); err != nil {
+				return err
 			}
-			if k%4096 == 0 && ctx.Err() != nil {
-				return ctx.Err()
+			for _, member := range buf[:hi-lo] {
+				if len(member) == 0 {
+					m.Counts.MembersWithoutMatch++
+				}
+				for _, row := range member {
+					if row.Mutual {
+						m.Counts.MutualMatches++
+					}
+					if err := add(row); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		return nil
