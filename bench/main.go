@@ -42,7 +42,7 @@ type options struct {
 	Reps   int
 	NEmbed int
 	NFull  int
-	NReal  int
+	NReal  []int
 	Python string
 	BLAS   string
 	Peers  bool
@@ -52,9 +52,9 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Bin, "bin", "bin/batchmatch", "batchmatch binary to time")
 	fs.StringVar(&o.Work, "work", filepath.Join(os.TempDir(), "batchmatch-bench"), "directory for generated workloads (reused between runs)")
 	fs.IntVar(&o.Reps, "reps", 3, "repetitions of every measurement (the median is reported)")
-	fs.IntVar(&o.NEmbed, "n-embed", 50000, "members in the embedding-only workload (the FAISS comparison)")
+	fs.IntVar(&o.NEmbed, "n-embed", 50000, "members in the embedding-only workload (the FAISS comparison); 0 skips it")
 	fs.IntVar(&o.NFull, "n-full", 20000, "members in the full-scoring workload (every pair compatible); 0 skips it")
-	fs.IntVar(&o.NReal, "n-real", 100000, "members in the realistic workload (generator defaults); 0 skips it")
+	fs.IntSliceVar(&o.NReal, "n-real", []int{100000}, "member counts of the realistic workloads (generator defaults), e.g. 100000,300000,1000000; empty skips them")
 	fs.StringVar(&o.Python, "python", "/usr/bin/python3", "Python with Debian's python3-faiss")
 	fs.StringVar(&o.BLAS, "blas-dir", "/usr/lib/x86_64-linux-gnu/openblas-openmp", "BLAS library folder FAISS runs with (LD_LIBRARY_PATH)")
 	fs.BoolVar(&o.Peers, "peers", true, "run FAISS when it is installed")
@@ -118,28 +118,29 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	fmt.Fprintf(w, "questions both ways (QuestionsRows, Q = 64):   %7.0f M pairs/s\n\n", qrate/1e6)
 
 	// 2. whole runs of the binary
-	embed, err := workload(ctx, o, "embed", pipeline.GenOptions{N: o.NEmbed, D: dim, Q: 0, Open: true})
-	if err != nil {
-		return err
-	}
-	n := float64(o.NEmbed)
-	pairs := n * (n - 1)
-	bm, err := timeRuns(ctx, o, embed, "1,0,0,0")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "embedding-only, N = %d, D = %d, K = %d, trait weight only (every pair compatible):\n", o.NEmbed, dim, topK)
-	fmt.Fprintf(w, "  batchmatch whole run (read Parquet, score, select, write Parquet): %.2f s, %.0f M pairs/s; scoring stage %.2f s\n",
-		bm.wall, pairs/bm.wall/1e6, bm.score)
-	fmt.Fprintf(w, "  trait work: %.1f GFLOP/s over the whole run (N²·2D, what a GEMM does; batchmatch computes each unordered pair once: %.1f GFLOP/s executed)\n",
-		n*n*2*dim/bm.wall/1e9, pairs/2*2*dim/bm.wall/1e9)
-	if o.Peers {
-		if err := faissCompare(ctx, o, w, embed, bm); err != nil {
-			fmt.Fprintf(w, "  FAISS: %v\n", err)
+	if o.NEmbed > 0 {
+		embed, err := workload(ctx, o, "embed", pipeline.GenOptions{N: o.NEmbed, D: dim, Q: 0, Open: true})
+		if err != nil {
+			return err
 		}
+		n := float64(o.NEmbed)
+		pairs := n * (n - 1)
+		bm, err := timeRuns(ctx, o, embed, "1,0,0,0")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "embedding-only, N = %d, D = %d, K = %d, trait weight only (every pair compatible):\n", o.NEmbed, dim, topK)
+		fmt.Fprintf(w, "  batchmatch whole run (read Parquet, score, select, write Parquet): %.2f s, %.0f M pairs/s; scoring stage %.2f s\n",
+			bm.wall, pairs/bm.wall/1e6, bm.score)
+		fmt.Fprintf(w, "  trait work: %.1f GFLOP/s over the whole run (N²·2D, what a GEMM does; batchmatch computes each unordered pair once: %.1f GFLOP/s executed)\n",
+			n*n*2*dim/bm.wall/1e9, pairs/2*2*dim/bm.wall/1e9)
+		if o.Peers {
+			if err := faissCompare(ctx, o, w, embed, bm); err != nil {
+				fmt.Fprintf(w, "  FAISS: %v\n", err)
+			}
+		}
+		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w)
-
 	if o.NFull > 0 {
 		full, err := workload(ctx, o, "full", pipeline.GenOptions{N: o.NFull, D: dim, Q: 64, Open: true})
 		if err != nil {
@@ -154,18 +155,29 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		fmt.Fprintf(w, "  whole run %.2f s; scoring stage %.2f s = %.0f M candidate pairs/s   (target ≥ 100 M)\n\n",
 			r.wall, r.score, nf*(nf-1)/r.score/1e6)
 	}
-	if o.NReal > 0 {
-		real, err := workload(ctx, o, "real", pipeline.GenOptions{N: o.NReal, D: dim, Q: 64})
-		if err != nil {
-			return err
+	if len(o.NReal) > 0 {
+		fmt.Fprintf(w, "realistic populations (generator defaults, D = %d, Q = 64, K = %d, default weights); runs above 100 000 members are timed once:\n", dim, topK)
+		fmt.Fprintf(w, "  %9s  %8s  %8s  %9s  %14s  %14s  %14s  %6s\n", "members", "run (s)", "score (s)", "RSS (MiB)", "pairs examined", "geo+orient.", "compatible", "ex/geo")
+		for _, n := range o.NReal {
+			real, err := workload(ctx, o, "real", pipeline.GenOptions{N: n, D: dim, Q: 64})
+			if err != nil {
+				return err
+			}
+			oo := o
+			if n > 100000 {
+				oo.Reps = 1
+			}
+			r, err := timeRuns(ctx, oo, real, "")
+			if err != nil {
+				return err
+			}
+			geo, err := geoOrientationPairs(ctx, real)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "  %9d  %8.1f  %8.1f  %9d  %14d  %14d  %14d  %6.2f\n",
+				n, r.wall, r.score, r.rss>>20, r.examined, geo, r.compatible, float64(r.examined)/float64(geo))
 		}
-		r, err := timeRuns(ctx, o, real, "")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "realistic population (generator defaults), N = %d:\n", o.NReal)
-		fmt.Fprintf(w, "  whole run %.2f s, scoring %.2f s, peak RSS %d MiB; %d pairs examined (%.0f M/s), %d compatible\n",
-			r.wall, r.score, r.rss>>20, r.examined, float64(r.examined)/r.score/1e6, r.compatible)
 	}
 	return nil
 }
@@ -371,6 +383,26 @@ func timeRuns(ctx context.Context, o options, profiles, weights string) (runStat
 	}
 	last.wall, last.score = median(walls), median(scores)
 	return last, nil
+}
+
+// geoOrientationPairs counts the ordered pairs of the population that pass
+// the orientation and distance filters alone (ages, blocks and dealbreakers
+// opened), the yardstick for how many pairs blocking examines.
+func geoOrientationPairs(ctx context.Context, profiles string) (int64, error) {
+	cfg := pipeline.Config{Profiles: []string{profiles}, AsOfDate: asOf, MaxRejectRatio: 1, Workers: runtime.GOMAXPROCS(0)}
+	cfg.AsOf, _ = time.Parse(time.DateOnly, asOf)
+	L, err := pipeline.Load(ctx, cfg, slog.New(slog.DiscardHandler), nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	p := *L.Pop
+	p.AgeMin, p.AgeMax = make([]uint16, p.N), make([]uint16, p.N)
+	for i := range p.AgeMax {
+		p.AgeMax[i] = math.MaxUint16
+	}
+	p.Blocked = nil
+	_, st, err := (&pipeline.Scorer{P: &p, W: pipeline.DefaultWeights, CountOnly: true}).TopK(ctx, 1, runtime.GOMAXPROCS(0))
+	return st.PairsCompatible, err
 }
 
 // faissCompare writes the population's unit traits for FAISS, times the

@@ -97,7 +97,7 @@ func TestAllPassIsSound(t *testing.T) {
 		fired := 0
 		for a := range tiles {
 			for b := a; b < len(tiles); b++ {
-				if !allPass(&tiles[a], &tiles[b]) {
+				if !allPass(&tiles[a].bounds, &tiles[b].bounds) {
 					continue
 				}
 				fired++
@@ -120,5 +120,36 @@ func TestAllPassIsSound(t *testing.T) {
 			t.Fatal("allPass never fired on an open population")
 		}
 		t.Logf("allPass fired on %d tile pairs", fired)
+	}
+}
+
+// TestCountOnly: the diagnostic count equals a brute-force count of the
+// pairs passing orientation, ages and distance.
+func TestCountOnly(t *testing.T) {
+	k := defaultKnobs(700)
+	k.Spread, k.MaxKm = 0.3, [2]float32{2, 200}
+	dir := t.TempDir()
+	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(43, k), k.D, k.Q, 1, formArrowVariable)
+	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := L.Pop
+	var want int64
+	for i := range p.N {
+		for j := range p.N {
+			orient := p.Seeking[i]&(1<<p.Gender[j]) != 0 && p.Seeking[j]&(1<<p.Gender[i]) != 0
+			ages := p.Age[j] >= p.AgeMin[i] && p.Age[j] <= p.AgeMax[i] && p.Age[i] >= p.AgeMin[j] && p.Age[i] <= p.AgeMax[j]
+			if _, _, near := distance(p, i, j); i != j && orient && ages && near {
+				want++
+			}
+		}
+	}
+	_, st, err := (&Scorer{P: p, W: DefaultWeights, CountOnly: true}).TopK(context.Background(), 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PairsCompatible != want || want == 0 {
+		t.Fatalf("CountOnly counted %d pairs, brute force %d", st.PairsCompatible, want)
 	}
 }

@@ -28,6 +28,11 @@ type Scorer struct {
 	// NoBlocking scores every pair instead of skipping tiles that cannot
 	// match; the results are identical (tested), only slower.
 	NoBlocking bool
+	// CountOnly only counts the pairs that pass orientation, ages and
+	// distance (PairsCompatible), computing no score: a diagnostic of how
+	// tight blocking is (bench/), on a population whose other filters the
+	// caller has opened.
+	CountOnly bool
 	// progress, when set, is told about every finished query tile.
 	progress *progress
 }
@@ -232,15 +237,21 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 				if (c-t)%64 == 0 && gctx.Err() != nil {
 					return gctx.Err()
 				}
-				if c != t && !s.NoBlocking && !canMatch(tq, &tiles[c]) {
-					continue
+				subs := uint16(0xffff)
+				if !s.NoBlocking {
+					if c != t && !canMatch(&tq.bounds, &tiles[c].bounds) {
+						continue
+					}
+					if subs = subPairs(tq, &tiles[c]); subs == 0 {
+						continue
+					}
 				}
 				hA := w.tileHeaps(t, len(tq.members), k)
 				var hB *tileHeaps
 				if c != t {
 					hB = w.tileHeaps(c, len(tiles[c].members), k)
 				}
-				s.scoreTilePair(tp, t, c, hA, hB, &w.work, st)
+				s.scoreTilePair(tp, t, c, subs, hA, hB, &w.work, st)
 			}
 			s.progress.tileDone(st.PairsExamined)
 			return nil

@@ -99,16 +99,18 @@ func newTiledPop(p *Population, tiles []tileSummary) *tiledPop {
 
 // tileWork is one worker's scratch space for a query tile.
 type tileWork struct {
-	mask [blockTile]uint64  // candidates of the current tile passing the cheap filters
-	sure [blockTile]uint64  // ... of which certainly within distance
-	dots []float32          // blockTile×blockTile dot products
-	cand [blockTile]int32   // positions of one query's kept candidates
-	srow [blockTile]float32 // trait-only scores of one row
+	cols [blockTile / subTile]uint64 // per 16-row sub-block: the candidate columns it meets
+	mask [blockTile]uint64           // candidates of the current tile passing the cheap filters
+	sure [blockTile]uint64           // ... of which certainly within distance
+	dots []float32                   // blockTile×blockTile dot products
+	cand [blockTile]int32            // positions of one query's kept candidates
+	srow [blockTile]float32          // trait-only scores of one row
 	qs   [blockTile]kernels.QStats
 }
 
-// scoreTilePair scores tile a against tile b, fusing filter → score → top-K: orientation by per-tile bit
-// masks, ages, distance by unit-vector dot products against the per-member
+// scoreTilePair scores tile a against tile b in the 16×16 sub-block pairs
+// subs (bit x·4+y: sub-block x of a, y of b), fusing filter → score →
+// top-K: orientation by per-tile bit masks, ages, distance by unit-vector dot products against the per-member
 // threshold (exact haversine only inside the margin band or when proximity
 // is weighted), trait dot products by the register-blocked DotTile on the
 // 6×16 blocks that hold a passing pair, then blocks, dealbreakers and the
@@ -116,23 +118,35 @@ type tileWork struct {
 // Scorer.Pair (tested). For a == b every ordered pair of the tile is scored
 // into hA; otherwise each unordered pair once, offered to hA (a's members)
 // and hB (b's members), and counted as the two ordered pairs it stands for.
-func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB *tileHeaps, w *tileWork, st *ScoreStats) {
+func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tileHeaps, w *tileWork, st *ScoreStats) {
 	p := s.P
 	ta, tb := &tp.tiles[a], &tp.tiles[b]
-	na, nb := len(ta.members), len(tb.members)
+	na := len(ta.members)
+	// the candidate columns each 16-row sub-block of a meets (subs), and
+	// the ordered pairs that makes
 	per := int64(2) // ordered pairs per scored pair
 	if a == b {
 		per = 1
-		st.PairsExamined -= int64(na)
 	}
-	st.PairsExamined += per * int64(na*nb)
-	if allPass(ta, tb) { // every pair passes orientation, ages and distance
-		all := uint64(1)<<nb - 1
-		if nb == 64 {
-			all = ^uint64(0)
+	for x := range w.cols {
+		w.cols[x] = 0
+	}
+	for bit := subs; bit != 0; bit &= bit - 1 {
+		k := bits.TrailingZeros16(bit)
+		x, y := k/4, k%4
+		if x >= len(ta.sub) || y >= len(tb.sub) {
+			continue
 		}
+		nx, ny := min(subTile, na-subTile*x), min(subTile, len(tb.members)-subTile*y)
+		w.cols[x] |= (uint64(1)<<ny - 1) << (subTile * y)
+		st.PairsExamined += per * int64(nx*ny)
+		if a == b && x == y {
+			st.PairsExamined -= int64(nx)
+		}
+	}
+	if allPass(&ta.bounds, &tb.bounds) { // every pair passes orientation, ages and distance
 		for r := 0; r < na; r++ {
-			m := all
+			m := w.cols[r/subTile]
 			if a == b {
 				m &^= 1 << r
 			}
@@ -142,6 +156,19 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, hA, hB *tileHeaps, w *til
 		return
 	}
 
+	if s.CountOnly {
+		for r := 0; r < na; r++ {
+			pi := a*blockTile + r
+			st.PairsCompatible += per * int64(bits.OnesCount64(w.sure[r]))
+			for m := w.mask[r] &^ w.sure[r]; m != 0; m &= m - 1 {
+				pj := b*blockTile + bits.TrailingZeros64(m)
+				if _, _, ok := distanceOf(&tp.geo[pi], &tp.geo[pj], tp.havMax[pi], tp.havMax[pj], tp.maxKm[pi], tp.maxKm[pj]); ok {
+					st.PairsCompatible += per
+				}
+			}
+		}
+		return
+	}
 	// trait dot products on the 6×16 blocks holding a kept pair
 	D := tp.D
 	qa := tp.panel[a*D*blockTile : (a+1)*D*blockTile]
@@ -302,7 +329,7 @@ func (tp *tiledPop) filter(a, b int, w *tileWork) bool {
 				m |= ga[g]
 			}
 		}
-		m &= gb[tp.gen[pi]]
+		m &= gb[tp.gen[pi]] & w.cols[r/subTile]
 		if a == b {
 			m &^= 1 << r
 		}
