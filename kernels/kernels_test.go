@@ -478,3 +478,19 @@ func TestAsinSmall(t *testing.T) {
 		t.Fatalf("DistanceFromA jumps at the switch: %.17g → %.17g", below, above)
 	}
 }
+
+// TestUnpackQuestions: unpacking gives back exactly what was packed, for
+// every question count around the word boundaries.
+func TestUnpackQuestions(t *testing.T) {
+	r := rand.New(rand.NewPCG(81, 82))
+	for _, n := range testLengths() {
+		a, c, i := randQuestions(r, n)
+		bits := make([]uint64, QMaskWords*QWords(n))
+		PackQuestions(bits, a, c, i)
+		a2, c2, i2 := make([]byte, n), make([]byte, n), make([]byte, n)
+		UnpackQuestions(a2, c2, i2, bits)
+		if string(a2) != string(a) || string(c2) != string(c) || string(i2) != string(i) {
+			t.Fatalf("n=%d: round trip changed the questionnaire", n)
+		}
+	}
+}

@@ -150,3 +150,27 @@ func questionsRowsGeneric(out []QStats, a, rows []uint64, idx []int32, w int) {
 		out[k] = QuestionsBits(a, rows[int(r)*S:(int(r)+1)*S], w)
 	}
 }
+
+// UnpackQuestions is the inverse of PackQuestions: it recovers the answers,
+// accept masks and importance levels of q = len(ans) questions from their
+// bit-sliced form (acc and imp must have the same length as ans).
+func UnpackQuestions(ans, acc, imp []byte, src []uint64) {
+	w := QWords(len(ans))
+	for q := range ans {
+		k, bit := q/64, uint64(1)<<(q%64)
+		ans[q], acc[q], imp[q] = 0, 0, 0
+		for o := 0; o < 8; o++ {
+			if src[(qAnswer+o)*w+k]&bit != 0 {
+				ans[q] = byte(o + 1)
+			}
+			if src[(qAccept+o)*w+k]&bit != 0 {
+				acc[q] |= 1 << o
+			}
+		}
+		for l := 0; l <= Dealbreaker; l++ {
+			if src[(qImp+l)*w+k]&bit != 0 {
+				imp[q] = byte(l)
+			}
+		}
+	}
+}

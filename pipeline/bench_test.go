@@ -41,20 +41,17 @@ func BenchmarkTopK(b *testing.B) {
 				cp := *pop
 				cp.Seeking = make([]uint8, cp.N)
 				cp.AgeMin, cp.AgeMax, cp.MaxKm, cp.HavMax = make([]uint16, cp.N), make([]uint16, cp.N), make([]float32, cp.N), make([]float64, cp.N)
-				cp.Imp = make([]byte, len(pop.Imp))
 				for i := range cp.N {
 					cp.Seeking[i], cp.AgeMin[i], cp.AgeMax[i], cp.MaxKm[i], cp.HavMax[i] = 7, 0, 255, 20040, 1
 				}
-				copy(cp.Imp, pop.Imp)
-				for i, v := range cp.Imp {
-					if v == 4 {
-						cp.Imp[i] = 3
-					}
-				}
 				qs := kernels.QMaskWords * cp.QW
 				cp.QBits = make([]uint64, len(pop.QBits))
-				for i := range cp.N {
-					kernels.PackQuestions(cp.QBits[i*qs:(i+1)*qs], cp.Ans[i*cp.Q:(i+1)*cp.Q], cp.Acc[i*cp.Q:(i+1)*cp.Q], cp.Imp[i*cp.Q:(i+1)*cp.Q])
+				for i := range cp.N { // no dealbreakers: level 4 becomes 3
+					ans, acc, imp := pop.questionnaire(i)
+					for q, v := range imp {
+						imp[q] = min(v, 3)
+					}
+					kernels.PackQuestions(cp.QBits[i*qs:(i+1)*qs], ans, acc, imp)
 				}
 				p = &cp
 			}

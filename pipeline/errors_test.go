@@ -316,7 +316,8 @@ func TestReadDeltaEncodedBinary(t *testing.T) {
 	}
 	for i, id := range ref.ids {
 		m := ref.eligible[id].m
-		if L.Pop.ID[i] != id || !bytes.Equal(L.Pop.Ans[i*12:(i+1)*12], m.Ans) || !bytes.Equal(L.Pop.Imp[i*12:(i+1)*12], m.Imp) {
+		ans, _, imp := L.Pop.questionnaire(i)
+		if L.Pop.ID[i] != id || !bytes.Equal(ans, m.Ans) || !bytes.Equal(imp, m.Imp) {
 			t.Fatalf("member %d read back wrong", id)
 		}
 	}

@@ -50,16 +50,16 @@ func (s *Scorer) ExplainPair(i, j int) PairExplanation {
 	add("within A's maximum distance", d <= float64(p.MaxKm[i]), fmt.Sprintf("%.1f km apart", d))
 	add("within B's maximum distance", d <= float64(p.MaxKm[j]), "")
 	add("not blocked", !p.IsBlocked(i, j), "")
-	Q := p.Q
-	failAB, failBA := dealbreakerFailures(p.Ans[j*Q:(j+1)*Q], p.Acc[i*Q:(i+1)*Q], p.Imp[i*Q:(i+1)*Q]),
-		dealbreakerFailures(p.Ans[i*Q:(i+1)*Q], p.Acc[j*Q:(j+1)*Q], p.Imp[j*Q:(j+1)*Q])
+	ansI, accI, impI := p.questionnaire(i)
+	ansJ, accJ, impJ := p.questionnaire(j)
+	failAB, failBA := dealbreakerFailures(ansJ, accI, impI), dealbreakerFailures(ansI, accJ, impJ)
 	add("B passes A's dealbreakers", failAB == 0, fmt.Sprintf("%d failed", failAB))
 	add("A passes B's dealbreakers", failBA == 0, fmt.Sprintf("%d failed", failBA))
 	e.Compatible = i != j
 	for _, v := range e.Verdicts {
 		e.Compatible = e.Compatible && v.Pass
 	}
-	qs := kernels.Questions(p.Ans[i*Q:(i+1)*Q], p.Acc[i*Q:(i+1)*Q], p.Imp[i*Q:(i+1)*Q], p.Ans[j*Q:(j+1)*Q], p.Acc[j*Q:(j+1)*Q], p.Imp[j*Q:(j+1)*Q])
+	qs := kernels.Questions(ansI, accI, impI, ansJ, accJ, impJ)
 	D := p.D
 	e.Components[0] = min(max((1+float64(kernels.Dot(p.Trait[i*D:(i+1)*D], p.Trait[j*D:(j+1)*D])))/2, 0), 1)
 	e.Components[1] = kernels.QuestionScore(qs)
@@ -294,4 +294,13 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// questionnaire returns member i's answers, accept masks and importance
+// levels, unpacked from the bit-sliced form the population keeps.
+func (p *Population) questionnaire(i int) (ans, acc, imp []byte) {
+	ans, acc, imp = make([]byte, p.Q), make([]byte, p.Q), make([]byte, p.Q)
+	qs := kernels.QMaskWords * p.QW
+	kernels.UnpackQuestions(ans, acc, imp, p.QBits[i*qs:(i+1)*qs])
+	return ans, acc, imp
 }

@@ -35,7 +35,7 @@ func TestGenerate(t *testing.T) {
 	o5.Shards = 5
 	b := load("b", o5)
 	// deterministic by seed, whatever the shard count
-	if !slices.Equal(a.Pop.ID, b.Pop.ID) || !slices.Equal(a.Pop.Trait, b.Pop.Trait) || !slices.Equal(a.Pop.Ans, b.Pop.Ans) {
+	if !slices.Equal(a.Pop.ID, b.Pop.ID) || !slices.Equal(a.Pop.Trait, b.Pop.Trait) || !slices.Equal(a.Pop.QBits, b.Pop.QBits) {
 		t.Fatal("same seed, different shard count: different population")
 	}
 	if a.Counts.RowsRead != 6000 || a.Dims.D != 32 || a.Dims.Q != 20 {
@@ -73,7 +73,8 @@ func TestGenerate(t *testing.T) {
 		if distTo(p, i, 48.8566, 2.3522) < 60 {
 			paris++
 		}
-		for _, imp := range p.Imp[i*p.Q : (i+1)*p.Q] {
+		_, _, imps := p.questionnaire(i)
+		for _, imp := range imps {
 			if imp == kernels.Dealbreaker {
 				deal++
 			}

@@ -30,11 +30,8 @@ type Population struct {
 	Trait   []float32 // N·D, unit norm
 	Health  []bool    // biomarker usable: health consent and an hla value
 	HLA     []uint64  // N·kernels.HLAWords
-	Ans     []byte    // N·Q
-	Acc     []byte
-	Imp     []byte
 	QW      int       // kernels.QWords(Q)
-	QBits   []uint64  // N·kernels.QMaskWords·QW: the questionnaire bit-sliced for scoring
+	QBits   []uint64  // N·kernels.QMaskWords·QW: the questionnaire, bit-sliced (kernels.PackQuestions; lossless)
 	Blocked [][]int32 // per member, sorted indices of members blocked either way
 }
 
@@ -129,7 +126,6 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dim
 		Geo: make([]kernels.GeoPoint, n), MaxKm: make([]float32, n), HavMax: make([]float64, n),
 		Trait: make([]float32, n*d.D), Health: make([]bool, n),
 		HLA: make([]uint64, n*kernels.HLAWords),
-		Ans: make([]byte, n*d.Q), Acc: make([]byte, n*d.Q), Imp: make([]byte, n*d.Q),
 		QW: kernels.QWords(d.Q),
 	}
 	qs := kernels.QMaskWords * p.QW
@@ -148,10 +144,7 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dim
 		if p.Health[i] {
 			packHLA(p.HLA[i*kernels.HLAWords:(i+1)*kernels.HLAWords], c.hla[k*HLABytes:(k+1)*HLABytes])
 		}
-		copy(p.Ans[i*d.Q:(i+1)*d.Q], c.ans[k*d.Q:(k+1)*d.Q])
-		copy(p.Acc[i*d.Q:(i+1)*d.Q], c.acc[k*d.Q:(k+1)*d.Q])
-		copy(p.Imp[i*d.Q:(i+1)*d.Q], c.imp[k*d.Q:(k+1)*d.Q])
-		kernels.PackQuestions(p.QBits[i*qs:(i+1)*qs], p.Ans[i*d.Q:(i+1)*d.Q], p.Acc[i*d.Q:(i+1)*d.Q], p.Imp[i*d.Q:(i+1)*d.Q])
+		kernels.PackQuestions(p.QBits[i*qs:(i+1)*qs], c.ans[k*d.Q:(k+1)*d.Q], c.acc[k*d.Q:(k+1)*d.Q], c.imp[k*d.Q:(k+1)*d.Q])
 	}
 	return p, rejects, st, nil
 }
@@ -223,9 +216,7 @@ func (p *Population) Fingerprint() string {
 	h.Write(asBytes(p.Trait))
 	h.Write(asBytes(p.Health))
 	h.Write(asBytes(p.HLA))
-	h.Write(p.Ans)
-	h.Write(p.Acc)
-	h.Write(p.Imp)
+	h.Write(asBytes(p.QBits))
 	for i, b := range p.Blocked {
 		if len(b) > 0 {
 			var k [8]byte

@@ -178,8 +178,9 @@ type tileHeaps struct {
 func (w *scoreWorker) tileHeaps(t, n, k int) *tileHeaps {
 	if w.heaps[t] == nil {
 		th := &tileHeaps{h: make([]topK, n)}
+		backing := make([]Cand, n*k) // one allocation, no growth garbage
 		for i := range th.h {
-			th.h[i].k = k
+			th.h[i] = topK{k: k, h: backing[i*k : i*k : (i+1)*k]}
 		}
 		for i := range th.min {
 			th.min[i] = heapMin(&topK{k: k})
