@@ -126,7 +126,7 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dim
 		Geo: make([]kernels.GeoPoint, n), MaxKm: make([]float32, n), HavMax: make([]float64, n),
 		Trait: make([]float32, n*d.D), Health: make([]bool, n),
 		HLA: make([]uint64, n*kernels.HLAWords),
-		QW: kernels.QWords(d.Q),
+		QW:  kernels.QWords(d.Q),
 	}
 	qs := kernels.QMaskWords * p.QW
 	p.QBits = make([]uint64, n*qs)
