@@ -106,6 +106,7 @@ type tileWork struct {
 	cand [blockTile]int32            // positions of one query's kept candidates
 	srow [blockTile]float32          // trait-only scores of one row
 	qs   [blockTile]kernels.QStats
+	q    kernels.FilterQuery
 }
 
 // scoreTilePair scores tile a against tile b in the 16×16 sub-block pairs
@@ -336,8 +337,10 @@ func (tp *tiledPop) filter(a, b int, w *tileWork) bool {
 		var keep, sure uint64
 		if m != 0 {
 			fa := &tp.filt[a]
-			q := kernels.FilterQuery{Age: fa.Age[r], AgeMin: fa.AgeMin[r], AgeMax: fa.AgeMax[r], X: fa.X[r], Y: fa.Y[r], Z: fa.Z[r], CosT: fa.CosT[r]}
-			keep, sure = kernels.FilterTile(&q, &tp.filt[b], cosMargin)
+			// in w: a query on the stack would escape through the
+			// dispatch variable and allocate once per row
+			w.q = kernels.FilterQuery{Age: fa.Age[r], AgeMin: fa.AgeMin[r], AgeMax: fa.AgeMax[r], X: fa.X[r], Y: fa.Y[r], Z: fa.Z[r], CosT: fa.CosT[r]}
+			keep, sure = kernels.FilterTile(&w.q, &tp.filt[b], cosMargin)
 			keep &= m
 			sure &= m
 		}

@@ -68,3 +68,27 @@ func TestTiledScoringMatchesPair(t *testing.T) {
 		}
 	}
 }
+
+// TestScoringDoesNotAllocatePerPair: the scoring stage allocates per member
+// and per tile (heaps, lists), never per pair or per row of a tile pair.
+func TestScoringDoesNotAllocatePerPair(t *testing.T) {
+	k := defaultKnobs(2000)
+	k.AllSeekAll, k.WideAges = true, true
+	dir := t.TempDir()
+	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(51, k), k.D, k.Q, 1, formArrowVariable)
+	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &Scorer{P: L.Pop, W: DefaultWeights}
+	var st ScoreStats
+	allocs := testing.AllocsPerRun(2, func() {
+		if _, st, err = sc.TopK(context.Background(), 10, 2); err != nil {
+			t.Fatal(err)
+		}
+	})
+	n, tiles := float64(L.Pop.N), float64((L.Pop.N+blockTile-1)/blockTile)
+	if bound := 3*n + 40*tiles + 2000; allocs > bound || st.PairsExamined < int64(n*n/4) {
+		t.Fatalf("%.0f allocations for %d members, %.0f tiles, %d pairs examined (bound %.0f)", allocs, L.Pop.N, tiles, st.PairsExamined, bound)
+	}
+}
