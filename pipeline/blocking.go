@@ -156,7 +156,9 @@ func canMatch(a, b *bounds) bool {
 		return false
 	}
 	dx, dy, dz := a.centre[0]-b.centre[0], a.centre[1]-b.centre[1], a.centre[2]-b.centre[2]
-	gap := math.Sqrt(dx*dx+dy*dy+dz*dz) - a.radius - b.radius
+	// (a.radius + b.radius) in one term keeps canMatch(a, b) == canMatch(b, a)
+	// bit for bit, so sharded and whole runs examine the same blocks.
+	gap := math.Sqrt(dx*dx+dy*dy+dz*dz) - (a.radius + b.radius)
 	return gap <= 0 || gap*kernels.EarthRadiusKm <= min(a.maxKm, b.maxKm)*(1+1e-9)
 }
 
@@ -189,7 +191,7 @@ func allPass(a, b *bounds) bool {
 	if lim >= math.Pi*kernels.EarthRadiusKm+1 { // beyond the antipode
 		return true
 	}
-	return (angle(a.centre, b.centre)+a.radius+b.radius)*kernels.EarthRadiusKm <= lim*(1-1e-6)
+	return (angle(a.centre, b.centre)+(a.radius+b.radius))*kernels.EarthRadiusKm <= lim*(1-1e-6)
 }
 
 // interleave returns the Morton code of (x, y): the bits of x and y

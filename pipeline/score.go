@@ -33,6 +33,10 @@ type Scorer struct {
 	// tight blocking is (bench/), on a population whose other filters the
 	// caller has opened.
 	CountOnly bool
+	// Shard, when Count > 1, scores only the queries whose id falls in
+	// shard Index (ShardOf), each against every candidate, for one part
+	// of a run spread over several processes; other members get no list.
+	Shard ShardSpec
 	// progress, when set, is told about every finished query tile.
 	progress *progress
 }
@@ -218,11 +222,29 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 		all[w] = &scoreWorker{heaps: make([]*tileHeaps, len(tiles)), work: tileWork{dots: make([]float32, blockTile*blockTile)}}
 		pool <- all[w]
 	}
+	sharded := s.Shard.Count > 1
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	for t := range tiles {
 		if gctx.Err() != nil {
 			break
+		}
+		tq := &tiles[t]
+		rows := uint64(1)<<len(tq.members) - 1
+		if len(tq.members) == blockTile {
+			rows = ^uint64(0)
+		}
+		if sharded {
+			rows = 0
+			for r, i := range tq.members {
+				if ShardOf(s.P.ID[i], s.Shard.Count) == s.Shard.Index {
+					rows |= 1 << r
+				}
+			}
+		}
+		if rows == 0 {
+			s.progress.tileDone(0)
+			continue
 		}
 		g.Go(func() (err error) {
 			defer func() {
@@ -232,10 +254,15 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 			}()
 			w := <-pool // never blocks: at most `workers` tasks run at once
 			defer func() { pool <- w }()
-			tq := &tiles[t]
 			st := &stats[t]
-			for c := t; c < len(tiles); c++ {
-				if (c-t)%64 == 0 && gctx.Err() != nil {
+			// Whole runs score each unordered pair once, in the task of the
+			// earlier tile; a shard scores its queries against every tile.
+			first := t
+			if sharded {
+				first = 0
+			}
+			for c := first; c < len(tiles); c++ {
+				if (c-first)%64 == 0 && gctx.Err() != nil {
 					return gctx.Err()
 				}
 				subs := uint16(0xffff)
@@ -249,10 +276,10 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 				}
 				hA := w.tileHeaps(t, len(tq.members), k)
 				var hB *tileHeaps
-				if c != t {
+				if c != t && !sharded {
 					hB = w.tileHeaps(c, len(tiles[c].members), k)
 				}
-				s.scoreTilePair(tp, t, c, subs, hA, hB, &w.work, st)
+				s.scoreTilePair(tp, t, c, subs, rows, hA, hB, &w.work, st)
 			}
 			s.progress.tileDone(st.PairsExamined)
 			return nil
@@ -273,6 +300,9 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 				return gctx.Err()
 			}
 			for r, i := range tiles[t].members {
+				if s.Shard.Count > 1 && ShardOf(s.P.ID[i], s.Shard.Count) != s.Shard.Index {
+					continue
+				}
 				m := topK{k: k, h: make([]Cand, 0, k)}
 				for _, w := range all {
 					if w.heaps[t] != nil {

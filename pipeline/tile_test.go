@@ -92,3 +92,92 @@ func TestScoringDoesNotAllocatePerPair(t *testing.T) {
 		t.Fatalf("%.0f allocations for %d members, %.0f tiles, %d pairs examined (bound %.0f)", allocs, L.Pop.N, tiles, st.PairsExamined, bound)
 	}
 }
+
+// TestShardedTopKEqualsWhole: the parts of a sharded scoring, put together,
+// are the whole run's lists exactly, and their pair counts add up to the
+// whole run's, for several shard counts, blocked and not.
+func TestShardedTopKEqualsWhole(t *testing.T) {
+	k := defaultKnobs(900)
+	k.Clones = 0.05
+	dir := t.TempDir()
+	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(53, k), k.D, k.Q, 1, formArrowVariable)
+	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := L.Pop
+	for _, noBlocking := range []bool{false, true} {
+		whole, wst, err := (&Scorer{P: p, W: DefaultWeights, NoBlocking: noBlocking}).TopK(context.Background(), 5, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{2, 3, 7} {
+			var sum ScoreStats
+			seen := make([]int, p.N)
+			for sh := range n {
+				sc := &Scorer{P: p, W: DefaultWeights, NoBlocking: noBlocking, Shard: ShardSpec{sh, n}}
+				part, st, err := sc.TopK(context.Background(), 5, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sum.PairsExamined += st.PairsExamined
+				sum.PairsCompatible += st.PairsCompatible
+				for i := range p.N {
+					if ShardOf(p.ID[i], n) != sh {
+						if part[i] != nil {
+							t.Fatalf("shard %d of %d has a list for member %d of another shard", sh, n, i)
+						}
+						continue
+					}
+					seen[i]++
+					if !slices.Equal(part[i], whole[i]) {
+						t.Fatalf("shard %d of %d, member %d: %v, whole run %v", sh, n, i, part[i], whole[i])
+					}
+				}
+			}
+			for i, c := range seen {
+				if c != 1 {
+					t.Fatalf("member %d in %d shards of %d", i, c, n)
+				}
+			}
+			if sum != wst {
+				t.Fatalf("%d shards (no blocking %v): pair counts %+v, whole run %+v", n, noBlocking, sum, wst)
+			}
+		}
+	}
+}
+
+func TestResolveShard(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	for _, c := range []struct {
+		index, count int
+		env          func(string) string
+		want         ShardSpec
+		err          bool
+	}{
+		{-1, 0, env(), ShardSpec{}, false},
+		{2, 5, env(), ShardSpec{2, 5}, false},
+		{-1, 4, env("JOB_COMPLETION_INDEX", "3"), ShardSpec{3, 4}, false},
+		{-1, 0, env("AWS_BATCH_JOB_ARRAY_INDEX", "1", "AWS_BATCH_JOB_ARRAY_SIZE", "6"), ShardSpec{1, 6}, false},
+		{-1, 0, env("CLOUD_RUN_TASK_INDEX", "0", "CLOUD_RUN_TASK_COUNT", "2"), ShardSpec{0, 2}, false},
+		{1, 3, env("JOB_COMPLETION_INDEX", "2"), ShardSpec{1, 3}, false}, // flags win
+		{-1, 0, env("JOB_COMPLETION_INDEX", "3"), ShardSpec{}, true},     // Kubernetes gives no count
+		{-1, 4, env("JOB_COMPLETION_INDEX", "x"), ShardSpec{}, true},
+		{4, 4, env(), ShardSpec{}, true},
+		{-1, 3, env(), ShardSpec{}, true},
+	} {
+		got, err := ResolveShard(c.index, c.count, c.env)
+		if (err != nil) != c.err || got != c.want {
+			t.Errorf("ResolveShard(%d, %d): %v, %v; want %v (error %v)", c.index, c.count, got, err, c.want, c.err)
+		}
+	}
+}
