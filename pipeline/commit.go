@@ -18,6 +18,7 @@ import (
 //
 //	OUT/.lock                      flock held by the running job
 //	OUT/_temporary/<attempt>/      staging area of a run in progress
+//	OUT/_temporary/shards/...      parts of sharded runs awaiting commit (shard.go)
 //	OUT/dt=YYYY-MM-DD/             a published run: tables, manifest.json, _SUCCESS
 const (
 	lockFile    = ".lock"
@@ -80,10 +81,21 @@ func openCommitter(out, partition string, overwrite bool, attempt string) (*comm
 		c.release()
 		return nil, fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, c.final)
 	}
-	// We hold the lock: anything left in the staging area is from a dead run.
-	if err := os.RemoveAll(filepath.Join(out, stagingDir)); err != nil {
+	// We hold the lock: anything left in the staging area is from a dead
+	// run, except shard parts (written without the lock, kept for commit).
+	ents, err := os.ReadDir(filepath.Join(out, stagingDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		c.release()
-		return nil, ioErrorf("removing leftovers of an earlier run: %w", err)
+		return nil, ioErrorf("reading the staging area: %w", err)
+	}
+	for _, e := range ents {
+		if e.Name() == shardsDir {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(out, stagingDir, e.Name())); err != nil {
+			c.release()
+			return nil, ioErrorf("removing leftovers of an earlier run: %w", err)
+		}
 	}
 	if err := os.MkdirAll(c.staging, 0o750); err != nil {
 		c.release()

@@ -40,3 +40,7 @@ func ioErrorf(format string, args ...any) error {
 // ErrExists is a run whose partition is already published, without
 // --overwrite (exit 73, EX_CANTCREAT).
 var ErrExists = errors.New("output already exists")
+
+// ErrNotReady is a commit whose shard parts are not all there yet (exit 75,
+// EX_TEMPFAIL: retry later).
+var ErrNotReady = errors.New("shard parts not ready")

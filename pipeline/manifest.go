@@ -33,6 +33,8 @@ type Manifest struct {
 	Coverage       *Coverage        `json:"coverage,omitempty"`
 	Memory         MemoryStats      `json:"memory"`
 	TimingsMs      map[string]int64 `json:"timings_ms"`
+	// Parts are the shard parts a commit gathered (sharded runs only).
+	Parts []PartRef `json:"parts,omitempty"`
 }
 
 // ManifestDims are the trait width and question count of the run and where they came from.

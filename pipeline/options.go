@@ -88,6 +88,9 @@ type Config struct {
 	// progress is logged every ProgressEvery (default 30 s).
 	ProgressBar   io.Writer     `json:"-"`
 	ProgressEvery time.Duration `json:"-"`
+	// Shard is this process's part of a sharded run (zero: a whole run).
+	// It is not part of the configuration hash: every shard shares it.
+	Shard ShardSpec `json:"shard,omitzero"`
 	// Alloc is the Arrow allocator for reading inputs (nil: the default).
 	// Tests pass a checked allocator to prove every buffer is released.
 	Alloc memory.Allocator `json:"-"`

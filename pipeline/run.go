@@ -336,6 +336,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	if partition == "" {
 		partition = DefaultPartition(cfg.AsOf)
 	}
+	if cfg.Shard.Count > 1 {
+		return runShard(ctx, cfg, log, m, tm, &peakHeap, partition, started)
+	}
 	com, err := openCommitter(cfg.Out, partition, cfg.Overwrite, attempt)
 	if err != nil {
 		return nil, err
@@ -372,7 +375,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 		return nil, err
 	}
 	m.Counts.PairsExamined, m.Counts.PairsCompatible = st.PairsExamined, st.PairsCompatible
+	return publishRun(ctx, cfg, log, m, tm, &peakHeap, com, L, sc, pz, lists, started)
+}
 
+// publishRun is the part of a run after scoring, shared by Run and Commit:
+// soulmates, the tables, the manifest, and publishing.
+func publishRun(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, tm *stageTimer, peakHeap *atomic.Uint64,
+	com *committer, L *Loaded, sc *Scorer, pz *pseudonymizer, lists [][]Cand, started time.Time) (*Result, error) {
+	var err error
+	pop := L.Pop
 	tm.begin("soulmates")
 	souls, err := SoulmatesParallel(ctx, lists, cfg.Workers)
 	if err != nil {
@@ -516,7 +527,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 
 	tm.end()
 	m.TimingsMs = tm.ms
-	sampleHeap(&peakHeap)
+	sampleHeap(peakHeap)
 	m.Memory.PeakHeapBytes, m.Memory.PeakRSSBytes = peakHeap.Load(), peakRSS()
 	m.FinishedAt = time.Now().UTC()
 	b, err := m.encode()

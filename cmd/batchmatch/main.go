@@ -77,7 +77,7 @@ func exitCode(err error, terminated, interrupted bool) int {
 		return exitDataErr
 	case errors.Is(err, pipeline.ErrExists):
 		return exitCantCreat
-	case errors.Is(err, pipeline.ErrLocked):
+	case errors.Is(err, pipeline.ErrLocked), errors.Is(err, pipeline.ErrNotReady):
 		return exitTempFail
 	case errors.Is(err, pipeline.ErrIO):
 		return exitIOErr

@@ -29,6 +29,8 @@ Usage:
   batchmatch gen      --out DIR [--n 10000] [--shards 4] [--seed 1] [--invalid-ratio 0]
   batchmatch run      --profiles PATH --out OUT [--k 10] [--as-of YYYY-MM-DD] [--weights 0.4,0.35,0.15,0.1]
                       [--blocks PATH] [--suppress PATH] [--workers N] [--max-reject-ratio 0.001] [--overwrite]
+                      [--shard-index I --shard-count N]   (one shard of a sharded run; see commit)
+  batchmatch commit   --out OUT --as-of YYYY-MM-DD [--shard-count N] [--overwrite]   (publish a sharded run)
   batchmatch validate --profiles PATH [--as-of YYYY-MM-DD]
   batchmatch explain  --profiles PATH [--blocks PATH] [--suppress PATH] [--as-of DATE] MEMBER [OTHER]
   batchmatch report   PARTITION_DIR [--output FILE]
@@ -36,7 +38,8 @@ Usage:
 
 Run "batchmatch COMMAND --help" for a command's flags.
 Exit codes: 0 ok, 64 usage, 65 bad input data, 66 input missing, 73 partition
-already published, 74 I/O error, 75 output locked, 130/143 interrupted, 1 other.
+already published, 74 I/O error, 75 output locked or (commit) shard parts not all
+there yet, 130/143 interrupted, 1 other.
 `
 
 // logOptions are the logging flags every command shares.
@@ -96,6 +99,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdExplain(ctx, args, stdout, stderr)
 	case "report":
 		return cmdReport(args, stdout, stderr)
+	case "commit":
+		return cmdCommit(ctx, args, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("%w: unknown command %q", pipeline.ErrUsage, cmd)
@@ -186,10 +191,15 @@ func (c *jobCommand) setup(args []string, stderr io.Writer, needOut, positional 
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	var mo pipeline.MetricsOptions
+	var so pipeline.ShardOptions
 	jc := newJobCommand("run")
 	mo.AddFlags(jc.fs)
+	so.AddFlags(jc.fs)
 	cfg, log, err := jc.setup(args, stderr, true, false)
 	if err != nil {
+		return err
+	}
+	if cfg.Shard, err = so.Resolve(); err != nil {
 		return err
 	}
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && jc.lo.Format != "json" {
@@ -210,11 +220,76 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		log.Error("run failed", "exit_code", exitCodeFor(ctx, err), "err", err)
 		return err
 	}
+	if cfg.Shard.Count > 1 {
+		c := res.Manifest.Counts
+		fmt.Fprintf(stdout, "shard %s part written to %s\n  eligible %d, pairs examined %d, compatible %d\n",
+			cfg.Shard, res.Published, c.Eligible, c.PairsExamined, c.PairsCompatible)
+		return nil
+	}
+	printSummary(stdout, res)
+	return nil
+}
+
+// printSummary prints what a published run wrote.
+func printSummary(stdout io.Writer, res *pipeline.Result) {
 	c := res.Manifest.Counts
 	fmt.Fprintf(stdout, "published %s\n  rows read %d, suppressed %d, quarantined %d, eligible %d\n"+
 		"  pairs examined %d, compatible %d\n  matches %d (mutual %d), soulmate pairs %d, members without a match %d\n",
 		res.Published, c.RowsRead, c.RowsSuppressed, c.RowsQuarantined, c.Eligible,
 		c.PairsExamined, c.PairsCompatible, c.Matches, c.MutualMatches, c.Soulmates, c.MembersWithoutMatch)
+}
+
+// cmdCommit publishes a sharded run from its parts.
+func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var lo logOptions
+	var mo pipeline.MetricsOptions
+	var cc pipeline.CommitConfig
+	var asOf string
+	fs := pflag.NewFlagSet("batchmatch commit", pflag.ContinueOnError)
+	fs.StringVar(&cc.Out, "out", "", "output root the shards wrote their parts under")
+	fs.StringVar(&asOf, "as-of", "", "the shards' as-of date, YYYY-MM-DD (default: today, UTC)")
+	fs.StringVar(&cc.Partition, "partition", "", "directory under --out to publish (default: dt=<as-of>)")
+	fs.IntVar(&cc.ShardCount, "shard-count", 0, "shard count of the run (default: the only one with parts)")
+	fs.BoolVar(&cc.Overwrite, "overwrite", false, "replace an already published partition")
+	fs.IntVar(&cc.Workers, "workers", runtime.GOMAXPROCS(0), "parallel workers")
+	fs.BoolVar(&cc.Report, "report", false, "also write report.html into the published partition")
+	fs.StringVar(&cc.PseudonymKey, "pseudonymize-key", "", "file with the secret key to pseudonymize ids with (as for run)")
+	lo.AddFlags(fs)
+	mo.AddFlags(fs)
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	log, err := lo.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if cc.Out == "" {
+		return fmt.Errorf("%w: --out is required", pipeline.ErrUsage)
+	}
+	if cc.Workers < 1 {
+		return fmt.Errorf("%w: --workers must be at least 1", pipeline.ErrUsage)
+	}
+	now := time.Now().UTC()
+	cc.AsOf = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	if asOf != "" {
+		if cc.AsOf, err = time.Parse(time.DateOnly, asOf); err != nil {
+			return fmt.Errorf("%w: --as-of must be YYYY-MM-DD, got %q", pipeline.ErrUsage, asOf)
+		}
+	}
+	res, err := pipeline.Commit(ctx, cc, log)
+	var m *pipeline.Manifest
+	if res != nil {
+		m = res.Manifest
+	}
+	host, _ := os.Hostname()
+	if merr := pipeline.PublishMetrics(mo, m, exitCodeFor(ctx, err), host); merr != nil {
+		log.Warn("publishing metrics failed", "err", merr)
+	}
+	if err != nil {
+		log.Error("commit failed", "exit_code", exitCodeFor(ctx, err), "err", err)
+		return err
+	}
+	printSummary(stdout, res)
 	return nil
 }
 
