@@ -37,6 +37,7 @@ test: vet fmt-check generate-check duckdb
 	$(FUZZ) -fuzz '^FuzzDot$$' -fuzztime 5s ./kernels
 	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 15s ./pipeline
 	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 10s ./pipeline
+	cd deploy/kubernetes && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # Longer fuzzing; FUZZ_WATCHDOG=/tmp/wd dumps stacks of any exec over 5 s.
 fuzz:
