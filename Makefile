@@ -5,7 +5,7 @@ DEMO    := demo
 ASOF    ?= 2026-11-24
 N       ?= 20000
 
-.PHONY: all build demo test vet fmt-check generate generate-check duckdb fuzz bench clean
+.PHONY: all build demo test vet fmt-check generate generate-check duckdb fuzz bench bench-peers clean
 
 all: build
 
@@ -35,6 +35,10 @@ test: vet fmt-check generate-check duckdb
 	$(GO) test -count=1 -race -short ./pipeline/... ./cmd/...
 	$(FUZZ) -fuzz '^FuzzQuestions$$' -fuzztime 5s ./kernels
 	$(FUZZ) -fuzz '^FuzzDot$$' -fuzztime 5s ./kernels
+	$(FUZZ) -fuzz '^FuzzDotTile$$' -fuzztime 5s ./kernels
+	$(FUZZ) -fuzz '^FuzzFMA32$$' -fuzztime 5s ./kernels
+	$(FUZZ) -fuzz '^FuzzFilterTile$$' -fuzztime 5s ./kernels
+	$(FUZZ) -fuzz '^FuzzTraitScoreRow$$' -fuzztime 5s ./kernels
 	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 15s ./pipeline
 	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 10s ./pipeline
 	cd deploy/kubernetes && $(GO) vet ./... && $(GO) test -count=1 ./...
@@ -45,6 +49,10 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 2m ./pipeline
 	$(FUZZ) -fuzz '^FuzzQuestions$$' -fuzztime 1m ./kernels
 	$(FUZZ) -fuzz '^FuzzDot$$' -fuzztime 1m ./kernels
+	$(FUZZ) -fuzz '^FuzzDotTile$$' -fuzztime 1m ./kernels
+	$(FUZZ) -fuzz '^FuzzFMA32$$' -fuzztime 1m ./kernels
+	$(FUZZ) -fuzz '^FuzzFilterTile$$' -fuzztime 1m ./kernels
+	$(FUZZ) -fuzz '^FuzzTraitScoreRow$$' -fuzztime 1m ./kernels
 
 # DuckDB (npm @duckdb/node-api, pinned by package-lock.json) is a real
 # analytics client in the tests: pipeline/duckdb_test.go.
@@ -68,9 +76,21 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# Kernel and pipeline benchmarks; see bench/RESULTS.md.
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./kernels ./pipeline | tee bench/out.txt
+# Kernel benchmarks (6 counts each, for benchstat), then the harness: peak,
+# kernels against it, whole runs, FAISS when installed. See bench/RESULTS.md.
+# BENCH_FLAGS passes harness flags, e.g. BENCH_FLAGS=--n-real=100000,300000,1000000
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./kernels | tee bench/kernels.txt
+	$(GO) run ./bench --bin $(BIN) $(BENCH_FLAGS)
+
+# The peer: FAISS from Debian, with the OpenMP OpenBLAS (the default
+# reference BLAS is 25x slower and would make the comparison a lie; the
+# harness runs FAISS with LD_LIBRARY_PATH on the OpenMP build and prints the
+# BLAS that loaded).
+bench-peers:
+	/usr/bin/python3 -c 'import faiss, numpy' 2>/dev/null && [ -d /usr/lib/x86_64-linux-gnu/openblas-openmp ] || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-faiss python3-numpy libopenblas0-openmp; }
+	$(MAKE) bench
 
 clean:
 	rm -rf bin $(DEMO)

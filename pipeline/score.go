@@ -33,9 +33,13 @@ type Scorer struct {
 	// tight blocking is (bench/), on a population whose other filters the
 	// caller has opened.
 	CountOnly bool
-	// Shard, when Count > 1, scores only the queries whose id falls in
-	// shard Index (ShardOf), each against every candidate, for one part
-	// of a run spread over several processes; other members get no list.
+	// Shard, when Count > 1, scores only the tasks (a tile against itself
+	// and every later tile) whose tile falls in shard Index (ShardOf of the
+	// tile number), for one part of a run spread over several processes.
+	// Every unordered pair is scored by exactly one shard, still once, so
+	// the lists are partial: member i's best K among the pairs this shard
+	// scored. The best K of the union of all shards' lists is the whole
+	// run's list (MergeLists).
 	Shard ShardSpec
 	// progress, when set, is told about every finished query tile.
 	progress *progress
@@ -230,19 +234,7 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 			break
 		}
 		tq := &tiles[t]
-		rows := uint64(1)<<len(tq.members) - 1
-		if len(tq.members) == blockTile {
-			rows = ^uint64(0)
-		}
-		if sharded {
-			rows = 0
-			for r, i := range tq.members {
-				if ShardOf(s.P.ID[i], s.Shard.Count) == s.Shard.Index {
-					rows |= 1 << r
-				}
-			}
-		}
-		if rows == 0 {
+		if sharded && ShardOf(int64(t), s.Shard.Count) != s.Shard.Index {
 			s.progress.tileDone(0)
 			continue
 		}
@@ -255,14 +247,8 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 			w := <-pool // never blocks: at most `workers` tasks run at once
 			defer func() { pool <- w }()
 			st := &stats[t]
-			// Whole runs score each unordered pair once, in the task of the
-			// earlier tile; a shard scores its queries against every tile.
-			first := t
-			if sharded {
-				first = 0
-			}
-			for c := first; c < len(tiles); c++ {
-				if (c-first)%64 == 0 && gctx.Err() != nil {
+			for c := t; c < len(tiles); c++ {
+				if (c-t)%64 == 0 && gctx.Err() != nil {
 					return gctx.Err()
 				}
 				subs := uint16(0xffff)
@@ -276,10 +262,10 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 				}
 				hA := w.tileHeaps(t, len(tq.members), k)
 				var hB *tileHeaps
-				if c != t && !sharded {
+				if c != t {
 					hB = w.tileHeaps(c, len(tiles[c].members), k)
 				}
-				s.scoreTilePair(tp, t, c, subs, rows, hA, hB, &w.work, st)
+				s.scoreTilePair(tp, t, c, subs, hA, hB, &w.work, st)
 			}
 			s.progress.tileDone(st.PairsExamined)
 			return nil
@@ -300,9 +286,6 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 				return gctx.Err()
 			}
 			for r, i := range tiles[t].members {
-				if s.Shard.Count > 1 && ShardOf(s.P.ID[i], s.Shard.Count) != s.Shard.Index {
-					continue
-				}
 				m := topK{k: k, h: make([]Cand, 0, k)}
 				for _, w := range all {
 					if w.heaps[t] != nil {
@@ -325,6 +308,19 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 		total.PairsCompatible += st.PairsCompatible
 	}
 	return out, total, nil
+}
+
+// MergeLists returns the best k of the union of several candidate lists of
+// one member (in any order; no candidate in two lists), best first: how the
+// partial lists of the shards of a run become the whole run's list.
+func MergeLists(k int, lists ...[]Cand) []Cand {
+	m := topK{k: k, h: make([]Cand, 0, k)}
+	for _, l := range lists {
+		for _, c := range l {
+			m.offer(c)
+		}
+	}
+	return m.sorted()
 }
 
 // rankOf returns the 1-based rank of j in list, or 0.

@@ -25,11 +25,11 @@ type ShardSpec struct {
 	Count int `json:"count"`
 }
 
-// ShardOf returns the shard, of n, that member id belongs to: a fixed,
-// seedless mix of the id (the SplitMix64 finalizer) modulo n, so that the
-// same id lands in the same shard on every machine, every night.
-func ShardOf(id int64, n int) int {
-	x := uint64(id)
+// ShardOf returns the shard, of n, that key belongs to: a fixed, seedless
+// mix of the key (the SplitMix64 finalizer) modulo n, the same on every
+// machine. Shards own scoring tasks by tile number (Scorer.Shard).
+func ShardOf(key int64, n int) int {
+	x := uint64(key)
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27
@@ -115,7 +115,8 @@ func shardDir(out, partition string, spec ShardSpec) string {
 	return filepath.Join(out, stagingDir, shardsDir, partition, strconv.Itoa(spec.Count), strconv.Itoa(spec.Index))
 }
 
-// PartRow is one row of a shard part: a query's top-K entry, internal ids.
+// PartRow is one row of a shard part: an entry of a member's partial top-K
+// (the best K among the pairs this shard scored), internal ids.
 type PartRow struct {
 	UserID  int64   `parquet:"user_id"`
 	Rank    int32   `parquet:"rank"`
@@ -140,8 +141,9 @@ type partManifest struct {
 	ShardRunID string  `json:"shard_run_id"`
 }
 
-// runShard scores this process's shard and writes its part. It takes no
-// lock: shards of one run (and retries of a shard) run side by side, each
+// runShard scores this process's shard (Scorer.Shard: its tasks, each
+// unordered pair once, as in a whole run) and writes every member's partial
+// top-K as its part. It takes no lock: shards of one run (and retries of a shard) run side by side, each
 // attempt in its own directory, renamed into place only when complete.
 func runShard(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, tm *stageTimer, peakHeap *atomic.Uint64, partition string, started time.Time) (*Result, error) {
 	log = log.With("shard", cfg.Shard.String())
@@ -183,12 +185,9 @@ func runShard(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, tm
 	defer os.RemoveAll(tmp) // gone once renamed; removed on failure
 	part := PartRef{Shard: cfg.Shard, Attempt: m.AttemptID}
 	meta := map[string]string{"batchmatch.shard_run_id": m.RunID, "batchmatch.shard": cfg.Shard.String()}
+	part.Members = int64(pop.N) // every member's partial list
 	rows, err := writeTable(filepath.Join(tmp, "part.parquet"), meta, tableLayout{rgRows: 4 << 20}, func(add func(PartRow) error) error {
 		for i, l := range lists {
-			if ShardOf(pop.ID[i], cfg.Shard.Count) != cfg.Shard.Index {
-				continue
-			}
-			part.Members++
 			for r, c := range l {
 				if err := add(PartRow{UserID: pop.ID[i], Rank: int32(r + 1), MatchID: pop.ID[c.J], Score: c.S}); err != nil {
 					return err
@@ -362,29 +361,39 @@ func Commit(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *Result
 	rid := sha256.Sum256([]byte(m.ConfigHash + fp))
 	m.RunID = hex.EncodeToString(rid[:16])
 
-	tm.begin("read_parts")
+	tm.begin("merge_parts")
+	// Every pair was scored by exactly one shard: a member's list is the
+	// best K of the union of its partial lists.
 	lists := make([][]Cand, pop.N)
-	var members int64
 	for s, d := range dirs {
+		if parts[s].Part.Members != int64(pop.N) {
+			return nil, fileError(ErrBadData, d, "", fmt.Errorf("the part covers %d members, the population has %d", parts[s].Part.Members, pop.N))
+		}
 		path := filepath.Join(d, "part.parquet")
 		rows, err := parquet.ReadFile[PartRow](path)
 		if err != nil {
 			return nil, fileError(ErrBadData, path, "", err)
 		}
+		prev, rank := int64(0), int32(0)
 		for k, r := range rows {
+			if k == 0 || r.UserID != prev {
+				prev, rank = r.UserID, 0
+			}
+			rank++
 			i, j := pop.Index(r.UserID), pop.Index(r.MatchID)
-			if i < 0 || j < 0 || ShardOf(r.UserID, count) != s || int(r.Rank) != len(lists[i])+1 {
+			if i < 0 || j < 0 || r.Rank != rank || rank > int32(cfg.K) {
 				return nil, fileError(ErrBadData, path, "", fmt.Errorf("row %d (user %d, rank %d, match %d) does not fit the population or the part", k, r.UserID, r.Rank, r.MatchID))
 			}
 			lists[i] = append(lists[i], Cand{J: int32(j), S: r.Score})
 		}
-		members += parts[s].Part.Members
 		m.Counts.PairsExamined += parts[s].Counts.PairsExamined
 		m.Counts.PairsCompatible += parts[s].Counts.PairsCompatible
 		m.Parts = append(m.Parts, parts[s].Part)
 	}
-	if members != int64(pop.N) {
-		return nil, fmt.Errorf("%w: the parts cover %d members, the population has %d", ErrBadData, members, pop.N)
+	for i, l := range lists {
+		if len(l) > 0 {
+			lists[i] = MergeLists(cfg.K, l)
+		}
 	}
 	res, err = publishRun(ctx, cfg, log, m, tm, &peakHeap, com, L, &Scorer{P: pop, W: cfg.Weights}, pz, lists, started)
 	if err != nil {

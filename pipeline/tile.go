@@ -119,7 +119,7 @@ type tileWork struct {
 // Scorer.Pair (tested). For a == b every ordered pair of the tile is scored
 // into hA; otherwise each unordered pair once, offered to hA (a's members)
 // and hB (b's members), and counted as the two ordered pairs it stands for.
-func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, rows uint64, hA, hB *tileHeaps, w *tileWork, st *ScoreStats) {
+func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tileHeaps, w *tileWork, st *ScoreStats) {
 	p := s.P
 	ta, tb := &tp.tiles[a], &tp.tiles[b]
 	na := len(ta.members)
@@ -138,8 +138,7 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, rows uint64,
 		if x >= len(ta.sub) || y >= len(tb.sub) {
 			continue
 		}
-		nx := bits.OnesCount64(rows >> (subTile * x) & (1<<subTile - 1))
-		ny := min(subTile, len(tb.members)-subTile*y)
+		nx, ny := min(subTile, na-subTile*x), min(subTile, len(tb.members)-subTile*y)
 		w.cols[x] |= (uint64(1)<<ny - 1) << (subTile * y)
 		st.PairsExamined += per * int64(nx*ny)
 		if a == b && x == y {
@@ -152,12 +151,9 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, rows uint64,
 			if a == b {
 				m &^= 1 << r
 			}
-			if rows&(1<<r) == 0 {
-				m = 0
-			}
 			w.mask[r], w.sure[r] = m, m
 		}
-	} else if !tp.filter(a, b, rows, w) {
+	} else if !tp.filter(a, b, w) {
 		return
 	}
 
@@ -319,9 +315,9 @@ func heapMin(h *topK) float32 {
 	return h.h[0].S
 }
 
-// filter fills w.mask and w.sure for rows (a mask) of tile a against b with the bit-mask
+// filter fills w.mask and w.sure for tile a against b with the bit-mask
 // orientation test and FilterTile, and reports whether any pair is kept.
-func (tp *tiledPop) filter(a, b int, rows uint64, w *tileWork) bool {
+func (tp *tiledPop) filter(a, b int, w *tileWork) bool {
 	na := len(tp.tiles[a].members)
 	any := false
 	ga, gb := &tp.genMask[b], &tp.seekMask[b]
@@ -335,9 +331,6 @@ func (tp *tiledPop) filter(a, b int, rows uint64, w *tileWork) bool {
 			}
 		}
 		m &= gb[tp.gen[pi]] & w.cols[r/subTile]
-		if rows&(1<<r) == 0 {
-			m = 0
-		}
 		if a == b {
 			m &^= 1 << r
 		}
