@@ -5,7 +5,7 @@
 #include "textflag.h"
 
 // func dotFMA(a []float32, b []float32) float32
-// Requires: AVX, FMA3, SSE
+// Requires: AVX, FMA3
 TEXT ·dotFMA(SB), NOSPLIT, $0-52
 	MOVQ   a_base+0(FP), AX
 	MOVQ   b_base+24(FP), CX
@@ -22,7 +22,7 @@ fmaloop:
 	JMP         fmaloop
 
 fmadone:
-	MOVSS X0, ret+48(FP)
+	VMOVSS X0, ret+48(FP)
 	RET
 
 // func dotTile1x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
@@ -332,7 +332,7 @@ tile6loop:
 	RET
 
 // func fmaLoop(n int) float32
-// Requires: AVX, AVX2, FMA3, SSE, SSE2
+// Requires: AVX, AVX2, FMA3
 TEXT ·fmaLoop(SB), NOSPLIT, $0-12
 	MOVQ         n+0(FP), AX
 	VXORPS       Y0, Y0, Y0
@@ -348,7 +348,7 @@ TEXT ·fmaLoop(SB), NOSPLIT, $0-12
 	VXORPS       Y10, Y10, Y10
 	VXORPS       Y11, Y11, Y11
 	MOVL         $0x3f000000, CX
-	MOVD         CX, X12
+	VMOVD        CX, X12
 	VBROADCASTSS X12, Y12
 	TESTQ        AX, AX
 	JZ           peakdone
@@ -382,23 +382,23 @@ peakdone:
 	VADDPS Y10, Y0, Y0
 	VADDPS Y11, Y0, Y0
 	VZEROUPPER
-	MOVSS  X0, ret+8(FP)
+	VMOVSS X0, ret+8(FP)
 	RET
 
 // func filter64(age *int32, amin *int32, amax *int32, x *float64, y *float64, z *float64, cosT *float64, qAge int32, qMin int32, qMax int32, qx float64, qy float64, qz float64, qCos float64, margin float64) (keep uint64, sure uint64)
-// Requires: AVX, AVX2, SSE2
+// Requires: AVX, AVX2
 TEXT ·filter64(SB), NOSPLIT, $0-128
 	MOVQ         age+0(FP), AX
 	MOVQ         amin+8(FP), CX
 	MOVQ         amax+16(FP), DX
 	MOVL         qAge+56(FP), BX
-	MOVD         BX, X0
+	VMOVD        BX, X0
 	VPBROADCASTD X0, Y0
 	MOVL         qMin+60(FP), BX
-	MOVD         BX, X1
+	VMOVD        BX, X1
 	VPBROADCASTD X1, Y1
 	MOVL         qMax+64(FP), BX
-	MOVD         BX, X2
+	VMOVD        BX, X2
 	VPBROADCASTD X2, Y2
 	XORQ         BX, BX
 	VMOVDQU      (AX), Y3
@@ -509,16 +509,11 @@ TEXT ·filter64(SB), NOSPLIT, $0-128
 	MOVQ         y+32(FP), CX
 	MOVQ         z+40(FP), DX
 	MOVQ         cosT+48(FP), SI
-	MOVSD        qx+72(FP), X0
-	VBROADCASTSD X0, Y0
-	MOVSD        qy+80(FP), X1
-	VBROADCASTSD X1, Y1
-	MOVSD        qz+88(FP), X2
-	VBROADCASTSD X2, Y2
-	MOVSD        qCos+96(FP), X3
-	VBROADCASTSD X3, Y3
-	MOVSD        margin+104(FP), X4
-	VBROADCASTSD X4, Y4
+	VBROADCASTSD qx+72(FP), Y0
+	VBROADCASTSD qy+80(FP), Y1
+	VBROADCASTSD qz+88(FP), Y2
+	VBROADCASTSD qCos+96(FP), Y3
+	VBROADCASTSD margin+104(FP), Y4
 	XORQ         DI, DI
 	XORQ         R8, R8
 	VMULPD       (AX), Y0, Y5
@@ -1135,22 +1130,19 @@ qxdone:
 	RET
 
 // func traitRow64(out *float32, dots *float32, w float64, den float64, minA float32, minB *float32) uint64
-// Requires: AVX, AVX2, SSE, SSE2
+// Requires: AVX, AVX2
 TEXT ·traitRow64(SB), NOSPLIT, $0-56
 	MOVQ         out+0(FP), AX
 	MOVQ         dots+8(FP), CX
 	MOVQ         minB+40(FP), DX
-	MOVSD        w+16(FP), X0
-	VBROADCASTSD X0, Y0
-	MOVSD        den+24(FP), X1
-	VBROADCASTSD X1, Y1
-	MOVSS        minA+32(FP), X2
-	VBROADCASTSS X2, X2
+	VBROADCASTSD w+16(FP), Y0
+	VBROADCASTSD den+24(FP), Y1
+	VBROADCASTSS minA+32(FP), X2
 	MOVQ         $0x3ff0000000000000, BX
-	MOVQ         BX, X3
+	VMOVQ        BX, X3
 	VBROADCASTSD X3, Y3
 	MOVQ         $0x3fe0000000000000, BX
-	MOVQ         BX, X4
+	VMOVQ        BX, X4
 	VBROADCASTSD X4, Y4
 	VXORPD       Y5, Y5, Y5
 	XORQ         BX, BX
