@@ -1,0 +1,137 @@
+// Package storetest runs an in-process S3 server (gofakes3) behind a fault
+// injector, for tests of code that reads and writes object storage: 503s,
+// bodies cut short with the connection dropped, Slow and stalled responses.
+package storetest
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+)
+
+// Fault is what the injector does to one request.
+type Fault int
+
+// The faults.
+const (
+	Pass     Fault = iota
+	Err503         // 503 SlowDown, before the real server sees the request
+	Truncate       // the real response, cut to half its body, connection dropped
+	Slow           // the real response after Delay
+	Stall          // no answer until the client gives up (or 10 s)
+)
+
+// FakeS3 is an in-process S3 server (gofakes3) behind a fault injector.
+type FakeS3 struct {
+	URL      string // s3:// URL of the bucket, with the endpoint parameters
+	requests atomic.Int64
+	mu       sync.Mutex
+	plan     func(n int64, r *http.Request) Fault // nil: pass everything
+	Delay    time.Duration
+}
+
+// SetPlan replaces the fault plan; n counts requests from 1.
+func (f *FakeS3) SetPlan(plan func(n int64, r *http.Request) Fault) {
+	f.mu.Lock()
+	f.plan = plan
+	f.mu.Unlock()
+	f.requests.Store(0)
+}
+
+// Requests is the number of requests since the last SetPlan.
+func (f *FakeS3) Requests() int64 { return f.requests.Load() }
+
+// NewFakeS3 starts the server with one bucket and sets the AWS environment
+// (static credentials, no instance metadata) for the test.
+func NewFakeS3(t testing.TB, bucket string) *FakeS3 {
+	t.Helper()
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	be := s3mem.New()
+	if err := be.CreateBucket(bucket); err != nil {
+		t.Fatal(err)
+	}
+	f := &FakeS3{Delay: 50 * time.Millisecond}
+	real := gofakes3.New(be).Server()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := f.requests.Add(1)
+		f.mu.Lock()
+		plan := f.plan
+		f.mu.Unlock()
+		what := Pass
+		if plan != nil {
+			what = plan(n, r)
+		}
+		switch what {
+		case Err503:
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+			return
+		case Slow:
+			time.Sleep(f.Delay)
+		case Stall:
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+			return
+		case Truncate:
+			rec := httptest.NewRecorder()
+			real.ServeHTTP(rec, r)
+			body := rec.Body.Bytes()
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.WriteHeader(rec.Code)
+			w.Write(body[:len(body)/2])
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler) // drops the connection mid-body
+		}
+		real.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f.URL = "s3://" + bucket + "?" + url.Values{
+		"endpoint":       {srv.URL},
+		"use_path_style": {"true"},
+		"disable_https":  {"true"},
+		"region":         {"us-east-1"},
+	}.Encode()
+	return f
+}
+
+// FirstGetOnly is a plan that hits only object reads (GET of a key, not
+// listings), and only the first attempt of each range, so that every read
+// succeeds on its retry.
+func FirstGetOnly(what Fault) func(int64, *http.Request) Fault {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	return func(_ int64, r *http.Request) Fault {
+		if r.Method != http.MethodGet || r.URL.Query().Has("list-type") || strings.Count(r.URL.Path, "/") < 2 {
+			return Pass
+		}
+		k := r.URL.Path + " " + r.Header.Get("Range")
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[k] {
+			return Pass
+		}
+		seen[k] = true
+		return what
+	}
+}
