@@ -118,7 +118,7 @@ func (c *committer) stagedPartition() string {
 // publish moves the staged partition into place (replacing an old one when
 // allowed), then writes _SUCCESS last. Readers that wait for _SUCCESS never
 // see a partial run.
-func (c *committer) publish(overwrite bool) error {
+func (c *committer) publish(overwrite bool, runID string) error {
 	staged := c.stagedPartition()
 	if err := syncDir(staged); err != nil {
 		return err
@@ -140,10 +140,26 @@ func (c *committer) publish(overwrite bool) error {
 	if err := syncDir(c.out); err != nil {
 		return err
 	}
-	if err := writeFileSync(filepath.Join(c.final, successFile), []byte(c.attempt+"\n")); err != nil {
+	if err := writeFileSync(filepath.Join(c.final, successFile), successBody(runID, c.attempt)); err != nil {
 		return err
 	}
 	return syncDir(c.final)
+}
+
+// successBody is what _SUCCESS holds: the run id (equal for every attempt
+// that computes the same tables) and the attempt that published.
+func successBody(runID, attempt string) []byte {
+	return []byte("run_id " + runID + "\nattempt_id " + attempt + "\n")
+}
+
+// successRunID reads the run id out of a _SUCCESS body ("" if none).
+func successRunID(body []byte) string {
+	for _, line := range strings.Split(string(body), "\n") {
+		if id, ok := strings.CutPrefix(line, "run_id "); ok {
+			return id
+		}
+	}
+	return ""
 }
 
 // cleanup removes the staging area and releases the lock. Safe to call twice.

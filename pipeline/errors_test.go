@@ -334,7 +334,7 @@ func TestWriteFormsPhysicalTypes(t *testing.T) {
 	}
 	for form, types := range want {
 		p := writeProfiles(t, filepath.Join(t.TempDir(), "p"), genTestPop(1, defaultKnobs(5)), 16, 12, 1, form)[0]
-		pf, err := openParquet(p, memory.DefaultAllocator)
+		pf, err := openParquet(context.Background(), p, memory.DefaultAllocator)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -90,7 +90,7 @@ func FuzzReadProfiles(f *testing.F) {
 // readOne opens, checks and reads one profile file as Load does.
 func readOne(path string) (*chunk, dims, error) {
 	mem := memory.NewGoAllocator()
-	pf, err := openParquet(path, mem)
+	pf, err := openParquet(context.Background(), path, mem)
 	if err != nil {
 		return nil, dims{}, err
 	}
@@ -168,7 +168,7 @@ func FuzzValidateRow(f *testing.F) {
 			form = formArrowFixed
 		}
 		p := writeProfiles(t, filepath.Join(t.TempDir(), "p"), []tMember{m}, 2, q, 1, form)[0]
-		pf, err := openParquet(p, memory.NewGoAllocator())
+		pf, err := openParquet(context.Background(), p, memory.NewGoAllocator())
 		if err != nil {
 			t.Fatal(err)
 		}

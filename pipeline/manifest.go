@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +9,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // Manifest describes one run: what it read, how it was configured, what it
@@ -105,8 +108,15 @@ func configHash(c Config, d ManifestDims, keyID string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// hashFile returns the hex SHA-256 of a file's bytes.
-func hashFile(path string) (string, error) {
+// hashFile returns the hex SHA-256 of a file's or an object's bytes.
+func hashFile(ctx context.Context, path string) (string, error) {
+	if store.IsURL(path) {
+		h := sha256.New()
+		if _, err := store.Default().Download(ctx, path, h); err != nil {
+			return "", err
+		}
+		return hex.EncodeToString(h.Sum(nil)), nil
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

@@ -37,12 +37,13 @@ type Options struct {
 	Report         bool
 	Blocking       bool
 	MemoryLimit    string
+	SpoolDir       string
 }
 
 // AddFlags registers the options on fs with their defaults.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.Profiles, "profiles", nil, "profile shards: Parquet files, directories or globs (repeatable, comma-separated)")
-	fs.StringVar(&o.Out, "out", "", "output root; the run is published under OUT/dt=<as-of>/")
+	fs.StringVar(&o.Out, "out", "", "output root, a directory or an s3://, gs://, file:// or mem:// URL; the run is published under OUT/dt=<as-of>/")
 	fs.IntVar(&o.K, "k", 10, "matches kept per member")
 	fs.StringVar(&o.AsOf, "as-of", "", "as-of date YYYY-MM-DD for ages and the output partition (default: today, UTC)")
 	fs.Float64SliceVar(&o.Weights, "weights", DefaultWeights[:], "component weights: trait,questions,biomarker,proximity")
@@ -58,6 +59,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Blocking, "blocking", true, "skip tiles of members that cannot match (false: score every pair; same results, for verification)")
 	fs.BoolVar(&o.Report, "report", false, "also write report.html (self-contained HTML, SVG charts) into the published partition")
 	fs.StringVar(&o.Partition, "partition", "", "directory under --out the run publishes (default: Hive-style dt=<as-of>)")
+	fs.StringVar(&o.SpoolDir, "spool-dir", "", "local directory where a run with an object-store --out (s3://, gs://, file://, mem://) stages its output before uploading (default: the system's temporary directory)")
 }
 
 // Config is a checked, immutable run configuration.
@@ -91,6 +93,12 @@ type Config struct {
 	// Shard is this process's part of a sharded run (zero: a whole run).
 	// It is not part of the configuration hash: every shard shares it.
 	Shard ShardSpec `json:"shard,omitzero"`
+	// RemoteOut is the object-store --out of a run staged in a spool
+	// directory (then Out is the spool); see remote.go.
+	RemoteOut string `json:"remote_out,omitempty"`
+	// SpoolDir is where a run with an object-store --out stages its output
+	// ("": the system's temporary directory).
+	SpoolDir string `json:"-"`
 	// Alloc is the Arrow allocator for reading inputs (nil: the default).
 	// Tests pass a checked allocator to prove every buffer is released.
 	Alloc memory.Allocator `json:"-"`
@@ -138,6 +146,7 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 	}
 	c.AsOfDate = c.AsOf.Format(time.DateOnly)
 	c.Partition = o.Partition
+	c.SpoolDir = o.SpoolDir
 	c.PseudonymKey = o.PseudonymKey
 	c.Report = o.Report
 	c.NoBlocking = !o.Blocking

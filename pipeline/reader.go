@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"runtime/debug"
@@ -12,6 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // readBatchRows is the number of rows decoded per Arrow record batch.
@@ -21,7 +24,6 @@ const readBatchRows = 1 << 15
 type parquetFile struct {
 	path   string
 	size   int64
-	osf    *os.File
 	pr     *file.Reader
 	fr     *pqarrow.FileReader
 	schema *arrow.Schema
@@ -30,27 +32,22 @@ type parquetFile struct {
 
 // openParquet opens path and reads its footer and Arrow schema. Corrupt or
 // non-Parquet files are ErrBadData naming the file.
-func openParquet(path string, mem memory.Allocator) (pf *parquetFile, err error) {
+func openParquet(ctx context.Context, path string, mem memory.Allocator) (pf *parquetFile, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fileError(ErrBadData, path, "", fmt.Errorf("corrupt Parquet footer: %v", r))
 		}
 	}()
-	osf, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fileError(ErrNoInput, path, "", err)
-	}
+	src, size, err := openSource(ctx, path)
 	if err != nil {
-		return nil, fileError(ErrNoInput, path, "", err)
+		return nil, err
 	}
-	st, err := osf.Stat()
+	pr, err := file.NewParquetReader(src)
 	if err != nil {
-		osf.Close()
-		return nil, fileError(ErrNoInput, path, "", err)
-	}
-	pr, err := file.NewParquetReader(osf)
-	if err != nil {
-		osf.Close()
+		src.Close()
+		if errors.Is(err, store.ErrUnavailable) {
+			return nil, fileError(ErrIO, path, "", err)
+		}
 		return nil, fileError(ErrBadData, path, "", fmt.Errorf("not a readable Parquet file: %w", err))
 	}
 	if kv := pr.MetaData().KeyValueMetadata(); kv != nil {
@@ -71,7 +68,7 @@ func openParquet(path string, mem memory.Allocator) (pf *parquetFile, err error)
 		pr.Close()
 		return nil, fileError(ErrBadData, path, "", fmt.Errorf("reading Arrow schema: %w", err))
 	}
-	pf = &parquetFile{path: path, size: st.Size(), osf: osf, pr: pr, fr: fr, schema: sc, fields: map[string]int{}}
+	pf = &parquetFile{path: path, size: size, pr: pr, fr: fr, schema: sc, fields: map[string]int{}}
 	for i, f := range sc.Fields() {
 		if _, dup := pf.fields[f.Name]; dup {
 			pf.Close()
@@ -80,6 +77,39 @@ func openParquet(path string, mem memory.Allocator) (pf *parquetFile, err error)
 		pf.fields[f.Name] = i
 	}
 	return pf, nil
+}
+
+// source is what a Parquet reader reads: a local file or an object.
+type source interface {
+	io.ReaderAt
+	io.Seeker
+	io.Closer
+}
+
+// openSource opens a local file or, for an s3://, gs://, file:// or mem://
+// URL, a range reader of the object. A missing file is ErrNoInput; an
+// object store that keeps failing is ErrIO.
+func openSource(ctx context.Context, path string) (source, int64, error) {
+	if store.IsURL(path) {
+		r, err := store.Default().Open(ctx, path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, 0, fileError(ErrNoInput, path, "", err)
+		}
+		if err != nil {
+			return nil, 0, fileError(ErrIO, path, "", err)
+		}
+		return r, r.Size(), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fileError(ErrNoInput, path, "", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fileError(ErrNoInput, path, "", err)
+	}
+	return f, st.Size(), nil
 }
 
 // Close releases the file.
@@ -127,6 +157,9 @@ func (pf *parquetFile) records(ctx context.Context, columns []string, fn func(re
 		}
 	}
 	if err := rr.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		if errors.Is(err, store.ErrUnavailable) {
+			return fileError(ErrIO, pf.path, "", err)
+		}
 		return fileError(ErrBadData, pf.path, "", fmt.Errorf("decoding: %w", err))
 	}
 	return ctx.Err()

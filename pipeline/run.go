@@ -17,6 +17,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // Loaded is the validated input of a run.
@@ -65,7 +67,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	profiles, err := resolveInputs("profiles", cfg.Profiles)
+	profiles, err := resolveInputs(ctx, "profiles", cfg.Profiles)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +77,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 	tm.begin("read_suppress")
 	suppress := map[int64]struct{}{}
 	if len(cfg.Suppress) > 0 {
-		files, err := resolveInputs("suppress", cfg.Suppress)
+		files, err := resolveInputs(ctx, "suppress", cfg.Suppress)
 		if err != nil {
 			return nil, err
 		}
@@ -109,7 +111,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 	}()
 	fixed := make([]dims, len(profiles))
 	for i, path := range profiles {
-		if files[i], err = openParquet(path, mem); err != nil {
+		if files[i], err = openParquet(ctx, path, mem); err != nil {
 			return nil, err
 		}
 		if fixed[i], err = checkProfileSchema(files[i]); err != nil {
@@ -134,8 +136,8 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 					err = fileError(ErrBadData, pf.path, "", fmt.Errorf("panic while reading: %v\n%s", r, debug.Stack()))
 				}
 			}()
-			if sums[i], err = hashFile(pf.path); err != nil {
-				return fileError(ErrNoInput, pf.path, "", err)
+			if sums[i], err = hashFile(gctx, pf.path); err != nil {
+				return fileError(ErrIO, pf.path, "", err)
 			}
 			chunks[i], err = readProfileFile(gctx, pf, i, d, cfg.AsOf, suppress)
 			return err
@@ -178,7 +180,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 
 	tm.begin("read_blocks")
 	if len(cfg.Blocks) > 0 {
-		bfiles, err := resolveInputs("blocks", cfg.Blocks)
+		bfiles, err := resolveInputs(ctx, "blocks", cfg.Blocks)
 		if err != nil {
 			return nil, err
 		}
@@ -207,14 +209,14 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 }
 
 func readSideInput(ctx context.Context, path string, cols []string, mem memory.Allocator, fn func(v []int64, ok bool)) (InputFile, error) {
-	pf, err := openParquet(path, mem)
+	pf, err := openParquet(ctx, path, mem)
 	if err != nil {
 		return InputFile{}, err
 	}
 	defer pf.Close()
-	sum, err := hashFile(path)
+	sum, err := hashFile(ctx, path)
 	if err != nil {
-		return InputFile{}, fileError(ErrNoInput, path, "", err)
+		return InputFile{}, fileError(ErrIO, path, "", err)
 	}
 	var rows int64
 	err = readIDColumns(ctx, pf, cols, func(_ int64, v []int64, ok bool) {
@@ -295,7 +297,18 @@ type Result struct {
 // the tables to a staging area and publish them in one step. On failure it
 // returns the error with a Result whose Manifest holds what was counted so
 // far (for metrics) and whose Published is empty.
-func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err error) {
+//
+// An --out that is an object-store URL (s3://, gs://, file://, mem://) is
+// staged in a local spool directory and pushed when complete (remote.go).
+func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
+	store.Default().SetLogger(log)
+	if store.IsURL(cfg.Out) {
+		return runRemote(ctx, cfg, log)
+	}
+	return runLocal(ctx, cfg, log)
+}
+
+func runLocal(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err error) {
 	started := time.Now()
 	attempt := newAttemptID(started)
 	m := &Manifest{
@@ -311,7 +324,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err er
 	tm := newStageTimer(log)
 
 	// Fail fast on inputs that are missing before taking the output lock.
-	if _, err := resolveInputs("profiles", cfg.Profiles); err != nil {
+	if _, err := resolveInputs(ctx, "profiles", cfg.Profiles); err != nil {
 		return nil, err
 	}
 	if cfg.MemoryLimit > 0 {
@@ -546,7 +559,7 @@ func publishRun(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, 
 			return nil, err
 		}
 	}
-	if err := com.publish(cfg.Overwrite); err != nil {
+	if err := com.publish(cfg.Overwrite, m.RunID); err != nil {
 		return nil, err
 	}
 	log.Info("run published", "dir", com.final, "eligible", m.Counts.Eligible, "matches", m.Counts.Matches,

@@ -17,6 +17,8 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/spf13/pflag"
+
+	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // ShardSpec names one part of a run spread over Count processes.
@@ -240,6 +242,12 @@ type CommitConfig struct {
 	Report       bool
 	PseudonymKey string
 	ProgressBar  io.Writer
+	// SpoolDir is where a commit to object storage stages its work (""
+	// the system's temporary directory).
+	SpoolDir string
+	// RemoteOut is set by commitRemote: the object-store --out, recorded
+	// in the manifest while Out is the spool.
+	RemoteOut string
 }
 
 // findParts returns, for each shard of the run's count, the complete part
@@ -289,7 +297,17 @@ func findParts(out, partition string, count int) (int, []string, error) {
 // publishes: the matches with mutual flags, the soulmate assignment over the
 // whole top-K graph, the rejects, the manifest and _SUCCESS. It holds the
 // output lock; parts are removed once the run is published.
-func Commit(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *Result, err error) {
+//
+// An object-store --out is handled as for Run (remote.go).
+func Commit(ctx context.Context, cc CommitConfig, log *slog.Logger) (*Result, error) {
+	store.Default().SetLogger(log)
+	if store.IsURL(cc.Out) {
+		return commitRemote(ctx, cc, log)
+	}
+	return commitLocal(ctx, cc, log)
+}
+
+func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *Result, err error) {
 	started := time.Now()
 	attempt := newAttemptID(started)
 	m := &Manifest{Tool: "batchmatch", Version: Version, SpecVersion: SpecVersion, AttemptID: attempt, StartedAt: started.UTC()}
@@ -335,6 +353,7 @@ func Commit(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *Result
 	cfg := parts[0].Config
 	cfg.Out, cfg.Partition, cfg.Overwrite, cfg.Workers, cfg.Report = cc.Out, partition, cc.Overwrite, cc.Workers, cc.Report
 	cfg.PseudonymKey, cfg.ProgressBar, cfg.Shard = cc.PseudonymKey, cc.ProgressBar, ShardSpec{}
+	cfg.RemoteOut, cfg.SpoolDir = cc.RemoteOut, cc.SpoolDir
 	if cfg.AsOf, err = time.Parse(time.DateOnly, cfg.AsOfDate); err != nil || cfg.AsOfDate != cc.AsOf.Format(time.DateOnly) {
 		return nil, usageErrorf("the parts are for as-of %s, not %s", cfg.AsOfDate, cc.AsOf.Format(time.DateOnly))
 	}

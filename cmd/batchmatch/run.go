@@ -246,7 +246,7 @@ func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var cc pipeline.CommitConfig
 	var asOf string
 	fs := pflag.NewFlagSet("batchmatch commit", pflag.ContinueOnError)
-	fs.StringVar(&cc.Out, "out", "", "output root the shards wrote their parts under")
+	fs.StringVar(&cc.Out, "out", "", "output root the shards wrote their parts under (a directory, or an s3://, gs://, file:// or mem:// URL)")
 	fs.StringVar(&asOf, "as-of", "", "the shards' as-of date, YYYY-MM-DD (default: today, UTC)")
 	fs.StringVar(&cc.Partition, "partition", "", "directory under --out to publish (default: dt=<as-of>)")
 	fs.IntVar(&cc.ShardCount, "shard-count", 0, "shard count of the run (default: the only one with parts)")
@@ -254,6 +254,7 @@ func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cc.Workers, "workers", runtime.GOMAXPROCS(0), "parallel workers")
 	fs.BoolVar(&cc.Report, "report", false, "also write report.html into the published partition")
 	fs.StringVar(&cc.PseudonymKey, "pseudonymize-key", "", "file with the secret key to pseudonymize ids with (as for run)")
+	fs.StringVar(&cc.SpoolDir, "spool-dir", "", "local directory where a commit to object storage stages its work (default: the system's temporary directory)")
 	lo.AddFlags(fs)
 	mo.AddFlags(fs)
 	if err := parse(fs, args, stderr); err != nil {

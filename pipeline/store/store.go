@@ -72,9 +72,9 @@ var DefaultRetry = Retry{Attempts: 6, Base: 100 * time.Millisecond, Max: 5 * tim
 // Its zero value is not usable; call New.
 type Store struct {
 	Retry Retry
-	Log   *slog.Logger
 
 	mu      sync.Mutex
+	log     *slog.Logger
 	buckets map[string]*blob.Bucket
 	retries int64 // attempts that failed transiently and were retried
 }
@@ -84,7 +84,14 @@ func New(log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{Retry: DefaultRetry, Log: log, buckets: map[string]*blob.Bucket{}}
+	return &Store{Retry: DefaultRetry, log: log, buckets: map[string]*blob.Bucket{}}
+}
+
+// SetLogger sets where retries are logged.
+func (s *Store) SetLogger(log *slog.Logger) {
+	s.mu.Lock()
+	s.log = log
+	s.mu.Unlock()
 }
 
 var (
@@ -258,8 +265,9 @@ func (s *Store) do(ctx context.Context, what, loc string, op func() error) error
 		back = back/2 + rand.N(back/2+1)
 		s.mu.Lock()
 		s.retries++
+		log := s.log
 		s.mu.Unlock()
-		s.Log.Warn("object storage: transient error, retrying", "op", what, "object", redact(loc),
+		log.Warn("object storage: transient error, retrying", "op", what, "object", redact(loc),
 			"attempt", attempt, "of", r.Attempts, "backoff", back, "error", err)
 		t := time.NewTimer(back)
 		select {
@@ -271,6 +279,9 @@ func (s *Store) do(ctx context.Context, what, loc string, op func() error) error
 	}
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return fmt.Errorf("%s %s: %w: %w", what, redact(loc), os.ErrNotExist, err)
+	}
+	if transient(ctx, err) {
+		return fmt.Errorf("%s %s: %w after %d attempts: %w", what, redact(loc), ErrUnavailable, r.Attempts, err)
 	}
 	return fmt.Errorf("%s %s: %w", what, redact(loc), err)
 }
@@ -287,7 +298,7 @@ func (s *Store) doResumable(ctx context.Context, what, loc string, progress func
 	var err error
 	for round := 0; round < resumeRounds; round++ {
 		before := progress()
-		if err = s.do(ctx, what, loc, op); err == nil || progress() == before || !transient(ctx, errors.Unwrap(err)) {
+		if err = s.do(ctx, what, loc, op); err == nil || progress() == before || !errors.Is(err, ErrUnavailable) {
 			return err
 		}
 	}
@@ -464,6 +475,9 @@ func contentType(key string) string {
 	}
 	return "application/octet-stream"
 }
+
+// ErrUnavailable: an operation still failed transiently after every attempt.
+var ErrUnavailable = errors.New("object storage unavailable")
 
 // ErrExists: a conditional create found the object already there.
 var ErrExists = errors.New("object already exists")
