@@ -54,7 +54,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Reps, "reps", 3, "repetitions of every measurement (the median is reported)")
 	fs.IntVar(&o.NEmbed, "n-embed", 50000, "members in the embedding-only workload (the FAISS comparison); 0 skips it")
 	fs.IntVar(&o.NFull, "n-full", 20000, "members in the full-scoring workload (every pair compatible); 0 skips it")
-	fs.IntSliceVar(&o.NReal, "n-real", []int{100000}, "member counts of the realistic workloads (generator defaults), e.g. 100000,300000,1000000; empty skips them")
+	fs.IntSliceVar(&o.NReal, "n-real", []int{100000}, "member counts of the realistic workloads (generator defaults), e.g. 100000,300000,1000000; 0 skips them")
 	fs.StringVar(&o.Python, "python", "/usr/bin/python3", "Python with Debian's python3-faiss")
 	fs.StringVar(&o.BLAS, "blas-dir", "/usr/lib/x86_64-linux-gnu/openblas-openmp", "BLAS library folder FAISS runs with (LD_LIBRARY_PATH)")
 	fs.BoolVar(&o.Peers, "peers", true, "run FAISS when it is installed")
@@ -155,6 +155,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		fmt.Fprintf(w, "  whole run %.2f s; scoring stage %.2f s = %.0f M candidate pairs/s   (target ≥ 100 M)\n\n",
 			r.wall, r.score, nf*(nf-1)/r.score/1e6)
 	}
+	o.NReal = slices.DeleteFunc(o.NReal, func(n int) bool { return n <= 0 })
 	if len(o.NReal) > 0 {
 		fmt.Fprintf(w, "realistic populations (generator defaults, D = %d, Q = 64, K = %d, default weights); runs above 100 000 members are timed once:\n", dim, topK)
 		fmt.Fprintf(w, "  %9s  %8s  %8s  %9s  %14s  %14s  %14s  %6s\n", "members", "run (s)", "score (s)", "RSS (MiB)", "pairs examined", "geo+orient.", "compatible", "ex/geo")

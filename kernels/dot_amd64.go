@@ -95,6 +95,12 @@ func questionsRowsPOPCNT(out []QStats, a, rows []uint64, idx []int32, w int) {
 	questions64x(&out[0].NumAB, (*[QMaskWords]uint64)(a), (*[QMaskWords]uint64)(rows), &idx[0], len(idx))
 }
 
+// traitRowAVX2 skips the multiply and divide when w = den = 1 (the trait
+// weight alone, normalized to 1): 1·st/1 = st exactly, so the result is the
+// same bit for bit.
 func traitRowAVX2(out, dots *[TileWidth]float32, w, den float64, minA float32, minB *[TileWidth]float32) uint64 {
+	if w == 1 && den == 1 {
+		return traitRowUnit64(&out[0], &dots[0], minA, &minB[0])
+	}
 	return traitRow64(&out[0], &dots[0], w, den, minA, &minB[0])
 }

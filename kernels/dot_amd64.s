@@ -1388,3 +1388,229 @@ TEXT ·traitRow64(SB), NOSPLIT, $0-56
 	VZEROUPPER
 	MOVQ         BX, ret+48(FP)
 	RET
+
+// func traitRowUnit64(out *float32, dots *float32, minA float32, minB *float32) uint64
+// Requires: AVX, AVX2
+TEXT ·traitRowUnit64(SB), NOSPLIT, $0-40
+	MOVQ         out+0(FP), AX
+	MOVQ         dots+8(FP), CX
+	MOVQ         minB+24(FP), DX
+	VBROADCASTSS minA+16(FP), X0
+	MOVQ         $0x3ff0000000000000, BX
+	VMOVQ        BX, X1
+	VBROADCASTSD X1, Y1
+	MOVQ         $0x3fe0000000000000, BX
+	VMOVQ        BX, X2
+	VBROADCASTSD X2, Y2
+	VXORPD       Y3, Y3, Y3
+	XORQ         BX, BX
+	VCVTPS2PD    (CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, (AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, (DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	ORQ          SI, BX
+	VCVTPS2PD    16(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 16(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 16(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x04, SI
+	ORQ          SI, BX
+	VCVTPS2PD    32(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 32(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 32(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x08, SI
+	ORQ          SI, BX
+	VCVTPS2PD    48(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 48(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 48(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x0c, SI
+	ORQ          SI, BX
+	VCVTPS2PD    64(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 64(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 64(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x10, SI
+	ORQ          SI, BX
+	VCVTPS2PD    80(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 80(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 80(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x14, SI
+	ORQ          SI, BX
+	VCVTPS2PD    96(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 96(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 96(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x18, SI
+	ORQ          SI, BX
+	VCVTPS2PD    112(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 112(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 112(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x1c, SI
+	ORQ          SI, BX
+	VCVTPS2PD    128(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 128(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 128(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x20, SI
+	ORQ          SI, BX
+	VCVTPS2PD    144(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 144(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 144(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x24, SI
+	ORQ          SI, BX
+	VCVTPS2PD    160(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 160(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 160(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x28, SI
+	ORQ          SI, BX
+	VCVTPS2PD    176(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 176(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 176(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x2c, SI
+	ORQ          SI, BX
+	VCVTPS2PD    192(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 192(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 192(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x30, SI
+	ORQ          SI, BX
+	VCVTPS2PD    208(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 208(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 208(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x34, SI
+	ORQ          SI, BX
+	VCVTPS2PD    224(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X4
+	VMOVUPS      X4, 224(AX)
+	VCMPPS       $0x1d, X0, X4, X5
+	VCMPPS       $0x1d, 224(DX), X4, X4
+	VORPS        X4, X5, X5
+	VMOVMSKPS    X5, SI
+	SHLQ         $0x38, SI
+	ORQ          SI, BX
+	VCVTPS2PD    240(CX), Y4
+	VADDPD       Y1, Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VMAXPD       Y3, Y4, Y4
+	VMINPD       Y1, Y4, Y4
+	VCVTPD2PSY   Y4, X1
+	VMOVUPS      X1, 240(AX)
+	VCMPPS       $0x1d, X0, X1, X0
+	VCMPPS       $0x1d, 240(DX), X1, X1
+	VORPS        X1, X0, X0
+	VMOVMSKPS    X0, AX
+	SHLQ         $0x3c, AX
+	ORQ          AX, BX
+	VZEROUPPER
+	MOVQ         BX, ret+32(FP)
+	RET

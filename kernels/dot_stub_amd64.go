@@ -39,3 +39,6 @@ func questions64x(out *int32, a *[22]uint64, rows *[22]uint64, idx *int32, n int
 
 // traitRow64 is TraitScoreRow with AVX2.
 func traitRow64(out *float32, dots *float32, w float64, den float64, minA float32, minB *float32) uint64
+
+// traitRowUnit64 is TraitScoreRow with AVX2 for w = den = 1.
+func traitRowUnit64(out *float32, dots *float32, minA float32, minB *float32) uint64

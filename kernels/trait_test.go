@@ -78,6 +78,7 @@ func TestTraitScoreRow(t *testing.T) {
 
 func FuzzTraitScoreRow(f *testing.F) {
 	f.Add(uint64(1), float32(0.5), float32(-0.25), 0.4, 0.85)
+	f.Add(uint64(2), float32(-1), float32(0.75), 1.0, 1.0) // the unit fast path
 	f.Fuzz(func(t *testing.T, seed uint64, d0, m0 float32, w, den float64) {
 		r := rand.New(rand.NewPCG(seed, 3))
 		var dots, minB, out, want [TileWidth]float32
@@ -111,6 +112,13 @@ func BenchmarkTraitScoreRow(b *testing.B) {
 			var acc uint64
 			for b.Loop() {
 				acc += impl.fn(&out, &dots, 0.4, 0.85, 0.9, &minB)
+			}
+			_ = acc
+		})
+		b.Run(impl.name+"-unit/64", func(b *testing.B) { // w = den = 1: the trait weight alone
+			var acc uint64
+			for b.Loop() {
+				acc += impl.fn(&out, &dots, 1, 1, 0.9, &minB)
 			}
 			_ = acc
 		})

@@ -25,7 +25,8 @@ func main() {
 	filter64()
 	questions64()
 	questions64x()
-	traitRow()
+	traitRow(false)
+	traitRow(true)
 	Generate()
 }
 
@@ -405,9 +406,18 @@ func questionsBody(pa, pb GPVirtual, store func(field int, r GPVirtual)) {
 //	st = st > 0 ? st : 0; st = st < 1 ? st : 1
 //	s := float32(w*st / den)
 //	out[j] = s; beat |= (s >= minA || s >= minB[j]) << j
-func traitRow() {
-	TEXT("traitRow64", NOSPLIT, "func(out, dots *float32, w, den float64, minA float32, minB *float32) uint64")
-	Doc("traitRow64 is TraitScoreRow with AVX2.")
+//
+// unit generates traitRowUnit64, the same for w = den = 1, where w·st/den
+// is st exactly: no multiply and no divide (the divides are most of the
+// cost: 16 VDIVPD per row).
+func traitRow(unit bool) {
+	if unit {
+		TEXT("traitRowUnit64", NOSPLIT, "func(out, dots *float32, minA float32, minB *float32) uint64")
+		Doc("traitRowUnit64 is TraitScoreRow with AVX2 for w = den = 1.")
+	} else {
+		TEXT("traitRow64", NOSPLIT, "func(out, dots *float32, w, den float64, minA float32, minB *float32) uint64")
+		Doc("traitRow64 is TraitScoreRow with AVX2.")
+	}
 	po, pd, pm := GP64(), GP64(), GP64()
 	Load(Param("out"), po)
 	Load(Param("dots"), pd)
@@ -417,7 +427,10 @@ func traitRow() {
 		VBROADCASTSD(addr(Param(name)), y)
 		return y
 	}
-	w, den := bcast("w"), bcast("den")
+	var w, den VecVirtual
+	if !unit {
+		w, den = bcast("w"), bcast("den")
+	}
 	minA := XMM()
 	VBROADCASTSS(addr(Param("minA")), minA)
 	one, half, zero := YMM(), YMM(), YMM()
@@ -440,8 +453,10 @@ func traitRow() {
 		VMULPD(half, d, d) // ÷ 2, exact
 		VMAXPD(zero, d, d) // d > 0 ? d : 0
 		VMINPD(one, d, d)  // d < 1 ? d : 1
-		VMULPD(w, d, d)
-		VDIVPD(den, d, d)
+		if !unit {
+			VMULPD(w, d, d)
+			VDIVPD(den, d, d)
+		}
 		s := XMM()
 		VCVTPD2PSY(d, s)
 		VMOVUPS(s, Mem{Base: po, Disp: 16 * b})
