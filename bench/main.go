@@ -125,18 +125,26 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		}
 		n := float64(o.NEmbed)
 		pairs := n * (n - 1)
-		bm, err := timeRuns(ctx, o, embed, "1,0,0,0")
-		if err != nil {
-			return err
-		}
 		fmt.Fprintf(w, "embedding-only, N = %d, D = %d, K = %d, trait weight only (every pair compatible):\n", o.NEmbed, dim, topK)
-		fmt.Fprintf(w, "  batchmatch whole run (read Parquet, score, select, write Parquet): %.2f s, %.0f M pairs/s; scoring stage %.2f s\n",
-			bm.wall, pairs/bm.wall/1e6, bm.score)
-		fmt.Fprintf(w, "  trait work: %.1f GFLOP/s over the whole run (N²·2D, what a GEMM does; batchmatch computes each unordered pair once: %.1f GFLOP/s executed)\n",
-			n*n*2*dim/bm.wall/1e9, pairs/2*2*dim/bm.wall/1e9)
-		if o.Peers {
-			if err := faissCompare(ctx, o, w, embed, bm); err != nil {
-				fmt.Fprintf(w, "  FAISS: %v\n", err)
+		printBM := func(bm runStats) {
+			fmt.Fprintf(w, "  batchmatch whole run (read Parquet, score, select, write Parquet): %.2f s, %.0f M pairs/s; scoring stage %.2f s\n",
+				bm.wall, pairs/bm.wall/1e6, bm.score)
+			fmt.Fprintf(w, "  trait work: %.1f GFLOP/s over the whole run (N²·2D, what a GEMM does; batchmatch computes each unordered pair once: %.1f GFLOP/s executed)\n",
+				n*n*2*dim/bm.wall/1e9, pairs/2*2*dim/bm.wall/1e9)
+		}
+		if o.Peers && exec.CommandContext(ctx, o.Python, "-c", "import faiss").Run() == nil {
+			// batchmatch and FAISS runs interleaved (faissCompare)
+			if err := faissCompare(ctx, o, w, embed, printBM); err != nil {
+				return err
+			}
+		} else {
+			bm, err := timeRuns(ctx, o, embed, "1,0,0,0")
+			if err != nil {
+				return err
+			}
+			printBM(bm)
+			if o.Peers {
+				fmt.Fprintln(w, "  FAISS: not installed (`make bench-peers` installs python3-faiss, python3-numpy and libopenblas0-openmp)")
 			}
 		}
 		fmt.Fprintln(w)
@@ -409,10 +417,7 @@ func geoOrientationPairs(ctx context.Context, profiles string) (int64, error) {
 // faissCompare writes the population's unit traits for FAISS, times the
 // FAISS process o.Reps times, prints the BLAS it loaded, the ratio of whole-
 // process times, and how often the two agree on a member's top K.
-func faissCompare(ctx context.Context, o options, w io.Writer, profiles string, bm runStats) error {
-	if err := exec.CommandContext(ctx, o.Python, "-c", "import faiss").Run(); err != nil {
-		return errors.New("not installed (`make bench-peers` installs python3-faiss, python3-numpy and libopenblas0-openmp)")
-	}
+func faissCompare(ctx context.Context, o options, w io.Writer, profiles string, printBM func(runStats)) error {
 	dir := filepath.Dir(profiles)
 	traits := filepath.Join(dir, "traits.f32")
 	cfg := pipeline.Config{Profiles: []string{profiles}, AsOfDate: asOf, MaxRejectRatio: 1, Workers: runtime.GOMAXPROCS(0)}
@@ -444,8 +449,9 @@ func faissCompare(ctx context.Context, o options, w io.Writer, profiles string, 
 	// Interleaved: a batchmatch run, then a FAISS run, o.Reps times; the
 	// ratio is the median of the per-pair ratios, so that a slow patch of
 	// this shared machine weighs on both sides of a ratio alike.
-	var walls, bms, ratios []float64
+	var walls, bms, scores, ratios []float64
 	var info string
+	var bm runStats
 	one := o
 	one.Reps = 1
 	for range o.Reps {
@@ -453,6 +459,8 @@ func faissCompare(ctx context.Context, o options, w io.Writer, profiles string, 
 		if err != nil {
 			return err
 		}
+		bm = b
+		scores = append(scores, b.score)
 		cmd := exec.CommandContext(ctx, o.Python, script, traits, fmt.Sprint(p.N), fmt.Sprint(p.D), fmt.Sprint(topK), res)
 		cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+o.BLAS)
 		start := time.Now()
@@ -464,6 +472,8 @@ func faissCompare(ctx context.Context, o options, w io.Writer, profiles string, 
 		walls, bms, ratios = append(walls, fw), append(bms, b.wall), append(ratios, b.wall/fw)
 		info = strings.TrimSpace(string(outb))
 	}
+	bm.wall, bm.score = median(bms), median(scores)
+	printBM(bm)
 	fmt.Fprintf(w, "  FAISS IndexFlatIP whole process (python, import, load, add, search k=%d, write): %.2f s\n", topK+1, median(walls))
 	fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(info, "\n", "\n    "))
 	rs := make([]string, len(ratios))
