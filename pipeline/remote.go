@@ -56,18 +56,13 @@ func runRemote(ctx context.Context, cfg Config, log *slog.Logger) (*Result, erro
 	dst := store.Join(remote, partition)
 	whole := cfg.Shard.Count <= 1
 	if whole && !cfg.Overwrite {
-		// Fail before reading anything, as a local run does.
-		ok, err := st.Exists(ctx, store.Join(dst, successFile))
-		if err != nil {
-			return nil, ioErrorf("checking %s: %w", redactURL(dst), err)
-		}
-		if ok {
-			return nil, fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, redactURL(dst))
+		if err := refusePublished(ctx, st, dst); err != nil {
+			return nil, err
 		}
 	}
-	spool, err := os.MkdirTemp(cfg.SpoolDir, "batchmatch-spool-")
+	spool, err := newSpool(cfg.SpoolDir)
 	if err != nil {
-		return nil, ioErrorf("creating a spool directory: %w", err)
+		return nil, err
 	}
 	defer os.RemoveAll(spool)
 	local := cfg
@@ -107,17 +102,13 @@ func commitRemote(ctx context.Context, cc CommitConfig, log *slog.Logger) (*Resu
 	}
 	dst := store.Join(remote, partition)
 	if !cc.Overwrite {
-		ok, err := st.Exists(ctx, store.Join(dst, successFile))
-		if err != nil {
-			return nil, ioErrorf("checking %s: %w", redactURL(dst), err)
-		}
-		if ok {
-			return nil, fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, redactURL(dst))
+		if err := refusePublished(ctx, st, dst); err != nil {
+			return nil, err
 		}
 	}
-	spool, err := os.MkdirTemp(cc.SpoolDir, "batchmatch-spool-")
+	spool, err := newSpool(cc.SpoolDir)
 	if err != nil {
-		return nil, ioErrorf("creating a spool directory: %w", err)
+		return nil, err
 	}
 	defer os.RemoveAll(spool)
 
@@ -177,6 +168,29 @@ func commitRemote(ctx context.Context, cc CommitConfig, log *slog.Logger) (*Resu
 		log.Warn("published, but the shard parts could not be removed", "error", err)
 	}
 	return res, nil
+}
+
+// refusePublished is ErrExists when dst is already published: a run
+// without --overwrite fails before it reads anything, as a local run does.
+func refusePublished(ctx context.Context, st *store.Store, dst string) error {
+	ok, err := st.Exists(ctx, store.Join(dst, successFile))
+	if err != nil {
+		return ioErrorf("checking %s: %w", redactURL(dst), err)
+	}
+	if ok {
+		return fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, redactURL(dst))
+	}
+	return nil
+}
+
+// newSpool creates a private spool directory under dir ("": the system's
+// temporary directory).
+func newSpool(dir string) (string, error) {
+	spool, err := os.MkdirTemp(dir, "batchmatch-spool-")
+	if err != nil {
+		return "", ioErrorf("creating a spool directory: %w", err)
+	}
+	return spool, nil
 }
 
 // pushPartition uploads a published local partition to dst, _SUCCESS last

@@ -42,15 +42,7 @@ func faultyPlan() func(int64, *http.Request) storetest.Fault {
 // remoteTables reads the three tables of a published remote partition.
 func remoteTables(t *testing.T, st *store.Store, part string) map[string][]byte {
 	t.Helper()
-	out := map[string][]byte{}
-	for _, tb := range []string{"matches", "soulmates", "rejects"} {
-		b, err := st.ReadFile(context.Background(), store.Join(part, tb, "part-00000.parquet"))
-		if err != nil {
-			t.Fatalf("reading %s: %v", tb, err)
-		}
-		out[tb] = b
-	}
-	return out
+	return readTables(t, func(rel string) ([]byte, error) { return st.ReadFile(context.Background(), store.Join(part, rel)) })
 }
 
 // TestObjectStorage: the job reads its profiles from and publishes to an

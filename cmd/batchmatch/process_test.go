@@ -67,11 +67,18 @@ func runBin(t *testing.T, bin string, args ...string) (int, string) {
 	return exitOf(err), stderr.String()
 }
 
+// tables reads the three tables of a published partition directory.
 func tables(t *testing.T, part string) map[string][]byte {
+	t.Helper()
+	return readTables(t, func(rel string) ([]byte, error) { return os.ReadFile(filepath.Join(part, rel)) })
+}
+
+// readTables reads the three tables through read (a path relative to the partition).
+func readTables(t *testing.T, read func(rel string) ([]byte, error)) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	for _, tb := range []string{"matches", "soulmates", "rejects"} {
-		b, err := os.ReadFile(filepath.Join(part, tb, "part-00000.parquet"))
+		b, err := read(tb + "/part-00000.parquet")
 		if err != nil {
 			t.Fatalf("reading %s: %v", tb, err)
 		}
