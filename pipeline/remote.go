@@ -250,6 +250,9 @@ func pushPartition(ctx context.Context, st *store.Store, log *slog.Logger, dir, 
 	if err != nil {
 		return ioErrorf("reading the staged _SUCCESS: %w", err)
 	}
+	if beforeMarker != nil {
+		beforeMarker()
+	}
 	err = st.WriteFile(ctx, marker, body, true)
 	if errors.Is(err, store.ErrExists) {
 		// Another publisher won the race. The same run wrote the same bytes.
@@ -267,6 +270,10 @@ func pushPartition(ctx context.Context, st *store.Store, log *slog.Logger, dir, 
 	log.Info("published to object storage", "partition", redactURL(dst), "objects", len(files))
 	return nil
 }
+
+// beforeMarker, when set (tests only), runs just before the conditional
+// create of _SUCCESS: the place where a racing publisher can get ahead.
+var beforeMarker func()
 
 // uploadDir uploads every file under dir to dst, the one named last after
 // all others.

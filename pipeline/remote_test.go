@@ -76,3 +76,39 @@ func TestPushPartition(t *testing.T) {
 		t.Fatalf("matches after overwrite: %q", got)
 	}
 }
+
+// TestPushPartitionRace: a publisher that loses the conditional create of
+// _SUCCESS to another one (a racer that got ahead after the pre-check)
+// succeeds when the winner is the same run, and fails with ErrExists, saying
+// the tables may be mixed, when it is another run.
+func TestPushPartitionRace(t *testing.T) {
+	ctx := context.Background()
+	st := store.New(nil)
+	defer st.Close()
+	log := slog.New(slog.DiscardHandler)
+	defer func() { beforeMarker = nil }()
+	for _, tc := range []struct {
+		name, winner string
+		wantErr      error
+	}{
+		{"same run", "run-a", nil},
+		{"other run", "run-z", ErrExists},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := "mem://race-test/" + tc.winner + "/dt=2026-11-30"
+			beforeMarker = func() {
+				if err := st.WriteFile(ctx, store.Join(dst, successFile), successBody(tc.winner, "winner"), true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a := stagePartition(t, "run-a", map[string]string{"matches/part-00000.parquet": "A"})
+			err := pushPartition(ctx, st, log, a, dst, false, "run-a")
+			if !errors.Is(err, tc.wantErr) && !(err == nil && tc.wantErr == nil) {
+				t.Fatalf("losing publisher: %v, want %v", err, tc.wantErr)
+			}
+			if got, _ := st.ReadFile(ctx, store.Join(dst, successFile)); successRunID(got) != tc.winner {
+				t.Fatalf("_SUCCESS = %q, want the winner's", got)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // ReportFile is the name of the report inside a partition.
@@ -37,9 +40,9 @@ type reportStats struct {
 
 // readReportStats streams the matches table once.
 func readReportStats(path string, eligible int64) (*reportStats, error) {
-	f, err := os.Open(path)
+	f, _, err := openSource(context.Background(), path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoInput, err)
+		return nil, err
 	}
 	defer f.Close()
 	st := &reportStats{perMember: map[int]int64{}}
@@ -145,15 +148,21 @@ func WriteReport(w io.Writer, partition string) (err error) {
 			err = fmt.Errorf("building the report: panic: %v", r)
 		}
 	}()
-	raw, err := os.ReadFile(filepath.Join(partition, "manifest.json"))
+	join := func(dir string, elem ...string) string { return filepath.Join(append([]string{dir}, elem...)...) }
+	readFile := os.ReadFile
+	if store.IsURL(partition) { // a partition published to object storage
+		join = store.Join
+		readFile = func(loc string) ([]byte, error) { return store.Default().ReadFile(context.Background(), loc) }
+	}
+	raw, err := readFile(join(partition, "manifest.json"))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNoInput, err)
 	}
 	var m Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrBadData, filepath.Join(partition, "manifest.json"), err)
+		return fmt.Errorf("%w: %s: %w", ErrBadData, join(partition, "manifest.json"), err)
 	}
-	st, err := readReportStats(tablePath(partition, "matches"), m.Counts.Eligible)
+	st, err := readReportStats(join(partition, "matches", partFile), m.Counts.Eligible)
 	if err != nil {
 		return err
 	}

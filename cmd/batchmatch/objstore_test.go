@@ -116,6 +116,13 @@ func TestObjectStorage(t *testing.T) {
 		if err != nil || json.Unmarshal(raw, &m) != nil || m.Config.RemoteOut != out {
 			t.Errorf("manifest remote_out = %q, want %q (%v)", m.Config.RemoteOut, out, err)
 		}
+		// the report reads a remote partition as it reads a local one
+		cmd := exec.Command(bin, "report", part)
+		var html, rerr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &html, &rerr
+		if err := cmd.Run(); err != nil || !bytes.Contains(html.Bytes(), []byte("<svg")) {
+			t.Errorf("report of the remote partition: %v, %d bytes of HTML\n%s", err, html.Len(), rerr.String())
+		}
 		if code, stderr := runBin(t, bin, remoteArgs(out)...); code != exitCantCreat {
 			t.Errorf("second run without --overwrite: exit %d, want %d\n%s", code, exitCantCreat, stderr)
 		}

@@ -344,7 +344,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: report takes one published partition directory (OUT/dt=YYYY-MM-DD)", pipeline.ErrUsage)
+		return fmt.Errorf("%w: report takes one published partition (OUT/dt=YYYY-MM-DD, a directory or an object-store URL)", pipeline.ErrUsage)
 	}
 	var b bytes.Buffer
 	if err := pipeline.WriteReport(&b, fs.Arg(0)); err != nil {
