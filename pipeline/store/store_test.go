@@ -75,15 +75,17 @@ func checkReader(t *testing.T, r *store.Reader, data []byte) {
 	}
 }
 
-// TestBackends: the same operations on mem://, file:// and S3 (gofakes3)
-// give the same results.
+// TestBackends: the same operations on mem://, file://, S3 (gofakes3) and
+// GCS (fake-gcs-server) give the same results, conditional create included.
 func TestBackends(t *testing.T) {
 	fake := storetest.NewFakeS3(t, "bm")
+	gcs := storetest.NewFakeGCS(t, "bm-gcs")
 	dir := t.TempDir()
 	roots := []struct{ name, root string }{
 		{"mem", "mem://test-backends/run"},
 		{"file", "file://" + dir + "/run"},
 		{"s3", store.Join(fake.URL, "run")},
+		{"gs", store.Join(gcs, "run")},
 	}
 	data := randBytes(300_000, 1)
 	for _, b := range roots {
