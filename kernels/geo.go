@@ -48,7 +48,7 @@ func HaversineA(p, q *GeoPoint) float64 {
 // (truncation below 1e-23 relative, so as accurate as math.Asin, within an
 // ulp or two) instead of math.Asin's two divisions and a square root.
 func DistanceFromA(a float64) float64 {
-	a = math.Min(math.Max(a, 0), 1)
+	a = min(max(a, 0), 1) // the builtins: math.Min and math.Max semantics (NaN, ±0), inlined
 	x := math.Sqrt(a)
 	if x < 0.05 {
 		return 2 * EarthRadiusKm * asinSmall(x)

@@ -79,5 +79,5 @@ func QuestionScore(s QStats) float64 {
 	if s.DenBA != 0 {
 		satBA = float64(s.NumBA) / float64(s.DenBA)
 	}
-	return math.Max(0, math.Sqrt(satAB*satBA)-1/float64(s.Common))
+	return max(0, math.Sqrt(satAB*satBA)-1/float64(s.Common)) // builtin max: math.Max semantics, inlined
 }
