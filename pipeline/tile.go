@@ -106,6 +106,8 @@ type tileWork struct {
 	cand [blockTile]int32            // positions of one query's kept candidates
 	srow [blockTile]float32          // trait-only scores of one row
 	qs   [blockTile]kernels.QStats
+	sd   [blockTile]float64 // proximity of each kept candidate (0 when not computed)
+	far  [blockTile]bool    // ... beyond either member's max_km
 	q    kernels.FilterQuery
 }
 
@@ -256,18 +258,27 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tile
 		if needQ {
 			kernels.QuestionsRows(w.qs[:n], tp.qbits[pi*QS:(pi+1)*QS], tp.qbits, w.cand[:n], p.QW)
 		}
+		// Distances first, in a pass of their own: its iterations are
+		// independent and nearly branch-free, so the CPU overlaps the long
+		// dependency chains (square root, asin series, divide) of
+		// consecutive pairs instead of waiting for each.
+		for k, pj32 := range w.cand[:n] {
+			pj := int(pj32)
+			c := pj - b*blockTile
+			w.sd[k], w.far[k] = 0, false
+			if W[3] != 0 || w.sure[r]&(1<<c) == 0 {
+				d, limit, ok := distanceOf(&tp.geo[pi], &tp.geo[pj], tp.havMax[pi], tp.havMax[pj], tp.maxKm[pi], tp.maxKm[pj])
+				w.sd[k], w.far[k] = proximity(d, limit), !ok
+			}
+		}
 		for k, pj32 := range w.cand[:n] {
 			pj := int(pj32)
 			c := pj - b*blockTile
 			j := int(tp.idx[pj])
-			var sd float64
-			if W[3] != 0 || w.sure[r]&(1<<c) == 0 {
-				d, limit, ok := distanceOf(&tp.geo[pi], &tp.geo[pj], tp.havMax[pi], tp.havMax[pj], tp.maxKm[pi], tp.maxKm[pj])
-				if !ok {
-					continue
-				}
-				sd = proximity(d, limit)
+			if w.far[k] {
+				continue
 			}
+			sd := w.sd[k]
 			if p.Blocked != nil && p.IsBlocked(i, j) {
 				continue
 			}
