@@ -78,14 +78,14 @@ func runRemote(ctx context.Context, cfg Config, log *slog.Logger) (*Result, erro
 		}
 		to := store.Join(remote, filepath.ToSlash(rel))
 		if err := uploadDir(ctx, st, res.Published, to, "part.json"); err != nil {
-			return nil, err
+			return &Result{Manifest: res.Manifest}, err // counts for the metrics of a failed run
 		}
 		log.Info("shard part uploaded", "to", redactURL(to))
 		res.Published = redactURL(to)
 		return res, nil
 	}
 	if err := pushPartition(ctx, st, log, res.Published, dst, cfg.Overwrite, res.Manifest.RunID); err != nil {
-		return nil, err
+		return &Result{Manifest: res.Manifest}, err
 	}
 	res.Published = redactURL(dst)
 	return res, nil
@@ -161,7 +161,7 @@ func commitRemote(ctx context.Context, cc CommitConfig, log *slog.Logger) (*Resu
 		return res, err
 	}
 	if err := pushPartition(ctx, st, log, res.Published, dst, cc.Overwrite, res.Manifest.RunID); err != nil {
-		return nil, err
+		return &Result{Manifest: res.Manifest}, err
 	}
 	res.Published = redactURL(dst)
 	if err := st.DeleteAll(ctx, partsRoot); err != nil {
