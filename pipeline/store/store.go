@@ -64,9 +64,10 @@ type Retry struct {
 	Max      time.Duration // largest backoff
 }
 
-// DefaultRetry is 6 attempts with backoff 100 ms … 5 s: about 10 s of
-// waiting in all before an operation fails.
-var DefaultRetry = Retry{Attempts: 6, Base: 100 * time.Millisecond, Max: 5 * time.Second}
+// DefaultRetry is 6 attempts, the backoff doubling from 200 ms (each one
+// jittered to between half and all of its value): at most 6.2 s of waiting
+// before an operation fails.
+var DefaultRetry = Retry{Attempts: 6, Base: 200 * time.Millisecond, Max: 5 * time.Second}
 
 // Store opens buckets once and runs every operation with retries.
 // Its zero value is not usable; call New.
