@@ -133,6 +133,9 @@ func commitRemote(ctx context.Context, cc CommitConfig, log *slog.Logger) (*Resu
 			chosen[idx] = seg[2]
 		}
 	}
+	if len(chosen) == 0 {
+		return nil, fmt.Errorf("%w: no complete shard part under %s", ErrNotReady, redactURL(partsRoot))
+	}
 	idxs := make([]string, 0, len(chosen))
 	for idx := range chosen {
 		idxs = append(idxs, idx)

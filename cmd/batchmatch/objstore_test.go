@@ -143,6 +143,10 @@ func TestObjectStorage(t *testing.T) {
 			cmd.Env = append(os.Environ(), fmt.Sprintf("JOB_COMPLETION_INDEX=%d", i))
 			return cmd
 		}
+		commit := []string{"commit", "--out", out, "--as-of", "2026-11-24", "--log-format", "json", "--spool-dir", spool}
+		if code, stderr := runBin(t, bin, commit...); code != exitTempFail || !strings.Contains(stderr, "sharded/_temporary/shards") {
+			t.Fatalf("commit before any part: exit %d, want %d naming the parts' location\n%s", code, exitTempFail, stderr)
+		}
 		// index 1 is lost mid-run, then retried
 		cmd := shard(1)
 		if err := cmd.Start(); err != nil {
@@ -159,7 +163,6 @@ func TestObjectStorage(t *testing.T) {
 				t.Fatalf("shard %d: %v\n%s", i, err, stderr.String())
 			}
 		}
-		commit := []string{"commit", "--out", out, "--as-of", "2026-11-24", "--log-format", "json", "--spool-dir", spool}
 		if code, stderr := runBin(t, bin, commit...); code != 0 {
 			t.Fatalf("commit: exit %d\n%s", code, stderr)
 		}
