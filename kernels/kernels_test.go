@@ -275,6 +275,30 @@ func TestQuestionScore(t *testing.T) {
 	}
 }
 
+// TestDistanceFromAEdges: the clamp of the haversine term to [0, 1] at its
+// edges (rounding can push it slightly outside) and for specials, against
+// the textbook formula: 0 below, half the circumference above, NaN stays NaN.
+func TestDistanceFromAEdges(t *testing.T) {
+	half := math.Pi * EarthRadiusKm
+	for _, tc := range []struct{ a, want float64 }{
+		{0, 0}, {math.Copysign(0, -1), 0}, {-1e-17, 0}, {-1, 0}, {math.Inf(-1), 0},
+		{1, half}, {1 + 1e-16, half}, {2, half}, {math.Inf(1), half},
+		{0.25, 2 * EarthRadiusKm * math.Asin(0.5)},
+		{math.NaN(), math.NaN()},
+	} {
+		got := DistanceFromA(tc.a)
+		if math.IsNaN(tc.want) {
+			if !math.IsNaN(got) {
+				t.Errorf("DistanceFromA(NaN) = %v, want NaN", got)
+			}
+			continue
+		}
+		if math.Abs(got-tc.want) > 1e-9*tc.want || math.Signbit(got) {
+			t.Errorf("DistanceFromA(%v) = %v, want %v", tc.a, got, tc.want)
+		}
+	}
+}
+
 func textbookHaversine(lat1, lon1, lat2, lon2 float64) float64 {
 	rad := math.Pi / 180
 	dphi, dlam := (lat2-lat1)*rad, (lon2-lon1)*rad

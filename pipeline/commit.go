@@ -29,6 +29,15 @@ const (
 // DefaultPartition is the Hive-style partition name of a run for asOf.
 func DefaultPartition(asOf time.Time) string { return "dt=" + asOf.Format(time.DateOnly) }
 
+// partitionOr is partition, or the default partition name for asOf when
+// it is empty.
+func partitionOr(partition string, asOf time.Time) string {
+	if partition == "" {
+		return DefaultPartition(asOf)
+	}
+	return partition
+}
+
 // PartitionDir returns the published directory of the run for asOf under
 // the default partition name.
 func PartitionDir(out string, asOf time.Time) string {

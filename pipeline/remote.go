@@ -49,18 +49,9 @@ import (
 func runRemote(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 	st := store.Default()
 	remote := cfg.Out
-	partition := cfg.Partition
-	if partition == "" {
-		partition = DefaultPartition(cfg.AsOf)
-	}
-	dst := store.Join(remote, partition)
+	dst := store.Join(remote, partitionOr(cfg.Partition, cfg.AsOf))
 	whole := cfg.Shard.Count <= 1
-	if whole && !cfg.Overwrite {
-		if err := refusePublished(ctx, st, dst); err != nil {
-			return nil, err
-		}
-	}
-	spool, err := newSpool(cfg.SpoolDir)
+	spool, err := prepareRemote(ctx, st, dst, whole && !cfg.Overwrite, cfg.SpoolDir)
 	if err != nil {
 		return nil, err
 	}
@@ -96,17 +87,9 @@ func runRemote(ctx context.Context, cfg Config, log *slog.Logger) (*Result, erro
 func commitRemote(ctx context.Context, cc CommitConfig, log *slog.Logger) (*Result, error) {
 	st := store.Default()
 	remote := cc.Out
-	partition := cc.Partition
-	if partition == "" {
-		partition = DefaultPartition(cc.AsOf)
-	}
+	partition := partitionOr(cc.Partition, cc.AsOf)
 	dst := store.Join(remote, partition)
-	if !cc.Overwrite {
-		if err := refusePublished(ctx, st, dst); err != nil {
-			return nil, err
-		}
-	}
-	spool, err := newSpool(cc.SpoolDir)
+	spool, err := prepareRemote(ctx, st, dst, !cc.Overwrite, cc.SpoolDir)
 	if err != nil {
 		return nil, err
 	}
@@ -173,23 +156,21 @@ func commitRemote(ctx context.Context, cc CommitConfig, log *slog.Logger) (*Resu
 	return res, nil
 }
 
-// refusePublished is ErrExists when dst is already published: a run
-// without --overwrite fails before it reads anything, as a local run does.
-func refusePublished(ctx context.Context, st *store.Store, dst string) error {
-	ok, err := st.Exists(ctx, store.Join(dst, successFile))
-	if err != nil {
-		return ioErrorf("checking %s: %w", redactURL(dst), err)
+// prepareRemote refuses an already published dst when refuse is set (a
+// run without --overwrite fails before it reads anything, as a local run
+// does) and creates a private spool directory under spoolDir ("": the
+// system's temporary directory), which the caller removes.
+func prepareRemote(ctx context.Context, st *store.Store, dst string, refuse bool, spoolDir string) (string, error) {
+	if refuse {
+		ok, err := st.Exists(ctx, store.Join(dst, successFile))
+		if err != nil {
+			return "", ioErrorf("checking %s: %w", redactURL(dst), err)
+		}
+		if ok {
+			return "", fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, redactURL(dst))
+		}
 	}
-	if ok {
-		return fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, redactURL(dst))
-	}
-	return nil
-}
-
-// newSpool creates a private spool directory under dir ("": the system's
-// temporary directory).
-func newSpool(dir string) (string, error) {
-	spool, err := os.MkdirTemp(dir, "batchmatch-spool-")
+	spool, err := os.MkdirTemp(spoolDir, "batchmatch-spool-")
 	if err != nil {
 		return "", ioErrorf("creating a spool directory: %w", err)
 	}

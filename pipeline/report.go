@@ -155,6 +155,9 @@ func WriteReport(w io.Writer, partition string) (err error) {
 		readFile = func(loc string) ([]byte, error) { return store.Default().ReadFile(context.Background(), loc) }
 	}
 	raw, err := readFile(join(partition, "manifest.json"))
+	if errors.Is(err, store.ErrUnavailable) {
+		return fmt.Errorf("%w: %w", ErrIO, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNoInput, err)
 	}

@@ -345,10 +345,7 @@ func runLocal(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, e
 		}
 		m.PseudonymKeyID = pz.keyID
 	}
-	partition := cfg.Partition
-	if partition == "" {
-		partition = DefaultPartition(cfg.AsOf)
-	}
+	partition := partitionOr(cfg.Partition, cfg.AsOf)
 	if cfg.Shard.Count > 1 {
 		return runShard(ctx, cfg, log, m, tm, &peakHeap, partition, started)
 	}

@@ -319,10 +319,7 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 	log = log.With("attempt_id", attempt)
 	tm := newStageTimer(log)
 	var peakHeap atomic.Uint64
-	partition := cc.Partition
-	if partition == "" {
-		partition = DefaultPartition(cc.AsOf)
-	}
+	partition := partitionOr(cc.Partition, cc.AsOf)
 	com, err := openCommitter(cc.Out, partition, cc.Overwrite, attempt)
 	if err != nil {
 		return nil, err
