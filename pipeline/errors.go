@@ -1,24 +1,45 @@
 package pipeline
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
+	"syscall"
 )
 
 // Error kinds. Every error the pipeline returns wraps exactly one of these
 // (with %w), so cmd/batchmatch can map it to a sysexits code in one place.
+// The split that matters to a scheduler is whether a retry can help: only
+// ErrIO, ErrLocked and ErrNotReady are transient.
 var (
 	// ErrUsage is a bad flag or configuration (exit 64).
 	ErrUsage = errors.New("usage error")
 	// ErrBadData is input that exists but cannot be used: unreadable
 	// Parquet, a wrong schema, too many rejected rows (exit 65).
 	ErrBadData = errors.New("bad input data")
-	// ErrNoInput is an input path that does not exist or matches nothing (exit 66).
+	// ErrNoInput is an input path that does not exist or matches nothing,
+	// or that is not a regular file (exit 66).
 	ErrNoInput = errors.New("input missing")
-	// ErrIO is a failure to write or publish the output (exit 74).
+	// ErrInternal is a bug in batchmatch or a library it uses, caught by a
+	// consistency check before it could reach the output (exit 70).
+	ErrInternal = errors.New("internal error")
+	// ErrSystem is a resource limit of the operating system, such as too
+	// many open files (exit 71).
+	ErrSystem = errors.New("system error")
+	// ErrIO is a transient failure to read or write: an I/O error, a full
+	// disk, an object store that keeps failing (exit 74).
 	ErrIO = errors.New("i/o error")
 	// ErrLocked is another run holding the output location's lock (exit 75).
 	ErrLocked = errors.New("output locked by another run")
+	// ErrPermission is permission denied on an input or the output, a
+	// read-only file system, or an object store refusing access (exit 77).
+	// A retry cannot help.
+	ErrPermission = errors.New("permission denied")
+	// ErrConfig is a deployment problem a retry cannot fix: TLS trust,
+	// missing or invalid credentials (exit 78).
+	ErrConfig = errors.New("configuration error")
 )
 
 func usageErrorf(format string, args ...any) error {
@@ -35,6 +56,34 @@ func fileError(kind error, path, column string, err error) error {
 
 func ioErrorf(format string, args ...any) error {
 	return fmt.Errorf("%w: %w", ErrIO, fmt.Errorf(format, args...))
+}
+
+// osKind classifies an operating-system or TLS error into the kind that
+// tells a scheduler the truth, or returns fallback when err says nothing
+// more specific (e.g. ErrNoInput for a failed open of an input, ErrIO for a
+// failed write).
+func osKind(err error, fallback error) error {
+	var errno syscall.Errno
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		return ErrPermission
+	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
+		return ErrConfig
+	case errors.As(err, &errno) && (errno == syscall.EMFILE || errno == syscall.ENFILE):
+		return ErrSystem
+	case errors.Is(err, fs.ErrNotExist) && fallback == ErrNoInput:
+		return ErrNoInput
+	}
+	return fallback
+}
+
+// osError wraps err (naming what) in the kind osKind gives it.
+func osError(err error, fallback error, what string) error {
+	return fmt.Errorf("%w: %s: %w", osKind(err, fallback), what, err)
 }
 
 // ErrExists is a run whose partition is already published, without

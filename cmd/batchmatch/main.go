@@ -25,10 +25,14 @@ const (
 	exitFailure     = 1   // anything else
 	exitUsage       = 64  // EX_USAGE: bad flags or configuration
 	exitDataErr     = 65  // EX_DATAERR: unreadable shard, wrong schema, too many rejects
-	exitNoInput     = 66  // EX_NOINPUT: an input path is missing
+	exitNoInput     = 66  // EX_NOINPUT: an input path is missing or not a regular file
+	exitSoftware    = 70  // EX_SOFTWARE: an internal consistency check failed (a bug)
+	exitOSErr       = 71  // EX_OSERR: an operating-system limit, e.g. too many open files
 	exitCantCreat   = 73  // EX_CANTCREAT: the partition is already published (no --overwrite)
 	exitIOErr       = 74  // EX_IOERR: writing or publishing the output failed
 	exitTempFail    = 75  // EX_TEMPFAIL: another run holds the output lock
+	exitNoPerm      = 77  // EX_NOPERM: permission denied, read-only file system
+	exitConfig      = 78  // EX_CONFIG: TLS trust, credentials
 	exitInterrupted = 130 // SIGINT
 	exitTerminated  = 143 // SIGTERM
 )
@@ -71,6 +75,14 @@ func exitCode(err error, terminated, interrupted bool) int {
 		return exitInterrupted
 	case errors.Is(err, pipeline.ErrUsage):
 		return exitUsage
+	case errors.Is(err, pipeline.ErrPermission):
+		return exitNoPerm
+	case errors.Is(err, pipeline.ErrConfig):
+		return exitConfig
+	case errors.Is(err, pipeline.ErrInternal):
+		return exitSoftware
+	case errors.Is(err, pipeline.ErrSystem):
+		return exitOSErr
 	case errors.Is(err, pipeline.ErrNoInput):
 		return exitNoInput
 	case errors.Is(err, pipeline.ErrBadData):
