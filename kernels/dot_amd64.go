@@ -38,16 +38,16 @@ var tileKernels = [...]func(out *float32, ldo int, q *float32, ldq int, c *float
 
 const tileRows = 6
 
-// dotTileAVX2 drives the micro-kernels over the 16-vector blocks of the
-// panels: rows 0–5, 6–11 and 12–15 of each query block (so that a
+// dotTileAVX2 drives the micro-kernels, over elements k0..k1-1, across the
+// 16-vector blocks of the panels: rows 0–5, 6–11 and 12–15 of each query block (so that a
 // micro-kernel's six queries sit side by side in one block) against each
 // whole block of 16 candidates; a last, partial candidate block takes the
 // generic path (same results, bit for bit).
-func dotTileAVX2(out []float32, ldo int, q, c []float32, nq, nc, d int) {
+func dotTileAVX2(out []float32, ldo int, q, c []float32, nq, nc, d, k0, k1 int) {
 	if nq <= 0 || nc <= 0 {
 		return
 	}
-	if d == 0 {
+	if k1 <= k0 {
 		for i := 0; i < nq; i++ {
 			clear(out[i*ldo : i*ldo+nc])
 		}
@@ -56,16 +56,16 @@ func dotTileAVX2(out []float32, ldo int, q, c []float32, nq, nc, d int) {
 	const B = PanelBlock
 	n16 := nc &^ (B - 1)
 	for j := 0; j < n16; j += B {
-		cb := &c[j*d]
+		cb := &c[j*d+k0*B]
 		for i := 0; i < nq; i += B {
-			qb := q[i*d:]
+			qb := q[i*d+k0*B:]
 			for r0 := 0; r0 < B && i+r0 < nq; r0 += tileRows {
 				r := min(tileRows, B-r0, nq-i-r0)
-				tileKernels[r](&out[(i+r0)*ldo+j], ldo, &qb[r0], B, cb, B, d)
+				tileKernels[r](&out[(i+r0)*ldo+j], ldo, &qb[r0], B, cb, B, k1-k0)
 			}
 		}
 	}
-	dotTileCols(out, ldo, q, c, nq, n16, nc, d) // a partial last block, if any
+	dotTileCols(out, ldo, q, c, nq, n16, nc, d, k0, k1) // a partial last block, if any
 }
 
 func fmaLoopAVX2(n int) (flops int64) {

@@ -11,7 +11,7 @@ import (
 
 type dotTileCase struct {
 	name string
-	fn   func(out []float32, ldo int, q, c []float32, nq, nc, d int)
+	fn   func(out []float32, ldo int, q, c []float32, nq, nc, d, k0, k1 int)
 }
 
 // Tile implementations side by side; dot_amd64_test.go adds the fast path.
@@ -178,30 +178,35 @@ func TestDotTile(t *testing.T) {
 						c[panelAt(j, k, d)] = nan
 					}
 				}
-				og := make([]float32, nq*ldo+2*guard)
-				for i := range og {
-					og[i] = 12345
-				}
-				out := og[guard : guard+nq*ldo]
-				impl.fn(out, ldo, q, c, nq, nc, d)
-				for i := 0; i < nq; i++ {
-					for j := 0; j < ldo; j++ {
-						got := out[i*ldo+j]
-						if j >= nc {
-							if got != 12345 {
-								t.Fatalf("%v: wrote outside the tile at [%d,%d]", sh, i, j)
+				// the whole width, and a range of elements inside it (a
+				// block of a wider DotTile)
+				for _, kr := range [][2]int{{0, d}, {d / 3, d - d/4}} {
+					k0, k1 := kr[0], kr[1]
+					og := make([]float32, nq*ldo+2*guard)
+					for i := range og {
+						og[i] = 12345
+					}
+					out := og[guard : guard+nq*ldo]
+					impl.fn(out, ldo, q, c, nq, nc, d, k0, k1)
+					for i := 0; i < nq; i++ {
+						for j := 0; j < ldo; j++ {
+							got := out[i*ldo+j]
+							if j >= nc {
+								if got != 12345 {
+									t.Fatalf("%v: wrote outside the tile at [%d,%d]", sh, i, j)
+								}
+								continue
 							}
-							continue
-						}
-						want := dotGeneric(qrows[i*d:(i+1)*d], crows[j*d:(j+1)*d])
-						if !sameFloat(got, want) {
-							t.Fatalf("%v: out[%d,%d] = %v, Dot = %v", sh, i, j, got, want)
+							want := dotGeneric(qrows[i*d+k0:i*d+k1], crows[j*d+k0:j*d+k1])
+							if !sameFloat(got, want) {
+								t.Fatalf("%v k%d..%d: out[%d,%d] = %v, chain = %v", sh, k0, k1, i, j, got, want)
+							}
 						}
 					}
-				}
-				for g := 0; g < guard; g++ {
-					if og[g] != 12345 || og[len(og)-1-g] != 12345 {
-						t.Fatalf("%v: wrote into the output guard band", sh)
+					for g := 0; g < guard; g++ {
+						if og[g] != 12345 || og[len(og)-1-g] != 12345 {
+							t.Fatalf("%v: wrote into the output guard band", sh)
+						}
 					}
 				}
 			}
@@ -247,11 +252,15 @@ func FuzzDotTile(f *testing.F) {
 		q, c := make([]float32, PanelLen(nq, d)), make([]float32, PanelLen(nc, d))
 		PackPanel(q, vals[:nq*d], nq, d)
 		PackPanel(c, vals[nq*d:], nc, d)
+		k0, k1 := 0, d
+		if nq8&1 == 1 { // a block of a wider tile: elements k0..k1-1
+			k0, k1 = d/3, d-d/5
+		}
 		want := make([]float32, nq*nc)
-		dotTileGeneric(want, nc, q, c, nq, nc, d)
+		dotTileGeneric(want, nc, q, c, nq, nc, d, k0, k1)
 		for _, impl := range dotTileImpls[1:] {
 			got := make([]float32, nq*nc)
-			impl.fn(got, nc, q, c, nq, nc, d)
+			impl.fn(got, nc, q, c, nq, nc, d, k0, k1)
 			for i := range got {
 				if !sameFloat(got[i], want[i]) {
 					t.Fatalf("%s %dx%dx%d: out[%d] = %v, generic %v", impl.name, nq, nc, d, i, got[i], want[i])
@@ -283,7 +292,7 @@ func BenchmarkDotTile(b *testing.B) {
 			out := make([]float32, nq*nc)
 			b.Run(fmt.Sprintf("%s/%dx%dx%d", impl.name, nq, nc, d), func(b *testing.B) {
 				for b.Loop() {
-					impl.fn(out, nc, q, c, nq, nc, d)
+					impl.fn(out, nc, q, c, nq, nc, d, 0, d)
 				}
 				b.ReportMetric(float64(2*nq*nc*d)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
