@@ -110,8 +110,13 @@ func newFloatList(a arrow.Array) (*floatList, error) {
 	return fl, nil
 }
 
-// read copies row i into dst when its length is len(dst) and reports the
-// reason the value is invalid, or "" when it is usable.
+// read writes row i, normalised to unit length, into dst when its length
+// is len(dst), and reports the reason the value is invalid, or "" when it
+// is usable. The norm is computed in float64 from the values as written
+// (spec v1.1: traits are normalised in float64 before they are stored as
+// float32), so float64 traits too small or too large for float32 keep
+// their direction; a finite float64 value beyond float32's range is still
+// invalid (the spec's trait type is float32).
 func (fl *floatList) read(i int, dst []float32) string {
 	start, end := fl.list.ValueOffsets(i)
 	if int(end-start) != len(dst) {
@@ -124,28 +129,56 @@ func (fl *floatList) read(i int, dst []float32) string {
 			}
 		}
 	}
-	var norm float64
 	if fl.f32 != nil {
-		for k, x := range fl.f32[start:end] {
-			dst[k] = x
-		}
-	} else {
-		for k, x := range fl.f64[start:end] {
-			if !math.IsInf(x, 0) && !math.IsNaN(x) && math.Abs(x) > math.MaxFloat32 {
-				return "trait_out_of_range" // finite, but not a float32 (the spec's trait type)
+		var s float64
+		for _, x := range fl.f32[start:end] {
+			f := float64(x)
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return "trait_non_finite"
 			}
-			dst[k] = float32(x)
+			s += f * f
+		}
+		if s == 0 {
+			return "trait_zero_norm"
+		}
+		inv := 1 / math.Sqrt(s)
+		for k, x := range fl.f32[start:end] {
+			dst[k] = float32(float64(x) * inv)
+		}
+		return ""
+	}
+	v := fl.f64[start:end]
+	for _, x := range v {
+		if !math.IsInf(x, 0) && !math.IsNaN(x) && math.Abs(x) > math.MaxFloat32 {
+			return "trait_out_of_range" // finite, but not a float32 (the spec's trait type)
 		}
 	}
-	for _, x := range dst {
-		f := float64(x)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
+	var s, m float64
+	for _, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return "trait_non_finite"
 		}
-		norm += f * f
+		s += x * x
+		m = max(m, math.Abs(x))
 	}
-	if norm == 0 {
+	if m == 0 {
 		return "trait_zero_norm"
+	}
+	if s >= 0x1p-900 { // no square that matters underflowed: as for float32 input
+		inv := 1 / math.Sqrt(s)
+		for k, x := range v {
+			dst[k] = float32(x * inv)
+		}
+		return ""
+	}
+	// Tiny values: scale by the largest first, so the squares do not vanish.
+	s = 0
+	for _, x := range v {
+		s += (x / m) * (x / m)
+	}
+	inv := 1 / math.Sqrt(s)
+	for k, x := range v {
+		dst[k] = float32((x / m) * inv)
 	}
 	return ""
 }

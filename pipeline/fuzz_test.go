@@ -99,7 +99,7 @@ func readOne(path string) (*chunk, dims, error) {
 	if err != nil {
 		return nil, dims{}, err
 	}
-	d, _, err := resolveDims(context.Background(), []*parquetFile{pf}, []dims{fixed}, Config{})
+	d, _, err := resolveDims(context.Background(), []*parquetFile{pf}, []dims{fixed}, Config{}, nil)
 	if err != nil {
 		return nil, d, err
 	}

@@ -139,7 +139,7 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dim
 		p.MaxKm[i] = c.maxKm[k]
 		half := math.Min(float64(c.maxKm[k])/(2*kernels.EarthRadiusKm), math.Pi/2)
 		p.HavMax[i] = math.Sin(half) * math.Sin(half)
-		normalize(p.Trait[i*d.D:(i+1)*d.D], c.trait[k*d.D:(k+1)*d.D])
+		copy(p.Trait[i*d.D:(i+1)*d.D], c.trait[k*d.D:(k+1)*d.D])
 		p.Health[i] = c.health[k]
 		if p.Health[i] {
 			packHLA(p.HLA[i*kernels.HLAWords:(i+1)*kernels.HLAWords], c.hla[k*HLABytes:(k+1)*HLABytes])
@@ -147,18 +147,6 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dim
 		kernels.PackQuestions(p.QBits[i*qs:(i+1)*qs], c.ans[k*d.Q:(k+1)*d.Q], c.acc[k*d.Q:(k+1)*d.Q], c.imp[k*d.Q:(k+1)*d.Q])
 	}
 	return p, rejects, st, nil
-}
-
-// normalize writes src/|src| (norm computed in float64) to dst.
-func normalize(dst, src []float32) {
-	var s float64
-	for _, x := range src {
-		s += float64(x) * float64(x)
-	}
-	inv := 1 / math.Sqrt(s)
-	for i, x := range src {
-		dst[i] = float32(float64(x) * inv)
-	}
 }
 
 // packHLA packs 32 bitset bytes (bit i of the panel is bit i%8 of byte i/8)

@@ -23,7 +23,7 @@ type Reject struct {
 type dims struct{ D, Q int }
 
 // chunk holds the valid rows of one profile file, column by column, in file
-// order, plus its rejects. Traits are raw (not yet normalized).
+// order, plus its rejects. Traits are normalised (floatList.read).
 type chunk struct {
 	file       int
 	read       int64 // rows in the file
@@ -39,7 +39,7 @@ type chunk struct {
 	ageMax     []uint8
 	lat, lon   []float64
 	maxKm      []float32
-	trait      []float32 // len(id)·D
+	trait      []float32 // len(id)·D, normalised to unit length
 	hla        []byte    // len(id)·32
 	ans        []byte    // len(id)·Q
 	acc        []byte
@@ -91,9 +91,13 @@ func checkProfileSchema(pf *parquetFile) (fixed dims, err error) {
 }
 
 // lengthHistogram counts the lengths of the trait and question columns of a
-// file whose schema does not fix them, for the "most common length" rule.
-func lengthHistogram(ctx context.Context, pf *parquetFile, needD, needQ bool, hd, hq map[int]int64) error {
-	var cols []string
+// file whose schema does not fix them, for the "most common length" rule:
+// over the rows whose member is not suppressed (suppressed rows decide
+// nothing, spec v1.1), D over trait and Q over answers, accept and
+// importance together. A row whose user_id is null or out of range cannot
+// be suppressed and counts.
+func lengthHistogram(ctx context.Context, pf *parquetFile, needD, needQ bool, suppress map[int64]struct{}, hd, hq map[int]int64) error {
+	cols := []string{colUserID}
 	if needD {
 		cols = append(cols, colTrait)
 	}
@@ -101,27 +105,46 @@ func lengthHistogram(ctx context.Context, pf *parquetFile, needD, needQ bool, hd
 		cols = append(cols, colAnswers, colAccept, colImportance)
 	}
 	return pf.records(ctx, cols, func(rec arrow.RecordBatch) error {
+		idArr := column(rec, colUserID)
+		ids, err := intAccessor(idArr)
+		if err != nil {
+			return fileError(ErrBadData, pf.path, colUserID, err)
+		}
+		suppressed := func(i int) bool {
+			if len(suppress) == 0 || idArr.IsNull(i) {
+				return false
+			}
+			id, fits := ids(i)
+			_, gone := suppress[id]
+			return fits && gone
+		}
+		var fl *floatList
 		if needD {
-			fl, err := newFloatList(column(rec, colTrait))
-			if err != nil {
+			if fl, err = newFloatList(column(rec, colTrait)); err != nil {
 				return fileError(ErrBadData, pf.path, colTrait, err)
 			}
-			for i := 0; i < int(rec.NumRows()); i++ {
-				if !fl.list.IsNull(i) {
-					hd[fl.length(i)]++
+		}
+		var qget [3]func(int) []byte
+		var qarr [3]arrow.Array
+		if needQ {
+			for k, c := range []string{colAnswers, colAccept, colImportance} {
+				qarr[k] = column(rec, c)
+				if qget[k], err = bytesAccessor(qarr[k]); err != nil {
+					return fileError(ErrBadData, pf.path, c, err)
 				}
 			}
 		}
-		if needQ {
-			for _, c := range []string{colAnswers, colAccept, colImportance} {
-				a := column(rec, c)
-				get, err := bytesAccessor(a)
-				if err != nil {
-					return fileError(ErrBadData, pf.path, c, err)
-				}
-				for i := 0; i < a.Len(); i++ {
-					if !a.IsNull(i) {
-						hq[len(get(i))]++
+		for i := 0; i < int(rec.NumRows()); i++ {
+			if suppressed(i) {
+				continue
+			}
+			if fl != nil && !fl.list.IsNull(i) {
+				hd[fl.length(i)]++
+			}
+			if needQ {
+				for k := range qarr {
+					if !qarr[k].IsNull(i) {
+						hq[len(qget[k](i))]++
 					}
 				}
 			}
@@ -309,8 +332,10 @@ func (rr *rowReader) validate(c *chunk, i int) string {
 	if rr.maxKmA.IsNull(i) {
 		return "null_max_km"
 	}
-	maxKm := rr.maxKm(i)
-	if math.IsNaN(maxKm) || math.IsInf(maxKm, 0) || maxKm <= 0 || float64(float32(maxKm)) > math.MaxFloat32 {
+	// max_km is checked as stored (spec v1.1): a float32, finite and > 0
+	// after the conversion (1e-50 rounds to 0, 1e300 to +Inf).
+	maxKm := float32(rr.maxKm(i))
+	if !(maxKm > 0) || math.IsInf(float64(maxKm), 0) {
 		return "max_km_out_of_range"
 	}
 	if rr.trait.list.IsNull(i) {
@@ -358,7 +383,7 @@ func (rr *rowReader) validate(c *chunk, i int) string {
 	c.ageMax = append(c.ageMax, ageMax)
 	c.lat = append(c.lat, rr.lat(i))
 	c.lon = append(c.lon, rr.lon(i))
-	c.maxKm = append(c.maxKm, float32(maxKm))
+	c.maxKm = append(c.maxKm, maxKm)
 	c.trait = append(c.trait, rr.scratch...)
 	if hla == nil {
 		hla = make([]byte, HLABytes)
@@ -385,7 +410,11 @@ func ageAt(birthDays int64, asOf time.Time) uint16 {
 
 // readProfileFile decodes and validates every row of pf into a chunk.
 func readProfileFile(ctx context.Context, pf *parquetFile, fileIdx int, d dims, asOf time.Time, suppress map[int64]struct{}) (*chunk, error) {
-	n := int(pf.numRows())
+	// Buffers are sized from the footer's row count only as far as the file
+	// could hold that many rows (a row takes at least a byte of a real file):
+	// a footer that claims billions of rows must not allocate for them. The
+	// decoder then holds every row group to its claim (records).
+	n := int(min(max(pf.numRows(), 0), pf.size))
 	c := &chunk{file: fileIdx}
 	c.rows = make([]int64, 0, n)
 	c.id = make([]int64, 0, n)

@@ -7,9 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"runtime/debug"
+	"syscall"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -124,45 +125,153 @@ func (pf *parquetFile) Close() {
 func (pf *parquetFile) numRows() int64 { return pf.pr.NumRows() }
 
 // records streams the named top-level columns (those present) as record
-// batches to fn, which must not keep the batch. A panic in the decoder (a
-// corrupt page) becomes ErrBadData naming the file.
+// batches to fn, which must not keep the batch, one row group after the
+// other. Fixed-width columns are decoded by pqarrow; list and binary
+// columns by varColumn from their levels (see varcol.go), in step with
+// them. Every row group must hold the rows its metadata claims in every
+// column, and the row groups those of the footer; the offsets of every list
+// and binary array are checked before fn sees them. A panic in the decoder
+// (a corrupt page) becomes ErrBadData naming the file.
 func (pf *parquetFile) records(ctx context.Context, columns []string, fn func(rec arrow.RecordBatch) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fileError(ErrBadData, pf.path, "", fmt.Errorf("decoder panic (corrupt data?): %v\n%s", r, debug.Stack()))
+			err = fileError(ErrBadData, pf.path, "", fmt.Errorf("decoder panic (corrupt data?): %v", r))
 		}
 	}()
 	var leaves []int
+	var vars []*varColumn
 	for _, name := range columns {
 		i, ok := pf.fields[name]
 		if !ok {
 			continue
 		}
+		if kind, ok := varKindOf(pf.schema.Field(i).Type); ok {
+			vc, err := newVarColumn(pf, name, kind)
+			if err != nil {
+				return fileError(ErrBadData, pf.path, name, err)
+			}
+			vars = append(vars, vc)
+			continue
+		}
 		leaves = appendLeaves(leaves, &pf.fr.Manifest.Fields[i])
 	}
-	if len(leaves) == 0 || pf.pr.NumRowGroups() == 0 {
+	if len(leaves) == 0 && len(vars) == 0 {
 		return nil
 	}
-	rr, err := pf.fr.GetRecordReader(ctx, leaves, nil)
+	md := pf.pr.MetaData()
+	var total int64
+	for rg := 0; rg < pf.pr.NumRowGroups(); rg++ {
+		rgRows := md.RowGroup(rg).NumRows()
+		if rgRows < 0 {
+			return fileError(ErrBadData, pf.path, "", fmt.Errorf("row group %d claims %d rows", rg, rgRows))
+		}
+		rgr := pf.pr.RowGroup(rg)
+		for _, vc := range vars {
+			if err := vc.startRowGroup(rgr); err != nil {
+				return fileError(readErrKind(err), pf.path, vc.name, fmt.Errorf("row group %d: %w", rg, err))
+			}
+		}
+		var done int64
+		emit := func(flat arrow.RecordBatch, n int) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if done+int64(n) > rgRows {
+				return fileError(ErrBadData, pf.path, "", fmt.Errorf("row group %d holds more than the %d rows its metadata claims", rg, rgRows))
+			}
+			var fields []arrow.Field
+			var cols []arrow.Array
+			if flat != nil {
+				fields, cols = flat.Schema().Fields(), flat.Columns()
+			}
+			for _, vc := range vars {
+				a, err := vc.next(n)
+				if err != nil {
+					return fileError(readErrKind(err), pf.path, vc.name, fmt.Errorf("row group %d, row %d: %w", rg, done, err))
+				}
+				defer a.Release()
+				fields = append(fields, arrow.Field{Name: vc.name, Type: a.DataType(), Nullable: true})
+				cols = append(cols, a)
+			}
+			for k, a := range cols {
+				if err := checkOffsets(a); err != nil {
+					return fileError(ErrInternal, pf.path, fields[k].Name, fmt.Errorf("row group %d: the decoder produced inconsistent offsets (a reader bug, not bad data): %w", rg, err))
+				}
+			}
+			rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, int64(n))
+			defer rec.Release()
+			done += int64(n)
+			return fn(rec)
+		}
+		if len(leaves) > 0 {
+			if err := pf.flatRowGroup(ctx, leaves, rg, emit); err != nil {
+				return err
+			}
+		} else {
+			for done < rgRows {
+				if err := emit(nil, int(min(readBatchRows, rgRows-done))); err != nil {
+					return err
+				}
+			}
+		}
+		if done != rgRows {
+			return fileError(ErrBadData, pf.path, "", fmt.Errorf("row group %d: decoded %d rows, its metadata claims %d", rg, done, rgRows))
+		}
+		for _, vc := range vars {
+			if err := vc.finishRowGroup(); err != nil {
+				return fileError(readErrKind(err), pf.path, vc.name, fmt.Errorf("row group %d: %w", rg, err))
+			}
+		}
+		total += done
+	}
+	if total != pf.numRows() {
+		return fileError(ErrBadData, pf.path, "", fmt.Errorf("row groups hold %d rows, the footer claims %d", total, pf.numRows()))
+	}
+	return ctx.Err()
+}
+
+// flatRowGroup decodes the fixed-width leaves of row group rg with pqarrow
+// and hands each batch to emit.
+func (pf *parquetFile) flatRowGroup(ctx context.Context, leaves []int, rg int, emit func(arrow.RecordBatch, int) error) error {
+	rr, err := pf.fr.GetRecordReader(ctx, leaves, []int{rg})
 	if err != nil {
 		return fileError(ErrBadData, pf.path, "", err)
 	}
 	defer rr.Release()
 	for rr.Next() {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(rr.RecordBatch()); err != nil {
+		rec := rr.RecordBatch()
+		if err := emit(rec, int(rec.NumRows())); err != nil {
 			return err
 		}
 	}
 	if err := rr.Err(); err != nil && !errors.Is(err, context.Canceled) {
-		if errors.Is(err, store.ErrUnavailable) {
-			return fileError(ErrIO, pf.path, "", err)
-		}
-		return fileError(ErrBadData, pf.path, "", fmt.Errorf("decoding: %w", err))
+		return fileError(readErrKind(err), pf.path, "", fmt.Errorf("decoding: %w", err))
 	}
 	return ctx.Err()
+}
+
+// readErrKind is the kind of an error met while decoding a file: the
+// store's or the file system's when reading failed, else bad data.
+func readErrKind(err error) error {
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		return ErrIO
+	case errors.As(err, &errno):
+		return osKind(err, ErrIO)
+	}
+	return ErrBadData
+}
+
+// varKindOf tells whether columns of type dt are decoded by varColumn.
+func varKindOf(dt arrow.DataType) (varKind, bool) {
+	switch dt.ID() {
+	case arrow.LIST, arrow.LARGE_LIST, arrow.FIXED_SIZE_LIST:
+		return varFloatList, true
+	case arrow.BINARY, arrow.LARGE_BINARY, arrow.FIXED_SIZE_BINARY:
+		return varBytes, true
+	}
+	return 0, false
 }
 
 func appendLeaves(dst []int, f *pqarrow.SchemaField) []int {

@@ -118,7 +118,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 			return nil, err
 		}
 	}
-	d, src, err := resolveDims(ctx, files, fixed, cfg)
+	d, src, err := resolveDims(ctx, files, fixed, cfg, suppress)
 	if err != nil {
 		return nil, err
 	}
@@ -228,8 +228,8 @@ func readSideInput(ctx context.Context, path string, cols []string, mem memory.A
 
 // resolveDims applies spec §1: a fixed-size schema type gives D and Q (and
 // all files that fix them must agree), else the flags, else the most common
-// length among the rows.
-func resolveDims(ctx context.Context, files []*parquetFile, fixed []dims, cfg Config) (dims, string, error) {
+// length among the rows that are not suppressed (ties: the smaller).
+func resolveDims(ctx context.Context, files []*parquetFile, fixed []dims, cfg Config, suppress map[int64]struct{}) (dims, string, error) {
 	var d dims
 	src := map[string]string{}
 	for i, f := range fixed {
@@ -261,7 +261,7 @@ func resolveDims(ctx context.Context, files []*parquetFile, fixed []dims, cfg Co
 	if d.D == 0 || d.Q == 0 {
 		hd, hq := map[int]int64{}, map[int]int64{}
 		for _, f := range files {
-			if err := lengthHistogram(ctx, f, d.D == 0, d.Q == 0, hd, hq); err != nil {
+			if err := lengthHistogram(ctx, f, d.D == 0, d.Q == 0, suppress, hd, hq); err != nil {
 				return d, "", err
 			}
 		}
