@@ -10,14 +10,23 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
-// resolveInputs expands files, directories and globs into a sorted, de-duplicated
-// list of files. Directories are walked recursively for *.parquet files; names
-// starting with "_" or "." (staging areas, markers, hidden files) are skipped, as
-// Hive and Spark do. A spec that matches nothing is ErrNoInput.
+// resolveInputs expands the values of a path flag into a sorted list of
+// distinct files. A value that names an existing local path is taken
+// literally, whatever characters it holds ('[', ',', '*'); otherwise commas
+// separate several paths and '*', '?' and '[' make a glob ('\' escapes
+// them). Directories are walked recursively for *.parquet files, following
+// symbolic links (a link seen twice on one path is a loop, refused); names
+// starting with "_" or "." (staging areas, markers, hidden files) are
+// skipped, as Hive and Spark do. Nothing that matches is ever skipped
+// silently: a dangling link, a link loop, a directory that cannot be read,
+// or a *.parquet name that is not a regular file (a FIFO would block the
+// open) fails the run. A file reached by several paths is read once. A
+// spec that matches nothing is ErrNoInput.
 func resolveInputs(ctx context.Context, what string, specs []string) ([]string, error) {
 	var out []string
 	for _, spec := range specs {
@@ -32,68 +41,216 @@ func resolveInputs(ctx context.Context, what string, specs []string) ([]string, 
 			out = append(out, objs...)
 			continue
 		}
-		if strings.ContainsAny(spec, "*?[") {
-			m, err := filepath.Glob(spec)
-			if err != nil {
-				return nil, usageErrorf("--%s: bad pattern %q: %v", what, spec, err)
-			}
-			if len(m) == 0 {
-				return nil, fmt.Errorf("%w: --%s: %q matches no file", ErrNoInput, what, spec)
-			}
-			for _, p := range m {
-				files, err := expandPath(what, p)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, files...)
-			}
-			continue
+		parts := []string{spec}
+		if _, err := os.Lstat(spec); err != nil && strings.Contains(spec, ",") {
+			parts = strings.Split(spec, ",")
 		}
-		files, err := expandPath(what, spec)
+		for _, part := range parts {
+			files, err := resolveLocal(what, part)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, files...)
+		}
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	return dedupeFiles(what, out)
+}
+
+// resolveLocal expands one local path or glob.
+func resolveLocal(what, spec string) ([]string, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	if _, err := os.Lstat(spec); err == nil || !strings.ContainsAny(spec, "*?[") {
+		return expandPath(what, spec)
+	}
+	m, err := filepath.Glob(spec)
+	if err != nil {
+		return nil, usageErrorf("--%s: bad pattern %q: %v", what, spec, err)
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("%w: --%s: %q matches no file", ErrNoInput, what, spec)
+	}
+	var out []string
+	for _, p := range m {
+		files, err := expandPath(what, p)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, files...)
 	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	return out, nil
 }
 
+// expandPath returns p itself when it is a regular file (or a link to
+// one), or the *.parquet files below it when it is a directory.
 func expandPath(what, p string) ([]string, error) {
-	st, err := os.Stat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: --%s: %s does not exist", ErrNoInput, what, p)
-	}
+	st, err := statInput(what, p)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --%s: %w", ErrNoInput, what, err)
+		return nil, err
 	}
 	if !st.IsDir() {
 		return []string{p}, nil
 	}
-	var files []string
-	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if path != p && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".")) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.Type().IsRegular() && strings.EqualFold(filepath.Ext(name), ".parquet") {
-			files = append(files, path)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: --%s: %w", ErrNoInput, what, err)
+	w := &inputWalk{what: what, onPath: map[fileKey]bool{}}
+	if err := w.dir(p, st); err != nil {
+		return nil, err
 	}
-	if len(files) == 0 {
+	if len(w.files) == 0 {
 		return nil, fmt.Errorf("%w: --%s: directory %s holds no .parquet file", ErrNoInput, what, p)
 	}
-	return files, nil
+	return w.files, nil
+}
+
+// statInput stats p following links and refuses what cannot be an input:
+// a missing path or dangling link, and anything that is neither a regular
+// file nor a directory.
+func statInput(what, p string) (fs.FileInfo, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, statError(what, p, err)
+	}
+	if !st.IsDir() && !st.Mode().IsRegular() {
+		return nil, notRegular(what, p, st.Mode())
+	}
+	return st, nil
+}
+
+// statError describes a failed stat of an input path.
+func statError(what, p string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if lst, lerr := os.Lstat(p); lerr == nil && lst.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(p)
+			return fmt.Errorf("%w: --%s: %s is a symbolic link to %s, which does not exist", ErrNoInput, what, p, target)
+		}
+		return fmt.Errorf("%w: --%s: %s does not exist", ErrNoInput, what, p)
+	case errors.Is(err, syscall.ELOOP):
+		return fmt.Errorf("%w: --%s: %s: symbolic link loop", ErrNoInput, what, p)
+	}
+	return osError(err, ErrNoInput, "--"+what)
+}
+
+// notRegular refuses an input that is not a regular file: opening a FIFO
+// blocks until a writer appears, and no device or socket is a shard.
+func notRegular(what, p string, m fs.FileMode) error {
+	return fmt.Errorf("%w: --%s: %s is not a regular file (%s): refused, opening it could block", ErrNoInput, what, p, fileKind(m))
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return m.Type().String()
+}
+
+// fileKey identifies a file or directory by device and inode.
+type fileKey struct{ dev, ino uint64 }
+
+func keyOf(st fs.FileInfo) (fileKey, bool) {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return fileKey{uint64(sys.Dev), sys.Ino}, true
+	}
+	return fileKey{}, false
+}
+
+// inputWalk walks a directory tree following links; onPath holds the
+// directories between the root and the current one, so a link back to one
+// of them is a loop (a directory reached twice by different links is fine).
+type inputWalk struct {
+	what   string
+	onPath map[fileKey]bool
+	files  []string
+}
+
+func (w *inputWalk) dir(path string, st fs.FileInfo) error {
+	if k, ok := keyOf(st); ok {
+		if w.onPath[k] {
+			return fmt.Errorf("%w: --%s: %s: symbolic link loop (leads back to a directory above it)", ErrNoInput, w.what, path)
+		}
+		w.onPath[k] = true
+		defer delete(w.onPath, k)
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return osError(err, ErrNoInput, "--"+w.what)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".") {
+			continue
+		}
+		full := filepath.Join(path, name)
+		isParquet := strings.EqualFold(filepath.Ext(name), ".parquet")
+		switch t := e.Type(); {
+		case t.IsDir():
+			est, err := os.Lstat(full)
+			if err != nil {
+				return osError(err, ErrNoInput, "--"+w.what)
+			}
+			if err := w.dir(full, est); err != nil {
+				return err
+			}
+		case t.IsRegular():
+			if isParquet {
+				w.files = append(w.files, full)
+			}
+		case t&fs.ModeSymlink != 0:
+			// A dangling link, a loop or an unreadable target is an error
+			// whatever its name: it may stand for a folder of shards.
+			est, err := os.Stat(full)
+			if err != nil {
+				return statError(w.what, full, err)
+			}
+			switch {
+			case est.IsDir():
+				if err := w.dir(full, est); err != nil {
+					return err
+				}
+			case est.Mode().IsRegular():
+				if isParquet {
+					w.files = append(w.files, full)
+				}
+			case isParquet:
+				return notRegular(w.what, full, est.Mode())
+			}
+		default: // a FIFO, socket or device
+			if isParquet {
+				return notRegular(w.what, full, t)
+			}
+		}
+	}
+	return nil
+}
+
+// dedupeFiles drops paths that name a file already listed (through a
+// link, or a directory and a file inside it), keeping the first in order.
+func dedupeFiles(what string, paths []string) ([]string, error) {
+	seen := map[fileKey]bool{}
+	out := paths[:0]
+	for _, p := range paths {
+		if !store.IsURL(p) {
+			st, err := os.Stat(p)
+			if err != nil {
+				return nil, osError(err, ErrNoInput, "--"+what)
+			}
+			if k, ok := keyOf(st); ok {
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // resolveObjects is resolveInputs for an object-store URL: an object, a

@@ -1,16 +1,11 @@
 package pipeline
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"time"
-
-	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // Manifest describes one run: what it read, how it was configured, what it
@@ -106,27 +101,6 @@ func configHash(c Config, d ManifestDims, keyID string) string {
 	fmt.Fprintf(h, "batchmatch %s spec %s\nk=%d as_of=%s weights=%v max_reject_ratio=%v D=%d Q=%d pseudonym_key=%s\n",
 		Version, SpecVersion, c.K, c.AsOfDate, c.Weights, c.MaxRejectRatio, d.D, d.Q, keyID)
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// hashFile returns the hex SHA-256 of a file's or an object's bytes.
-func hashFile(ctx context.Context, path string) (string, error) {
-	if store.IsURL(path) {
-		h := sha256.New()
-		if _, err := store.Default().Download(ctx, path, h); err != nil {
-			return "", err
-		}
-		return hex.EncodeToString(h.Sum(nil)), nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (m *Manifest) encode() ([]byte, error) {

@@ -42,13 +42,13 @@ type Options struct {
 
 // AddFlags registers the options on fs with their defaults.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	fs.StringSliceVar(&o.Profiles, "profiles", nil, "profile shards: Parquet files, directories or globs (repeatable, comma-separated)")
+	fs.StringArrayVar(&o.Profiles, "profiles", nil, "profile shards: Parquet files, directories or globs (repeatable or comma-separated; an existing path is taken literally)")
 	fs.StringVar(&o.Out, "out", "", "output root, a directory or an s3://, gs://, file:// or mem:// URL; the run is published under OUT/dt=<as-of>/")
 	fs.IntVar(&o.K, "k", 10, "matches kept per member")
 	fs.StringVar(&o.AsOf, "as-of", "", "as-of date YYYY-MM-DD for ages and the output partition (default: today, UTC)")
 	fs.Float64SliceVar(&o.Weights, "weights", DefaultWeights[:], "component weights: trait,questions,biomarker,proximity")
-	fs.StringSliceVar(&o.Blocks, "blocks", nil, "blocked pairs (user_id, blocked_id): Parquet files, directories or globs")
-	fs.StringSliceVar(&o.Suppress, "suppress", nil, "members to erase (user_id): Parquet files, directories or globs")
+	fs.StringArrayVar(&o.Blocks, "blocks", nil, "blocked pairs (user_id, blocked_id): Parquet files, directories or globs (as for --profiles)")
+	fs.StringArrayVar(&o.Suppress, "suppress", nil, "members to erase (user_id): Parquet files, directories or globs (as for --profiles)")
 	fs.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "parallel workers")
 	fs.Float64Var(&o.MaxRejectRatio, "max-reject-ratio", 0.001, "fail the run when quarantined rows exceed this fraction of rows read")
 	fs.IntVar(&o.TraitDim, "trait-dim", 0, "trait width D when the schema does not fix it (0: from the data)")

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +27,7 @@ const readBatchRows = 1 << 15
 type parquetFile struct {
 	path   string
 	size   int64
+	src    source // what pr reads: the manifest's hash is taken from it too
 	pr     *file.Reader
 	fr     *pqarrow.FileReader
 	schema *arrow.Schema
@@ -69,7 +72,7 @@ func openParquet(ctx context.Context, path string, mem memory.Allocator) (pf *pa
 		pr.Close()
 		return nil, fileError(ErrBadData, path, "", fmt.Errorf("reading Arrow schema: %w", err))
 	}
-	pf = &parquetFile{path: path, size: size, pr: pr, fr: fr, schema: sc, fields: map[string]int{}}
+	pf = &parquetFile{path: path, size: size, src: src, pr: pr, fr: fr, schema: sc, fields: map[string]int{}}
 	for i, f := range sc.Fields() {
 		if _, dup := pf.fields[f.Name]; dup {
 			pf.Close()
@@ -101,16 +104,43 @@ func openSource(ctx context.Context, path string) (source, int64, error) {
 		}
 		return r, r.Size(), nil
 	}
-	f, err := os.Open(path)
+	// O_NONBLOCK: a FIFO put in place of a checked file must not block
+	// the open (it is refused just below); regular files ignore the flag.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, 0, fileError(ErrNoInput, path, "", err)
+		return nil, 0, fileError(osKind(err, ErrNoInput), path, "", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, fileError(ErrNoInput, path, "", err)
+		return nil, 0, fileError(osKind(err, ErrIO), path, "", err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fileError(ErrNoInput, path, "", fmt.Errorf("not a regular file (%s): refused, reading it could block", fileKind(st.Mode())))
 	}
 	return f, st.Size(), nil
+}
+
+// sha256 hashes the file's bytes through the descriptor (or object reader)
+// the decoder reads, so the manifest describes what was read even if the
+// path is replaced during the run.
+func (pf *parquetFile) sha256(ctx context.Context) (string, error) {
+	h := sha256.New()
+	buf := make([]byte, 4<<20) // large ranges: one GET each on object storage
+	var off int64
+	for off < pf.size {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		n, err := pf.src.ReadAt(buf[:min(int64(len(buf)), pf.size-off)], off)
+		h.Write(buf[:n])
+		off += int64(n)
+		if err != nil && !(errors.Is(err, io.EOF) && off == pf.size) {
+			return "", fileError(readErrKind(err), pf.path, "", fmt.Errorf("hashing: %w", err))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Close releases the file.

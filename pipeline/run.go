@@ -133,11 +133,11 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 		g.Go(func() (err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					err = fileError(ErrBadData, pf.path, "", fmt.Errorf("panic while reading: %v\n%s", r, debug.Stack()))
+					err = fileError(ErrBadData, pf.path, "", fmt.Errorf("panic while reading: %v", r))
 				}
 			}()
-			if sums[i], err = hashFile(gctx, pf.path); err != nil {
-				return fileError(ErrIO, pf.path, "", err)
+			if sums[i], err = pf.sha256(gctx); err != nil {
+				return err
 			}
 			chunks[i], err = readProfileFile(gctx, pf, i, d, cfg.AsOf, suppress)
 			return err
@@ -214,9 +214,9 @@ func readSideInput(ctx context.Context, path string, cols []string, mem memory.A
 		return InputFile{}, err
 	}
 	defer pf.Close()
-	sum, err := hashFile(ctx, path)
+	sum, err := pf.sha256(ctx)
 	if err != nil {
-		return InputFile{}, fileError(ErrIO, path, "", err)
+		return InputFile{}, err
 	}
 	var rows int64
 	err = readIDColumns(ctx, pf, cols, func(_ int64, v []int64, ok bool) {

@@ -163,6 +163,11 @@ func (t *topK) sorted() []Cand {
 type ScoreStats struct {
 	PairsExamined   int64 `json:"pairs_examined"`
 	PairsCompatible int64 `json:"pairs_compatible"`
+	// nanScores counts compatible pairs whose score came out NaN: none
+	// may (validation keeps every input finite and every divisor
+	// positive), so TopK fails with ErrInternal rather than drop them.
+	nanScores int64
+	nanPair   [2]int64 // the ids of one such pair
 }
 
 // scoreWorker is one worker's state: its scratch space and the top-K heaps
@@ -241,7 +246,7 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 		g.Go(func() (err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					err = fmt.Errorf("scoring tile %d: panic: %v\n%s", t, r, debug.Stack())
+					err = fmt.Errorf("%w: scoring tile %d: panic: %v\n%s", ErrInternal, t, r, debug.Stack())
 				}
 			}()
 			w := <-pool // never blocks: at most `workers` tasks run at once
@@ -306,6 +311,14 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 	for _, st := range stats { // tile order: totals never depend on scheduling
 		total.PairsExamined += st.PairsExamined
 		total.PairsCompatible += st.PairsCompatible
+		if st.nanScores > 0 && total.nanScores == 0 {
+			total.nanPair = st.nanPair
+		}
+		total.nanScores += st.nanScores
+	}
+	if total.nanScores > 0 {
+		return nil, total, fmt.Errorf("%w: %d compatible pairs scored NaN (one: members %d and %d); nothing was published",
+			ErrInternal, total.nanScores, total.nanPair[0], total.nanPair[1])
 	}
 	return out, total, nil
 }

@@ -298,6 +298,11 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tile
 				sh = kernels.HLAScore(x, o)
 			}
 			S := s.total(traitScore(w.dots[r*blockTile+c]), sq, sh, sd, hasH)
+			if S != S { // never: ScoreStats.nanScores
+				st.nanScores++
+				st.nanPair = [2]int64{p.ID[i], p.ID[j]}
+				continue
+			}
 			if S >= minA {
 				hA.offer(r, Cand{J: int32(j), S: S})
 				minA = hA.min[r]
