@@ -46,11 +46,11 @@ const (
 type varColumn struct {
 	name    string
 	kind    varKind
-	leaf    int         // the Parquet leaf column index
-	f64     bool        // a list of float64 (else float32)
-	maxDef  int16       // definition level of a present leaf value
-	listDef int16       // lists: the level at which the list is present (not null)
-	elemDef int16       // lists: the level at which an element exists
+	leaf    int   // the Parquet leaf column index
+	f64     bool  // a list of float64 (else float32)
+	maxDef  int16 // definition level of a present leaf value
+	listDef int16 // lists: the level at which the list is present (not null)
+	elemDef int16 // lists: the level at which an element exists
 	listTy  arrow.DataType
 	cur     *leafCursor // the current row group's reader
 }

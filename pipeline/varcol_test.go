@@ -36,14 +36,14 @@ type listRow struct {
 type levelLayout int
 
 const (
-	layoutStandard     levelLayout = iota // optional group (LIST) { repeated group list { optional float element } }
-	layoutPadded                          // the same schema; null and empty lists padded with level-only continuation entries, as DuckDB writes FLOAT[D]
-	layoutRequiredElem                    // optional group (LIST) { repeated group list { required float element } }
-	layoutLegacy2                         // optional group (LIST) { repeated float element } (two-level)
-	layoutBareRepeated                    // repeated float trait (no null list)
-	layoutBinary                          // optional BYTE_ARRAY
-	layoutFixedBinary                     // optional FIXED_LEN_BYTE_ARRAY(4)
-	layoutRequiredBinary                  // required BYTE_ARRAY
+	layoutStandard       levelLayout = iota // optional group (LIST) { repeated group list { optional float element } }
+	layoutPadded                            // the same schema; null and empty lists padded with level-only continuation entries, as DuckDB writes FLOAT[D]
+	layoutRequiredElem                      // optional group (LIST) { repeated group list { required float element } }
+	layoutLegacy2                           // optional group (LIST) { repeated float element } (two-level)
+	layoutBareRepeated                      // repeated float trait (no null list)
+	layoutBinary                            // optional BYTE_ARRAY
+	layoutFixedBinary                       // optional FIXED_LEN_BYTE_ARRAY(4)
+	layoutRequiredBinary                    // required BYTE_ARRAY
 	numLayouts
 )
 
