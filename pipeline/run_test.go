@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -365,6 +366,15 @@ func TestRunMatchesReference(t *testing.T) {
 	ancient := everyone
 	ancient.AgeSpan, ancient.WideAges = [2]int{245, 265}, false // ages past the uint8 range of age_min/age_max
 
+	wide := everyone
+	wide.N, wide.D, wide.TraitCluster, wide.TraitNoise, wide.TraitFlat = 48, 4096, 2, -1, true // flat traits: long sums that err one way
+	wider := wide
+	wider.N, wider.D = 24, 10000
+	edges := everyone
+	edges.FloatEdges, edges.Clones = 0.4, 0.3
+	nulls := base
+	nulls.Nulls, nulls.Invalid = 0.3, 0.05
+
 	counts := func(out runOutput) Counts { return out.res.Manifest.Counts }
 	all := func(ref *refResult) int64 { e := int64(len(ref.ids)); return e * (e - 1) }
 	cases := []runCase{
@@ -460,6 +470,48 @@ func TestRunMatchesReference(t *testing.T) {
 			}
 		}},
 		{name: "trait weight only", knobs: everyone, weights: [4]float64{1, 0, 0, 0}},
+		{name: "traits of width 4096", knobs: wide, k: 6, check: func(t *testing.T, out runOutput, ref *refResult) {
+			if out.res.Manifest.Dims.D != 4096 || len(out.matches) < 6*len(ref.ids)*9/10 {
+				t.Errorf("D = %d, %d matches for %d members", out.res.Manifest.Dims.D, len(out.matches), len(ref.ids))
+			}
+		}},
+		{name: "traits of width 10000", knobs: wider, k: 4, check: func(t *testing.T, out runOutput, ref *refResult) {
+			if out.res.Manifest.Dims.D != 10000 || len(out.matches) < 4*len(ref.ids)*9/10 {
+				t.Errorf("D = %d, %d matches for %d members", out.res.Manifest.Dims.D, len(out.matches), len(ref.ids))
+			}
+		}},
+		{name: "float edges", knobs: edges, check: func(t *testing.T, out runOutput, ref *refResult) {
+			tinyKm, hugeKm, tinyTrait, hugeTrait := 0, 0, 0, 0
+			for _, m := range out.matches {
+				e := ref.eligible[m.UserID].m
+				switch {
+				case *e.MaxKm == math.SmallestNonzeroFloat32:
+					tinyKm++
+				case *e.MaxKm == math.MaxFloat32:
+					hugeKm++
+				}
+				switch a := math.Abs(float64(e.Trait[0])); {
+				case a != 0 && a < 1e-36:
+					tinyTrait++
+				case a > 1e36:
+					hugeTrait++
+				}
+			}
+			if tinyKm == 0 || hugeKm == 0 || tinyTrait == 0 || hugeTrait == 0 {
+				t.Errorf("float edges not matched: max_km tiny %d, huge %d; traits tiny %d, huge %d", tinyKm, hugeKm, tinyTrait, hugeTrait)
+			}
+		}},
+		{name: "nulls everywhere", knobs: nulls, check: func(t *testing.T, out runOutput, _ *refResult) {
+			nullReasons := 0
+			for r := range counts(out).QuarantinedByReason {
+				if strings.HasPrefix(r, "null_") {
+					nullReasons++
+				}
+			}
+			if nullReasons < 8 {
+				t.Errorf("only %d null_ reasons exercised: %v", nullReasons, counts(out).QuarantinedByReason)
+			}
+		}},
 		{name: "biomarker and proximity", knobs: base, weights: [4]float64{0, 0, 1, 1}},
 		{name: "one worker one shard", knobs: base, workers: 1, shards: 1},
 	}

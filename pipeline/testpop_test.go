@@ -53,6 +53,10 @@ type popKnobs struct {
 	Invalid      float64 // probability a row is broken
 	Dups         float64 // probability a row reuses an earlier id
 	TraitCluster int     // number of trait clusters (0: iid)
+	TraitNoise   float64 // spread around a cluster centre (0: 0.7; negative: none)
+	TraitFlat    bool    // centres with equal components: the float32 running sum of a long dot product errs the same way at every step
+	Nulls        float64 // probability a row has a null in one random column (any nullable position)
+	FloatEdges   float64 // probability a row takes float extremes: tiny or huge traits, subnormal or maximal max_km
 }
 
 func defaultKnobs(n int) popKnobs {
@@ -76,6 +80,12 @@ func genTestPop(seed uint64, k popKnobs) []tMember {
 		c := make([]float32, k.D)
 		for j := range c {
 			c[j] = float32(r.NormFloat64())
+			if k.TraitFlat { // centre i: +1, the last i quarters -1
+				c[j] = 1
+				if j >= k.D-len(centers)*k.D/4 {
+					c[j] = -1
+				}
+			}
 		}
 		centers = append(centers, c)
 	}
@@ -136,10 +146,15 @@ func genTestPop(seed uint64, k popKnobs) []tMember {
 		if len(centers) > 0 {
 			ctr = centers[r.IntN(len(centers))]
 		}
+		noise := k.TraitNoise
+		if noise == 0 {
+			noise = 0.7
+		}
+		noise = max(noise, 0)
 		for j := range m.Trait {
 			v := r.NormFloat64()
 			if ctr != nil {
-				v = float64(ctr[j]) + 0.7*v
+				v = float64(ctr[j]) + noise*v
 			}
 			m.Trait[j] = float32(v)
 		}
@@ -161,8 +176,14 @@ func genTestPop(seed uint64, k popKnobs) []tMember {
 				m.Imp[q] = 4
 			}
 		}
+		if k.FloatEdges > 0 && r.Float64() < k.FloatEdges {
+			floatEdge(r, &m)
+		}
 		if r.Float64() < k.Invalid {
 			breakMember(r, &m)
+		}
+		if k.Nulls > 0 && r.Float64() < k.Nulls {
+			nullOne(r, &m)
 		}
 		out = append(out, m)
 	}
@@ -216,6 +237,65 @@ func breakMember(r *rand.Rand, m *tMember) {
 		m.Trait = nil
 	case 21:
 		m.Trait[0] = float32(math.Inf(-1))
+	}
+}
+
+// floatEdge gives m valid float extremes: a trait scaled into float32's
+// subnormal range or near its maximum, a max_km that is the smallest
+// float32 above 0 or the largest float32.
+func floatEdge(r *rand.Rand, m *tMember) {
+	switch r.IntN(4) {
+	case 0:
+		for j := range m.Trait {
+			m.Trait[j] *= 1e-39 // many components subnormal; the norm is computed in float64
+		}
+	case 1:
+		for j := range m.Trait {
+			m.Trait[j] = float32(float64(m.Trait[j]) * 6e37) // |x| < 3.4e38 for |N(0,1)| < 5.6
+		}
+	case 2:
+		m.MaxKm = ptr(float32(math.SmallestNonzeroFloat32))
+	case 3:
+		m.MaxKm = ptr(float32(math.MaxFloat32))
+	}
+}
+
+// nullOne sets one random nullable column of m to null: any column of the
+// profile schema can be null in a file (invalid for most, spec §1).
+func nullOne(r *rand.Rand, m *tMember) {
+	switch r.IntN(16) {
+	case 0:
+		m.ID = nil
+	case 1:
+		m.Consent = nil
+	case 2:
+		m.Health = nil
+	case 3:
+		m.Gender = nil
+	case 4:
+		m.Seeking = nil
+	case 5:
+		m.Birth = nil
+	case 6:
+		m.AgeMin = nil
+	case 7:
+		m.AgeMax = nil
+	case 8:
+		m.Lat = nil
+	case 9:
+		m.Lon = nil
+	case 10:
+		m.MaxKm = nil
+	case 11:
+		m.Trait = nil
+	case 12:
+		m.HLA = nil
+	case 13:
+		m.Ans = nil
+	case 14:
+		m.Acc = nil
+	case 15:
+		m.Imp = nil
 	}
 }
 
