@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // duckDBDir returns the Node project with DuckDB installed (make test sets
@@ -151,6 +155,135 @@ func TestDuckDB(t *testing.T) {
 		b, _ := os.ReadFile(tablePath(res2.Published, tb))
 		if !bytes.Equal(a, b) {
 			t.Errorf("%s from DuckDB-written shards differs from the Arrow-written run", tb)
+		}
+	}
+}
+
+// TestDuckDBNullArrays is the reported case: DuckDB writes a NULL
+// FLOAT[4] as a Parquet list padded with level-only entries, which
+// arrow-go's list assembly turned into offsets past the values, shifting
+// the trait of every later row. A NULL array, and an array holding a NULL,
+// must each quarantine their own row only, in the array and the list type.
+func TestDuckDBNullArrays(t *testing.T) {
+	duck := duckDBDir(t)
+	for _, traitType := range []string{"FLOAT[4]", "FLOAT[]"} {
+		t.Run(traitType, func(t *testing.T) {
+			dir := t.TempDir()
+			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+			path := filepath.Join(dir, "profiles", "duck.parquet")
+			sql := `select user_id::BIGINT user_id, true consent, false health_consent, 0::UTINYINT gender,
+				7::UTINYINT seeking, date '1990-01-01' birth_date, 18::UTINYINT age_min, 99::UTINYINT age_max,
+				48.85::DOUBLE lat, 2.35::DOUBLE lon, 50::FLOAT max_km, trait::` + traitType + ` trait,
+				from_hex(repeat('00', 32)) hla, from_hex('0101') answers, from_hex('FFFF') accept, from_hex('0101') importance
+				from (values (1, [1, 0, 0, 0]), (2, NULL), (3, [0, 1, 0, 0]), (4, [0, NULL, 1, 0]), (5, [1, 0, 0, 0])) t(user_id, trait)`
+			node(t, duck, "write_sql.mjs", path, sql)
+			cfg := baseConfig(dir)
+			cfg.MaxRejectRatio = 1
+			res, err := Run(context.Background(), cfg, discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			rejects := readRejects(t, tablePath(res.Published, "rejects"), mem)
+			matches := readMatches(t, tablePath(res.Published, "matches"), mem)
+			mem.AssertSize(t, 0)
+			var got []string
+			for _, r := range rejects {
+				got = append(got, fmt.Sprintf("row %d id %d %s", r.Row, *r.UserID, r.Reason))
+			}
+			if want := []string{"row 1 id 2 null_trait", "row 3 id 4 null_trait"}; !slices.Equal(got, want) {
+				t.Fatalf("rejects %v, want %v", got, want)
+			}
+			// 1 and 5 share a trait (s_trait 1); 3 is orthogonal to both (0.5).
+			want := map[[2]int64]float32{{1, 5}: 1, {5, 1}: 1, {1, 3}: 0.5, {3, 1}: 0.5, {3, 5}: 0.5, {5, 3}: 0.5}
+			if len(matches) != len(want) {
+				t.Fatalf("%d matches, want %d: %+v", len(matches), len(want), matches)
+			}
+			for _, m := range matches {
+				if st, ok := want[[2]int64{m.UserID, m.MatchID}]; !ok || math.Abs(float64(m.STrait-st)) > 1e-6 {
+					t.Errorf("match %d-%d: s_trait %v, want %v (listed: %v)", m.UserID, m.MatchID, m.STrait, st, ok)
+				}
+			}
+		})
+	}
+}
+
+// TestDuckDBReaderDifferential: one random population with nulls in every
+// nullable column, written by arrow-go (fixed and variable width),
+// parquet-go and DuckDB (the trait as FLOAT[] and as FLOAT[D]), must give
+// byte-identical match and soulmate tables and the same rejects.
+func TestDuckDBReaderDifferential(t *testing.T) {
+	duck := duckDBDir(t)
+	dir := t.TempDir()
+	k := defaultKnobs(400)
+	k.Nulls, k.Clones = 0.25, 0.05
+	ms := genTestPop(31, k)
+	src := filepath.Join(dir, "arrow-variable")
+	writeProfiles(t, src, ms, k.D, k.Q, 2, formArrowVariable)
+	type variant struct {
+		name string
+		dir  string
+	}
+	variants := []variant{{"arrow-variable", src}}
+	for _, form := range []writeForm{formArrowFixed, formParquetGo} {
+		if form.canHold(ms, k.D, k.Q) {
+			d := filepath.Join(dir, form.String())
+			writeProfiles(t, d, ms, k.D, k.Q, 2, form)
+			variants = append(variants, variant{form.String(), d})
+		}
+	}
+	nullTraits := 0
+	for _, m := range ms {
+		if m.Trait == nil {
+			nullTraits++
+		}
+	}
+	if nullTraits < 3 {
+		t.Fatalf("scenario too thin: %d null traits", nullTraits)
+	}
+	for _, tt := range []string{"FLOAT[]", fmt.Sprintf("FLOAT[%d]", k.D)} {
+		d := filepath.Join(dir, "duckdb-"+tt)
+		os.MkdirAll(d, 0o755)
+		for s := range 2 {
+			in := filepath.Join(src, "shard-"+string(rune('a'+s))+".parquet")
+			node(t, duck, "write_profiles.mjs", in, filepath.Join(d, "shard-"+string(rune('a'+s))+".parquet"), tt)
+		}
+		variants = append(variants, variant{"duckdb " + tt, d})
+	}
+	type outcome struct {
+		matches, soulmates []byte
+		rejects            []string
+	}
+	var first outcome
+	for i, v := range variants {
+		cfg := baseConfig(dir)
+		cfg.Profiles, cfg.Out, cfg.MaxRejectRatio = []string{v.dir}, filepath.Join(dir, "out", fmt.Sprint(i)), 1
+		res, err := Run(context.Background(), cfg, discard)
+		if err != nil {
+			t.Fatalf("%s: %v", v.name, err)
+		}
+		var o outcome
+		o.matches, _ = os.ReadFile(tablePath(res.Published, "matches"))
+		o.soulmates, _ = os.ReadFile(tablePath(res.Published, "soulmates"))
+		for _, r := range readRejects(t, tablePath(res.Published, "rejects"), memory.NewGoAllocator()) {
+			id := "null"
+			if r.UserID != nil {
+				id = fmt.Sprint(*r.UserID)
+			}
+			o.rejects = append(o.rejects, fmt.Sprintf("%s/%d %s %s", filepath.Base(r.SourceFile), r.Row, id, r.Reason))
+		}
+		if i == 0 {
+			first = o
+			if len(o.rejects) < 50 || len(o.matches) == 0 {
+				t.Fatalf("scenario too thin: %d rejects", len(o.rejects))
+			}
+			continue
+		}
+		if !bytes.Equal(o.matches, first.matches) || !bytes.Equal(o.soulmates, first.soulmates) {
+			t.Errorf("%s: tables differ from %s's", v.name, variants[0].name)
+		}
+		if !slices.Equal(o.rejects, first.rejects) {
+			t.Errorf("%s: rejects differ from %s's:\n%v\n%v", v.name, variants[0].name, o.rejects, first.rejects)
 		}
 	}
 }
