@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -173,5 +175,28 @@ func TestResolveShard(t *testing.T) {
 		if (err != nil) != c.err || got != c.want {
 			t.Errorf("ResolveShard(%d, %d): %v, %v; want %v (error %v)", c.index, c.count, got, err, c.want, c.err)
 		}
+	}
+}
+
+// TestNaNScoreFailsTheRun: a compatible pair whose score comes out NaN is
+// never dropped silently. Validation keeps every such input out (a max_km
+// that rounds to 0 is rejected), so the population is corrupted after
+// loading to reach the guard: two members at the same place with max_km 0
+// make proximity 0/0.
+func TestNaNScoreFailsTheRun(t *testing.T) {
+	dir := t.TempDir()
+	k := defaultKnobs(40)
+	k.AllSeekAll, k.WideAges, k.Invalid, k.ConsentP, k.Dealbreak = true, true, 0, 1, 0
+	k.Spread = 0 // everyone at a city centre
+	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(2, k), k.D, k.Q, 1, formArrowVariable)
+	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := L.Pop
+	p.MaxKm[0], p.HavMax[0] = 0, 0
+	_, _, err = (&Scorer{P: p, W: DefaultWeights}).TopK(context.Background(), 5, 2)
+	if !errors.Is(err, ErrInternal) || !strings.Contains(err.Error(), "NaN") {
+		t.Fatalf("got %v, want ErrInternal about NaN scores", err)
 	}
 }

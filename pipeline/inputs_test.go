@@ -1,0 +1,287 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	pq "github.com/parquet-go/parquet-go"
+)
+
+// TestResolveInputs: what an input path expands to, for every file-system
+// layout a delivery can take: links to files and folders are followed, a
+// file reached twice is read once, and nothing that could be an input is
+// skipped silently (dangling links, loops, FIFOs fail naming the path).
+func TestResolveInputs(t *testing.T) {
+	type tree func(t *testing.T, root string) (spec []string)
+	touch := func(t *testing.T, p string) {
+		t.Helper()
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(t *testing.T, target, p string) {
+		t.Helper()
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fifo := func(t *testing.T, p string) {
+		t.Helper()
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name    string
+		tree    tree
+		want    []string // relative to root
+		kind    error
+		mention string
+	}{
+		{"directory", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/a.parquet")
+			touch(t, r+"/in/sub/b.parquet")
+			touch(t, r+"/in/_tmp/c.parquet")
+			touch(t, r+"/in/.hidden.parquet")
+			touch(t, r+"/in/notes.txt")
+			return []string{r + "/in"}
+		}, []string{"in/a.parquet", "in/sub/b.parquet"}, nil, ""},
+		{"link to a file inside", func(t *testing.T, r string) []string {
+			touch(t, r+"/elsewhere/x.parquet")
+			touch(t, r+"/in/a.parquet")
+			link(t, r+"/elsewhere/x.parquet", r+"/in/x.parquet")
+			return []string{r + "/in"}
+		}, []string{"in/a.parquet", "in/x.parquet"}, nil, ""},
+		{"link to a folder inside", func(t *testing.T, r string) []string {
+			touch(t, r+"/elsewhere/x.parquet")
+			touch(t, r+"/elsewhere/y.parquet")
+			touch(t, r+"/in/a.parquet")
+			link(t, r+"/elsewhere", r+"/in/more")
+			return []string{r + "/in"}
+		}, []string{"in/a.parquet", "in/more/x.parquet", "in/more/y.parquet"}, nil, ""},
+		{"the root is a link", func(t *testing.T, r string) []string {
+			touch(t, r+"/real/a.parquet")
+			link(t, r+"/real", r+"/in")
+			return []string{r + "/in"}
+		}, []string{"in/a.parquet"}, nil, ""},
+		{"a file reached twice is read once", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/a.parquet")
+			link(t, "a.parquet", r+"/in/b.parquet")
+			return []string{r + "/in", r + "/in/a.parquet"}
+		}, []string{"in/a.parquet"}, nil, ""},
+		{"the same folder through two links", func(t *testing.T, r string) []string {
+			touch(t, r+"/shared/a.parquet")
+			link(t, r+"/shared", r+"/in/one")
+			link(t, r+"/shared", r+"/in/two")
+			return []string{r + "/in"}
+		}, []string{"in/one/a.parquet"}, nil, ""},
+		{"dangling link", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/a.parquet")
+			link(t, r+"/gone.parquet", r+"/in/b.parquet")
+			return []string{r + "/in"}
+		}, nil, ErrNoInput, "does not exist"},
+		{"dangling link to a folder", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/a.parquet")
+			link(t, r+"/gone", r+"/in/more")
+			return []string{r + "/in"}
+		}, nil, ErrNoInput, "in/more"},
+		{"link loop", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/a.parquet")
+			link(t, "..", r+"/in/sub/up")
+			return []string{r + "/in"}
+		}, nil, ErrNoInput, "loop"},
+		{"self link", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/a.parquet")
+			link(t, "self.parquet", r+"/in/self.parquet")
+			return []string{r + "/in"}
+		}, nil, ErrNoInput, "self.parquet"},
+		{"FIFO given directly", func(t *testing.T, r string) []string {
+			fifo(t, r+"/pipe.parquet")
+			return []string{r + "/pipe.parquet"}
+		}, nil, ErrNoInput, "not a regular file"},
+		{"FIFO in a folder", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/a.parquet")
+			fifo(t, r+"/in/pipe.parquet")
+			return []string{r + "/in"}
+		}, nil, ErrNoInput, "named pipe"},
+		{"FIFO not named .parquet is not an input", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/a.parquet")
+			fifo(t, r+"/in/control")
+			return []string{r + "/in"}
+		}, []string{"in/a.parquet"}, nil, ""},
+		{"link to a FIFO", func(t *testing.T, r string) []string {
+			fifo(t, r+"/pipe")
+			touch(t, r+"/in/a.parquet")
+			link(t, r+"/pipe", r+"/in/b.parquet")
+			return []string{r + "/in"}
+		}, nil, ErrNoInput, "not a regular file"},
+		{"device", func(t *testing.T, r string) []string {
+			return []string{"/dev/null"}
+		}, nil, ErrNoInput, "device"},
+		{"literal name with brackets", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/part[1].parquet")
+			touch(t, r+"/in/part1.parquet")
+			return []string{r + "/in/part[1].parquet"}
+		}, []string{"in/part[1].parquet"}, nil, ""},
+		{"literal name with a comma", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/a,b.parquet")
+			return []string{r + "/in/a,b.parquet"}
+		}, []string{"in/a,b.parquet"}, nil, ""},
+		{"comma-separated list", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/a.parquet")
+			touch(t, r+"/in/b.parquet")
+			return []string{r + "/in/a.parquet," + r + "/in/b.parquet"}
+		}, []string{"in/a.parquet", "in/b.parquet"}, nil, ""},
+		{"glob", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/a.parquet")
+			touch(t, r+"/in/b.parquet")
+			touch(t, r+"/in/c.txt")
+			return []string{r + "/in/*.parquet"}
+		}, []string{"in/a.parquet", "in/b.parquet"}, nil, ""},
+		{"escaped glob characters", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/x[1]/a.parquet")
+			touch(t, r+"/in/x1/b.parquet")
+			return []string{r + `/in/x\[1\]/*.parquet`}
+		}, []string{"in/x[1]/a.parquet"}, nil, ""},
+		{"glob matching nothing", func(t *testing.T, r string) []string {
+			return []string{r + "/in/*.parquet"}
+		}, nil, ErrNoInput, "matches no file"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			spec := c.tree(t, root)
+			done := make(chan struct{})
+			var got []string
+			var err error
+			go func() { // a FIFO that blocks must fail the test, not hang it
+				defer close(done)
+				got, err = resolveInputs(context.Background(), "profiles", spec)
+			}()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("resolveInputs blocked")
+			}
+			if c.kind != nil {
+				if !errors.Is(err, c.kind) || !strings.Contains(err.Error(), c.mention) {
+					t.Fatalf("got %v (%v), want %v mentioning %q", err, got, c.kind, c.mention)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range got {
+				got[i], _ = filepath.Rel(root, got[i])
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// TestSymlinkedSuppressFile: a suppression file that is a link inside the
+// --suppress folder is honoured; the member it names appears nowhere.
+func TestSymlinkedSuppressFile(t *testing.T) {
+	dir := t.TempDir()
+	k := defaultKnobs(60)
+	k.Invalid, k.AllSeekAll, k.WideAges, k.MaxKm, k.ConsentP = 0, true, true, [2]float32{20000, 20000}, 1
+	ms := genTestPop(8, k)
+	writeProfiles(t, filepath.Join(dir, "profiles"), ms, k.D, k.Q, 2, formArrowFixed)
+	type sup struct {
+		UserID int64 `parquet:"user_id"`
+	}
+	gone := []int64{*ms[3].ID, *ms[17].ID}
+	real := filepath.Join(dir, "erasures", "today.parquet")
+	os.MkdirAll(filepath.Dir(real), 0o755)
+	if err := pq.WriteFile(real, []sup{{gone[0]}, {gone[1]}}); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "suppress"), 0o755)
+	if err := os.Symlink(real, filepath.Join(dir, "suppress", "today.parquet")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := baseConfig(dir)
+	cfg.Suppress = []string{filepath.Join(dir, "suppress")}
+	res, err := Run(context.Background(), cfg, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Manifest.Counts.RowsSuppressed != 2 || len(res.Manifest.Inputs.Suppress) != 1 {
+		t.Fatalf("suppressed %d rows from %d files, want 2 from 1", res.Manifest.Counts.RowsSuppressed, len(res.Manifest.Inputs.Suppress))
+	}
+	for _, m := range readMatches(t, tablePath(res.Published, "matches"), memory.NewGoAllocator()) {
+		if slices.Contains(gone, m.UserID) || slices.Contains(gone, m.MatchID) {
+			t.Fatalf("suppressed member in matches: %+v", m)
+		}
+	}
+}
+
+// TestHashIsOfWhatWasRead: the manifest's SHA-256 and size describe the
+// bytes the decoder read, even when another file is renamed over the
+// input's path during the run.
+func TestHashIsOfWhatWasRead(t *testing.T) {
+	dir := t.TempDir()
+	k := defaultKnobs(30)
+	p := writeProfiles(t, filepath.Join(dir, "a"), genTestPop(1, k), k.D, k.Q, 1, formArrowFixed)[0]
+	other := writeProfiles(t, filepath.Join(dir, "b"), genTestPop(2, defaultKnobs(80)), k.D, k.Q, 1, formArrowFixed)[0]
+	orig, _ := os.ReadFile(p)
+	pf, err := openParquet(context.Background(), p, memory.NewGoAllocator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	if err := os.Rename(other, p); err != nil { // the input is replaced mid-run
+		t.Fatal(err)
+	}
+	sum, err := pf.sha256(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(orig)
+	if sum != hex.EncodeToString(want[:]) || pf.size != int64(len(orig)) {
+		t.Fatalf("hash %s size %d; the file read has %x, %d bytes", sum, pf.size, want, len(orig))
+	}
+}
+
+// TestInputPermissionDenied: an unreadable input is exit 77's kind (a retry
+// cannot help), naming the file. Root reads everything, so the test drops
+// to an unprivileged user's view with a path error, as the OS reports it.
+func TestInputPermissionDenied(t *testing.T) {
+	err := &os.PathError{Op: "open", Path: "/data/shard.parquet", Err: syscall.EACCES}
+	for _, c := range []struct {
+		fallback, want error
+	}{{ErrNoInput, ErrPermission}, {ErrIO, ErrPermission}} {
+		if got := osKind(err, c.fallback); got != c.want {
+			t.Errorf("osKind(EACCES, %v) = %v, want %v", c.fallback, got, c.want)
+		}
+	}
+	for errno, want := range map[syscall.Errno]error{syscall.EROFS: ErrPermission, syscall.EMFILE: ErrSystem, syscall.ENFILE: ErrSystem, syscall.EIO: ErrIO, syscall.ENOSPC: ErrIO} {
+		if got := osKind(&os.PathError{Op: "open", Path: "x", Err: errno}, ErrIO); got != want {
+			t.Errorf("osKind(%v) = %v, want %v", errno, got, want)
+		}
+	}
+	if os.Geteuid() != 0 {
+		dir := t.TempDir()
+		p := writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(1, defaultKnobs(10)), 16, 12, 1, formArrowFixed)[0]
+		os.Chmod(p, 0)
+		_, err := Run(context.Background(), baseConfig(dir), discard)
+		if !errors.Is(err, ErrPermission) || !strings.Contains(err.Error(), p) {
+			t.Fatalf("unreadable shard: %v, want ErrPermission naming it", err)
+		}
+	}
+}
