@@ -41,12 +41,16 @@ test: vet fmt-check generate-check duckdb
 	$(FUZZ) -fuzz '^FuzzTraitScoreRow$$' -fuzztime 5s ./kernels
 	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 15s ./pipeline
 	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 10s ./pipeline
+	$(FUZZ) -fuzz '^FuzzVarColumn$$' -fuzztime 10s ./pipeline
+	$(FUZZ) -fuzz '^FuzzCheckOffsets$$' -fuzztime 5s ./pipeline
 	cd deploy/kubernetes && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # Longer fuzzing; FUZZ_WATCHDOG=/tmp/wd dumps stacks of any exec over 5 s.
 fuzz:
 	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 5m ./pipeline
 	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 2m ./pipeline
+	$(FUZZ) -fuzz '^FuzzVarColumn$$' -fuzztime 2m ./pipeline
+	$(FUZZ) -fuzz '^FuzzCheckOffsets$$' -fuzztime 1m ./pipeline
 	$(FUZZ) -fuzz '^FuzzQuestions$$' -fuzztime 1m ./kernels
 	$(FUZZ) -fuzz '^FuzzDot$$' -fuzztime 1m ./kernels
 	$(FUZZ) -fuzz '^FuzzDotTile$$' -fuzztime 1m ./kernels

@@ -10,7 +10,7 @@ import (
 )
 
 // SpecVersion is the data contract version the outputs follow.
-const SpecVersion = "1"
+const SpecVersion = "1.1"
 
 // MatchRow is one row of the matches table (spec §4).
 type MatchRow struct {
