@@ -61,7 +61,7 @@ func dateAccessor(a arrow.Array) (func(i int) int64, error) {
 		perDay := int64(86_400) * int64(1e9/unit.Multiplier())
 		return func(i int) int64 { return floorDiv(int64(a.Value(i)), perDay) }, nil
 	}
-	return nil, fmt.Errorf("has type %s, want date32", a.DataType())
+	return nil, fmt.Errorf("has type %s, want date32, date64 or a timestamp", a.DataType())
 }
 
 func floorDiv(a, b int64) int64 {

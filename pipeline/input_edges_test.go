@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"time"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -10,7 +11,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	pq "github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
@@ -64,9 +70,11 @@ func TestFooterRowClaims(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			ms := genTestPop(3, defaultKnobs(40))
+			k := defaultKnobs(200)
+			k.D = 2048 // a fixed width: reserving 4·D bytes per claimed row is what ran out of memory
+			ms := genTestPop(3, k)
 			for _, form := range []writeForm{formArrowFixed, formArrowVariable} {
-				p := writeProfiles(t, filepath.Join(dir, form.String()), ms, 16, 12, 1, form)[0]
+				p := writeProfiles(t, filepath.Join(dir, form.String()), ms, k.D, k.Q, 1, form)[0]
 				rewriteFooter(t, p, c.edit)
 				cfg := baseConfig(dir)
 				cfg.Profiles, cfg.Out = []string{p}, filepath.Join(dir, "out-"+form.String())
@@ -242,5 +250,85 @@ func TestFloatsCheckedAsStored(t *testing.T) {
 	}
 	if n8 != 4 {
 		t.Errorf("member 8 has %d matches, want 4: %+v", n8, matches)
+	}
+}
+
+// TestModifiedInPlace: a local input modified in place while it is read
+// (same inode) fails with ErrIO (retry) naming the file: its hash and its
+// rows could describe different bytes.
+func TestModifiedInPlace(t *testing.T) {
+	dir := t.TempDir()
+	p := writeProfiles(t, filepath.Join(dir, "p"), genTestPop(1, defaultKnobs(30)), 16, 12, 1, formArrowFixed)[0]
+	pf, err := openParquet(context.Background(), p, memory.NewGoAllocator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	if err := pf.checkUnchanged(); err != nil {
+		t.Fatalf("unchanged file: %v", err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("12345678"), 100) // same size, same inode
+	f.Close()
+	// a file system with coarse timestamps could leave mtime equal within
+	// its tick; move it on so the test does not depend on the tick
+	later := pf.opened.ModTime().Add(time.Second)
+	os.Chtimes(p, later, later)
+	if err := pf.checkUnchanged(); !errors.Is(err, ErrIO) || !strings.Contains(err.Error(), p) {
+		t.Fatalf("got %v, want ErrIO naming %s", err, p)
+	}
+}
+
+// TestCorruptColumnIsNamed: a page of a fixed-width column that cannot be
+// decoded fails naming the file and that column.
+func TestCorruptColumnIsNamed(t *testing.T) {
+	dir := t.TempDir()
+	k := defaultKnobs(300)
+	ms := genTestPop(4, k)
+	sc := ProfileSchema(k.D, k.Q, false)
+	fields := sc.Fields()
+	fields[3].Type = arrow.PrimitiveTypes.Uint16 // as writeArrow: gender as uint16
+	sc = arrow.NewSchema(fields, nil)
+	p := filepath.Join(dir, "p", "a.parquet")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pqarrow.NewFileWriter(sc, f, parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy)), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := arrowRecord(sc, ms, false)
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.Release()
+	w.Close()
+	f.Close()
+	// scribble over the middle of the lat column chunk's compressed data
+	rf, _ := os.Open(p)
+	pr, err := file.NewParquetReader(rf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := pr.MetaData().RowGroup(0).ColumnChunk(pr.MetaData().Schema.ColumnIndexByName("lat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, size := cc.DataPageOffset(), cc.TotalCompressedSize()
+	pr.Close()
+	b, _ := os.ReadFile(p)
+	for i := start; i < start+size; i++ {
+		b[i] ^= 0x5a
+	}
+	os.WriteFile(p, b, 0o644)
+	_, err = Run(context.Background(), Config{Profiles: []string{filepath.Dir(p)}, Out: filepath.Join(dir, "out"), K: 3,
+		AsOf: testAsOf, AsOfDate: "2026-11-24", Weights: DefaultWeights, Workers: 2, MaxRejectRatio: 1}, discard)
+	if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), `column "lat"`) {
+		t.Fatalf("got %v, want ErrBadData naming %s and column lat", err, p)
 	}
 }

@@ -18,27 +18,33 @@ import (
 // resolveInputs expands the values of a path flag into a sorted list of
 // distinct files. A value that names an existing local path is taken
 // literally, whatever characters it holds ('[', ',', '*'); otherwise commas
-// separate several paths and '*', '?' and '[' make a glob ('\' escapes
-// them). Directories are walked recursively for *.parquet files, following
-// symbolic links (a link seen twice on one path is a loop, refused); names
-// starting with "_" or "." (staging areas, markers, hidden files) are
-// skipped, as Hive and Spark do. Nothing that matches is ever skipped
-// silently: a dangling link, a link loop, a directory that cannot be read,
+// separate several paths (or URLs) and '*', '?' and '[' make a glob ('\'
+// escapes them). Directories are walked recursively, following symbolic
+// links (a link back to a folder above it is a loop, refused; a folder
+// reached twice is walked once), for Parquet files: files named *.parquet,
+// and other regular files that begin with Parquet's magic bytes (Hive
+// writes shards named 000000_0). Names starting with "_" or "." (staging
+// areas, markers, hidden files) are skipped, as Hive and Spark do, in a
+// glob's matches too unless the pattern names them. Nothing else is ever
+// skipped: a dangling link, a link loop, a directory that cannot be read,
 // or a *.parquet name that is not a regular file (a FIFO would block the
 // open) fails the run. A file reached by several paths is read once. A
 // spec that matches nothing is ErrNoInput.
 func resolveInputs(ctx context.Context, what string, specs []string) ([]string, error) {
 	var out []string
+	w := &inputWalk{ctx: ctx, what: what, onPath: map[fileKey]bool{}, seen: map[fileKey]bool{}}
 	for _, spec := range specs {
 		if spec == "" {
 			continue
 		}
 		if store.IsURL(spec) {
-			objs, err := resolveObjects(ctx, what, spec)
-			if err != nil {
-				return nil, err
+			for _, u := range splitURLs(spec) {
+				objs, err := resolveObjects(ctx, what, u)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, objs...)
 			}
-			out = append(out, objs...)
 			continue
 		}
 		parts := []string{spec}
@@ -46,7 +52,7 @@ func resolveInputs(ctx context.Context, what string, specs []string) ([]string, 
 			parts = strings.Split(spec, ",")
 		}
 		for _, part := range parts {
-			files, err := resolveLocal(what, part)
+			files, err := w.resolveLocal(part)
 			if err != nil {
 				return nil, err
 			}
@@ -58,24 +64,51 @@ func resolveInputs(ctx context.Context, what string, specs []string) ([]string, 
 	return dedupeFiles(what, out)
 }
 
+// splitURLs splits a comma-separated list of URLs at the commas that start
+// another URL (a comma inside an object key stays).
+func splitURLs(spec string) []string {
+	var out []string
+	for {
+		cut := -1
+		for _, scheme := range []string{",s3://", ",gs://", ",file://", ",mem://"} {
+			if i := strings.Index(spec, scheme); i >= 0 && (cut < 0 || i < cut) {
+				cut = i
+			}
+		}
+		if cut < 0 {
+			return append(out, spec)
+		}
+		out = append(out, spec[:cut])
+		spec = spec[cut+1:]
+	}
+}
+
 // resolveLocal expands one local path or glob.
-func resolveLocal(what, spec string) ([]string, error) {
+func (w *inputWalk) resolveLocal(spec string) ([]string, error) {
 	if spec == "" {
 		return nil, nil
 	}
 	if _, err := os.Lstat(spec); err == nil || !strings.ContainsAny(spec, "*?[") {
-		return expandPath(what, spec)
+		return w.expand(spec, true)
 	}
 	m, err := filepath.Glob(spec)
 	if err != nil {
-		return nil, usageErrorf("--%s: bad pattern %q: %v", what, spec, err)
+		return nil, usageErrorf("--%s: bad pattern %q: %v", w.what, spec, err)
 	}
+	m = slices.DeleteFunc(m, func(p string) bool { return hiddenMatch(spec, p) })
 	if len(m) == 0 {
-		return nil, fmt.Errorf("%w: --%s: %q matches no file", ErrNoInput, what, spec)
+		// filepath.Glob ignores folders it cannot read: say so rather than
+		// "matches nothing" when the pattern's folder is unreadable.
+		if dir := literalPrefix(spec); dir != "" {
+			if _, err := os.ReadDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, osError(err, ErrNoInput, "--"+w.what)
+			}
+		}
+		return nil, fmt.Errorf("%w: --%s: %q matches no file", ErrNoInput, w.what, spec)
 	}
 	var out []string
 	for _, p := range m {
-		files, err := expandPath(what, p)
+		files, err := w.expand(p, false)
 		if err != nil {
 			return nil, err
 		}
@@ -84,24 +117,54 @@ func resolveLocal(what, spec string) ([]string, error) {
 	return out, nil
 }
 
-// expandPath returns p itself when it is a regular file (or a link to
-// one), or the *.parquet files below it when it is a directory.
-func expandPath(what, p string) ([]string, error) {
-	st, err := statInput(what, p)
+// literalPrefix is the folder of a glob pattern above its first
+// metacharacter.
+func literalPrefix(pattern string) string {
+	i := strings.IndexAny(pattern, "*?[")
+	if i < 0 {
+		return filepath.Dir(pattern)
+	}
+	return filepath.Dir(pattern[:i] + "x")
+}
+
+// hiddenMatch reports whether a glob match has a name starting with "_" or
+// "." where the pattern's own segment does not start with that character:
+// the glob form skips what a folder walk skips ('*' does match ".x" in Go).
+func hiddenMatch(pattern, match string) bool {
+	ps := strings.Split(filepath.Clean(pattern), string(filepath.Separator))
+	ms := strings.Split(filepath.Clean(match), string(filepath.Separator))
+	if len(ps) != len(ms) {
+		return false
+	}
+	for i, seg := range ms {
+		if (strings.HasPrefix(seg, "_") || strings.HasPrefix(seg, ".")) && !strings.HasPrefix(ps[i], seg[:1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// expand returns p itself when it is a regular file (or a link to one),
+// or the Parquet files below it when it is a directory. A directory named
+// on the command line must hold at least one (must); one matched by a
+// glob may be empty.
+func (w *inputWalk) expand(p string, must bool) ([]string, error) {
+	st, err := statInput(w.what, p)
 	if err != nil {
 		return nil, err
 	}
 	if !st.IsDir() {
 		return []string{p}, nil
 	}
-	w := &inputWalk{what: what, onPath: map[fileKey]bool{}}
+	before := len(w.files)
 	if err := w.dir(p, st); err != nil {
 		return nil, err
 	}
-	if len(w.files) == 0 {
-		return nil, fmt.Errorf("%w: --%s: directory %s holds no .parquet file", ErrNoInput, what, p)
+	files := slices.Clone(w.files[before:])
+	if len(files) == 0 && must {
+		return nil, fmt.Errorf("%w: --%s: directory %s holds no .parquet file (nor any other Parquet file)", ErrNoInput, w.what, p)
 	}
-	return w.files, nil
+	return files, nil
 }
 
 // statInput stats p following links and refuses what cannot be an input:
@@ -128,7 +191,7 @@ func statError(what, p string, err error) error {
 		}
 		return fmt.Errorf("%w: --%s: %s does not exist", ErrNoInput, what, p)
 	case errors.Is(err, syscall.ELOOP):
-		return fmt.Errorf("%w: --%s: %s: symbolic link loop", ErrNoInput, what, p)
+		return fmt.Errorf("%w: --%s: %s: too many levels of symbolic links (a loop, or a chain of more than 40)", ErrNoInput, what, p)
 	}
 	return osError(err, ErrNoInput, "--"+what)
 }
@@ -161,21 +224,31 @@ func keyOf(st fs.FileInfo) (fileKey, bool) {
 	return fileKey{}, false
 }
 
-// inputWalk walks a directory tree following links; onPath holds the
-// directories between the root and the current one, so a link back to one
-// of them is a loop (a directory reached twice by different links is fine).
+// inputWalk walks directory trees following links. onPath holds the
+// folders between the root and the current one, so that a link back to
+// one of them is a loop; seen holds every folder walked, so that a folder
+// reached by several links is walked once (links reaching the same folders
+// many ways would otherwise make the walk exponential).
 type inputWalk struct {
+	ctx    context.Context
 	what   string
 	onPath map[fileKey]bool
+	seen   map[fileKey]bool
 	files  []string
 }
 
 func (w *inputWalk) dir(path string, st fs.FileInfo) error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
 	if k, ok := keyOf(st); ok {
 		if w.onPath[k] {
 			return fmt.Errorf("%w: --%s: %s: symbolic link loop (leads back to a directory above it)", ErrNoInput, w.what, path)
 		}
-		w.onPath[k] = true
+		if w.seen[k] {
+			return nil
+		}
+		w.onPath[k], w.seen[k] = true, true
 		defer delete(w.onPath, k)
 	}
 	entries, err := os.ReadDir(path)
@@ -189,11 +262,22 @@ func (w *inputWalk) dir(path string, st fs.FileInfo) error {
 		}
 		full := filepath.Join(path, name)
 		isParquet := strings.EqualFold(filepath.Ext(name), ".parquet")
-		switch t := e.Type(); {
+		t := e.Type()
+		var est fs.FileInfo
+		if t&fs.ModeSymlink != 0 {
+			// A dangling link, a loop or an unreadable target is an error
+			// whatever its name: it may stand for a folder of shards.
+			if est, err = os.Stat(full); err != nil {
+				return statError(w.what, full, err)
+			}
+			t = est.Mode().Type()
+		}
+		switch {
 		case t.IsDir():
-			est, err := os.Lstat(full)
-			if err != nil {
-				return osError(err, ErrNoInput, "--"+w.what)
+			if est == nil {
+				if est, err = os.Lstat(full); err != nil {
+					return osError(err, ErrNoInput, "--"+w.what)
+				}
 			}
 			if err := w.dir(full, est); err != nil {
 				return err
@@ -201,33 +285,31 @@ func (w *inputWalk) dir(path string, st fs.FileInfo) error {
 		case t.IsRegular():
 			if isParquet {
 				w.files = append(w.files, full)
+			} else if ok, err := hasParquetMagic(full); err != nil {
+				return osError(err, ErrNoInput, "--"+w.what)
+			} else if ok {
+				w.files = append(w.files, full)
 			}
-		case t&fs.ModeSymlink != 0:
-			// A dangling link, a loop or an unreadable target is an error
-			// whatever its name: it may stand for a folder of shards.
-			est, err := os.Stat(full)
-			if err != nil {
-				return statError(w.what, full, err)
-			}
-			switch {
-			case est.IsDir():
-				if err := w.dir(full, est); err != nil {
-					return err
-				}
-			case est.Mode().IsRegular():
-				if isParquet {
-					w.files = append(w.files, full)
-				}
-			case isParquet:
-				return notRegular(w.what, full, est.Mode())
-			}
-		default: // a FIFO, socket or device
-			if isParquet {
-				return notRegular(w.what, full, t)
-			}
+		case isParquet: // a FIFO, socket or device named like a shard
+			return notRegular(w.what, full, t)
 		}
 	}
 	return nil
+}
+
+// hasParquetMagic reports whether a regular file begins with "PAR1".
+func hasParquetMagic(path string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	var b [4]byte
+	n, err := f.ReadAt(b[:], 0)
+	if n < 4 {
+		return false, nil
+	}
+	return string(b[:]) == "PAR1", err
 }
 
 // dedupeFiles drops paths that name a file already listed (through a

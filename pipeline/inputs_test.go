@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -156,6 +157,36 @@ func TestResolveInputs(t *testing.T) {
 			touch(t, r+"/in/x1/b.parquet")
 			return []string{r + `/in/x\[1\]/*.parquet`}
 		}, []string{"in/x[1]/a.parquet"}, nil, ""},
+		{"links reaching the same folders many ways are walked once", func(t *testing.T, r string) []string {
+			// L0..L24, each holding two links to the next: 2^24 paths to one
+			// shard (the walk took exponential time)
+			for i := 0; i < 24; i++ {
+				os.MkdirAll(filepath.Join(r, "L"+strconv.Itoa(i)), 0o755)
+				link(t, filepath.Join(r, "L"+strconv.Itoa(i+1)), filepath.Join(r, "L"+strconv.Itoa(i), "a"))
+				link(t, filepath.Join(r, "L"+strconv.Itoa(i+1)), filepath.Join(r, "L"+strconv.Itoa(i), "b"))
+			}
+			touch(t, r+"/L24/x.parquet")
+			return []string{r + "/L0"}
+		}, []string{"L0/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/x.parquet"}, nil, ""},
+		{"glob skips hidden and staging names", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/part-0.parquet")
+			touch(t, r+"/in/.part-1.parquet")
+			touch(t, r+"/in/_SUCCESS")
+			touch(t, r+"/in/_temporary/0/part-2.parquet")
+			return []string{r + "/in/*"}
+		}, []string{"in/part-0.parquet"}, nil, ""},
+		{"glob naming hidden files reads them", func(t *testing.T, r string) []string {
+			touch(t, r+"/in/part-0.parquet")
+			touch(t, r+"/in/.part-1.parquet")
+			return []string{r + "/in/.part*"}
+		}, []string{"in/.part-1.parquet"}, nil, ""},
+		{"Parquet files without the extension are read", func(t *testing.T, r string) []string {
+			os.MkdirAll(r+"/in", 0o755)
+			os.WriteFile(r+"/in/000000_0", []byte("PAR1 a Hive-style shard PAR1"), 0o644)
+			touch(t, r+"/in/README.txt")
+			touch(t, r+"/in/a.parquet")
+			return []string{r + "/in"}
+		}, []string{"in/000000_0", "in/a.parquet"}, nil, ""},
 		{"glob matching nothing", func(t *testing.T, r string) []string {
 			return []string{r + "/in/*.parquet"}
 		}, nil, ErrNoInput, "matches no file"},
@@ -191,6 +222,19 @@ func TestResolveInputs(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+func TestSplitURLs(t *testing.T) {
+	for in, want := range map[string][]string{
+		"s3://b/a.parquet":                       {"s3://b/a.parquet"},
+		"s3://b/a.parquet,s3://b/c.parquet":      {"s3://b/a.parquet", "s3://b/c.parquet"},
+		"s3://b/x,y.parquet":                     {"s3://b/x,y.parquet"},
+		"gs://b/p,file:///d/q.parquet,mem://m/r": {"gs://b/p", "file:///d/q.parquet", "mem://m/r"},
+	} {
+		if got := splitURLs(in); !slices.Equal(got, want) {
+			t.Errorf("splitURLs(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

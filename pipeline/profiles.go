@@ -138,7 +138,7 @@ func lengthHistogram(ctx context.Context, pf *parquetFile, needD, needQ bool, su
 			if suppressed(i) {
 				continue
 			}
-			if fl != nil && !fl.list.IsNull(i) {
+			if fl != nil && !fl.list.IsNull(i) && fl.length(i) > 0 { // an empty trait has no width
 				hd[fl.length(i)]++
 			}
 			if needQ {
@@ -410,11 +410,15 @@ func ageAt(birthDays int64, asOf time.Time) uint16 {
 
 // readProfileFile decodes and validates every row of pf into a chunk.
 func readProfileFile(ctx context.Context, pf *parquetFile, fileIdx int, d dims, asOf time.Time, suppress map[int64]struct{}) (*chunk, error) {
-	// Buffers are sized from the footer's row count only as far as the file
-	// could hold that many rows (a row takes at least a byte of a real file):
-	// a footer that claims billions of rows must not allocate for them. The
-	// decoder then holds every row group to its claim (records).
-	n := int(min(max(pf.numRows(), 0), pf.size))
+	// Buffers are sized from the footer's row count only as far as the
+	// file's bytes could hold that many rows: a claim of billions of rows
+	// must not allocate for them (the decoder holds every row group to its
+	// claim, records). A row's values take about 4·D + 32 + 3·Q bytes in
+	// memory and, traits being incompressible floats, not much less in a
+	// real file; twice the file's size bounds what is reserved, and append
+	// grows past it for a file that compresses better.
+	perRow := int64(4*d.D + HLABytes + 3*d.Q + 64)
+	n := int(min(max(pf.numRows(), 0), 1024+2*pf.size/perRow))
 	c := &chunk{file: fileIdx}
 	c.rows = make([]int64, 0, n)
 	c.id = make([]int64, 0, n)

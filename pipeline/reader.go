@@ -27,7 +27,8 @@ const readBatchRows = 1 << 15
 type parquetFile struct {
 	path   string
 	size   int64
-	src    source // what pr reads: the manifest's hash is taken from it too
+	src    source      // what pr reads: the manifest's hash is taken from it too
+	opened fs.FileInfo // a local file's fstat at open (checkUnchanged)
 	pr     *file.Reader
 	fr     *pqarrow.FileReader
 	schema *arrow.Schema
@@ -54,6 +55,21 @@ func openParquet(ctx context.Context, path string, mem memory.Allocator) (pf *pa
 		}
 		return nil, fileError(ErrBadData, path, "", fmt.Errorf("not a readable Parquet file: %w", err))
 	}
+	// The row groups must hold the rows the footer claims, before anything
+	// is sized from either (a claim of 4e9 rows used to size the buffers).
+	var rgRows int64
+	for i := 0; i < pr.NumRowGroups(); i++ {
+		n := pr.MetaData().RowGroup(i).NumRows()
+		if n < 0 || rgRows+n < rgRows {
+			pr.Close()
+			return nil, fileError(ErrBadData, path, "", fmt.Errorf("row group %d claims %d rows", i, n))
+		}
+		rgRows += n
+	}
+	if rgRows != pr.NumRows() {
+		pr.Close()
+		return nil, fileError(ErrBadData, path, "", fmt.Errorf("the footer claims %d rows, its row groups %d", pr.NumRows(), rgRows))
+	}
 	if kv := pr.MetaData().KeyValueMetadata(); kv != nil {
 		if sch := kv.FindValue("ARROW:schema"); sch != nil {
 			if err := checkArrowSchema(*sch); err != nil {
@@ -72,7 +88,7 @@ func openParquet(ctx context.Context, path string, mem memory.Allocator) (pf *pa
 		pr.Close()
 		return nil, fileError(ErrBadData, path, "", fmt.Errorf("reading Arrow schema: %w", err))
 	}
-	pf = &parquetFile{path: path, size: size, src: src, pr: pr, fr: fr, schema: sc, fields: map[string]int{}}
+	pf = &parquetFile{path: path, size: size, src: src, opened: statOf(src), pr: pr, fr: fr, schema: sc, fields: map[string]int{}}
 	for i, f := range sc.Fields() {
 		if _, dup := pf.fields[f.Name]; dup {
 			pf.Close()
@@ -120,6 +136,41 @@ func openSource(ctx context.Context, path string) (source, int64, error) {
 		return nil, 0, fileError(ErrNoInput, path, "", fmt.Errorf("not a regular file (%s): refused, reading it could block", fileKind(st.Mode())))
 	}
 	return f, st.Size(), nil
+}
+
+// statOf is a local file's fstat, or nil for an object.
+func statOf(src source) fs.FileInfo {
+	if f, ok := src.(*os.File); ok {
+		if st, err := f.Stat(); err == nil {
+			return st
+		}
+	}
+	return nil
+}
+
+// checkUnchanged fails when a local file was modified in place while it
+// was read (size, modification or change time differ from the open's): its
+// hash and its rows might describe different bytes. A file renamed over
+// the path does not matter (the descriptor still reads the old one). The
+// next run reads a settled file: ErrIO, retry.
+func (pf *parquetFile) checkUnchanged() error {
+	if pf.opened == nil {
+		return nil
+	}
+	now := statOf(pf.src)
+	if now == nil {
+		return fileError(ErrIO, pf.path, "", errors.New("cannot stat the open file"))
+	}
+	same := now.Size() == pf.opened.Size() && now.ModTime().Equal(pf.opened.ModTime())
+	if a, ok := now.Sys().(*syscall.Stat_t); ok {
+		if b, ok := pf.opened.Sys().(*syscall.Stat_t); ok {
+			same = same && a.Ctim == b.Ctim
+		}
+	}
+	if !same {
+		return fileError(ErrIO, pf.path, "", errors.New("the file was modified while it was read (retry once its writer is done)"))
+	}
+	return nil
 }
 
 // sha256 hashes the file's bytes through the descriptor (or object reader)
@@ -275,9 +326,33 @@ func (pf *parquetFile) flatRowGroup(ctx context.Context, leaves []int, rg int, e
 		}
 	}
 	if err := rr.Err(); err != nil && !errors.Is(err, context.Canceled) {
-		return fileError(readErrKind(err), pf.path, "", fmt.Errorf("decoding: %w", err))
+		return fileError(readErrKind(err), pf.path, pf.failingLeaf(ctx, leaves, rg), fmt.Errorf("row group %d: decoding: %w", rg, err))
 	}
 	return ctx.Err()
+}
+
+// failingLeaf names the column whose decoding fails in row group rg, by
+// decoding the leaves one at a time (only after a failure), or "".
+func (pf *parquetFile) failingLeaf(ctx context.Context, leaves []int, rg int) (name string) {
+	defer func() {
+		if recover() != nil {
+			name = ""
+		}
+	}()
+	for _, leaf := range leaves {
+		rr, err := pf.fr.GetRecordReader(ctx, []int{leaf}, []int{rg})
+		if err != nil {
+			continue
+		}
+		for rr.Next() {
+		}
+		err = rr.Err()
+		rr.Release()
+		if err != nil {
+			return pf.pr.MetaData().Schema.Column(leaf).ColumnPath()[0]
+		}
+	}
+	return ""
 }
 
 // readErrKind is the kind of an error met while decoding a file: the

@@ -139,8 +139,10 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 			if sums[i], err = pf.sha256(gctx); err != nil {
 				return err
 			}
-			chunks[i], err = readProfileFile(gctx, pf, i, d, cfg.AsOf, suppress)
-			return err
+			if chunks[i], err = readProfileFile(gctx, pf, i, d, cfg.AsOf, suppress); err != nil {
+				return err
+			}
+			return pf.checkUnchanged()
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -223,6 +225,9 @@ func readSideInput(ctx context.Context, path string, cols []string, mem memory.A
 		rows++
 		fn(v, ok)
 	})
+	if err == nil {
+		err = pf.checkUnchanged()
+	}
 	return InputFile{Path: path, Size: pf.size, SHA256: sum, Rows: rows}, err
 }
 
@@ -271,6 +276,10 @@ func resolveDims(ctx context.Context, files []*parquetFile, fixed []dims, cfg Co
 		if d.Q == 0 {
 			d.Q, src["Q"] = mostCommon(hq), "data"
 		}
+	}
+	if d.D > MaxTraitDim || d.Q > MaxQuestions {
+		return d, "", fmt.Errorf("%w: trait width %d or question count %d (%s) above the maximum %d or %d",
+			ErrBadData, d.D, d.Q, fmt.Sprintf("D from %s, Q from %s", orNone(src["D"]), orNone(src["Q"])), MaxTraitDim, MaxQuestions)
 	}
 	if d.D == 0 && len(files) > 0 {
 		// No row has a trait at all: every row will be rejected; keep D at 1

@@ -29,6 +29,14 @@ const (
 // HLABytes is the width of the hla column: a 256-allele bitset.
 const HLABytes = 32
 
+// MaxTraitDim and MaxQuestions bound D and Q, from any source (schema,
+// flag or data): buffers are sized from them per member and per tile, so a
+// file or flag claiming a width of 10^8 must be refused, not allocated.
+const (
+	MaxTraitDim  = 1 << 16
+	MaxQuestions = 1 << 16
+)
+
 type colKind int
 
 const (
@@ -42,7 +50,7 @@ const (
 
 func (k colKind) String() string {
 	return [...]string{
-		"an integer", "bool", "float32 or float64", "date32",
+		"an integer", "bool", "float32 or float64", "date32, date64 or a timestamp",
 		"fixed_size_list<float32> (or list<float32|float64>)",
 		"fixed_size_binary (or binary)",
 	}[k]
