@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"time"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -10,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
