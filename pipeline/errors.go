@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"syscall"
+
+	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // Error kinds. Every error the pipeline returns wraps exactly one of these
@@ -69,9 +71,10 @@ func osKind(err error, fallback error) error {
 	var invalid x509.CertificateInvalidError
 	var verify *tls.CertificateVerificationError
 	switch {
-	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS), errors.Is(err, store.ErrDenied):
 		return ErrPermission
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
+	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify),
+		errors.Is(err, store.ErrConfig):
 		return ErrConfig
 	case errors.As(err, &errno) && (errno == syscall.EMFILE || errno == syscall.ENFILE):
 		return ErrSystem
