@@ -96,3 +96,31 @@ var ErrExists = errors.New("output already exists")
 // ErrNotReady is a commit whose shard parts are not all there yet (exit 75,
 // EX_TEMPFAIL: retry later).
 var ErrNotReady = errors.New("shard parts not ready")
+
+// Kind returns the kind of err that decides the exit code, or nil when err
+// wraps none (a bug: every error the pipeline returns should). A permanent
+// condition anywhere in err's chain (permission denied, a read-only file
+// system, an object store refusing access, TLS trust or credentials, an
+// operating-system limit) outranks the kind of the operation that met it
+// (ErrIO, ErrNoInput, ErrBadData): a scheduler must never be told to retry
+// what a retry cannot fix. The kinds that are decisions (ErrUsage,
+// ErrInternal, ErrExists, ErrLocked, ErrNotReady) stand as they are.
+func Kind(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, k := range []error{ErrUsage, ErrInternal, ErrExists, ErrLocked, ErrNotReady} {
+		if errors.Is(err, k) {
+			return k
+		}
+	}
+	if k := osKind(err, nil); k != nil {
+		return k
+	}
+	for _, k := range []error{ErrPermission, ErrConfig, ErrSystem, ErrNoInput, ErrBadData, ErrIO} {
+		if errors.Is(err, k) {
+			return k
+		}
+	}
+	return nil
+}

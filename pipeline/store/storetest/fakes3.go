@@ -25,14 +25,14 @@ type Fault int
 
 // The faults.
 const (
-	Pass     Fault = iota
-	Err503         // 503 SlowDown, before the real server sees the request
-	Truncate       // the real response, cut to half its body, connection dropped
-	Slow           // the real response after Delay
-	Stall          // no answer at all until the client gives up or the server closes
-	StallBody      // the real headers and half the body, then nothing until the client gives up
-	Deny           // 403 AccessDenied: the identity lacks a permission
-	BadKey         // 403 InvalidAccessKeyId: the credentials are wrong
+	Pass      Fault = iota
+	Err503          // 503 SlowDown, before the real server sees the request
+	Truncate        // the real response, cut to half its body, connection dropped
+	Slow            // the real response after Delay
+	Stall           // no answer at all until the client gives up or the server closes
+	StallBody       // the real headers and half the body, then nothing until the client gives up
+	Deny            // 403 AccessDenied: the identity lacks a permission
+	BadKey          // 403 InvalidAccessKeyId: the credentials are wrong
 )
 
 // FakeS3 is an in-process S3 server (gofakes3) behind a fault injector.
