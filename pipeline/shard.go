@@ -239,6 +239,7 @@ func runShard(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, tm
 	if err := tmpDir.sync(); err != nil {
 		return nil, err
 	}
+	crashPoint("shard-written")
 	if err := idx.rename(tmpName, idx, m.AttemptID); err != nil {
 		return nil, fmt.Errorf("placing the part: %w", err)
 	}
@@ -774,11 +775,16 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 	if chosen == nil {
 		id := sha256.Sum256([]byte(configHash(cfg, L.Dims, "") + fp))
 		var ds []string
-		for _, s := range complete {
+		for _, s := range sets {
 			ds = append(ds, s.describe())
 		}
-		return nil, fmt.Errorf("%w: the profiles changed since the shards ran: they give run id %s now, and no complete set of parts is of it (%s); run the shards again",
-			ErrBadData, hex.EncodeToString(id[:16]), strings.Join(ds, "; "))
+		if len(complete) < len(sets) {
+			// Shards of newer inputs may still be running.
+			return nil, fmt.Errorf("%w: no complete set of shard parts is of the current inputs (run id %s) under %s: %s",
+				ErrNotReady, hex.EncodeToString(id[:16]), redactURL(where), strings.Join(ds, "; "))
+		}
+		return nil, fmt.Errorf("%w: the profiles changed since the shards ran: they give run id %s now, and no complete set of parts under %s is of it (%s); run the shards again",
+			ErrBadData, hex.EncodeToString(id[:16]), redactURL(where), strings.Join(ds, "; "))
 	}
 	if chosen != complete[0] {
 		if cfg, err = cc.runConfig(partition, chosen.parts[0].pm.Config); err != nil {

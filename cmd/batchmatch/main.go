@@ -61,6 +61,11 @@ func runCaught(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 			err = fmt.Errorf("%w: panic: %v\n%s", pipeline.ErrInternal, r, debug.Stack())
 		}
 	}()
+	if os.Getenv("BATCHMATCH_TEST_PANIC") != "" {
+		// Exit 70 is a bug, which no input may cause: the exit-code test
+		// plants one here.
+		panic("planted by $BATCHMATCH_TEST_PANIC")
+	}
 	return run(ctx, args, stdout, stderr)
 }
 
