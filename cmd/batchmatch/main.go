@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/osmosis/batchmatch/pipeline"
@@ -48,7 +49,13 @@ func main() {
 	stopInt()
 	stopTerm()
 	if err != nil && !errors.Is(err, errHelp) {
-		fmt.Fprintln(os.Stderr, "batchmatch:", err)
+		if k := pipeline.Kind(err); k != nil && !strings.HasPrefix(err.Error(), k.Error()) {
+			// A permanent cause decided the code, not the operation's kind
+			// the message starts with: say so first.
+			fmt.Fprintf(os.Stderr, "batchmatch: %v (exit %d): %v\n", k, code, err)
+		} else {
+			fmt.Fprintln(os.Stderr, "batchmatch:", err)
+		}
 	}
 	os.Exit(code)
 }

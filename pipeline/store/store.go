@@ -348,7 +348,9 @@ func attempt(ctx context.Context, idle time.Duration, op func(ctx context.Contex
 	defer t.Stop()
 	err := op(actx, func() { t.Reset(idle) })
 	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), ErrStalled) {
-		return fmt.Errorf("%w: no answer or progress for %v: %w", ErrStalled, idle, err)
+		// Not %w: the cancellation inside err is the deadline's, not the
+		// caller's (who would take it for an interrupted run).
+		return fmt.Errorf("%w: no answer or progress for %v: %v", ErrStalled, idle, err)
 	}
 	return err
 }

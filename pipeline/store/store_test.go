@@ -356,6 +356,9 @@ func TestStalled(t *testing.T) {
 			if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, store.ErrStalled) || !strings.Contains(err.Error(), "s3://bm/stalled") {
 				t.Fatalf("against a server that never answers: %v, want ErrUnavailable (stalled) naming the object", err)
 			}
+			if errors.Is(err, context.Canceled) {
+				t.Errorf("the deadline's cancellation leaks into the error (a caller takes it for an interrupted run): %v", err)
+			}
 			if got := fake.Requests(); got != 3 {
 				t.Errorf("%d requests, want 3 (Retry.Attempts)", got)
 			}
