@@ -515,7 +515,7 @@ func (c *committer) sweepParts(skip string) error {
 		if p != skip && CheckPartition(p) == nil {
 			pub, _ = c.publishedAt(p) // a link there is refused when a run publishes p
 		}
-		if err := c.sweepPartition(shards, p, pub, p == skip); err != nil {
+		if err := c.sweepPartition(shards, p, pub, false); err != nil {
 			return err
 		}
 	}
@@ -715,6 +715,7 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 			if err := com.sweepPartition(shards, partition, nil, true); err != nil {
 				log.Warn("the shard parts of the published run could not be removed", "error", err)
 			}
+			_ = unix.Unlinkat(com.tmp.fd(), shardsDir, unix.AT_REMOVEDIR) // only when empty
 		}
 		log.Info("already published by this run: nothing to commit", "partition", redactURL(cc.publishedLocation(com.final)), "run_id", pub.success.RunID)
 		m.RunID, m.AsOf = pub.success.RunID, cc.AsOf.Format(time.DateOnly)

@@ -236,7 +236,7 @@ func TestOverwriteCrashPointsRemote(t *testing.T) {
 	st := store.New(nil)
 	defer st.Close()
 	ctx := context.Background()
-	for _, step := range []string{"tables", "staged", "exchanged", "remote-uploaded", "remote-success", "remote-removing"} {
+	for _, step := range []string{"tables", "staged", "renamed", "remote-uploaded", "remote-success", "remote-removing"} {
 		t.Run(step, func(t *testing.T) {
 			out := store.Join(fake.URL, "crash-"+step)
 			part := store.Join(out, "dt=2026-11-24")
