@@ -388,6 +388,9 @@ func runLocal(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, e
 		// exit status): the published tables are the ones this run would
 		// write, byte for byte.
 		log.Info("already published by this run: nothing to do", "partition", where, "run_id", m.RunID)
+		if pub.manifest != nil {
+			m.Counts = pub.manifest.Counts // the metrics describe what is published
+		}
 		return &Result{Manifest: m, Published: com.final, AlreadyPublished: true}, nil
 	}
 

@@ -719,6 +719,9 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 		}
 		log.Info("already published by this run: nothing to commit", "partition", redactURL(cc.publishedLocation(com.final)), "run_id", pub.success.RunID)
 		m.RunID, m.AsOf = pub.success.RunID, cc.AsOf.Format(time.DateOnly)
+		if pub.manifest != nil {
+			m.Counts = pub.manifest.Counts // the metrics describe what is published
+		}
 		return &Result{Manifest: m, Published: com.final, AlreadyPublished: true}, nil
 	}
 	var complete []*partSet
