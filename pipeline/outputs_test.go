@@ -130,6 +130,9 @@ func TestOverwriteIOFailures(t *testing.T) {
 			}
 		}
 		for _, persist := range []bool{false, true} {
+			if persist && testing.Short() {
+				continue // -short (the race detector run): single failures only
+			}
 			for i, op := range ops {
 				name := fmt.Sprintf("%s/persist=%v/%d %s", mode.name, persist, i, op)
 				t.Run(name, func(t *testing.T) {
