@@ -3,12 +3,16 @@ package pipeline
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,14 +20,37 @@ import (
 
 // Output layout under --out:
 //
-//	OUT/.lock                      flock held by the running job
-//	OUT/_temporary/<attempt>/      staging area of a run in progress
-//	OUT/_temporary/shards/...      parts of sharded runs awaiting commit (shard.go)
-//	OUT/dt=YYYY-MM-DD/             a published run: tables, manifest.json, _SUCCESS
+//	OUT/.lock                              flock held by the running job
+//	OUT/_temporary/<attempt>/<partition>/  the partition a run is writing (its staging area)
+//	OUT/_temporary/<attempt>/aside/<partition>/
+//	                                       a published partition moved aside by a replace
+//	                                       on a file system without RENAME_EXCHANGE
+//	OUT/_temporary/shards/...              parts of sharded runs awaiting commit (shard.go)
+//	OUT/<partition>/                       a published run: tables, manifest, _SUCCESS
+//
+// Publishing (committer.publish): the staged partition is complete,
+// _SUCCESS included, before it is moved; then one rename puts it in place
+// (no partition yet) or one renameat2(RENAME_EXCHANGE) swaps it with the
+// published one, which lands in the staging area and is removed with it.
+// Readers see the old partition or the new one, never a mix and never
+// none. Where the file system cannot exchange (NFS), the old partition is
+// renamed to aside/ and the new one renamed into place: a reader can find
+// no partition between the two renames, and a crash between them leaves
+// the old one under aside/, from where the next run (which holds the lock
+// and so knows the attempt is dead) puts it back before removing anything.
+// Only a partition that was published is ever put back: aside/ holds
+// nothing else.
 const (
 	lockFile    = ".lock"
 	stagingDir  = "_temporary"
 	successFile = "_SUCCESS"
+	asideDir    = "aside"
+	// legacyReplaced is where batchmatch up to spec v1.1's first releases
+	// moved the old partition when overwriting; recovery restores it too.
+	legacyReplaced = "replaced"
+	// manifestFile is the manifest's name in a local partition; a remote
+	// one names its manifest after the publishing attempt (remote.go).
+	manifestFile = "manifest.json"
 )
 
 // DefaultPartition is the Hive-style partition name of a run for asOf.
@@ -44,13 +71,48 @@ func PartitionDir(out string, asOf time.Time) string {
 	return filepath.Join(out, DefaultPartition(asOf))
 }
 
+// partitionName is the character set of a partition name: letters,
+// digits, '.', '_', '=' and '-', starting with a letter or a digit.
+var partitionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._=-]*$`)
+
+// maxPartitionLen bounds a partition name (file systems allow 255 bytes;
+// object keys and Hive paths are happier short).
+const maxPartitionLen = 128
+
+// CheckPartition accepts a partition name that is safe as a directory
+// name and an object-key element everywhere: at most 128 characters of
+// [A-Za-z0-9._=-], starting with a letter or a digit (so never '.', '_' or
+// '-': hidden, staging, or an option), without "..". Anything else is a
+// usage error.
+func CheckPartition(name string) error {
+	if len(name) > maxPartitionLen || !partitionName.MatchString(name) || strings.Contains(name, "..") {
+		return usageErrorf("--partition must be 1 to %d characters of letters, digits, '.', '_', '=' and '-', starting with a letter or a digit, without \"..\"; got %q",
+			maxPartitionLen, name)
+	}
+	return nil
+}
+
 // committer owns a run's staging area and publishes it in one step.
 type committer struct {
-	out     string
-	attempt string
-	staging string // OUT/_temporary/<attempt>
-	final   string // OUT/dt=DATE
-	lock    *os.File
+	out       string
+	attempt   string
+	partition string
+	final     string // OUT/<partition>
+	log       *slog.Logger
+
+	root  *outDir // OUT
+	tmp   *outDir // OUT/_temporary
+	stage *outDir // OUT/_temporary/<attempt>
+	lock  *os.File
+
+	// published is the partition as this run found it (nil: not published).
+	published *publishedInfo
+}
+
+// publishedInfo is what a published partition's _SUCCESS and manifest say.
+type publishedInfo struct {
+	success  successInfo
+	manifest *Manifest // nil when unreadable
 }
 
 // newAttemptID returns a unique, sortable attempt name.
@@ -60,122 +122,455 @@ func newAttemptID(now time.Time) string {
 	return fmt.Sprintf("%s-%d-%s", now.UTC().Format("20060102T150405Z"), os.Getpid(), hex.EncodeToString(b[:]))
 }
 
-// openCommitter takes the output lock, refuses to replace a published run
-// unless overwrite is set, removes leftovers of crashed runs and creates
-// this run's staging area.
-func openCommitter(out, partition string, overwrite bool, attempt string) (*committer, error) {
-	if err := os.MkdirAll(out, 0o750); err != nil {
-		return nil, ioErrorf("creating output directory: %w", err)
-	}
-	c := &committer{out: out, attempt: attempt, final: filepath.Join(out, partition)}
-	c.staging = filepath.Join(out, stagingDir, attempt)
-	lf, err := os.OpenFile(filepath.Join(out, lockFile), os.O_CREATE|os.O_RDWR, 0o640)
-	if err != nil {
-		return nil, ioErrorf("opening lock: %w", err)
-	}
-	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(lf.Name())
-		lf.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, filepath.Join(out, lockFile), strings.TrimSpace(string(holder)))
+// openCommitter takes the output lock, recovers what dead runs left in the
+// staging area (putting back a published partition an interrupted replace
+// moved aside, removing everything else that is provably dead, shard parts
+// that a published partition consumed included), reads whether the
+// partition is published, and creates this run's staging area.
+//
+// It does not refuse a published partition: whether a run may go on
+// depends on its run id (an identical re-run succeeds without writing),
+// which the caller knows only after reading the inputs. ownParts is the
+// commit of this partition, which handles the partition's parts itself.
+func openCommitter(out, partition, attempt string, log *slog.Logger, ownParts bool) (_ *committer, err error) {
+	c := &committer{out: out, attempt: attempt, partition: partition, final: filepath.Join(out, partition), log: log}
+	defer func() {
+		if err != nil {
+			c.release()
 		}
-		return nil, ioErrorf("locking %s: %w", out, err)
+	}()
+	if c.root, err = openOutRoot(out); err != nil {
+		return nil, err
+	}
+	lf, err := c.root.open(lockFile, os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		if errors.Is(err, ErrPermission) {
+			return nil, err
+		}
+		return nil, fsError(err, "opening the lock", c.root.join(lockFile))
+	}
+	ok, err := flockNB(lf)
+	if err != nil || !ok {
+		holder, _ := readAll(lf)
+		lf.Close()
+		if err == nil {
+			return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, c.root.join(lockFile), strings.TrimSpace(string(holder)))
+		}
+		return nil, fsError(err, "locking", out)
 	}
 	c.lock = lf
 	host, _ := os.Hostname()
 	_ = lf.Truncate(0)
 	_, _ = lf.WriteAt([]byte(fmt.Sprintf("pid %d on %s, attempt %s\n", os.Getpid(), host, attempt)), 0)
 
-	if !overwrite && published(c.final) {
-		c.release()
-		return nil, fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, c.final)
+	if c.published, err = c.publishedAt(partition); err != nil {
+		return nil, err
 	}
-	// We hold the lock: anything left in the staging area is from a dead
-	// run, except shard parts (written without the lock, kept for commit).
-	ents, err := os.ReadDir(filepath.Join(out, stagingDir))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		c.release()
-		return nil, ioErrorf("reading the staging area: %w", err)
+	if c.tmp, err = c.root.sub(stagingDir, true); err != nil {
+		return nil, err
 	}
-	for _, e := range ents {
-		if e.Name() == shardsDir {
+	// We hold the lock: every attempt directory in the staging area is of a
+	// dead run. Shard parts are written without the lock (sweepParts).
+	names, err := c.tmp.names()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if n == shardsDir {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(out, stagingDir, e.Name())); err != nil {
-			c.release()
-			return nil, ioErrorf("removing leftovers of an earlier run: %w", err)
+		if err := c.recoverAttempt(n); err != nil {
+			return nil, fmt.Errorf("recovering the staging area of an earlier run: %w", err)
 		}
 	}
-	if err := os.MkdirAll(c.staging, 0o750); err != nil {
-		c.release()
-		return nil, ioErrorf("creating staging area: %w", err)
+	skip := ""
+	if ownParts {
+		skip = partition
+	}
+	if err := c.sweepParts(skip); err != nil {
+		return nil, err
+	}
+	// Recovery may have restored this very partition.
+	if c.published, err = c.publishedAt(partition); err != nil {
+		return nil, err
+	}
+	if c.stage, err = c.tmp.sub(attempt, true); err != nil {
+		return nil, fmt.Errorf("creating the staging area: %w", err)
 	}
 	return c, nil
 }
 
-// published reports whether dir is a completely published run (has _SUCCESS).
-func published(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, successFile))
-	return err == nil
+// readAll reads what f holds from its start.
+func readAll(f *os.File) ([]byte, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, min(st.Size(), 4096))
+	n, err := f.ReadAt(b, 0)
+	if n == len(b) {
+		err = nil
+	}
+	return b[:n], err
 }
 
-// stagedPartition is where the run writes its tables before publishing.
-func (c *committer) stagedPartition() string {
-	return filepath.Join(c.staging, filepath.Base(c.final))
+// publishedAt reads the published partition name under OUT: nil when
+// there is none (or it lacks _SUCCESS: a publish that never finished). A
+// link there is refused.
+func (c *committer) publishedAt(name string) (*publishedInfo, error) {
+	st, ok, err := c.root.lstat(name)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if isLink(st) {
+		return nil, errLink(c.root.join(name))
+	}
+	if !isDir(st) {
+		return nil, nil
+	}
+	d, err := c.root.sub(name, false)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return readPublished(d)
 }
 
-// publish moves the staged partition into place (replacing an old one when
-// allowed), then writes _SUCCESS last. Readers that wait for _SUCCESS never
-// see a partial run.
-func (c *committer) publish(overwrite bool, runID string) error {
-	staged := c.stagedPartition()
-	if err := syncDir(staged); err != nil {
+// readPublished reads _SUCCESS and the manifest it names in d (a partition).
+func readPublished(d *outDir) (*publishedInfo, error) {
+	body, ok, err := d.readFile(successFile)
+	if err != nil || !ok {
+		return nil, err
+	}
+	p := &publishedInfo{success: parseSuccess(body)}
+	if raw, ok, err := d.readFile(p.success.manifestName()); err == nil && ok {
+		var m Manifest
+		if json.Unmarshal(raw, &m) == nil {
+			p.manifest = &m
+		}
+	}
+	return p, nil
+}
+
+// completePartition reports whether name in d is a partition directory with
+// _SUCCESS (not through links).
+func completePartition(d *outDir, name string) bool {
+	st, ok, err := d.lstat(name)
+	if err != nil || !ok || !isDir(st) {
+		return false
+	}
+	p, err := d.sub(name, false)
+	if err != nil {
+		return false
+	}
+	defer p.Close()
+	st, ok, err = p.lstat(successFile)
+	return err == nil && ok && isReg(st)
+}
+
+// recoverAttempt removes the staging directory name of a dead attempt (or
+// of this one, at its end), first putting back any published partition
+// that an interrupted replace left in it (aside/<partition>, or a legacy
+// "replaced") when its place under OUT holds no published partition.
+func (c *committer) recoverAttempt(name string) error {
+	st, ok, err := c.tmp.lstat(name)
+	if err != nil || !ok {
 		return err
 	}
-	if _, err := os.Stat(c.final); err == nil {
-		// A partition without _SUCCESS is a publish that crashed before
-		// its last step: nobody may rely on it, so it is replaced.
-		if !overwrite && published(c.final) {
-			return fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, c.final)
-		}
-		old := filepath.Join(c.staging, "replaced")
-		if err := os.Rename(c.final, old); err != nil {
-			return ioErrorf("moving the old partition aside: %w", err)
-		}
+	if !isDir(st) {
+		// A link or a file planted in the staging area: removed itself,
+		// its target untouched.
+		c.log.Warn("removing a stray entry from the staging area", "path", c.tmp.join(name))
+		return c.tmp.removeAll(name)
 	}
-	if err := os.Rename(staged, c.final); err != nil {
-		return ioErrorf("publishing %s: %w", c.final, err)
-	}
-	if err := syncDir(c.out); err != nil {
+	a, err := c.tmp.sub(name, false)
+	if err != nil {
 		return err
 	}
-	if err := writeFileSync(filepath.Join(c.final, successFile), successBody(runID, c.attempt)); err != nil {
-		return err
+	defer a.Close()
+	type candidate struct {
+		dir              *outDir
+		entry, partition string
 	}
-	return syncDir(c.final)
-}
-
-// successBody is what _SUCCESS holds: the run id (equal for every attempt
-// that computes the same tables) and the attempt that published.
-func successBody(runID, attempt string) []byte {
-	return []byte("run_id " + runID + "\nattempt_id " + attempt + "\n")
-}
-
-// successRunID reads the run id out of a _SUCCESS body ("" if none).
-func successRunID(body []byte) string {
-	for _, line := range strings.Split(string(body), "\n") {
-		if id, ok := strings.CutPrefix(line, "run_id "); ok {
-			return id
+	var cands []candidate
+	if st, ok, err := a.lstat(asideDir); err == nil && ok && isDir(st) {
+		aside, err := a.sub(asideDir, false)
+		if err != nil {
+			return err
 		}
+		defer aside.Close()
+		ns, err := aside.names()
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			if completePartition(aside, n) {
+				cands = append(cands, candidate{aside, n, n})
+			}
+		}
+	}
+	if completePartition(a, legacyReplaced) {
+		if p := legacyPartitionName(a); p != "" {
+			cands = append(cands, candidate{a, legacyReplaced, p})
+		}
+	}
+	for _, cd := range cands {
+		if CheckPartition(cd.partition) != nil {
+			continue
+		}
+		pub, err := c.publishedAt(cd.partition)
+		if err != nil {
+			return err
+		}
+		if pub != nil {
+			continue // the replace finished: what is aside is the old partition
+		}
+		if err := c.restore(cd.dir, cd.entry, cd.partition); err != nil {
+			return fmt.Errorf("putting back the published partition %s from %s: %w", c.root.join(cd.partition), cd.dir.join(cd.entry), err)
+		}
+		c.log.Warn("put back a published partition that an interrupted replace had moved aside",
+			"partition", c.root.join(cd.partition), "from", cd.dir.join(cd.entry))
+	}
+	return c.tmp.removeAll(name)
+}
+
+// legacyPartitionName reads the partition name of a legacy "replaced"
+// directory from its manifest ("" if unknown).
+func legacyPartitionName(a *outDir) string {
+	d, err := a.sub(legacyReplaced, false)
+	if err != nil {
+		return ""
+	}
+	defer d.Close()
+	raw, ok, err := d.readFile(manifestFile)
+	if err != nil || !ok {
+		return ""
+	}
+	var m struct {
+		AsOf   string `json:"as_of"`
+		Config struct {
+			Partition string `json:"partition"`
+		} `json:"config"`
+	}
+	if json.Unmarshal(raw, &m) != nil {
+		return ""
+	}
+	if m.Config.Partition != "" {
+		return m.Config.Partition
+	}
+	if m.AsOf != "" {
+		return "dt=" + m.AsOf
 	}
 	return ""
 }
 
-// cleanup removes the staging area and releases the lock. Safe to call twice.
+// restore puts the complete partition entry of src in place as OUT/name,
+// where no published partition is: by a rename, or, over an unfinished
+// partition, by an exchange (the unfinished one lands in src and goes with
+// it).
+func (c *committer) restore(src *outDir, entry, name string) error {
+	st, ok, err := c.root.lstat(name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok:
+		err = src.rename(entry, c.root, name)
+	case isLink(st):
+		return errLink(c.root.join(name))
+	case !isDir(st):
+		return errNotDir(c.root.join(name))
+	default:
+		err = src.exchange(entry, c.root, name)
+		if errors.Is(err, errNoExchange) {
+			if err = c.root.rename(name, src, entry+".unfinished"); err == nil {
+				err = src.rename(entry, c.root, name)
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return c.root.sync()
+}
+
+// stagedPartition is where the run writes its tables before publishing.
+func (c *committer) stagedPartition() string {
+	return c.stage.join(c.partition)
+}
+
+// publish writes _SUCCESS (listing every file of the partition) into the
+// staged partition, then puts the complete partition in place in one
+// atomic step: a rename when none is published, an exchange with the
+// published one otherwise (see the comment at the top of this file). A
+// published partition is replaced only with overwrite.
+func (c *committer) publish(overwrite bool, runID, manifest string) error {
+	name := c.partition
+	staged, err := c.stage.sub(name, false)
+	if err != nil {
+		return err
+	}
+	defer staged.Close()
+	crashPoint("tables")
+	files, err := listFiles(staged.path)
+	if err != nil {
+		return fsError(err, "listing", staged.path)
+	}
+	if err := writeFileSync(staged.join(successFile), successBody(runID, c.attempt, manifest, files)); err != nil {
+		return err
+	}
+	if err := staged.sync(); err != nil {
+		return err
+	}
+	crashPoint("staged")
+	st, exists, err := c.root.lstat(name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !exists:
+		if err := c.stage.rename(name, c.root, name); err != nil {
+			return err
+		}
+		crashPoint("renamed")
+	case isLink(st):
+		return errLink(c.final)
+	case !isDir(st):
+		return errNotDir(c.final)
+	default:
+		if pub, err := c.publishedAt(name); err != nil {
+			return err
+		} else if pub != nil && !overwrite {
+			return fmt.Errorf("%w: %s is already published by run %s; pass --overwrite to replace it", ErrExists, c.final, pub.success.RunID)
+		}
+		// A partition without _SUCCESS (a publish that never finished) is
+		// replaced like a published one: nobody may rely on it.
+		err := c.stage.exchange(name, c.root, name)
+		if errors.Is(err, errNoExchange) {
+			err = c.replaceByRenames(name)
+		} else if err == nil {
+			crashPoint("exchanged")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := c.root.sync(); err != nil {
+		return err
+	}
+	crashPoint("published")
+	return nil
+}
+
+// replaceByRenames replaces OUT/name with the staged partition where the
+// file system cannot exchange: the published partition goes to aside/
+// first, then the new one into place. Between the two renames OUT/name is
+// missing; a failure of the second puts the old one back, and what a
+// crash leaves, the next run puts back (recoverAttempt).
+func (c *committer) replaceByRenames(name string) error {
+	aside, err := c.stage.sub(asideDir, true)
+	if err != nil {
+		return err
+	}
+	defer aside.Close()
+	if err := c.root.rename(name, aside, name); err != nil {
+		return err
+	}
+	if err := c.stage.sync(); err != nil {
+		c.log.Warn("syncing the staging area failed", "error", err)
+	}
+	crashPoint("aside")
+	if err := c.stage.rename(name, c.root, name); err != nil {
+		if rerr := aside.rename(name, c.root, name); rerr != nil {
+			return fmt.Errorf("%w; putting the published partition back failed too (%v): it is kept at %s and the next run puts it back",
+				err, rerr, aside.join(name))
+		}
+		return err
+	}
+	crashPoint("renamed")
+	return nil
+}
+
+// successInfo is what _SUCCESS says: the run id (equal for every attempt
+// that computes the same tables), the attempt that published, the
+// manifest, and every file of the publish (slash paths relative to the
+// partition). A _SUCCESS written before files were listed has no files.
+type successInfo struct {
+	RunID, AttemptID, Manifest string
+	Files                      []string
+}
+
+// manifestName is the manifest of the publish (manifest.json when
+// _SUCCESS does not say).
+func (s successInfo) manifestName() string {
+	if s.Manifest != "" {
+		return s.Manifest
+	}
+	return manifestFile
+}
+
+// successBody is what _SUCCESS holds: "run_id", "attempt_id" and
+// "manifest" lines, then a "file" line for every file of the publish.
+// Readers that read exactly the listed files see one consistent publish.
+func successBody(runID, attempt, manifest string, files []string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "run_id %s\nattempt_id %s\n", runID, attempt)
+	if manifest != "" {
+		fmt.Fprintf(&b, "manifest %s\n", manifest)
+	}
+	for _, f := range files {
+		if f != successFile {
+			fmt.Fprintf(&b, "file %s\n", f)
+		}
+	}
+	return []byte(b.String())
+}
+
+// parseSuccess reads a _SUCCESS body.
+func parseSuccess(body []byte) successInfo {
+	var s successInfo
+	for _, line := range strings.Split(string(body), "\n") {
+		k, v, _ := strings.Cut(line, " ")
+		switch k {
+		case "run_id":
+			s.RunID = v
+		case "attempt_id":
+			s.AttemptID = v
+		case "manifest":
+			s.Manifest = v
+		case "file":
+			s.Files = append(s.Files, v)
+		}
+	}
+	return s
+}
+
+// successRunID reads the run id out of a _SUCCESS body ("" if none).
+func successRunID(body []byte) string { return parseSuccess(body).RunID }
+
+// published reports whether dir is a completely published run: a directory
+// (not a link) with a regular _SUCCESS.
+func published(dir string) bool {
+	st, err := os.Lstat(dir)
+	if err != nil || !st.IsDir() {
+		return false
+	}
+	st, err = os.Lstat(filepath.Join(dir, successFile))
+	return err == nil && st.Mode().IsRegular()
+}
+
+// cleanup removes the staging area, putting back first a published
+// partition a failed replace left in it, and releases the lock. Safe to
+// call twice.
 func (c *committer) cleanup() {
-	if c.staging != "" {
-		os.RemoveAll(c.staging)
-		os.Remove(filepath.Join(c.out, stagingDir)) // only when empty
+	if c.stage != nil {
+		c.stage.Close()
+		c.stage = nil
+		if err := c.recoverAttempt(c.attempt); err != nil {
+			c.log.Error("the staging area could not be cleaned up; the next run will", "path", c.tmp.join(c.attempt), "error", err)
+		}
+		// The staging area itself goes when empty.
+		_ = unix.Unlinkat(c.root.fd(), stagingDir, unix.AT_REMOVEDIR)
 	}
 	c.release()
 }
@@ -187,41 +582,60 @@ func (c *committer) release() {
 		c.lock.Close()
 		c.lock = nil
 	}
+	c.tmp.Close()
+	c.root.Close()
 }
 
-// writeFileSync writes data to path through a temporary file, fsyncs it and
-// renames it into place.
+// writeFileSync writes data to path through a new temporary file, fsyncs it
+// and renames it into place. Neither name is followed if it is a link.
 func writeFileSync(path string, data []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return ioErrorf("creating %s: %w", tmp, err)
+	if err := fault("create", tmp); err != nil {
+		return fsError(err, "creating", tmp)
 	}
-	if _, err := f.Write(data); err != nil {
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o640)
+	if err != nil {
+		return fsError(err, "creating", tmp)
+	}
+	err = fault("write", tmp)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err != nil {
 		f.Close()
-		return ioErrorf("writing %s: %w", tmp, err)
+		return fsError(err, "writing", tmp)
+	}
+	if err := fault("sync", tmp); err != nil {
+		f.Close()
+		return fsError(err, "syncing", tmp)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return ioErrorf("syncing %s: %w", tmp, err)
+		return fsError(err, "syncing", tmp)
 	}
 	if err := f.Close(); err != nil {
-		return ioErrorf("closing %s: %w", tmp, err)
+		return fsError(err, "closing", tmp)
+	}
+	if err := fault("rename", tmp); err != nil {
+		return fsError(err, "renaming", tmp)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return ioErrorf("renaming %s: %w", tmp, err)
+		return fsError(err, "renaming", tmp)
 	}
 	return nil
 }
 
 func syncDir(dir string) error {
+	if err := fault("sync", dir); err != nil {
+		return fsError(err, "syncing", dir)
+	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return ioErrorf("opening %s: %w", dir, err)
+		return fsError(err, "opening", dir)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil && !errors.Is(err, fs.ErrInvalid) {
-		return ioErrorf("syncing %s: %w", dir, err)
+		return fsError(err, "syncing", dir)
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"syscall"
+
+	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // Error kinds. Every error the pipeline returns wraps exactly one of these
@@ -69,9 +71,10 @@ func osKind(err error, fallback error) error {
 	var invalid x509.CertificateInvalidError
 	var verify *tls.CertificateVerificationError
 	switch {
-	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS), errors.Is(err, store.ErrDenied):
 		return ErrPermission
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
+	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify),
+		errors.Is(err, store.ErrConfig):
 		return ErrConfig
 	case errors.As(err, &errno) && (errno == syscall.EMFILE || errno == syscall.ENFILE):
 		return ErrSystem
@@ -93,3 +96,31 @@ var ErrExists = errors.New("output already exists")
 // ErrNotReady is a commit whose shard parts are not all there yet (exit 75,
 // EX_TEMPFAIL: retry later).
 var ErrNotReady = errors.New("shard parts not ready")
+
+// Kind returns the kind of err that decides the exit code, or nil when err
+// wraps none (a bug: every error the pipeline returns should). A permanent
+// condition anywhere in err's chain (permission denied, a read-only file
+// system, an object store refusing access, TLS trust or credentials, an
+// operating-system limit) outranks the kind of the operation that met it
+// (ErrIO, ErrNoInput, ErrBadData): a scheduler must never be told to retry
+// what a retry cannot fix. The kinds that are decisions (ErrUsage,
+// ErrInternal, ErrExists, ErrLocked, ErrNotReady) stand as they are.
+func Kind(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, k := range []error{ErrUsage, ErrInternal, ErrExists, ErrLocked, ErrNotReady} {
+		if errors.Is(err, k) {
+			return k
+		}
+	}
+	if k := osKind(err, nil); k != nil {
+		return k
+	}
+	for _, k := range []error{ErrPermission, ErrConfig, ErrSystem, ErrNoInput, ErrBadData, ErrIO} {
+		if errors.Is(err, k) {
+			return k
+		}
+	}
+	return nil
+}

@@ -256,9 +256,19 @@ func TestCommitProtocol(t *testing.T) {
 			t.Errorf("%s is world-accessible: %v", f, st.Mode())
 		}
 	}
-	// a re-run is refused without --overwrite
-	if _, err := Run(context.Background(), cfg, discard); !errors.Is(err, ErrExists) {
-		t.Fatalf("re-run without overwrite: %v, want ErrExists", err)
+	// an identical re-run succeeds without writing anything; a run of
+	// other settings is refused without --overwrite
+	before0, _ := os.ReadFile(filepath.Join(res.Published, successFile))
+	if again, err := Run(context.Background(), cfg, discard); err != nil || !again.AlreadyPublished {
+		t.Fatalf("identical re-run without overwrite: %v, want success without publishing", err)
+	}
+	if after0, _ := os.ReadFile(filepath.Join(res.Published, successFile)); !bytes.Equal(before0, after0) {
+		t.Fatal("an identical re-run replaced the partition")
+	}
+	other := cfg
+	other.K = cfg.K + 1
+	if _, err := Run(context.Background(), other, discard); !errors.Is(err, ErrExists) {
+		t.Fatalf("re-run of other settings without overwrite: %v, want ErrExists", err)
 	}
 	// and replaces the partition with it
 	before, _ := os.ReadFile(filepath.Join(res.Published, "manifest.json"))
@@ -275,7 +285,7 @@ func TestCommitProtocol(t *testing.T) {
 		t.Errorf("same input and configuration, different run ids: %q, %q", res.Manifest.RunID, res2.Manifest.RunID)
 	}
 	// a second run while the lock is held exits with ErrLocked naming the holder
-	com, err := openCommitter(cfg.Out, DefaultPartition(testAsOf), true, "holder-attempt")
+	com, err := openCommitter(cfg.Out, DefaultPartition(testAsOf), "holder-attempt", discard, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,9 @@ type Manifest struct {
 	TimingsMs      map[string]int64 `json:"timings_ms"`
 	// Parts are the shard parts a commit gathered (sharded runs only).
 	Parts []PartRef `json:"parts,omitempty"`
+	// ShardRunID is the run id the parts carry (sharded runs only): parts
+	// left with it are known to be consumed.
+	ShardRunID string `json:"shard_run_id,omitempty"`
 }
 
 // ManifestDims are the trait width and question count of the run and where they came from.

@@ -3,10 +3,13 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/push"
+	"github.com/prometheus/common/expfmt"
 	"github.com/spf13/pflag"
 )
 
@@ -82,7 +85,7 @@ func PublishMetrics(o MetricsOptions, m *Manifest, exitCode int, instance string
 	reg := metricsRegistry(m, exitCode, time.Now())
 	var errs []error
 	if o.Textfile != "" {
-		if err := prometheus.WriteToTextfile(o.Textfile, reg); err != nil {
+		if err := writeTextfile(o.Textfile, reg); err != nil {
 			errs = append(errs, fmt.Errorf("metrics textfile: %w", err))
 		}
 	}
@@ -98,4 +101,33 @@ func PublishMetrics(o MetricsOptions, m *Manifest, exitCode int, instance string
 		return fmt.Errorf("%v", errs)
 	}
 	return nil
+}
+
+// writeTextfile writes the registry's metrics in the text format to path,
+// through a temporary file in the same directory renamed into place (the
+// collector never reads half a file), with mode 0640 like every other file
+// the job writes (prometheus.WriteToTextfile makes it 0644).
+func writeTextfile(path string, reg *prometheus.Registry) error {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // gone once renamed
+	err = f.Chmod(0o640)
+	for _, mf := range mfs {
+		if err == nil {
+			_, err = expfmt.MetricFamilyToText(f, mf)
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -99,6 +97,10 @@ type Config struct {
 	// SpoolDir is where a run with an object-store --out stages its output
 	// ("": the system's temporary directory).
 	SpoolDir string `json:"-"`
+	// remoteDst and remotePub are set by runRemote: the remote partition
+	// and what it holds (nil: not published).
+	remoteDst string
+	remotePub *publishedInfo
 	// Alloc is the Arrow allocator for reading inputs (nil: the default).
 	// Tests pass a checked allocator to prove every buffer is released.
 	Alloc memory.Allocator `json:"-"`
@@ -160,9 +162,8 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 	if c.Partition == "" {
 		c.Partition = DefaultPartition(c.AsOf)
 	}
-	if c.Partition != filepath.Base(c.Partition) || c.Partition == "." || c.Partition == ".." ||
-		strings.HasPrefix(c.Partition, "_") || strings.HasPrefix(c.Partition, ".") {
-		return c, usageErrorf("--partition must be one directory name not starting with '_' or '.', got %q", c.Partition)
+	if err := CheckPartition(c.Partition); err != nil {
+		return c, err
 	}
 	return c, nil
 }

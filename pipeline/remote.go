@@ -2,6 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,8 +14,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
@@ -23,26 +28,45 @@ import (
 // does everything a local run does in a private spool directory on local
 // disk (under --spool-dir, removed at the end) and then pushes:
 //
-//   - a whole run uploads the published partition's files (tables,
-//     manifest.json, report.html), deletes objects of an earlier publish
-//     that the new one does not have, and creates OUT/<partition>/_SUCCESS
-//     last with a conditional create (If-None-Match: *). Readers that wait
-//     for _SUCCESS never see a partial run. With --overwrite, the old
-//     _SUCCESS is deleted first, before any table is replaced.
+//   - a whole run uploads the partition's files under names no earlier
+//     publish used (each carries the publishing attempt id:
+//     matches/part-00000-<attempt>.parquet, manifest-<attempt>.json,
+//     report-<attempt>.html), then writes OUT/<partition>/_SUCCESS, which
+//     lists them, and only then deletes the objects the new _SUCCESS does
+//     not list (an earlier publish's, leftovers of killed ones). _SUCCESS
+//     is created with a conditional create (If-None-Match: *) when there
+//     was none, and replaced in one PUT by --overwrite. So at every moment
+//     _SUCCESS lists a complete set of files that all exist: an object is
+//     never rewritten once a _SUCCESS listed it, and it is deleted only
+//     after _SUCCESS stopped listing it. A killed --overwrite leaves the
+//     old publish in force (before the PUT) or the new one (after it),
+//     plus objects nobody lists, which the next publish removes.
+//     Readers read _SUCCESS and then exactly the files it lists; one that
+//     finds a listed file gone (an overwrite finished meanwhile) starts
+//     again from _SUCCESS.
 //   - a shard uploads its part to OUT/_temporary/shards/<partition>/<count>/<index>/<attempt>/,
 //     part.parquet first and part.json last: a part is complete when its
 //     part.json exists, so a pod lost mid-upload leaves nothing commit uses.
-//   - commit downloads the earliest complete part of every index into its
-//     spool, merges and publishes as a local commit does, pushes the
-//     partition as a whole run does, then deletes the parts.
+//   - commit downloads every complete part's part.json into its spool,
+//     picks the newest complete set of one run id as a local commit does,
+//     downloads its tables, merges and publishes as a local commit does,
+//     pushes the partition as a whole run does, then deletes the parts.
 //
 // Concurrency is the scheduler's (concurrencyPolicy: Forbid); the
 // conditional create is the last guard: of two publishers racing for one
-// partition only one creates _SUCCESS. Because the tables are a pure
-// function of the inputs and the configuration, two attempts of the same
-// run upload identical bytes, and the loser that finds _SUCCESS written by
-// the same run id succeeds too; a loser of another run fails with
-// ErrExists.
+// unpublished partition only one creates _SUCCESS, and the loser removes
+// what it uploaded. Because the tables are a pure function of the inputs
+// and the configuration, a run that finds the partition published by the
+// same run id (a retry whose first attempt published) succeeds without
+// uploading; a run of another run id fails with ErrExists unless
+// --overwrite.
+//
+// The spool directory carries an owner lock (ownerLock) held for the
+// process's lifetime: a later run that finds a spool nobody holds (its
+// process was killed) removes it.
+
+// spoolPrefix names spool directories under --spool-dir.
+const spoolPrefix = "batchmatch-spool-"
 
 // runRemote runs cfg (whose Out is a URL) in a spool directory and pushes
 // the result.
@@ -51,212 +75,361 @@ func runRemote(ctx context.Context, cfg Config, log *slog.Logger) (*Result, erro
 	remote := cfg.Out
 	dst := store.Join(remote, partitionOr(cfg.Partition, cfg.AsOf))
 	whole := cfg.Shard.Count <= 1
-	spool, err := prepareRemote(ctx, st, dst, whole && !cfg.Overwrite, cfg.SpoolDir)
+	var pub *publishedInfo
+	if whole {
+		var err error
+		if pub, err = readRemotePublished(ctx, st, dst); err != nil {
+			return nil, err
+		}
+	}
+	sp, err := newSpool(cfg.SpoolDir, log)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(spool)
+	defer sp.release()
 	local := cfg
-	local.Out, local.RemoteOut = spool, remote
+	local.Out, local.RemoteOut, local.remoteDst, local.remotePub = sp.dir, remote, dst, pub
 	res, err := runLocal(ctx, local, log)
 	if err != nil {
 		return res, err
 	}
 	if !whole {
-		rel, err := filepath.Rel(spool, res.Published)
+		rel, err := filepath.Rel(sp.dir, res.Published)
 		if err != nil {
-			return nil, ioErrorf("placing the part: %w", err)
+			return nil, fmt.Errorf("%w: placing the part: %w", ErrInternal, err)
 		}
 		to := store.Join(remote, filepath.ToSlash(rel))
-		if err := uploadDir(ctx, st, res.Published, to, "part.json"); err != nil {
+		if err := uploadDir(ctx, st, res.Published, to, partJSON); err != nil {
 			return &Result{Manifest: res.Manifest}, err // counts for the metrics of a failed run
 		}
 		log.Info("shard part uploaded", "to", redactURL(to))
 		res.Published = redactURL(to)
 		return res, nil
 	}
-	if err := pushPartition(ctx, st, log, res.Published, dst, cfg.Overwrite, res.Manifest.RunID); err != nil {
+	if res.AlreadyPublished {
+		res.Published = redactURL(dst)
+		return res, nil
+	}
+	already, err := pushPartition(ctx, st, log, res.Published, dst, cfg.Overwrite, res.Manifest.RunID)
+	if err != nil {
 		return &Result{Manifest: res.Manifest}, err
 	}
-	res.Published = redactURL(dst)
+	res.Published, res.AlreadyPublished = redactURL(dst), already
 	return res, nil
 }
 
-// commitRemote is Commit for a remote --out: the parts come down into a
-// spool, the commit runs there, the partition goes up.
+// commitRemote is Commit for a remote --out: the parts' manifests come down
+// into a spool, the commit runs there (fetching the tables of the set it
+// picks), the partition goes up.
 func commitRemote(ctx context.Context, cc CommitConfig, log *slog.Logger) (*Result, error) {
 	st := store.Default()
 	remote := cc.Out
 	partition := partitionOr(cc.Partition, cc.AsOf)
 	dst := store.Join(remote, partition)
-	spool, err := prepareRemote(ctx, st, dst, !cc.Overwrite, cc.SpoolDir)
+	pub, err := readRemotePublished(ctx, st, dst)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(spool)
+	sp, err := newSpool(cc.SpoolDir, log)
+	if err != nil {
+		return nil, err
+	}
+	defer sp.release()
 
 	partsRoot := store.Join(remote, stagingDir, shardsDir, partition)
 	keys, err := st.List(ctx, partsRoot)
 	if err != nil {
-		return nil, ioErrorf("listing the shard parts: %w", err)
+		return nil, remoteError(err, "listing the shard parts under "+redactURL(partsRoot))
 	}
-	// Complete attempts: <count>/<index>/<attempt>/part.json exists. The
-	// earliest of each index, as findParts picks locally.
-	chosen := map[string]string{} // "<count>/<index>" → attempt
+	// Complete attempts: <count>/<index>/<attempt>/part.json exists.
+	localRoot := filepath.Join(sp.dir, stagingDir, shardsDir, partition)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
 	for _, k := range keys {
 		seg := strings.Split(k, "/")
-		if len(seg) != 4 || seg[3] != "part.json" {
+		if len(seg) != 4 || seg[3] != partJSON || seg[2] == "" || strings.HasPrefix(seg[2], ".") {
 			continue
 		}
 		if _, err := strconv.Atoi(seg[0]); err != nil {
 			continue
 		}
-		idx := seg[0] + "/" + seg[1]
-		if a, ok := chosen[idx]; !ok || seg[2] < a {
-			chosen[idx] = seg[2]
+		if _, err := strconv.Atoi(seg[1]); err != nil {
+			continue
 		}
-	}
-	if len(chosen) == 0 {
-		return nil, fmt.Errorf("%w: no complete shard part under %s", ErrNotReady, redactURL(partsRoot))
-	}
-	idxs := make([]string, 0, len(chosen))
-	for idx := range chosen {
-		idxs = append(idxs, idx)
-	}
-	slices.Sort(idxs)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for _, idx := range idxs {
-		for _, name := range []string{"part.parquet", "part.json"} {
-			rel := idx + "/" + chosen[idx] + "/" + name
-			g.Go(func() error {
-				return downloadFile(gctx, st, store.Join(partsRoot, rel),
-					filepath.Join(spool, stagingDir, shardsDir, partition, filepath.FromSlash(rel)))
-			})
-		}
+		g.Go(func() error {
+			return downloadFile(gctx, st, store.Join(partsRoot, k), filepath.Join(localRoot, filepath.FromSlash(k)))
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	log.Info("shard parts downloaded", "parts", len(idxs), "from", redactURL(partsRoot))
 
 	local := cc
-	local.Out, local.RemoteOut = spool, remote
+	local.Out, local.RemoteOut = sp.dir, remote
+	local.remoteDst, local.remotePub, local.partsLocation = dst, pub, partsRoot
+	local.fetch = func(ctx context.Context, parts []*partAttempt) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(8)
+		for _, p := range parts {
+			rel, err := filepath.Rel(localRoot, filepath.Join(p.dir, partParquet))
+			if err != nil {
+				return fmt.Errorf("%w: placing the part: %w", ErrInternal, err)
+			}
+			g.Go(func() error {
+				return downloadFile(gctx, st, store.Join(partsRoot, filepath.ToSlash(rel)), filepath.Join(localRoot, rel))
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		log.Info("shard parts downloaded", "parts", len(parts), "from", redactURL(partsRoot))
+		return nil
+	}
 	res, err := commitLocal(ctx, local, log)
 	if err != nil {
 		return res, err
 	}
-	if err := pushPartition(ctx, st, log, res.Published, dst, cc.Overwrite, res.Manifest.RunID); err != nil {
-		return &Result{Manifest: res.Manifest}, err
+	if !res.AlreadyPublished {
+		already, err := pushPartition(ctx, st, log, res.Published, dst, cc.Overwrite, res.Manifest.RunID)
+		if err != nil {
+			return &Result{Manifest: res.Manifest}, err
+		}
+		res.AlreadyPublished = already
 	}
 	res.Published = redactURL(dst)
+	crashPoint("remote-committed")
 	if err := st.DeleteAll(ctx, partsRoot); err != nil {
 		log.Warn("published, but the shard parts could not be removed", "error", err)
 	}
 	return res, nil
 }
 
-// prepareRemote refuses an already published dst when refuse is set (a
-// run without --overwrite fails before it reads anything, as a local run
-// does) and creates a private spool directory under spoolDir ("": the
-// system's temporary directory), which the caller removes.
-func prepareRemote(ctx context.Context, st *store.Store, dst string, refuse bool, spoolDir string) (string, error) {
-	if refuse {
-		ok, err := st.Exists(ctx, store.Join(dst, successFile))
-		if err != nil {
-			return "", ioErrorf("checking %s: %w", redactURL(dst), err)
-		}
-		if ok {
-			return "", fmt.Errorf("%w: %s is already published; pass --overwrite to replace it", ErrExists, redactURL(dst))
-		}
-	}
-	spool, err := os.MkdirTemp(spoolDir, "batchmatch-spool-")
-	if err != nil {
-		return "", ioErrorf("creating a spool directory: %w", err)
-	}
-	return spool, nil
+// remoteError classifies a failed object-store operation: a refusal or a
+// configuration problem (ErrPermission, ErrConfig) is not retried by the
+// scheduler, anything else is ErrIO.
+func remoteError(err error, what string) error {
+	return fmt.Errorf("%w: %s: %w", osKind(err, ErrIO), what, err)
 }
 
-// pushPartition uploads a published local partition to dst, _SUCCESS last
-// and conditionally (see the comment at the top of this file).
-func pushPartition(ctx context.Context, st *store.Store, log *slog.Logger, dir, dst string, overwrite bool, runID string) error {
+// readRemotePublished reads dst's _SUCCESS and the manifest it names (nil:
+// the partition is not published).
+func readRemotePublished(ctx context.Context, st *store.Store, dst string) (*publishedInfo, error) {
+	body, err := st.ReadFile(ctx, store.Join(dst, successFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, remoteError(err, "checking "+redactURL(dst))
+	}
+	p := &publishedInfo{success: parseSuccess(body)}
+	raw, err := st.ReadFile(ctx, store.Join(dst, p.success.manifestName()))
+	switch {
+	case err == nil:
+		var m Manifest
+		if json.Unmarshal(raw, &m) == nil {
+			p.manifest = &m
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, remoteError(err, "reading the published manifest of "+redactURL(dst))
+	}
+	return p, nil
+}
+
+// spool is a private local directory a remote run stages its work in,
+// marked by an owner lock next to it (ownerLock).
+type spool struct {
+	dir  string
+	base *outDir
+	name string
+	lock *os.File
+}
+
+// newSpool removes the spools of dead runs under base ("": the system's
+// temporary directory) and creates a new one (0700).
+func newSpool(base string, log *slog.Logger) (*spool, error) {
+	if base == "" {
+		base = os.TempDir()
+	}
+	f, err := os.OpenFile(base, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fsError(err, "opening the spool directory", base)
+	}
+	bd := &outDir{f: f, path: base}
+	sweepSpools(bd, log)
+	for range 10 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		name := spoolPrefix + hex.EncodeToString(b[:])
+		lock, err := ownerLock(bd, name+".lock")
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			bd.Close()
+			return nil, fmt.Errorf("creating a spool directory: %w", err)
+		}
+		if err := unix.Mkdirat(bd.fd(), name, 0o700); err != nil {
+			releaseOwner(bd, name+".lock", lock)
+			if errors.Is(err, unix.EEXIST) {
+				continue
+			}
+			bd.Close()
+			return nil, fsError(err, "creating a spool directory in", base)
+		}
+		return &spool{dir: bd.join(name), base: bd, name: name, lock: lock}, nil
+	}
+	bd.Close()
+	return nil, fmt.Errorf("%w: creating a spool directory in %s: no free name", ErrIO, base)
+}
+
+// release removes the spool and its lock.
+func (s *spool) release() {
+	_ = s.base.removeAll(s.name)
+	releaseOwner(s.base, s.name+".lock", s.lock)
+	s.base.Close()
+}
+
+// sweepSpools removes the spool directories under base whose owner is
+// provably dead (no lock file, or one nobody holds: the process that held
+// it died) and that belong to this user, and lock files nobody holds.
+func sweepSpools(base *outDir, log *slog.Logger) {
+	names, err := base.names()
+	if err != nil {
+		return
+	}
+	uid := uint32(os.Geteuid())
+	for _, n := range names {
+		if !strings.HasPrefix(n, spoolPrefix) {
+			continue
+		}
+		st, ok, err := base.lstat(n)
+		if err != nil || !ok || st.Uid != uid {
+			continue
+		}
+		if strings.HasSuffix(n, ".lock") {
+			if dst, ok, _ := base.lstat(strings.TrimSuffix(n, ".lock")); ok && isDir(dst) {
+				continue // decided with its directory
+			}
+			if dead, release, err := ownedDead(base, n); err == nil && dead {
+				release()
+			}
+			continue
+		}
+		if !isDir(st) {
+			continue
+		}
+		dead, release, err := ownedDead(base, n+".lock")
+		if err != nil || !dead {
+			continue
+		}
+		if err := base.removeAll(n); err != nil {
+			log.Warn("the spool directory of a dead run could not be removed", "dir", base.join(n), "error", err)
+		} else {
+			log.Info("removed the spool directory of a dead run", "dir", base.join(n))
+		}
+		release()
+	}
+}
+
+// pushPartition uploads a staged local partition (its files named after
+// the attempt, _SUCCESS listing them) to dst, then makes it the published
+// one by writing _SUCCESS, then deletes what _SUCCESS does not list (see
+// the comment at the top of this file). already is true when dst turned
+// out to be published by the same run id (identical tables), in which case
+// nothing of this publish is left behind.
+func pushPartition(ctx context.Context, st *store.Store, log *slog.Logger, dir, dst string, overwrite bool, runID string) (already bool, err error) {
 	files, err := listFiles(dir)
 	if err != nil {
-		return ioErrorf("listing %s: %w", dir, err)
+		return false, fsError(err, "listing", dir)
+	}
+	files = slices.DeleteFunc(files, func(f string) bool { return f == successFile })
+	body, err := os.ReadFile(filepath.Join(dir, successFile))
+	if err != nil {
+		return false, fsError(err, "reading the staged _SUCCESS in", dir)
 	}
 	marker := store.Join(dst, successFile)
-	if !overwrite {
-		// Published meanwhile? By the same run (identical tables): done.
-		body, err := st.ReadFile(ctx, marker)
-		switch {
-		case err == nil && successRunID(body) == runID:
-			log.Warn("another attempt of the same run already published; its tables are identical", "partition", redactURL(dst), "run_id", runID)
-			return nil
-		case err == nil:
-			return fmt.Errorf("%w: %s is already published by run %s; pass --overwrite to replace it", ErrExists, redactURL(dst), successRunID(body))
-		case !errors.Is(err, fs.ErrNotExist):
-			return ioErrorf("checking %s: %w", redactURL(marker), err)
-		}
-	}
-	if overwrite {
-		if err := st.Delete(ctx, marker); err != nil {
-			return ioErrorf("withdrawing the old %s: %w", redactURL(marker), err)
-		}
-	}
-	old, err := st.List(ctx, dst)
-	if err != nil {
-		return ioErrorf("listing %s: %w", redactURL(dst), err)
+	// The partition as it is now (it may have changed since the run began).
+	cur, err := st.ReadFile(ctx, marker)
+	exists := err == nil
+	switch {
+	case exists && !overwrite && successRunID(cur) == runID:
+		log.Warn("another attempt of the same run already published; its tables are identical", "partition", redactURL(dst), "run_id", runID)
+		return true, nil
+	case exists && !overwrite:
+		return false, fmt.Errorf("%w: %s is already published by run %s; pass --overwrite to replace it", ErrExists, redactURL(dst), successRunID(cur))
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return false, remoteError(err, "checking "+redactURL(marker))
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for _, rel := range files {
-		if rel == successFile {
-			continue
-		}
 		g.Go(func() error {
 			if err := st.Upload(gctx, store.Join(dst, rel), filepath.Join(dir, filepath.FromSlash(rel)), false); err != nil {
-				return ioErrorf("uploading %s: %w", rel, err)
+				return remoteError(err, "uploading "+rel)
 			}
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return false, err
 	}
-	for _, k := range old {
-		if k != successFile && !slices.Contains(files, k) {
-			if err := st.Delete(ctx, store.Join(dst, k)); err != nil {
-				return ioErrorf("removing %s of an earlier publish: %w", k, err)
-			}
-		}
-	}
-	body, err := os.ReadFile(filepath.Join(dir, successFile))
-	if err != nil {
-		return ioErrorf("reading the staged _SUCCESS: %w", err)
-	}
+	crashPoint("remote-uploaded")
 	if beforeMarker != nil {
 		beforeMarker()
 	}
-	err = st.WriteFile(ctx, marker, body, true)
+	if exists {
+		// --overwrite: one PUT switches readers from the old file list to
+		// the new one; both are complete.
+		err = st.WriteFile(ctx, marker, body, false)
+	} else {
+		err = st.WriteFile(ctx, marker, body, true)
+	}
 	if errors.Is(err, store.ErrExists) {
-		// Another publisher won the race. The same run wrote the same bytes.
+		// Another publisher won the race; what we uploaded is nobody's.
 		theirs, rerr := st.ReadFile(ctx, marker)
+		for _, rel := range files {
+			if derr := st.Delete(ctx, store.Join(dst, rel)); derr != nil {
+				log.Warn("removing an upload of the losing publisher failed", "object", rel, "error", derr)
+			}
+		}
 		if rerr == nil && successRunID(theirs) == runID {
 			log.Warn("another attempt of the same run published first; its tables are identical", "partition", redactURL(dst), "run_id", runID)
-			return nil
+			return true, nil
 		}
-		return fmt.Errorf("%w: %s was published by run %q while run %s uploaded to it: its tables may mix both runs; publish again with --overwrite (concurrent runs on one output are the scheduler's to forbid)",
+		return false, fmt.Errorf("%w: %s was published by run %q while run %s uploaded to it; the published partition is intact, this run's uploads are removed: publish again with --overwrite to replace it (concurrent runs on one output are the scheduler's to forbid)",
 			ErrExists, redactURL(dst), successRunID(theirs), runID)
 	}
 	if err != nil {
-		return ioErrorf("creating %s: %w", redactURL(marker), err)
+		return false, remoteError(err, "writing "+redactURL(marker))
 	}
-	log.Info("published to object storage", "partition", redactURL(dst), "objects", len(files))
-	return nil
+	crashPoint("remote-success")
+	log.Info("published to object storage", "partition", redactURL(dst), "objects", len(files)+1)
+	// What the new _SUCCESS does not list is dead: an earlier publish's
+	// files, uploads of killed runs.
+	keys, err := st.List(ctx, dst)
+	if err != nil {
+		log.Warn("published, but objects of earlier publishes could not be listed for removal", "error", err)
+		return false, nil
+	}
+	removed := 0
+	for _, k := range keys {
+		if k == successFile || slices.Contains(files, k) {
+			continue
+		}
+		if err := st.Delete(ctx, store.Join(dst, k)); err != nil {
+			log.Warn("published, but an object of an earlier publish could not be removed; the next publish removes it", "object", k, "error", err)
+			continue
+		}
+		removed++
+		if removed == 1 {
+			crashPoint("remote-removing")
+		}
+	}
+	return false, nil
 }
 
-// beforeMarker, when set (tests only), runs just before the conditional
-// create of _SUCCESS: the place where a racing publisher can get ahead.
+// beforeMarker, when set (tests only), runs just before the write of
+// _SUCCESS: the place where a racing publisher can get ahead.
 var beforeMarker func()
 
 // uploadDir uploads every file under dir to dst, the one named last after
@@ -264,7 +437,7 @@ var beforeMarker func()
 func uploadDir(ctx context.Context, st *store.Store, dir, dst, last string) error {
 	files, err := listFiles(dir)
 	if err != nil {
-		return ioErrorf("listing %s: %w", dir, err)
+		return fsError(err, "listing", dir)
 	}
 	slices.SortStableFunc(files, func(a, b string) int {
 		switch {
@@ -277,7 +450,7 @@ func uploadDir(ctx context.Context, st *store.Store, dir, dst, last string) erro
 	})
 	for _, rel := range files {
 		if err := st.Upload(ctx, store.Join(dst, rel), filepath.Join(dir, filepath.FromSlash(rel)), false); err != nil {
-			return ioErrorf("uploading %s: %w", rel, err)
+			return remoteError(err, "uploading "+rel)
 		}
 	}
 	return nil
@@ -286,18 +459,21 @@ func uploadDir(ctx context.Context, st *store.Store, dir, dst, last string) erro
 // downloadFile copies an object to a new local file.
 func downloadFile(ctx context.Context, st *store.Store, loc, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return ioErrorf("creating %s: %w", filepath.Dir(path), err)
+		return fsError(err, "creating", filepath.Dir(path))
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 	if err != nil {
-		return ioErrorf("creating %s: %w", path, err)
+		return fsError(err, "creating", path)
 	}
 	if _, err := st.Download(ctx, loc, f); err != nil {
 		f.Close()
-		return ioErrorf("downloading: %w", err)
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: downloading: %w", ErrNoInput, err)
+		}
+		return remoteError(err, "downloading")
 	}
 	if err := f.Close(); err != nil {
-		return ioErrorf("writing %s: %w", path, err)
+		return fsError(err, "writing", path)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"image/color"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -140,32 +141,54 @@ func bars(title, xlabel, ylabel string, labels []string, values []float64, horiz
 	return p, nil
 }
 
-// WriteReport writes the HTML report of a published (or staged) partition.
-// The plotting library panics on some inputs; a panic becomes an error.
+// WriteReport writes the HTML report of a published partition (a
+// directory or an object-store URL). It reads the manifest _SUCCESS names
+// (manifest.json when it names none) and the matches table the manifest
+// lists.
 func WriteReport(w io.Writer, partition string) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("building the report: panic: %v", r)
-		}
-	}()
 	join := func(dir string, elem ...string) string { return filepath.Join(append([]string{dir}, elem...)...) }
 	readFile := os.ReadFile
 	if store.IsURL(partition) { // a partition published to object storage
 		join = store.Join
 		readFile = func(loc string) ([]byte, error) { return store.Default().ReadFile(context.Background(), loc) }
 	}
-	raw, err := readFile(join(partition, "manifest.json"))
-	if errors.Is(err, store.ErrUnavailable) {
-		return fmt.Errorf("%w: %w", ErrIO, err)
+	kind := func(err error) error {
+		if errors.Is(err, store.ErrUnavailable) {
+			return osKind(err, ErrIO)
+		}
+		return osKind(err, ErrNoInput)
 	}
+	manifest := manifestFile
+	if body, err := readFile(join(partition, successFile)); err == nil {
+		manifest = parseSuccess(body).manifestName()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %w", kind(err), err)
+	}
+	raw, err := readFile(join(partition, manifest))
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNoInput, err)
+		return fmt.Errorf("%w: %w", kind(err), err)
 	}
 	var m Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrBadData, join(partition, "manifest.json"), err)
+		return fmt.Errorf("%w: %s: %w", ErrBadData, join(partition, manifest), err)
 	}
-	st, err := readReportStats(join(partition, "matches", partFile), m.Counts.Eligible)
+	matches := filepath.ToSlash(m.Outputs["matches"].Path)
+	if matches == "" {
+		matches = "matches/" + partFile
+	}
+	return writeReport(w, &m, join(partition, matches))
+}
+
+// writeReport writes the report of the run m whose matches table is at
+// matches (a path or an object URL). The plotting library panics on some
+// inputs; a panic becomes an internal error.
+func writeReport(w io.Writer, m *Manifest, matches string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: building the report: panic: %v", ErrInternal, r)
+		}
+	}()
+	st, err := readReportStats(matches, m.Counts.Eligible)
 	if err != nil {
 		return err
 	}
@@ -300,7 +323,7 @@ func WriteReport(w io.Writer, partition string) (err error) {
 	return reportTemplate.Execute(w, struct {
 		M      *Manifest
 		Charts []chart
-	}{&m, charts})
+	}{m, charts})
 }
 
 var reportTemplate = template.Must(template.New("report").Parse(`<!doctype html>

@@ -300,6 +300,9 @@ func orNone(s string) string {
 type Result struct {
 	Manifest  *Manifest
 	Published string // the published partition directory
+	// AlreadyPublished: the partition was published by a run with the same
+	// run id (the same tables) before this one; nothing was written.
+	AlreadyPublished bool
 }
 
 // Run executes the whole job: load, score, select, assign soulmates, write
@@ -358,11 +361,15 @@ func runLocal(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, e
 	if cfg.Shard.Count > 1 {
 		return runShard(ctx, cfg, log, m, tm, &peakHeap, partition, started)
 	}
-	com, err := openCommitter(cfg.Out, partition, cfg.Overwrite, attempt)
+	com, err := openCommitter(cfg.Out, partition, attempt, log, false)
 	if err != nil {
 		return nil, err
 	}
 	defer com.cleanup()
+	pub := com.published
+	if cfg.RemoteOut != "" {
+		pub = cfg.remotePub
+	}
 
 	L, err := Load(ctx, cfg, log, cfg.Alloc, tm)
 	if err != nil {
@@ -377,6 +384,24 @@ func runLocal(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, e
 	rid := sha256.Sum256([]byte(m.ConfigHash + pop.Fingerprint()))
 	m.RunID = hex.EncodeToString(rid[:16])
 	log.Info("population fingerprinted", "run_id", m.RunID)
+	if pub != nil && !cfg.Overwrite {
+		where := com.final
+		if cfg.RemoteOut != "" {
+			where = redactURL(cfg.remoteDst)
+		}
+		if pub.success.RunID != m.RunID {
+			return nil, fmt.Errorf("%w: %s is already published by run %s, and this run's inputs and settings give run %s: pass --overwrite to replace it",
+				ErrExists, where, pub.success.RunID, m.RunID)
+		}
+		// A re-run of the same night (a retry after a crash or a lost
+		// exit status): the published tables are the ones this run would
+		// write, byte for byte.
+		log.Info("already published by this run: nothing to do", "partition", where, "run_id", m.RunID)
+		if pub.manifest != nil {
+			m.Counts = pub.manifest.Counts // the metrics describe what is published
+		}
+		return &Result{Manifest: m, Published: com.final, AlreadyPublished: true}, nil
+	}
 
 	tm.begin("score_topk")
 	prog := &progress{start: time.Now()}
@@ -414,6 +439,14 @@ func publishRun(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, 
 
 	tm.begin("write")
 	dir := com.stagedPartition()
+	// A partition for object storage names its files after the attempt:
+	// a publish never overwrites an object another publish's _SUCCESS
+	// lists (remote.go). A local partition is swapped whole.
+	tag := ""
+	if cfg.RemoteOut != "" {
+		tag = m.AttemptID
+	}
+	tableFile := func(table string) string { return filepath.Join(table, taggedName(partFile, tag)) }
 	// Footer metadata is deterministic (a content run id, no attempt id or
 	// timestamp) so that the same population and configuration give
 	// byte-identical tables however the input was sharded.
@@ -433,7 +466,7 @@ func publishRun(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, 
 		meta["batchmatch.pseudonym_key_id"] = pz.keyID
 	}
 	m.Outputs = map[string]Table{}
-	rows, err := writeTable(tablePath(dir, "matches"), meta, matchesLayout, func(add func(MatchRow) error) error {
+	rows, err := writeTable(filepath.Join(dir, tableFile("matches")), meta, matchesLayout, func(add func(MatchRow) error) error {
 		// Rows are built in parallel a chunk of members at a time (the
 		// components are recomputed by Pair, bit-identical to the scores in
 		// the lists), then added in order: memory stays one chunk deep.
@@ -492,9 +525,9 @@ func publishRun(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, 
 		return nil, err
 	}
 	m.Counts.Matches = rows
-	m.Outputs["matches"] = Table{Path: filepath.Join("matches", partFile), Rows: rows}
+	m.Outputs["matches"] = Table{Path: tableFile("matches"), Rows: rows}
 
-	rows, err = writeTable(tablePath(dir, "soulmates"), meta, soulmatesLayout, func(add func(SoulmateRow) error) error {
+	rows, err = writeTable(filepath.Join(dir, tableFile("soulmates")), meta, soulmatesLayout, func(add func(SoulmateRow) error) error {
 		rows := make([]SoulmateRow, len(souls))
 		for k, s := range souls {
 			r := SoulmateRow{UserA: ids[s.A], UserB: ids[s.B], Score: s.S, RankA: s.RankA, RankB: s.RankB}
@@ -516,9 +549,9 @@ func publishRun(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, 
 	if err != nil {
 		return nil, err
 	}
-	m.Outputs["soulmates"] = Table{Path: filepath.Join("soulmates", partFile), Rows: rows}
+	m.Outputs["soulmates"] = Table{Path: tableFile("soulmates"), Rows: rows}
 
-	rows, err = writeTable(tablePath(dir, "rejects"), meta, rejectsLayout, func(add func(RejectRow) error) error {
+	rows, err = writeTable(filepath.Join(dir, tableFile("rejects")), meta, rejectsLayout, func(add func(RejectRow) error) error {
 		for _, r := range L.Rejects {
 			uid := r.UserID
 			if pz != nil && uid != nil {
@@ -534,7 +567,7 @@ func publishRun(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, 
 	if err != nil {
 		return nil, err
 	}
-	m.Outputs["rejects"] = Table{Path: filepath.Join("rejects", partFile), Rows: rows}
+	m.Outputs["rejects"] = Table{Path: tableFile("rejects"), Rows: rows}
 	for _, t := range []string{"matches", "soulmates", "rejects"} {
 		if err := syncDir(filepath.Join(dir, t)); err != nil {
 			return nil, err
@@ -553,19 +586,20 @@ func publishRun(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, 
 	if err != nil {
 		return nil, fmt.Errorf("encoding manifest: %w", err)
 	}
-	if err := writeFileSync(filepath.Join(dir, "manifest.json"), b); err != nil {
+	manifest := taggedName(manifestFile, tag)
+	if err := writeFileSync(filepath.Join(dir, manifest), b); err != nil {
 		return nil, err
 	}
 	if cfg.Report {
 		var html bytes.Buffer
-		if err := WriteReport(&html, dir); err != nil {
+		if err := writeReport(&html, m, filepath.Join(dir, m.Outputs["matches"].Path)); err != nil {
 			return nil, fmt.Errorf("writing the report: %w", err)
 		}
-		if err := writeFileSync(filepath.Join(dir, ReportFile), html.Bytes()); err != nil {
+		if err := writeFileSync(filepath.Join(dir, taggedName(ReportFile, tag)), html.Bytes()); err != nil {
 			return nil, err
 		}
 	}
-	if err := com.publish(cfg.Overwrite, m.RunID); err != nil {
+	if err := com.publish(cfg.Overwrite, m.RunID, manifest); err != nil {
 		return nil, err
 	}
 	log.Info("run published", "dir", com.final, "eligible", m.Counts.Eligible, "matches", m.Counts.Matches,

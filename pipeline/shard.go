@@ -5,15 +5,20 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/spf13/pflag"
@@ -179,12 +184,29 @@ func runShard(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, tm
 	m.Counts.PairsExamined, m.Counts.PairsCompatible = st.PairsExamined, st.PairsCompatible
 
 	tm.begin("write_part")
-	dir := shardDir(cfg.Out, partition, cfg.Shard)
-	tmp := filepath.Join(dir, m.AttemptID+".tmp")
-	if err := os.MkdirAll(tmp, 0o750); err != nil {
-		return nil, ioErrorf("creating the part directory: %w", err)
+	// The part is written in <attempt>.tmp next to an <attempt>.lock held
+	// for the process's lifetime (ownerLock): a commit or run that finds
+	// the .tmp of a killed shard can prove it dead and remove it.
+	idx, err := openShardDir(cfg.Out, partition, cfg.Shard)
+	if err != nil {
+		return nil, err
 	}
-	defer os.RemoveAll(tmp) // gone once renamed; removed on failure
+	defer idx.Close()
+	lockName, tmpName := m.AttemptID+".lock", m.AttemptID+".tmp"
+	lk, err := ownerLock(idx, lockName)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseOwner(idx, lockName, lk) // after the .tmp is gone
+	tmpDir, err := idx.sub(tmpName, true)
+	if err != nil {
+		return nil, fmt.Errorf("creating the part directory: %w", err)
+	}
+	defer func() {
+		tmpDir.Close()
+		_ = idx.removeAll(tmpName) // gone once renamed; removed on failure
+	}()
+	tmp := tmpDir.path
 	part := PartRef{Shard: cfg.Shard, Attempt: m.AttemptID}
 	meta := map[string]string{"batchmatch.shard_run_id": m.RunID, "batchmatch.shard": cfg.Shard.String()}
 	part.Members = int64(pop.N) // every member's partial list
@@ -211,22 +233,49 @@ func runShard(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, tm
 	if err != nil {
 		return nil, fmt.Errorf("encoding the part manifest: %w", err)
 	}
-	if err := writeFileSync(filepath.Join(tmp, "part.json"), b); err != nil {
+	if err := writeFileSync(filepath.Join(tmp, partJSON), b); err != nil {
 		return nil, err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := tmpDir.sync(); err != nil {
 		return nil, err
 	}
-	final := filepath.Join(dir, m.AttemptID)
-	if err := os.Rename(tmp, final); err != nil {
-		return nil, ioErrorf("placing the part: %w", err)
+	crashPoint("shard-written")
+	if err := idx.rename(tmpName, idx, m.AttemptID); err != nil {
+		return nil, fmt.Errorf("placing the part: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := idx.sync(); err != nil {
 		return nil, err
 	}
+	final := idx.join(m.AttemptID)
 	log.Info("shard part written", "dir", final, "members", part.Members, "rows", part.Rows,
 		"pairs_examined", st.PairsExamined, "elapsed", time.Since(started).Round(time.Millisecond).String())
 	return &Result{Manifest: m, Published: final}, nil
+}
+
+// partJSON and partParquet are a part's files; a part is complete when
+// its directory has its final name (locally) or part.json exists (object
+// storage, where it is uploaded last).
+const (
+	partJSON    = "part.json"
+	partParquet = "part.parquet"
+)
+
+// openShardDir opens (creating) OUT/_temporary/shards/<partition>/<count>/<index>,
+// following no link on the way.
+func openShardDir(out, partition string, spec ShardSpec) (*outDir, error) {
+	d, err := openOutRoot(out)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{stagingDir, shardsDir, partition, strconv.Itoa(spec.Count), strconv.Itoa(spec.Index)} {
+		next, err := d.sub(name, true)
+		d.Close()
+		if err != nil {
+			return nil, fmt.Errorf("creating the part directory: %w", err)
+		}
+		d = next
+	}
+	return d, nil
 }
 
 // CommitConfig is what `batchmatch commit` needs beyond the parts: where,
@@ -248,48 +297,348 @@ type CommitConfig struct {
 	// RemoteOut is set by commitRemote: the object-store --out, recorded
 	// in the manifest while Out is the spool.
 	RemoteOut string
+
+	// Set by commitRemote: the remote partition, what it holds, where
+	// the parts are, and how to bring the chosen parts' tables into the
+	// spool.
+	remoteDst     string
+	remotePub     *publishedInfo
+	partsLocation string
+	fetch         func(ctx context.Context, parts []*partAttempt) error
 }
 
-// findParts returns, for each shard of the run's count, the complete part
-// attempt to use (the earliest, by name: any complete attempt is identical).
-func findParts(out, partition string, count int) (int, []string, error) {
-	root := filepath.Join(out, stagingDir, shardsDir, partition)
+// partAttempt is one complete part of a shard: what its part.json says
+// and where it is.
+type partAttempt struct {
+	index int
+	name  string // the attempt
+	dir   string
+	pm    partManifest
+}
+
+// partSet is the parts of one shard run id (the same inputs and
+// configuration) for one shard count: per index the earliest complete
+// attempt (any complete attempt of an index is identical).
+type partSet struct {
+	runID    string
+	count    int
+	parts    []*partAttempt // by index; nil: none yet
+	finished time.Time      // when its newest part finished
+}
+
+func (s *partSet) complete() bool {
+	for _, p := range s.parts {
+		if p == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *partSet) missing() []int {
+	var m []int
+	for i, p := range s.parts {
+		if p == nil {
+			m = append(m, i)
+		}
+	}
+	return m
+}
+
+// describe is one line about the set for messages.
+func (s *partSet) describe() string {
+	have := 0
+	for _, p := range s.parts {
+		if p != nil {
+			have++
+		}
+	}
+	return fmt.Sprintf("run %s: %d of %d shards (missing %v, newest part finished %s)",
+		s.runID, have, s.count, s.missing(), s.finished.Format(time.RFC3339))
+}
+
+// scanParts reads every complete part of partition under shards (nil: no
+// parts at all): the shard counts present and the parts of count (0: the
+// only count present). Parts whose part.json cannot be read are reported
+// in bad. Nothing is followed through a link.
+func scanParts(shards *outDir, partition string, count int) (int, []*partAttempt, []string, error) {
+	if shards == nil {
+		return count, nil, nil, nil
+	}
+	if st, ok, err := shards.lstat(partition); err != nil || !ok || !isDir(st) {
+		return count, nil, nil, err
+	}
+	pd, err := shards.sub(partition, false)
+	if err != nil {
+		return count, nil, nil, err
+	}
+	defer pd.Close()
+	names, err := pd.names()
+	if err != nil {
+		return count, nil, nil, err
+	}
 	if count == 0 {
-		ents, err := os.ReadDir(root)
-		if err != nil {
-			return 0, nil, fmt.Errorf("%w: no shard parts under %s: %w", ErrNotReady, root, err)
-		}
-		for _, e := range ents {
-			if n, err := strconv.Atoi(e.Name()); err == nil && e.IsDir() {
-				if count != 0 {
-					return 0, nil, usageErrorf("parts of several shard counts under %s: pass --shard-count", root)
-				}
-				count = n
+		for _, n := range names {
+			c, err := strconv.Atoi(n)
+			if st, ok, _ := pd.lstat(n); err != nil || !ok || !isDir(st) || c < 1 {
+				continue
 			}
-		}
-		if count == 0 {
-			return 0, nil, fmt.Errorf("%w: no shard parts under %s", ErrNotReady, root)
+			if count != 0 {
+				return 0, nil, nil, usageErrorf("parts of several shard counts under %s: pass --shard-count", pd.path)
+			}
+			count = c
 		}
 	}
-	dirs := make([]string, count)
-	var missing []int
+	if count == 0 {
+		return 0, nil, nil, nil
+	}
+	var parts []*partAttempt
+	var bad []string
+	cd, err := pd.sub(strconv.Itoa(count), false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return count, nil, nil, nil
+	}
+	if err != nil {
+		return count, nil, nil, err
+	}
+	defer cd.Close()
 	for i := range count {
-		d := shardDir(out, partition, ShardSpec{i, count})
-		ents, _ := os.ReadDir(d)
-		for _, e := range ents { // sorted by name
-			if e.IsDir() && !strings.HasSuffix(e.Name(), ".tmp") {
-				dirs[i] = filepath.Join(d, e.Name())
-				break
+		if st, ok, err := cd.lstat(strconv.Itoa(i)); err != nil || !ok || !isDir(st) {
+			continue
+		}
+		id, err := cd.sub(strconv.Itoa(i), false)
+		if err != nil {
+			return count, nil, nil, err
+		}
+		ns, err := id.names()
+		if err != nil {
+			id.Close()
+			return count, nil, nil, err
+		}
+		for _, n := range ns {
+			if strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, ".lock") {
+				continue
 			}
+			if st, ok, _ := id.lstat(n); !ok || !isDir(st) {
+				continue
+			}
+			ad, err := id.sub(n, false)
+			if err != nil {
+				continue
+			}
+			raw, ok, err := ad.readFile(partJSON)
+			ad.Close()
+			var pm partManifest
+			if err == nil && ok {
+				err = json.Unmarshal(raw, &pm)
+			}
+			if err != nil || !ok || pm.Part.Shard != (ShardSpec{i, count}) || pm.ShardRunID == "" {
+				bad = append(bad, id.join(n))
+				continue
+			}
+			parts = append(parts, &partAttempt{index: i, name: n, dir: id.join(n), pm: pm})
 		}
-		if dirs[i] == "" {
-			missing = append(missing, i)
+		id.Close()
+	}
+	return count, parts, bad, nil
+}
+
+// groupParts groups parts by shard run id into sets, the most recently
+// finished first.
+func groupParts(count int, parts []*partAttempt) []*partSet {
+	byID := map[string]*partSet{}
+	var sets []*partSet
+	for _, p := range parts {
+		s := byID[p.pm.ShardRunID]
+		if s == nil {
+			s = &partSet{runID: p.pm.ShardRunID, count: count, parts: make([]*partAttempt, count)}
+			byID[p.pm.ShardRunID] = s
+			sets = append(sets, s)
+		}
+		if q := s.parts[p.index]; q == nil || p.name < q.name {
+			s.parts[p.index] = p
+		}
+		if p.pm.FinishedAt.After(s.finished) {
+			s.finished = p.pm.FinishedAt
 		}
 	}
-	if len(missing) > 0 {
-		return count, nil, fmt.Errorf("%w: %d of %d shards have no complete part yet: indices %v", ErrNotReady, len(missing), count, missing)
+	slices.SortStableFunc(sets, func(a, b *partSet) int { return b.finished.Compare(a.finished) })
+	return sets
+}
+
+// consumed reports whether a part of shard run id runID (attempt, shard)
+// is dead because the published partition pub holds its result: pub was
+// published from it (the manifest lists it, or names its shard run id), or
+// by a run with the same run id (identical tables).
+func consumed(pub *publishedInfo, runID string, shard ShardSpec, attempt string) bool {
+	if pub == nil || pub.manifest == nil {
+		return false
 	}
-	return count, dirs, nil
+	m := pub.manifest
+	if runID != "" && (runID == m.ShardRunID || (m.PseudonymKeyID == "" && runID == m.RunID)) {
+		return true
+	}
+	for _, r := range m.Parts {
+		if r.Shard == shard && r.Attempt == attempt {
+			return true
+		}
+	}
+	return false
+}
+
+// sweepParts removes, under the output lock, shard part files that are
+// provably dead: the .tmp directory of a shard whose owner lock nobody
+// holds (the process died), a lock file nobody holds, and complete parts
+// that a published partition consumed (see consumed), for every partition
+// except skip (the commit of skip decides about its own parts). Links are
+// removed, never followed.
+func (c *committer) sweepParts(skip string) error {
+	st, ok, err := c.tmp.lstat(shardsDir)
+	if err != nil || !ok {
+		return err
+	}
+	if !isDir(st) {
+		c.log.Warn("removing a stray entry from the staging area", "path", c.tmp.join(shardsDir))
+		return c.tmp.removeAll(shardsDir)
+	}
+	shards, err := c.tmp.sub(shardsDir, false)
+	if err != nil {
+		return err
+	}
+	defer shards.Close()
+	names, err := shards.names()
+	if err != nil {
+		return err
+	}
+	for _, p := range names {
+		var pub *publishedInfo
+		if p != skip && CheckPartition(p) == nil {
+			pub, _ = c.publishedAt(p) // a link there is refused when a run publishes p
+		}
+		if err := c.sweepPartition(shards, p, pub, false); err != nil {
+			return err
+		}
+	}
+	_ = unix.Unlinkat(c.tmp.fd(), shardsDir, unix.AT_REMOVEDIR) // only when empty
+	return nil
+}
+
+// sweepPartition is sweepParts for one partition's parts; with all, every
+// part that is not being written is removed (a commit that has published
+// or found its partition published by them).
+func (c *committer) sweepPartition(shards *outDir, partition string, pub *publishedInfo, all bool) error {
+	return walkPartDirs(shards, partition, func(id *outDir, shard ShardSpec, name string) error {
+		st, ok, err := id.lstat(name)
+		if err != nil || !ok {
+			return err
+		}
+		switch {
+		case !isDir(st) && !strings.HasSuffix(name, ".lock"):
+			return id.removeAll(name) // a link or a stray file
+		case strings.HasSuffix(name, ".lock"):
+			base := strings.TrimSuffix(name, ".lock")
+			if st, ok, _ := id.lstat(base + ".tmp"); ok && isDir(st) {
+				return nil // decided with its .tmp
+			}
+			if dead, release, err := ownedDead(id, name); err == nil && dead {
+				release()
+			}
+			return nil
+		case strings.HasSuffix(name, ".tmp"):
+			dead, release, err := ownedDead(id, strings.TrimSuffix(name, ".tmp")+".lock")
+			if err != nil || !dead {
+				return err
+			}
+			c.log.Info("removing the unfinished part of a shard that died", "dir", id.join(name))
+			err = id.removeAll(name)
+			release()
+			return err
+		}
+		if !all {
+			ad, err := id.sub(name, false)
+			if err != nil {
+				return err
+			}
+			raw, ok, err := ad.readFile(partJSON)
+			ad.Close()
+			var pm partManifest
+			if err != nil || !ok || json.Unmarshal(raw, &pm) != nil || !consumed(pub, pm.ShardRunID, shard, name) {
+				return nil
+			}
+			c.log.Info("removing a shard part that a published partition consumed", "dir", id.join(name))
+		}
+		return id.removeAll(name)
+	})
+}
+
+// walkPartDirs calls fn for every entry of every <count>/<index> directory
+// of partition under shards, then removes the directories left empty.
+func walkPartDirs(shards *outDir, partition string, fn func(id *outDir, shard ShardSpec, name string) error) error {
+	st, ok, err := shards.lstat(partition)
+	if err != nil || !ok {
+		return err
+	}
+	if !isDir(st) {
+		return shards.removeAll(partition)
+	}
+	pd, err := shards.sub(partition, false)
+	if err != nil {
+		return err
+	}
+	defer pd.Close()
+	counts, err := pd.names()
+	if err != nil {
+		return err
+	}
+	for _, cn := range counts {
+		count, cerr := strconv.Atoi(cn)
+		if st, ok, _ := pd.lstat(cn); !ok || !isDir(st) || cerr != nil {
+			if err := pd.removeAll(cn); err != nil {
+				return err
+			}
+			continue
+		}
+		cd, err := pd.sub(cn, false)
+		if err != nil {
+			return err
+		}
+		idxs, err := cd.names()
+		if err != nil {
+			cd.Close()
+			return err
+		}
+		for _, in := range idxs {
+			index, ierr := strconv.Atoi(in)
+			if st, ok, _ := cd.lstat(in); !ok || !isDir(st) || ierr != nil {
+				if err := cd.removeAll(in); err != nil {
+					cd.Close()
+					return err
+				}
+				continue
+			}
+			id, err := cd.sub(in, false)
+			if err != nil {
+				cd.Close()
+				return err
+			}
+			ns, err := id.names()
+			for _, n := range ns {
+				if err = fn(id, ShardSpec{index, count}, n); err != nil {
+					break
+				}
+			}
+			id.Close()
+			if err != nil {
+				cd.Close()
+				return err
+			}
+			_ = unix.Unlinkat(cd.fd(), in, unix.AT_REMOVEDIR)
+		}
+		cd.Close()
+		_ = unix.Unlinkat(pd.fd(), cn, unix.AT_REMOVEDIR)
+	}
+	_ = unix.Unlinkat(shards.fd(), partition, unix.AT_REMOVEDIR)
+	return nil
 }
 
 // Commit gathers the parts of a sharded run, checks that they belong to one
@@ -320,39 +669,83 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 	tm := newStageTimer(log)
 	var peakHeap atomic.Uint64
 	partition := partitionOr(cc.Partition, cc.AsOf)
-	com, err := openCommitter(cc.Out, partition, cc.Overwrite, attempt)
+	com, err := openCommitter(cc.Out, partition, attempt, log, true)
 	if err != nil {
 		return nil, err
 	}
 	defer com.cleanup()
+	pub := com.published
+	if cc.RemoteOut != "" {
+		pub = cc.remotePub
+	}
+	where := cc.partsLocation
+	if where == "" {
+		where = filepath.Join(cc.Out, stagingDir, shardsDir, partition)
+	}
 
 	tm.begin("gather")
-	count, dirs, err := findParts(cc.Out, partition, cc.ShardCount)
+	var shards *outDir
+	if st, ok, err := com.tmp.lstat(shardsDir); err != nil {
+		return nil, err
+	} else if ok && isDir(st) {
+		if shards, err = com.tmp.sub(shardsDir, false); err != nil {
+			return nil, err
+		}
+		defer shards.Close()
+	}
+	count, found, bad, err := scanParts(shards, partition, cc.ShardCount)
 	if err != nil {
 		return nil, err
 	}
-	parts := make([]partManifest, count)
-	for i, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "part.json"))
-		if err == nil {
-			err = json.Unmarshal(b, &parts[i])
+	sets := groupParts(count, found)
+	if pub != nil && !cc.Overwrite {
+		var waiting []string
+		for _, s := range sets {
+			if !s.consumedBy(pub) {
+				waiting = append(waiting, s.describe())
+			}
 		}
-		if err != nil {
-			return nil, fileError(ErrBadData, filepath.Join(d, "part.json"), "", err)
+		if len(waiting) > 0 {
+			return nil, fmt.Errorf("%w: %s is already published by run %s, and parts of other runs are waiting under %s (%s): pass --overwrite to publish them instead",
+				ErrExists, redactURL(cc.publishedLocation(com.final)), pub.success.RunID, redactURL(where), strings.Join(waiting, "; "))
 		}
-		if p := parts[i].Part.Shard; p != (ShardSpec{i, count}) {
-			return nil, fileError(ErrBadData, d, "", fmt.Errorf("part of shard %s in the directory of shard %d-of-%d", p, i, count))
+		// The commit already happened; what parts are left (a commit
+		// killed after publishing) are its own, and dead.
+		if shards != nil {
+			if err := com.sweepPartition(shards, partition, nil, true); err != nil {
+				log.Warn("the shard parts of the published run could not be removed", "error", err)
+			}
+			_ = unix.Unlinkat(com.tmp.fd(), shardsDir, unix.AT_REMOVEDIR) // only when empty
 		}
-		if parts[i].ShardRunID != parts[0].ShardRunID {
-			return nil, fmt.Errorf("%w: shard %d ran over other inputs or settings than shard 0 (run ids %s, %s)", ErrBadData, i, parts[i].ShardRunID, parts[0].ShardRunID)
+		log.Info("already published by this run: nothing to commit", "partition", redactURL(cc.publishedLocation(com.final)), "run_id", pub.success.RunID)
+		m.RunID, m.AsOf = pub.success.RunID, cc.AsOf.Format(time.DateOnly)
+		if pub.manifest != nil {
+			m.Counts = pub.manifest.Counts // the metrics describe what is published
+		}
+		return &Result{Manifest: m, Published: com.final, AlreadyPublished: true}, nil
+	}
+	var complete []*partSet
+	for _, s := range sets {
+		if s.complete() {
+			complete = append(complete, s)
 		}
 	}
-	cfg := parts[0].Config
-	cfg.Out, cfg.Partition, cfg.Overwrite, cfg.Workers, cfg.Report = cc.Out, partition, cc.Overwrite, cc.Workers, cc.Report
-	cfg.PseudonymKey, cfg.ProgressBar, cfg.Shard = cc.PseudonymKey, cc.ProgressBar, ShardSpec{}
-	cfg.RemoteOut, cfg.SpoolDir = cc.RemoteOut, cc.SpoolDir
-	if cfg.AsOf, err = time.Parse(time.DateOnly, cfg.AsOfDate); err != nil || cfg.AsOfDate != cc.AsOf.Format(time.DateOnly) {
-		return nil, usageErrorf("the parts are for as-of %s, not %s", cfg.AsOfDate, cc.AsOf.Format(time.DateOnly))
+	if len(complete) == 0 {
+		switch {
+		case len(sets) == 0 && len(bad) > 0:
+			return nil, fmt.Errorf("%w: the shard parts under %s are unreadable: %v", ErrBadData, redactURL(where), bad)
+		case len(sets) == 0:
+			return nil, fmt.Errorf("%w: no complete shard part under %s yet", ErrNotReady, redactURL(where))
+		}
+		var ds []string
+		for _, s := range sets {
+			ds = append(ds, s.describe())
+		}
+		return nil, fmt.Errorf("%w: no complete set of shard parts under %s: %s", ErrNotReady, redactURL(where), strings.Join(ds, "; "))
+	}
+	cfg, err := cc.runConfig(partition, complete[0].parts[0].pm.Config)
+	if err != nil {
+		return nil, err
 	}
 	m.AsOf, m.Config = cfg.AsOfDate, cfg
 	var pz *pseudonymizer
@@ -369,10 +762,51 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 	m.Dims, m.Inputs, m.Counts = L.Dims, L.Inputs, L.Counts
 	pop := L.Pop
 	fp := pop.Fingerprint()
-	srid := sha256.Sum256([]byte(configHash(cfg, L.Dims, "") + fp))
-	if hex.EncodeToString(srid[:16]) != parts[0].ShardRunID {
-		return nil, fmt.Errorf("%w: the profiles or settings changed since the shards ran (run id %s, parts %s)", ErrBadData, hex.EncodeToString(srid[:16]), parts[0].ShardRunID)
+	// The set to publish: the newest complete one over these inputs (sets
+	// of other settings over the same inputs can be told apart without
+	// reading the inputs again).
+	var chosen *partSet
+	for _, s := range complete {
+		sc := s.parts[0].pm.Config
+		if !sameInputs(sc, complete[0].parts[0].pm.Config) {
+			continue
+		}
+		if id := sha256.Sum256([]byte(configHash(sc, L.Dims, "") + fp)); hex.EncodeToString(id[:16]) == s.runID {
+			chosen = s
+			break
+		}
 	}
+	if chosen == nil {
+		id := sha256.Sum256([]byte(configHash(cfg, L.Dims, "") + fp))
+		var ds []string
+		for _, s := range sets {
+			ds = append(ds, s.describe())
+		}
+		if len(complete) < len(sets) {
+			// Shards of newer inputs may still be running.
+			return nil, fmt.Errorf("%w: no complete set of shard parts is of the current inputs (run id %s) under %s: %s",
+				ErrNotReady, hex.EncodeToString(id[:16]), redactURL(where), strings.Join(ds, "; "))
+		}
+		return nil, fmt.Errorf("%w: the profiles changed since the shards ran: they give run id %s now, and no complete set of parts under %s is of it (%s); run the shards again",
+			ErrBadData, hex.EncodeToString(id[:16]), redactURL(where), strings.Join(ds, "; "))
+	}
+	if chosen != complete[0] {
+		if cfg, err = cc.runConfig(partition, chosen.parts[0].pm.Config); err != nil {
+			return nil, err
+		}
+		m.Config = cfg
+	}
+	for _, s := range complete {
+		if s != chosen {
+			log.Warn("ignoring stale shard parts of another run", "stale", s.describe(), "using", chosen.runID)
+		}
+	}
+	if cc.fetch != nil {
+		if err := cc.fetch(ctx, chosen.parts); err != nil {
+			return nil, err
+		}
+	}
+	m.ShardRunID = chosen.runID
 	m.ConfigHash = configHash(cfg, L.Dims, m.PseudonymKeyID)
 	rid := sha256.Sum256([]byte(m.ConfigHash + fp))
 	m.RunID = hex.EncodeToString(rid[:16])
@@ -381,11 +815,11 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 	// Every pair was scored by exactly one shard: a member's list is the
 	// best K of the union of its partial lists.
 	lists := make([][]Cand, pop.N)
-	for s, d := range dirs {
-		if parts[s].Part.Members != int64(pop.N) {
-			return nil, fileError(ErrBadData, d, "", fmt.Errorf("the part covers %d members, the population has %d", parts[s].Part.Members, pop.N))
+	for _, p := range chosen.parts {
+		if p.pm.Part.Members != int64(pop.N) {
+			return nil, fileError(ErrBadData, p.dir, "", fmt.Errorf("the part covers %d members, the population has %d", p.pm.Part.Members, pop.N))
 		}
-		path := filepath.Join(d, "part.parquet")
+		path := filepath.Join(p.dir, partParquet)
 		rows, err := parquet.ReadFile[PartRow](path)
 		if err != nil {
 			return nil, fileError(ErrBadData, path, "", err)
@@ -402,9 +836,11 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 			}
 			lists[i] = append(lists[i], Cand{J: int32(j), S: r.Score})
 		}
-		m.Counts.PairsExamined += parts[s].Counts.PairsExamined
-		m.Counts.PairsCompatible += parts[s].Counts.PairsCompatible
-		m.Parts = append(m.Parts, parts[s].Part)
+		m.Counts.PairsExamined += p.pm.Counts.PairsExamined
+		m.Counts.PairsCompatible += p.pm.Counts.PairsCompatible
+		part := p.pm.Part
+		part.Attempt = p.name
+		m.Parts = append(m.Parts, part)
 	}
 	for i, l := range lists {
 		if len(l) > 0 {
@@ -415,9 +851,54 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 	if err != nil {
 		return nil, err
 	}
-	if err := os.RemoveAll(filepath.Join(cc.Out, stagingDir, shardsDir, partition)); err != nil {
-		log.Warn("published, but the shard parts could not be removed", "error", err)
+	crashPoint("committed")
+	// The parts are consumed (all of them: the run is published); only a
+	// part still being written is left alone.
+	if shards != nil {
+		if err := com.sweepPartition(shards, partition, nil, true); err != nil {
+			log.Warn("published, but the shard parts could not be removed", "error", err)
+		}
+		_ = unix.Unlinkat(com.tmp.fd(), shardsDir, unix.AT_REMOVEDIR) // only when empty
 	}
-	os.Remove(filepath.Join(cc.Out, stagingDir, shardsDir)) // only when empty
 	return res, nil
+}
+
+// consumedBy reports whether the published partition pub holds this set's
+// result (see consumed).
+func (s *partSet) consumedBy(pub *publishedInfo) bool {
+	for _, p := range s.parts {
+		if p != nil {
+			return consumed(pub, s.runID, p.pm.Part.Shard, p.name)
+		}
+	}
+	return false
+}
+
+// sameInputs reports whether two part configurations read the same inputs
+// the same way (so one Load serves both).
+func sameInputs(a, b Config) bool {
+	return slices.Equal(a.Profiles, b.Profiles) && slices.Equal(a.Blocks, b.Blocks) && slices.Equal(a.Suppress, b.Suppress) &&
+		a.AsOfDate == b.AsOfDate && a.MaxRejectRatio == b.MaxRejectRatio && a.TraitDim == b.TraitDim && a.Questions == b.Questions
+}
+
+// runConfig is the configuration of the commit: the parts' run, with the
+// commit's output, partition and flags.
+func (cc CommitConfig) runConfig(partition string, cfg Config) (Config, error) {
+	cfg.Out, cfg.Partition, cfg.Overwrite, cfg.Workers, cfg.Report = cc.Out, partition, cc.Overwrite, cc.Workers, cc.Report
+	cfg.PseudonymKey, cfg.ProgressBar, cfg.Shard = cc.PseudonymKey, cc.ProgressBar, ShardSpec{}
+	cfg.RemoteOut, cfg.SpoolDir = cc.RemoteOut, cc.SpoolDir
+	var err error
+	if cfg.AsOf, err = time.Parse(time.DateOnly, cfg.AsOfDate); err != nil || cfg.AsOfDate != cc.AsOf.Format(time.DateOnly) {
+		return cfg, usageErrorf("the parts are for as-of %s, not %s", cfg.AsOfDate, cc.AsOf.Format(time.DateOnly))
+	}
+	return cfg, nil
+}
+
+// publishedLocation names the published partition in messages: the
+// object-store one for a remote commit, else local.
+func (cc CommitConfig) publishedLocation(local string) string {
+	if cc.remoteDst != "" {
+		return cc.remoteDst
+	}
+	return local
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -94,12 +96,18 @@ type tableWriter[T any] struct {
 }
 
 func newTableWriter[T any](path string, meta map[string]string, layout tableLayout) (*tableWriter[T], error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, ioErrorf("creating %s: %w", filepath.Dir(path), err)
+	if err := fault("mkdir", filepath.Dir(path)); err != nil {
+		return nil, fsError(err, "creating", filepath.Dir(path))
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fsError(err, "creating", filepath.Dir(path))
+	}
+	if err := fault("create", path); err != nil {
+		return nil, fsError(err, "creating", path)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o640)
 	if err != nil {
-		return nil, ioErrorf("creating %s: %w", path, err)
+		return nil, fsError(err, "creating", path)
 	}
 	opts := []parquet.WriterOption{
 		parquet.Compression(&parquet.Zstd),
@@ -143,9 +151,13 @@ func (t *tableWriter[T]) close() error {
 		t.f.Close()
 		return ioErrorf("finishing %s: %w", t.path, err)
 	}
+	if err := fault("sync", t.path); err != nil {
+		t.f.Close()
+		return fsError(err, "syncing", t.path)
+	}
 	if err := t.f.Sync(); err != nil {
 		t.f.Close()
-		return ioErrorf("syncing %s: %w", t.path, err)
+		return fsError(err, "syncing", t.path)
 	}
 	if err := t.f.Close(); err != nil {
 		return ioErrorf("closing %s: %w", t.path, err)
@@ -176,3 +188,13 @@ func writeTable[T any](path string, meta map[string]string, layout tableLayout, 
 const partFile = "part-00000.parquet"
 
 func tablePath(dir, table string) string { return filepath.Join(dir, table, partFile) }
+
+// taggedName is name with tag before its extension ("part-00000.parquet",
+// "a1" → "part-00000-a1.parquet"), or name when tag is empty.
+func taggedName(name, tag string) string {
+	if tag == "" {
+		return name
+	}
+	ext := filepath.Ext(name)
+	return strings.TrimSuffix(name, ext) + "-" + tag + ext
+}

@@ -12,27 +12,31 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/osmosis/batchmatch/pipeline"
 )
 
-// Exit codes (sysexits.h), which schedulers key retries on.
+// Exit codes (sysexits.h), which schedulers key retries on. README.md has
+// the table; TestExitCodeTable produces every one with a real failure.
 const (
 	exitOK          = 0
-	exitFailure     = 1   // anything else
+	exitCrash       = 2   // the Go runtime gave up (a fatal error such as out of memory): not ours to choose
 	exitUsage       = 64  // EX_USAGE: bad flags or configuration
-	exitDataErr     = 65  // EX_DATAERR: unreadable shard, wrong schema, too many rejects
+	exitDataErr     = 65  // EX_DATAERR: unreadable shard, wrong schema, too many rejects, stale parts
 	exitNoInput     = 66  // EX_NOINPUT: an input path is missing or not a regular file
-	exitSoftware    = 70  // EX_SOFTWARE: an internal consistency check failed (a bug)
+	exitSoftware    = 70  // EX_SOFTWARE: a bug: a consistency check failed, a panic was caught, an error was not classified
 	exitOSErr       = 71  // EX_OSERR: an operating-system limit, e.g. too many open files
-	exitCantCreat   = 73  // EX_CANTCREAT: the partition is already published (no --overwrite)
-	exitIOErr       = 74  // EX_IOERR: writing or publishing the output failed
-	exitTempFail    = 75  // EX_TEMPFAIL: another run holds the output lock
-	exitNoPerm      = 77  // EX_NOPERM: permission denied, read-only file system
-	exitConfig      = 78  // EX_CONFIG: TLS trust, credentials
+	exitCantCreat   = 73  // EX_CANTCREAT: the partition is already published by another run (no --overwrite)
+	exitIOErr       = 74  // EX_IOERR: a transient I/O failure: a full disk, an object store that keeps failing or stalling
+	exitTempFail    = 75  // EX_TEMPFAIL: another run holds the output lock; commit: shard parts not all there yet
+	exitNoPerm      = 77  // EX_NOPERM: permission denied (input or output), read-only file system, access denied by the store, a link inside OUT
+	exitConfig      = 78  // EX_CONFIG: TLS trust, credentials, an object-store URL that cannot be opened
 	exitInterrupted = 130 // SIGINT
 	exitTerminated  = 143 // SIGTERM
 )
@@ -40,14 +44,36 @@ const (
 func main() {
 	termCtx, stopTerm := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	ctx, stopInt := signal.NotifyContext(context.WithValue(termCtx, termKey{}, termCtx), os.Interrupt)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := runCaught(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	code := exitCodeFor(ctx, err)
 	stopInt()
 	stopTerm()
 	if err != nil && !errors.Is(err, errHelp) {
-		fmt.Fprintln(os.Stderr, "batchmatch:", err)
+		if k := pipeline.Kind(err); k != nil && !strings.HasPrefix(err.Error(), k.Error()) {
+			// A permanent cause decided the code, not the operation's kind
+			// the message starts with: say so first.
+			fmt.Fprintf(os.Stderr, "batchmatch: %v (exit %d): %v\n", k, code, err)
+		} else {
+			fmt.Fprintln(os.Stderr, "batchmatch:", err)
+		}
 	}
 	os.Exit(code)
+}
+
+// runCaught is run with a panic of the main goroutine turned into an
+// internal error (exit 70) that names it.
+func runCaught(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: panic: %v\n%s", pipeline.ErrInternal, r, debug.Stack())
+		}
+	}()
+	if os.Getenv("BATCHMATCH_TEST_PANIC") != "" {
+		// Exit 70 is a bug, which no input may cause: the exit-code test
+		// plants one here.
+		panic("planted by $BATCHMATCH_TEST_PANIC")
+	}
+	return run(ctx, args, stdout, stderr)
 }
 
 // termKey keys the SIGTERM context in the run's context, so that the exit
@@ -64,7 +90,9 @@ func exitCodeFor(ctx context.Context, err error) int {
 }
 
 // exitCode maps an error to the process exit code; this is the only place
-// that does.
+// that does. pipeline.Kind decides the kind (a permanent cause such as
+// permission denied outranks the generic kind of the operation that met
+// it); an error of no kind is a bug in batchmatch (70).
 func exitCode(err error, terminated, interrupted bool) int {
 	switch {
 	case err == nil || errors.Is(err, errHelp):
@@ -73,26 +101,28 @@ func exitCode(err error, terminated, interrupted bool) int {
 		return exitTerminated
 	case interrupted || errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.Is(err, pipeline.ErrUsage):
+	}
+	switch pipeline.Kind(err) {
+	case pipeline.ErrUsage:
 		return exitUsage
-	case errors.Is(err, pipeline.ErrPermission):
+	case pipeline.ErrPermission:
 		return exitNoPerm
-	case errors.Is(err, pipeline.ErrConfig):
+	case pipeline.ErrConfig:
 		return exitConfig
-	case errors.Is(err, pipeline.ErrInternal):
+	case pipeline.ErrInternal:
 		return exitSoftware
-	case errors.Is(err, pipeline.ErrSystem):
+	case pipeline.ErrSystem:
 		return exitOSErr
-	case errors.Is(err, pipeline.ErrNoInput):
+	case pipeline.ErrNoInput:
 		return exitNoInput
-	case errors.Is(err, pipeline.ErrBadData):
+	case pipeline.ErrBadData:
 		return exitDataErr
-	case errors.Is(err, pipeline.ErrExists):
+	case pipeline.ErrExists:
 		return exitCantCreat
-	case errors.Is(err, pipeline.ErrLocked), errors.Is(err, pipeline.ErrNotReady):
+	case pipeline.ErrLocked, pipeline.ErrNotReady:
 		return exitTempFail
-	case errors.Is(err, pipeline.ErrIO):
+	case pipeline.ErrIO:
 		return exitIOErr
 	}
-	return exitFailure
+	return exitSoftware
 }

@@ -58,7 +58,8 @@ func TestExitCodes(t *testing.T) {
 		{"bad data", []string{"run", "--profiles", bad, "--out", out, "--log-format", "json"}, exitDataErr, "x.parquet"},
 		{"validate", []string{"validate", "--profiles", profiles, "--as-of", "2026-11-24", "--log-format", "json"}, exitOK, ""},
 		{"success", runArgs(), exitOK, ""},
-		{"already published", runArgs(), exitCantCreat, "--overwrite"},
+		{"same run again", runArgs(), exitOK, ""},
+		{"already published by another run", runArgs("--k", "5"), exitCantCreat, "--overwrite"},
 		{"overwrite", runArgs("--overwrite"), exitOK, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,8 +79,8 @@ func TestExitCodes(t *testing.T) {
 	if got := exitCode(context.Canceled, false, true); got != exitInterrupted {
 		t.Errorf("SIGINT: exit %d", got)
 	}
-	if got := exitCode(errors.New("boom"), false, false); got != exitFailure {
-		t.Errorf("other: exit %d", got)
+	if got := exitCode(errors.New("boom"), false, false); got != exitSoftware {
+		t.Errorf("an error of no kind: exit %d, want %d (a bug)", got, exitSoftware)
 	}
 }
 

@@ -37,9 +37,12 @@ Usage:
   batchmatch version
 
 Run "batchmatch COMMAND --help" for a command's flags.
-Exit codes: 0 ok, 64 usage, 65 bad input data, 66 input missing, 73 partition
-already published, 74 I/O error, 75 output locked or (commit) shard parts not all
-there yet, 130/143 interrupted, 1 other.
+Exit codes (retry? in brackets): 0 published or already published by the same
+run; 64 usage [no]; 65 bad input data [no]; 66 input missing [after upstream];
+70 internal error [no]; 71 OS limit, e.g. open files [no]; 73 published by
+another run, no --overwrite [no]; 74 transient I/O error [yes]; 75 output locked,
+or (commit) shard parts not ready [later]; 77 permission denied [no]; 78 TLS
+trust or credentials [no]; 130/143 interrupted [yes]. See README.md.
 `
 
 // logOptions are the logging flags every command shares.
@@ -232,6 +235,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 
 // printSummary prints what a published run wrote.
 func printSummary(stdout io.Writer, res *pipeline.Result) {
+	if res.AlreadyPublished {
+		fmt.Fprintf(stdout, "already published %s by the same run (run id %s): nothing written\n", res.Published, res.Manifest.RunID)
+		return
+	}
 	c := res.Manifest.Counts
 	fmt.Fprintf(stdout, "published %s\n  rows read %d, suppressed %d, quarantined %d, eligible %d\n"+
 		"  pairs examined %d, compatible %d\n  matches %d (mutual %d), soulmate pairs %d, members without a match %d\n",
@@ -266,6 +273,11 @@ func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if cc.Out == "" {
 		return fmt.Errorf("%w: --out is required", pipeline.ErrUsage)
+	}
+	if cc.Partition != "" {
+		if err := pipeline.CheckPartition(cc.Partition); err != nil {
+			return err
+		}
 	}
 	if cc.Workers < 1 {
 		return fmt.Errorf("%w: --workers must be at least 1", pipeline.ErrUsage)
@@ -355,7 +367,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := os.WriteFile(*output, b.Bytes(), 0o640); err != nil {
-		return fmt.Errorf("%w: %w", pipeline.ErrIO, err)
+		return fmt.Errorf("%w: writing the report: %w", pipeline.ErrIO, err) // pipeline.Kind tells permission denied apart
 	}
 	return nil
 }

@@ -125,14 +125,19 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 	if args[0] != "run" || !slices.Contains(args, "--shard-count="+itoa(*job.Completions)) {
 		t.Errorf("shards: args %v must run with --shard-count=%d (the completions)", args, *job.Completions)
 	}
-	if !failsIndexOn(job.PodFailurePolicy, batchv1.PodFailurePolicyActionFailIndex, 64, 65) {
-		t.Error("shards: exit codes 64 and 65 must fail the index (a retry cannot help)")
+	if !failsIndexOn(job.PodFailurePolicy, batchv1.PodFailurePolicyActionFailIndex, 64, 65, 70, 71, 77, 78) {
+		t.Error("shards: exit codes 64, 65, 70, 71, 77 and 78 must fail the index (a retry cannot help)")
+	}
+	if !failsIndexOn(commit.Spec.JobTemplate.Spec.PodFailurePolicy, batchv1.PodFailurePolicyActionFailJob, 64, 65, 66, 70, 71, 73, 77, 78) {
+		t.Error("commit: exit codes 64, 65, 66, 70, 71, 73, 77 and 78 must fail the Job (a retry cannot help)")
 	}
 	if c := commit.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args; c[0] != "commit" {
 		t.Errorf("commit: args %v must run commit", c)
 	}
-	if failsIndexOn(commit.Spec.JobTemplate.Spec.PodFailurePolicy, batchv1.PodFailurePolicyActionFailJob, 75) {
-		t.Error("commit: exit 75 (parts not ready) must be retried, not fail the Job")
+	for _, code := range []int32{74, 75} {
+		if failsIndexOn(commit.Spec.JobTemplate.Spec.PodFailurePolicy, batchv1.PodFailurePolicyActionFailJob, code) {
+			t.Errorf("commit: exit %d (transient) must be retried, not fail the Job", code)
+		}
 	}
 	// daily schedules "M H * * *": the commit starts after the shards'
 	// deadline, and both end before midnight UTC (one as-of date)

@@ -57,13 +57,14 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		want = want[:rest]
 	}
 	done := 0
-	err := r.s.doResumable(r.ctx, "read", r.loc, func() int64 { return int64(done) }, func() error {
-		rr, err := r.b.NewRangeReader(r.ctx, r.key, off+int64(done), int64(len(want)-done), nil)
+	err := r.s.doResumable(r.ctx, "read", r.loc, func() int64 { return int64(done) }, func(ctx context.Context, touch func()) error {
+		rr, err := r.b.NewRangeReader(ctx, r.key, off+int64(done), int64(len(want)-done), nil)
 		if err != nil {
 			return err
 		}
 		defer rr.Close()
-		n, err := io.ReadFull(rr, want[done:])
+		touch()
+		n, err := io.ReadFull(progressReader{rr, touch}, want[done:])
 		done += n
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("%w: %d of %d bytes at offset %d", errShort, done, len(want), off)

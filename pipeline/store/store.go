@@ -14,16 +14,25 @@
 //
 // The store does its own retries: the AWS SDK's retryer is switched off for
 // s3:// buckets so that every attempt is counted, logged and bounded here,
-// and a body cut short is retried from where it stopped.
+// and a body cut short is retried from where it stopped. Every attempt has a
+// deadline: one that makes no progress (no response, no body bytes read or
+// sent) for Retry.Idle is abandoned and retried, so a store that accepts
+// connections but never answers costs at most Attempts × Idle plus the
+// backoff. Permanent failures are never retried and are marked for the
+// caller: ErrDenied (access refused) and ErrConfig (credentials, TLS trust,
+// a bad location).
 package store
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"path"
@@ -33,7 +42,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	gcaws "gocloud.dev/aws"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
@@ -41,6 +52,7 @@ import (
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
+	"google.golang.org/api/googleapi"
 )
 
 // IsURL reports whether loc names an object-store location rather than a
@@ -62,12 +74,22 @@ type Retry struct {
 	Attempts int           // total attempts, at least 1
 	Base     time.Duration // first backoff; doubled per attempt, with jitter
 	Max      time.Duration // largest backoff
+	// Idle is the deadline of an attempt that makes no progress: no
+	// response, or no body byte read or sent, for this long abandons the
+	// attempt (a transient failure, retried). 0: no deadline.
+	Idle time.Duration
 }
 
 // DefaultRetry is 6 attempts, the backoff doubling from 200 ms (each one
 // jittered to between half and all of its value): at most 6.2 s of waiting
-// before an operation fails.
-var DefaultRetry = Retry{Attempts: 6, Base: 200 * time.Millisecond, Max: 5 * time.Second}
+// before an operation fails; an attempt that makes no progress for 30 s is
+// abandoned, so an operation against a store that never answers fails
+// after at most 6 × 30 s + 6.2 s.
+var DefaultRetry = Retry{Attempts: 6, Base: 200 * time.Millisecond, Max: 5 * time.Second, Idle: 30 * time.Second}
+
+// IdleEnv overrides DefaultRetry.Idle for the process-wide Store (a Go
+// duration, e.g. "10s").
+const IdleEnv = "BATCHMATCH_STORE_IDLE_TIMEOUT"
 
 // Store opens buckets once and runs every operation with retries.
 // Its zero value is not usable; call New.
@@ -100,9 +122,15 @@ var (
 	defaultStore *Store
 )
 
-// Default is the process-wide Store.
+// Default is the process-wide Store. $BATCHMATCH_STORE_IDLE_TIMEOUT, when
+// set to a positive duration, replaces the attempt deadline.
 func Default() *Store {
-	defaultOnce.Do(func() { defaultStore = New(slog.Default()) })
+	defaultOnce.Do(func() {
+		defaultStore = New(slog.Default())
+		if d, err := time.ParseDuration(os.Getenv(IdleEnv)); err == nil && d > 0 {
+			defaultStore.Retry.Idle = d
+		}
+	})
 	return defaultStore
 }
 
@@ -165,7 +193,9 @@ func (s *Store) split(ctx context.Context, loc string) (*blob.Bucket, string, er
 	}
 	b, err := openBucket(ctx, u)
 	if err != nil {
-		return nil, "", fmt.Errorf("opening the bucket of %s: %w", loc, err)
+		// A bucket that cannot be opened is a bad URL, bad parameters or
+		// missing credentials: nothing a retry fixes.
+		return nil, "", fmt.Errorf("opening the bucket of %s: %w: %w", redact(loc), ErrConfig, err)
 	}
 	s.buckets[id] = b
 	return b, key, nil
@@ -186,7 +216,9 @@ func openBucket(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
 		// Keys are absolute paths below "/"; no metadata side files; the
 		// temporary file of a write sits next to its final name, so the
 		// rename that publishes it never crosses file systems.
-		return fileblob.OpenBucket("/", &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
+		// Directories 0750 and files 0640 (writerOptions), as for a local
+		// --out: output is private to the job's user and group.
+		return fileblob.OpenBucket("/", &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true, DirFileMode: 0o750})
 	case "s3":
 		return openS3(ctx, u.Host, q)
 	default:
@@ -229,10 +261,10 @@ func transient(ctx context.Context, err error) bool {
 	if err == nil || ctx.Err() != nil {
 		return false
 	}
-	if errors.As(err, new(permanent)) {
+	if errors.As(err, new(permanent)) || permanentKind(err) != nil {
 		return false
 	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errShort) {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errShort) || errors.Is(err, ErrStalled) {
 		return true
 	}
 	switch gcerrors.Code(err) {
@@ -243,23 +275,117 @@ func transient(ctx context.Context, err error) bool {
 	return true // Unknown (5xx, resets), Internal, ResourceExhausted, DeadlineExceeded
 }
 
+// S3 error codes of requests refused for who is asking (ErrDenied) and of
+// requests whose credentials are wrong (ErrConfig).
+var (
+	s3Denied = map[string]bool{"AccessDenied": true, "Forbidden": true, "AllAccessDisabled": true,
+		"AccountProblem": true}
+	s3Auth = map[string]bool{"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "ExpiredToken": true,
+		"InvalidToken": true, "TokenRefreshRequired": true, "AuthorizationHeaderMalformed": true,
+		"MissingSecurityHeader": true, "InvalidSecurity": true, "InvalidClientTokenId": true,
+		"UnrecognizedClientException": true, "CredentialsNotSupported": true}
+)
+
+// permanentKind returns ErrDenied or ErrConfig when err is a failure that
+// no retry can fix, nil otherwise: the store refusing access (S3
+// AccessDenied, any HTTP 403), credentials that are missing, wrong or
+// expired (S3 InvalidAccessKeyId, SignatureDoesNotMatch, ExpiredToken …,
+// any HTTP 401, a request the SDK could not sign), and a TLS certificate
+// the client does not trust.
+func permanentKind(err error) error {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch code := api.ErrorCode(); {
+		case s3Denied[code]:
+			return ErrDenied
+		case s3Auth[code]:
+			return ErrConfig
+		}
+	}
+	var status interface{ HTTPStatusCode() int }
+	if errors.As(err, &status) {
+		switch status.HTTPStatusCode() {
+		case http.StatusForbidden:
+			return ErrDenied
+		case http.StatusUnauthorized:
+			return ErrConfig
+		}
+	}
+	var gerr *googleapi.Error
+	if errors.As(err, &gerr) {
+		switch gerr.Code {
+		case http.StatusForbidden:
+			return ErrDenied
+		case http.StatusUnauthorized:
+			return ErrConfig
+		}
+	}
+	var sign *v4.SigningError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	var record tls.RecordHeaderError
+	if errors.As(err, &sign) || errors.As(err, &unknownCA) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &verify) || errors.As(err, &record) {
+		return ErrConfig
+	}
+	return nil
+}
+
 var errShort = errors.New("object body shorter than its range")
 
+// attempt runs op once with a deadline on progress: when touch (which op
+// calls whenever bytes move) has not been called for idle, the attempt's
+// context is cancelled and the attempt fails with ErrStalled.
+func attempt(ctx context.Context, idle time.Duration, op func(ctx context.Context, touch func()) error) error {
+	if idle <= 0 {
+		return op(ctx, func() {})
+	}
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	t := time.AfterFunc(idle, func() { cancel(ErrStalled) })
+	defer t.Stop()
+	err := op(actx, func() { t.Reset(idle) })
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), ErrStalled) {
+		// Not %w: the cancellation inside err is the deadline's, not the
+		// caller's (who would take it for an interrupted run).
+		return fmt.Errorf("%w: no answer or progress for %v: %v", ErrStalled, idle, err)
+	}
+	return err
+}
+
+// progressReader calls touch after every read that moved bytes.
+type progressReader struct {
+	r     io.Reader
+	touch func()
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.touch()
+	}
+	return n, err
+}
+
 // do runs op until it succeeds, fails permanently or runs out of attempts.
-func (s *Store) do(ctx context.Context, what, loc string, op func() error) error {
+// Each attempt gets its own context, cancelled when it stalls (Retry.Idle);
+// op calls touch whenever it makes progress.
+func (s *Store) do(ctx context.Context, what, loc string, op func(ctx context.Context, touch func()) error) error {
 	r := s.Retry
 	if r.Attempts < 1 {
 		r.Attempts = 1
 	}
 	var err error
-	for attempt := 1; ; attempt++ {
-		if err = op(); err == nil {
+	for n := 1; ; n++ {
+		if err = attempt(ctx, r.Idle, op); err == nil {
 			return nil
 		}
-		if attempt >= r.Attempts || !transient(ctx, err) {
+		if n >= r.Attempts || !transient(ctx, err) {
 			break
 		}
-		back := r.Base << (attempt - 1)
+		back := r.Base << (n - 1)
 		if back > r.Max || back <= 0 {
 			back = r.Max
 		}
@@ -269,7 +395,7 @@ func (s *Store) do(ctx context.Context, what, loc string, op func() error) error
 		log := s.log
 		s.mu.Unlock()
 		log.Warn("object storage: transient error, retrying", "op", what, "object", redact(loc),
-			"attempt", attempt, "of", r.Attempts, "backoff", back, "error", err)
+			"attempt", n, "of", r.Attempts, "backoff", back, "error", err)
 		t := time.NewTimer(back)
 		select {
 		case <-ctx.Done():
@@ -277,6 +403,9 @@ func (s *Store) do(ctx context.Context, what, loc string, op func() error) error
 			return fmt.Errorf("%s %s: %w (after %v)", what, redact(loc), ctx.Err(), err)
 		case <-t.C:
 		}
+	}
+	if kind := permanentKind(err); kind != nil {
+		return fmt.Errorf("%s %s: %w: %w", what, redact(loc), kind, err)
 	}
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return fmt.Errorf("%s %s: %w: %w", what, redact(loc), os.ErrNotExist, err)
@@ -295,7 +424,7 @@ const resumeRounds = 8
 // doResumable is do for an operation that resumes where it stopped: a
 // round of attempts that moved progress() forward is followed by another
 // round, up to resumeRounds.
-func (s *Store) doResumable(ctx context.Context, what, loc string, progress func() int64, op func() error) error {
+func (s *Store) doResumable(ctx context.Context, what, loc string, progress func() int64, op func(ctx context.Context, touch func()) error) error {
 	var err error
 	for round := 0; round < resumeRounds; round++ {
 		before := progress()
@@ -320,7 +449,7 @@ func (s *Store) Size(ctx context.Context, loc string) (int64, error) {
 		return 0, err
 	}
 	var size int64
-	err = s.do(ctx, "stat", loc, func() error {
+	err = s.do(ctx, "stat", loc, func(ctx context.Context, _ func()) error {
 		a, err := b.Attributes(ctx, key)
 		if err == nil {
 			size = a.Size
@@ -337,7 +466,7 @@ func (s *Store) Exists(ctx context.Context, loc string) (bool, error) {
 		return false, err
 	}
 	var ok bool
-	err = s.do(ctx, "stat", loc, func() (err error) {
+	err = s.do(ctx, "stat", loc, func(ctx context.Context, _ func()) (err error) {
 		ok, err = b.Exists(ctx, key)
 		return err
 	})
@@ -356,7 +485,7 @@ func (s *Store) List(ctx context.Context, loc string) ([]string, error) {
 		prefix += "/"
 	}
 	var keys []string
-	err = s.do(ctx, "list", loc, func() error {
+	err = s.do(ctx, "list", loc, func(ctx context.Context, touch func()) error {
 		keys = keys[:0]
 		it := b.List(&blob.ListOptions{Prefix: prefix})
 		for {
@@ -367,6 +496,7 @@ func (s *Store) List(ctx context.Context, loc string) ([]string, error) {
 			if err != nil {
 				return err
 			}
+			touch()
 			if !obj.IsDir {
 				keys = append(keys, strings.TrimPrefix(obj.Key, prefix))
 			}
@@ -382,8 +512,13 @@ func (s *Store) ReadFile(ctx context.Context, loc string) ([]byte, error) {
 		return nil, err
 	}
 	var data []byte
-	err = s.do(ctx, "read", loc, func() (err error) {
-		data, err = b.ReadAll(ctx, key)
+	err = s.do(ctx, "read", loc, func(ctx context.Context, touch func()) error {
+		r, err := b.NewReader(ctx, key, nil)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		data, err = io.ReadAll(progressReader{r, touch})
 		return err
 	})
 	return data, err
@@ -398,16 +533,17 @@ func (s *Store) Download(ctx context.Context, loc string, w io.Writer) (int64, e
 	}
 	var done int64
 	size := int64(-1)
-	err = s.doResumable(ctx, "read", loc, func() int64 { return done }, func() error {
+	err = s.doResumable(ctx, "read", loc, func() int64 { return done }, func(ctx context.Context, touch func()) error {
 		r, err := b.NewRangeReader(ctx, key, done, -1, nil)
 		if err != nil {
 			return err
 		}
 		defer r.Close()
+		touch()
 		if size < 0 {
 			size = r.Size() // the whole object's, whatever the range
 		}
-		n, err := io.Copy(w, r)
+		n, err := io.Copy(w, progressReader{r, touch})
 		done += n
 		if err != nil {
 			return err
@@ -429,13 +565,13 @@ func (s *Store) Upload(ctx context.Context, loc, path string, ifNotExist bool) e
 	if err != nil {
 		return err
 	}
-	err = s.do(ctx, "write", loc, func() error {
+	err = s.do(ctx, "write", loc, func(ctx context.Context, touch func()) error {
 		f, err := os.Open(path)
 		if err != nil {
 			return permanent{err}
 		}
 		defer f.Close()
-		return b.Upload(ctx, key, f, &blob.WriterOptions{IfNotExist: ifNotExist, ContentType: contentType(key)})
+		return b.Upload(ctx, key, progressReader{f, touch}, writerOptions(key, ifNotExist))
 	})
 	var p permanent
 	if errors.As(err, &p) {
@@ -453,13 +589,27 @@ func (s *Store) WriteFile(ctx context.Context, loc string, data []byte, ifNotExi
 	if err != nil {
 		return err
 	}
-	err = s.do(ctx, "write", loc, func() error {
-		return b.WriteAll(ctx, key, data, &blob.WriterOptions{IfNotExist: ifNotExist, ContentType: contentType(key)})
+	err = s.do(ctx, "write", loc, func(ctx context.Context, _ func()) error {
+		return b.WriteAll(ctx, key, data, writerOptions(key, ifNotExist))
 	})
 	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
 		return fmt.Errorf("%w: %s: %w", ErrExists, redact(loc), err)
 	}
 	return err
+}
+
+// writerOptions are the options of every write: the content type, the
+// conditional create, and for file:// buckets the mode of the new file
+// (0640, as a local --out writes; fileblob would leave 0666 less umask).
+func writerOptions(key string, ifNotExist bool) *blob.WriterOptions {
+	return &blob.WriterOptions{IfNotExist: ifNotExist, ContentType: contentType(key),
+		BeforeWrite: func(as func(any) bool) error {
+			var f *os.File
+			if as(&f) {
+				return f.Chmod(0o640)
+			}
+			return nil
+		}}
 }
 
 // contentType is the media type an object is written with.
@@ -483,6 +633,18 @@ var ErrUnavailable = errors.New("object storage unavailable")
 // ErrExists: a conditional create found the object already there.
 var ErrExists = errors.New("object already exists")
 
+// ErrDenied: the store refused access (S3 AccessDenied, HTTP 403): the
+// identity the job runs as lacks a permission. Never retried.
+var ErrDenied = errors.New("object storage: access denied")
+
+// ErrConfig: the store cannot be used as configured: credentials missing,
+// invalid or expired, a server certificate the client does not trust, a
+// bucket URL that cannot be opened. Never retried.
+var ErrConfig = errors.New("object storage: not usable as configured")
+
+// ErrStalled: an attempt made no progress for Retry.Idle (transient: retried).
+var ErrStalled = errors.New("object storage: request stalled")
+
 // permanent marks an error the retry loop must not retry.
 type permanent struct{ error }
 
@@ -494,7 +656,7 @@ func (s *Store) Delete(ctx context.Context, loc string) error {
 	if err != nil {
 		return err
 	}
-	err = s.do(ctx, "delete", loc, func() error { return b.Delete(ctx, key) })
+	err = s.do(ctx, "delete", loc, func(ctx context.Context, _ func()) error { return b.Delete(ctx, key) })
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -284,6 +286,219 @@ func TestJoin(t *testing.T) {
 	for loc, want := range map[string]bool{"s3://b/k": true, "gs://b": true, "mem://x": true, "file:///x": true, "/tmp/x": false, "http://x": false, "x": false} {
 		if store.IsURL(loc) != want {
 			t.Errorf("IsURL(%q) = %v", loc, !want)
+		}
+	}
+}
+
+// logBuffer is a logger whose output the test can read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestStalled: a server that accepts every request and never answers. Each
+// operation gives up after Retry.Attempts attempts, each abandoned after
+// Retry.Idle without progress, logs every retry, and fails with
+// ErrUnavailable naming the object and saying it stalled. Without the
+// deadline, every one of these calls blocks until the server goes away.
+func TestStalled(t *testing.T) {
+	fake := storetest.NewFakeS3(t, "bm")
+	local := filepath.Join(t.TempDir(), "x")
+	if err := os.WriteFile(local, randBytes(1<<16, 4), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	obj := store.Join(fake.URL, "stalled", "_SUCCESS")
+	setup := store.New(nil)
+	defer setup.Close()
+	if err := setup.Upload(context.Background(), obj, local, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		op   func(ctx context.Context, s *store.Store) error
+	}{
+		{"read", func(ctx context.Context, s *store.Store) error { _, err := s.ReadFile(ctx, obj); return err }},
+		{"stat", func(ctx context.Context, s *store.Store) error { _, err := s.Exists(ctx, obj); return err }},
+		{"list", func(ctx context.Context, s *store.Store) error {
+			_, err := s.List(ctx, store.Join(fake.URL, "stalled"))
+			return err
+		}},
+		{"download", func(ctx context.Context, s *store.Store) error {
+			_, err := s.Download(ctx, obj, io.Discard)
+			return err
+		}},
+		{"upload", func(ctx context.Context, s *store.Store) error { return s.Upload(ctx, obj, local, false) }},
+		{"conditional create", func(ctx context.Context, s *store.Store) error {
+			return s.WriteFile(ctx, store.Join(fake.URL, "stalled", "new"), []byte("x"), true)
+		}},
+		{"delete", func(ctx context.Context, s *store.Store) error { return s.Delete(ctx, obj) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs logBuffer
+			s := store.New(slog.New(slog.NewTextHandler(&logs, nil)))
+			defer s.Close()
+			s.Retry = store.Retry{Attempts: 3, Base: time.Millisecond, Max: 2 * time.Millisecond, Idle: 100 * time.Millisecond}
+			fake.SetPlan(func(int64, *http.Request) storetest.Fault { return storetest.Stall })
+			defer fake.SetPlan(nil)
+			err := tc.op(context.Background(), s)
+			if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, store.ErrStalled) || !strings.Contains(err.Error(), "s3://bm/stalled") {
+				t.Fatalf("against a server that never answers: %v, want ErrUnavailable (stalled) naming the object", err)
+			}
+			if errors.Is(err, context.Canceled) {
+				t.Errorf("the deadline's cancellation leaks into the error (a caller takes it for an interrupted run): %v", err)
+			}
+			if got := fake.Requests(); got != 3 {
+				t.Errorf("%d requests, want 3 (Retry.Attempts)", got)
+			}
+			if got := strings.Count(logs.String(), "retrying"); got != 2 {
+				t.Errorf("%d retries logged, want 2:\n%s", got, logs.String())
+			}
+		})
+	}
+}
+
+// TestStalledBody: answers that stop in the middle of the body (headers and
+// half the bytes, then silence) are abandoned after Retry.Idle and resumed
+// where they stopped: every read returns exactly the bytes written.
+func TestStalledBody(t *testing.T) {
+	fake := storetest.NewFakeS3(t, "bm")
+	data := randBytes(1<<20, 5)
+	s := store.New(nil)
+	defer s.Close()
+	s.Retry = store.Retry{Attempts: 4, Base: time.Millisecond, Max: 2 * time.Millisecond, Idle: 100 * time.Millisecond}
+	ctx := context.Background()
+	obj := store.Join(fake.URL, "stall-body", "obj")
+	if err := s.WriteFile(ctx, obj, data, false); err != nil {
+		t.Fatal(err)
+	}
+	fake.SetPlan(storetest.FirstGetOnly(storetest.StallBody))
+	defer fake.SetPlan(nil)
+	var buf bytes.Buffer
+	if _, err := s.Download(ctx, obj, &buf); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "Download", buf.Bytes(), data)
+	r, err := s.Open(ctx, obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 300_000)
+	if _, err := r.ReadAt(p, 1000); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "ReadAt", p, data[1000:301_000])
+	if s.Retries() == 0 {
+		t.Fatal("no retries: the stalls were not injected")
+	}
+}
+
+// TestPermanentErrors: refusals that no retry can fix are not retried (one
+// request) and are marked for the exit code: access denied is ErrDenied,
+// unknown credentials and an untrusted TLS certificate are ErrConfig.
+func TestPermanentErrors(t *testing.T) {
+	fake := storetest.NewFakeS3(t, "bm")
+	ctx := context.Background()
+	obj := store.Join(fake.URL, "perm", "obj")
+	{
+		s := store.New(nil)
+		if err := s.WriteFile(ctx, obj, []byte("x"), false); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	for _, tc := range []struct {
+		name  string
+		fault storetest.Fault
+		want  error
+	}{
+		{"access denied", storetest.Deny, store.ErrDenied},
+		{"unknown access key", storetest.BadKey, store.ErrConfig},
+	} {
+		for _, op := range []struct {
+			name string
+			do   func(s *store.Store) error
+		}{
+			{"read", func(s *store.Store) error { _, err := s.ReadFile(ctx, obj); return err }},
+			{"stat", func(s *store.Store) error { _, err := s.Exists(ctx, obj); return err }},
+			{"list", func(s *store.Store) error { _, err := s.List(ctx, store.Join(fake.URL, "perm")); return err }},
+			{"write", func(s *store.Store) error { return s.WriteFile(ctx, obj, []byte("y"), false) }},
+		} {
+			t.Run(tc.name+"/"+op.name, func(t *testing.T) {
+				s := fastRetry(store.New(nil))
+				defer s.Close()
+				fake.SetPlan(func(int64, *http.Request) storetest.Fault { return tc.fault })
+				defer fake.SetPlan(nil)
+				err := op.do(s)
+				want := tc.want
+				if op.name == "stat" {
+					want = store.ErrDenied // a HEAD answer has no body: a 403 says no more
+				}
+				if !errors.Is(err, want) {
+					t.Fatalf("%v, want %v", err, want)
+				}
+				if fake.Requests() != 1 || s.Retries() != 0 {
+					t.Fatalf("%d requests, %d retries: a permanent error was retried", fake.Requests(), s.Retries())
+				}
+			})
+		}
+	}
+	t.Run("untrusted certificate", func(t *testing.T) {
+		tlsFake := storetest.NewFakeS3TLS(t, "bm")
+		s := fastRetry(store.New(nil))
+		defer s.Close()
+		_, err := s.ReadFile(ctx, store.Join(tlsFake.URL, "obj"))
+		if !errors.Is(err, store.ErrConfig) || !strings.Contains(err.Error(), "certificate") {
+			t.Fatalf("%v, want ErrConfig about the certificate", err)
+		}
+		if s.Retries() != 0 {
+			t.Fatalf("%d retries of a certificate error", s.Retries())
+		}
+	})
+}
+
+// TestFileModes: objects written through file:// URLs are private like a
+// local --out: files 0640, directories 0750, whatever the umask allows more.
+func TestFileModes(t *testing.T) {
+	dir := t.TempDir()
+	s := store.New(nil)
+	defer s.Close()
+	ctx := context.Background()
+	local := filepath.Join(t.TempDir(), "x")
+	if err := os.WriteFile(local, []byte("data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := "file://" + dir
+	if err := s.Upload(ctx, store.Join(root, "out", "dt=2026-11-30", "matches", "part.parquet"), local, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteFile(ctx, store.Join(root, "out", "dt=2026-11-30", "_SUCCESS"), []byte("x"), true); err != nil {
+		t.Fatal(err)
+	}
+	for rel, want := range map[string]os.FileMode{
+		"out":                                    0o750 | os.ModeDir,
+		"out/dt=2026-11-30":                      0o750 | os.ModeDir,
+		"out/dt=2026-11-30/matches":              0o750 | os.ModeDir,
+		"out/dt=2026-11-30/matches/part.parquet": 0o640,
+		"out/dt=2026-11-30/_SUCCESS":             0o640,
+	} {
+		fi, err := os.Stat(filepath.Join(dir, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", rel, fi.Mode(), want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 // Package storetest runs an in-process S3 server (gofakes3) behind a fault
 // injector, for tests of code that reads and writes object storage: 503s,
-// bodies cut short with the connection dropped, Slow and stalled responses.
+// bodies cut short with the connection dropped, slow and stalled responses,
+// and refusals (access denied, unknown access key).
 package storetest
 
 import (
@@ -24,11 +25,14 @@ type Fault int
 
 // The faults.
 const (
-	Pass     Fault = iota
-	Err503         // 503 SlowDown, before the real server sees the request
-	Truncate       // the real response, cut to half its body, connection dropped
-	Slow           // the real response after Delay
-	Stall          // no answer until the client gives up (or 10 s)
+	Pass      Fault = iota
+	Err503          // 503 SlowDown, before the real server sees the request
+	Truncate        // the real response, cut to half its body, connection dropped
+	Slow            // the real response after Delay
+	Stall           // no answer at all until the client gives up or the server closes
+	StallBody       // the real headers and half the body, then nothing until the client gives up
+	Deny            // 403 AccessDenied: the identity lacks a permission
+	BadKey          // 403 InvalidAccessKeyId: the credentials are wrong
 )
 
 // FakeS3 is an in-process S3 server (gofakes3) behind a fault injector.
@@ -53,7 +57,13 @@ func (f *FakeS3) Requests() int64 { return f.requests.Load() }
 
 // NewFakeS3 starts the server with one bucket and sets the AWS environment
 // (static credentials, no instance metadata) for the test.
-func NewFakeS3(t testing.TB, bucket string) *FakeS3 {
+func NewFakeS3(t testing.TB, bucket string) *FakeS3 { return newFakeS3(t, bucket, false) }
+
+// NewFakeS3TLS is NewFakeS3 behind HTTPS with a self-signed certificate that
+// clients do not trust: every request fails certificate verification.
+func NewFakeS3TLS(t testing.TB, bucket string) *FakeS3 { return newFakeS3(t, bucket, true) }
+
+func newFakeS3(t testing.TB, bucket string, useTLS bool) *FakeS3 {
 	t.Helper()
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
@@ -67,7 +77,13 @@ func NewFakeS3(t testing.TB, bucket string) *FakeS3 {
 	}
 	f := &FakeS3{Delay: 50 * time.Millisecond}
 	real := gofakes3.New(be).Server()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	closing := make(chan struct{}) // stalled handlers return when the test ends
+	s3err := func(w http.ResponseWriter, code int, name, msg string) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(code)
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message></Error>`, name, msg)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := f.requests.Add(1)
 		f.mu.Lock()
 		plan := f.plan
@@ -78,18 +94,38 @@ func NewFakeS3(t testing.TB, bucket string) *FakeS3 {
 		}
 		switch what {
 		case Err503:
-			w.Header().Set("Content-Type", "application/xml")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+			s3err(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+			return
+		case Deny:
+			s3err(w, http.StatusForbidden, "AccessDenied", "Access Denied")
+			return
+		case BadKey:
+			s3err(w, http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
 			return
 		case Slow:
 			time.Sleep(f.Delay)
 		case Stall:
 			select {
 			case <-r.Context().Done():
-			case <-time.After(10 * time.Second):
+			case <-closing:
 			}
 			return
+		case StallBody:
+			rec := httptest.NewRecorder()
+			real.ServeHTTP(rec, r)
+			body := rec.Body.Bytes()
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.WriteHeader(rec.Code)
+			w.Write(body[:len(body)/2])
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-closing:
+			}
+			panic(http.ErrAbortHandler)
 		case Truncate:
 			rec := httptest.NewRecorder()
 			real.ServeHTTP(rec, r)
@@ -105,13 +141,23 @@ func NewFakeS3(t testing.TB, bucket string) *FakeS3 {
 		}
 		real.ServeHTTP(w, r)
 	}))
+	if useTLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
-	f.URL = "s3://" + bucket + "?" + url.Values{
+	t.Cleanup(func() { close(closing) }) // runs before srv.Close, which waits for handlers
+	q := url.Values{
 		"endpoint":       {srv.URL},
 		"use_path_style": {"true"},
 		"disable_https":  {"true"},
 		"region":         {"us-east-1"},
-	}.Encode()
+	}
+	if useTLS {
+		q.Del("disable_https")
+	}
+	f.URL = "s3://" + bucket + "?" + q.Encode()
 	return f
 }
 
