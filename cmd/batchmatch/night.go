@@ -70,6 +70,11 @@ func cmdNight(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cmdRun(ctx, runArgs, stdout, stderr); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		// signalled after the shard could no longer stop (its part may be
+		// complete): no commit on a process that is being terminated
+		return err
+	}
 	if shard.Count <= 1 {
 		return nil // a whole run has published itself
 	}
