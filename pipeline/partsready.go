@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -73,4 +74,21 @@ func PartsReady(ctx context.Context, out, partition string, asOf time.Time, coun
 			ErrNotReady, len(missing), count, redactURL(root), missing)
 	}
 	return nil
+}
+
+// Published reports whether the partition for asOf under out is published
+// (its _SUCCESS exists), locally or in object storage. `batchmatch night`
+// asks before committing: a partition that was not published then but is
+// when its commit looks was published by another shard of the same night.
+func Published(ctx context.Context, out, partition string, asOf time.Time) (bool, error) {
+	partition = partitionOr(partition, asOf)
+	if !store.IsURL(out) {
+		return published(filepath.Join(out, partition)), nil
+	}
+	dst := store.Join(out, partition)
+	ok, err := store.Default().Exists(ctx, store.Join(dst, successFile))
+	if err != nil {
+		return false, ioErrorf("checking %s: %w", redactURL(dst), err)
+	}
+	return ok, nil
 }

@@ -12,7 +12,8 @@ import (
 // TestPartsReady: from a listing alone, PartsReady tells a shard whether
 // the set of parts is complete, on a local output and on an object store,
 // with the shard count given or found; it agrees with what Commit then
-// finds, and an incomplete (.tmp) attempt does not count.
+// finds, and an incomplete (.tmp) attempt does not count. Published tells
+// a published partition.
 func TestPartsReady(t *testing.T) {
 	dir := t.TempDir()
 	ms := genTestPop(5, defaultKnobs(300))
@@ -65,10 +66,19 @@ func TestPartsReady(t *testing.T) {
 				}
 			}
 			notReady(4, "indices [0 1 2 3]") // another count has no part
+			if ok, err := Published(ctx, out, "", testAsOf); ok || err != nil {
+				t.Errorf("Published before the commit: %v, %v", ok, err)
+			}
 			if _, err := Commit(ctx, CommitConfig{Out: out, AsOf: testAsOf, Workers: 2, SpoolDir: t.TempDir()}, discard); err != nil {
 				t.Fatalf("Commit after PartsReady said ready: %v", err)
 			}
 			notReady(3, "") // the parts are gone once published
+			if ok, err := Published(ctx, out, "", testAsOf); !ok || err != nil {
+				t.Errorf("Published after the commit: %v, %v", ok, err)
+			}
+			if ok, err := Published(ctx, out, "dt=2026-11-25", testAsOf); ok || err != nil {
+				t.Errorf("Published for another partition: %v, %v", ok, err)
+			}
 		})
 	}
 }

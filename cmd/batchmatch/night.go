@@ -30,12 +30,14 @@ import (
 // The last shard to finish always sees every part (each part is complete
 // before its shard looks), so exactly the shards that find the set complete
 // commit, usually one. Two that finish together both commit: on a local
-// --out the second waits for the output lock (ErrLocked) and then finds the
-// partition published; on object storage both publish the same run id,
-// which the conditional create of _SUCCESS accepts. A retry of a shard after
-// the night was published (a pod lost after its commit) commits again and
-// relies on `commit` accepting an already published partition of the same
-// run id (issue 12).
+// --out the second waits for the output lock (ErrLocked); either way it
+// finds the partition published by the other, which it was not when it
+// looked before committing, and succeeds (on object storage both may upload
+// the same run id, which the conditional create of _SUCCESS accepts). A
+// retry of one shard after the night was published (a pod lost after its
+// commit) finds the other parts gone and exits 0. A whole night run again
+// after it was published relies on `commit` accepting an already published
+// partition of the same run id (issue 12).
 func cmdNight(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var mo pipeline.MetricsOptions
 	var so pipeline.ShardOptions
@@ -101,9 +103,18 @@ func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo pipeline.Metr
 		log.Error("night: listing the parts failed", "exit_code", exitCodeFor(ctx, err), "err", err)
 		return err
 	}
+	// A partition published before this commit is another run's (or this
+	// night's, when this shard is a retry): commit decides. One published
+	// after this point was published by another shard of this night that
+	// also found every part.
+	before, err := pipeline.Published(ctx, cc.Out, cc.Partition, cc.AsOf)
+	if err != nil {
+		log.Error("night: checking the partition failed", "exit_code", exitCodeFor(ctx, err), "err", err)
+		return err
+	}
 	log.Info("night: every shard has a part: committing", "shards", cc.ShardCount)
 	deadline := time.Now().Add(nightLockWait)
-	wait, locked := time.Second, false
+	wait := time.Second
 	for {
 		res, err := pipeline.Commit(ctx, cc, log)
 		switch {
@@ -117,7 +128,6 @@ func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo pipeline.Metr
 			log.Info("night: part written; the shard that completes the set publishes", "parts", err.Error())
 			return nil
 		case errors.Is(err, pipeline.ErrLocked) && time.Now().Before(deadline):
-			locked = true
 			log.Info("night: another commit holds the output lock; waiting", "retry_in_seconds", wait.Seconds())
 			select {
 			case <-ctx.Done():
@@ -126,10 +136,11 @@ func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo pipeline.Metr
 			}
 			wait = min(2*wait, 30*time.Second)
 			continue
-		case errors.Is(err, pipeline.ErrExists) && locked:
-			// The shard that held the lock had every part too and has
-			// published the night in the meantime.
-			log.Info("night: published by the commit that held the lock", "detail", err.Error())
+		case errors.Is(err, pipeline.ErrExists) && !before:
+			// Another shard had every part too and has published the night
+			// in the meantime (it held the lock, or won the conditional
+			// create of _SUCCESS on object storage).
+			log.Info("night: published meanwhile by another shard of this night", "detail", err.Error())
 			return nil
 		}
 		publishCommitMetrics(ctx, mo, res, err, log)
