@@ -8,6 +8,8 @@
 # Not built in CI (the build machines have no Docker engine): `make
 # image-check` builds the same binary with the same command (`make static`),
 # lays out the same file system and runs it chrooted as uid 65532.
+# The Go of go.mod's go line: the golang images set GOTOOLCHAIN=local, so an
+# older one refuses the module (make image-check compares the two).
 FROM golang:1.26.8-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./

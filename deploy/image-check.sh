@@ -27,6 +27,10 @@ for line in 'RUN make static STATIC=/out/batchmatch' 'COPY --from=build /out/bat
   grep -qxF "$line" "$df" || fail "the Dockerfile no longer has '$line': update this check"
 done
 
+# the build stage's Go must satisfy go.mod (the golang images set GOTOOLCHAIN=local)
+want_go=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$here/go.mod")
+grep -qx "FROM golang:$want_go-bookworm AS build" "$df" || fail "the Dockerfile's golang image is not go.mod's go $want_go"
+
 info=$(go version -m "$bin")
 for want in 'build	CGO_ENABLED=0' 'build	-trimpath=true' 'dep	golang.org/x/crypto/x509roots/fallback'; do
   grep -qF "$want" <<<"$info" || fail "$bin: go version -m has no '$want'"
