@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package slurm tests the nightly run on a real Slurm: slurmctld, slurmd
 // and munged started on this machine by slurm-local.sh, the night submitted
 // by submit-night.sh as an array of shard tasks (batchmatch-night.sbatch).
