@@ -16,7 +16,9 @@
 # configuration, state, spool, logs and pid files, so nothing under
 # /etc/slurm is touched. Clients find the cluster with SLURM_CONF=DIR/slurm.conf.
 # Ports: $BATCHMATCH_SLURM_PORT (slurmctld, default 6817) and the next one
-# (slurmd). Every wait has a timeout; a failure prints the logs and exits 1.
+# (slurmd). The node has the machine's CPUs, at least $BATCHMATCH_SLURM_CPUS
+# (default 2: the test runs two tasks side by side). Every wait has a
+# timeout; a failure prints the logs and exits 1.
 set -euo pipefail
 
 cmd=${1:-}
@@ -63,8 +65,16 @@ write_conf() {
   local host node
   host=$(hostname -s)
   # the machine's real CPUs and memory, as slurmd sees them (a node that
-  # reports less than it is configured with is drained)
+  # reports less than it is configured with is drained) ...
   node=$(slurmd -C | head -1)
+  local cpus min=${BATCHMATCH_SLURM_CPUS:-2} overrides=
+  cpus=$(sed -n 's/.*CPUs=\([0-9]*\).*/\1/p' <<<"$node")
+  if [ "${cpus:-0}" -lt "$min" ]; then
+    # ... unless that is fewer CPUs than the tests run side by side: then
+    # the configuration wins (the CPUs are shared, not drained)
+    node="NodeName=$host CPUs=$min RealMemory=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$node")"
+    overrides=SlurmdParameters=config_overrides
+  fi
   cat >"$conf" <<CONF
 # written by deploy/slurm/slurm-local.sh: one node, everything as root
 ClusterName=batchmatch
@@ -97,6 +107,7 @@ MailProg=/bin/true
 MinJobAge=3600
 KillWait=10
 JobRequeue=1
+$overrides
 $node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=batch Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
