@@ -5,7 +5,8 @@ DEMO    := demo
 ASOF    ?= 2026-11-24
 N       ?= 20000
 
-.PHONY: all build demo test vet fmt-check generate generate-check duckdb fuzz bench bench-peers clean
+.PHONY: all build demo test vet fmt-check generate generate-check duckdb fuzz bench bench-peers clean \
+	static image-check version test-slurm
 
 all: build
 
@@ -44,6 +45,27 @@ test: vet fmt-check generate-check duckdb
 	$(FUZZ) -fuzz '^FuzzVarColumn$$' -fuzztime 10s ./pipeline
 	$(FUZZ) -fuzz '^FuzzCheckOffsets$$' -fuzztime 5s ./pipeline
 	cd deploy/kubernetes && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# The image's binary, built by the Dockerfile with exactly this command:
+# static (no cgo), trimmed paths, no VCS stamp (the build context has no .git).
+STATIC ?= bin/static/batchmatch
+static:
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags="-s -w" -o $(STATIC) ./cmd/batchmatch
+
+# The Dockerfile checked without Docker (root: it runs the binary chrooted
+# in the image's file system as uid 65532); deploy/image-check.sh.
+image-check: static
+	deploy/image-check.sh $(STATIC)
+
+# The version the image is tagged with: docker build -t osmosis/batchmatch:$$(make -s version) .
+version:
+	@sed -n 's/^const Version = "\(.*\)"$$/\1/p' pipeline/version.go
+
+# The sharded night on a real Slurm (slurmctld, slurmd, munged on this
+# machine, as root; apt-get install -y slurm-wlm munge): deploy/slurm.
+# .ci/run runs it after make test.
+test-slurm: build
+	BATCHMATCH_SLURM_TEST=1 BATCHMATCH_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 15m ./deploy/slurm
 
 # Longer fuzzing; FUZZ_WATCHDOG=/tmp/wd dumps stacks of any exec over 5 s.
 fuzz:

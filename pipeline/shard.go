@@ -47,11 +47,13 @@ func ShardOf(key int64, n int) int {
 
 // shardEnv are the environment variables array schedulers set, as (index,
 // count) pairs; a Kubernetes Indexed Job sets only the index, the count
-// comes from --shard-count.
+// comes from --shard-count. A Slurm array must be numbered 0..N-1
+// (--array=0-N-1): the task id is the index.
 var shardEnv = [][2]string{
 	{"JOB_COMPLETION_INDEX", ""},
 	{"AWS_BATCH_JOB_ARRAY_INDEX", "AWS_BATCH_JOB_ARRAY_SIZE"},
 	{"CLOUD_RUN_TASK_INDEX", "CLOUD_RUN_TASK_COUNT"},
+	{"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"},
 }
 
 // ResolveShard decides the shard of this process: the flags when set
@@ -102,8 +104,8 @@ type ShardOptions struct {
 
 // AddFlags registers the shard flags.
 func (o *ShardOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.IntVar(&o.Index, "shard-index", -1, "score only this shard's queries and write a part for `batchmatch commit` (default: $JOB_COMPLETION_INDEX, $AWS_BATCH_JOB_ARRAY_INDEX or $CLOUD_RUN_TASK_INDEX)")
-	fs.IntVar(&o.Count, "shard-count", 0, "number of shards (default: $AWS_BATCH_JOB_ARRAY_SIZE or $CLOUD_RUN_TASK_COUNT; required with $JOB_COMPLETION_INDEX)")
+	fs.IntVar(&o.Index, "shard-index", -1, "score only this shard's queries and write a part for `batchmatch commit` (default: $JOB_COMPLETION_INDEX, $AWS_BATCH_JOB_ARRAY_INDEX, $CLOUD_RUN_TASK_INDEX or $SLURM_ARRAY_TASK_ID)")
+	fs.IntVar(&o.Count, "shard-count", 0, "number of shards (default: $AWS_BATCH_JOB_ARRAY_SIZE, $CLOUD_RUN_TASK_COUNT or $SLURM_ARRAY_TASK_COUNT; required with $JOB_COMPLETION_INDEX)")
 }
 
 // Resolve applies the flags, falling back to the scheduler's variables.

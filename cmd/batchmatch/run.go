@@ -31,6 +31,7 @@ Usage:
                       [--blocks PATH] [--suppress PATH] [--workers N] [--max-reject-ratio 0.001] [--overwrite]
                       [--shard-index I --shard-count N]   (one shard of a sharded run; see commit)
   batchmatch commit   --out OUT --as-of YYYY-MM-DD [--shard-count N] [--overwrite]   (publish a sharded run)
+  batchmatch night    RUN FLAGS   (a scheduled shard: run, then commit if its part completed the set)
   batchmatch validate --profiles PATH [--as-of YYYY-MM-DD]
   batchmatch explain  --profiles PATH [--blocks PATH] [--suppress PATH] [--as-of DATE] MEMBER [OTHER]
   batchmatch report   PARTITION_DIR [--output FILE]
@@ -104,6 +105,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdReport(args, stdout, stderr)
 	case "commit":
 		return cmdCommit(ctx, args, stdout, stderr)
+	case "night":
+		return cmdNight(ctx, args, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("%w: unknown command %q", pipeline.ErrUsage, cmd)

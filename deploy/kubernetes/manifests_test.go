@@ -1,13 +1,15 @@
 // Package kubernetes holds batchmatch's Kubernetes manifests and the test
 // that decodes them strictly into the Kubernetes API types, so that a typo
 // or a field in the wrong place fails CI instead of being dropped silently
-// by the API server. It is its own module: the main module does not depend
-// on the Kubernetes API.
+// by the API server, and then checks the properties the deployment relies
+// on. It is its own module: the main module does not depend on the
+// Kubernetes API.
 package kubernetes
 
 import (
 	"bytes"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 )
 
@@ -44,9 +47,12 @@ func stripComments(b []byte) []byte {
 	return []byte(strings.Join(out, "\n"))
 }
 
-func TestManifestsDecodeStrictly(t *testing.T) {
-	var cronJobs []batchv1.CronJob
-	var pvcs []corev1.PersistentVolumeClaim
+// manifests decodes batchmatch.yaml strictly: the ServiceAccount and the
+// night's CronJob, nothing else.
+func manifests(t *testing.T) (*corev1.ServiceAccount, *batchv1.CronJob) {
+	t.Helper()
+	var sas []corev1.ServiceAccount
+	var cjs []batchv1.CronJob
 	for i, d := range documents(t, "batchmatch.yaml") {
 		var meta struct {
 			APIVersion string `json:"apiVersion"`
@@ -61,93 +67,217 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 			if err := yaml.UnmarshalStrict(d, &cj); err != nil {
 				t.Fatalf("document %d (CronJob): %v", i, err)
 			}
-			cronJobs = append(cronJobs, cj)
-		case "v1 PersistentVolumeClaim":
-			var pvc corev1.PersistentVolumeClaim
-			if err := yaml.UnmarshalStrict(d, &pvc); err != nil {
-				t.Fatalf("document %d (PersistentVolumeClaim): %v", i, err)
+			cjs = append(cjs, cj)
+		case "v1 ServiceAccount":
+			var sa corev1.ServiceAccount
+			if err := yaml.UnmarshalStrict(d, &sa); err != nil {
+				t.Fatalf("document %d (ServiceAccount): %v", i, err)
 			}
-			pvcs = append(pvcs, pvc)
+			sas = append(sas, sa)
 		default:
 			t.Fatalf("document %d: unexpected %s %s", i, meta.APIVersion, meta.Kind)
 		}
 	}
-	if len(cronJobs) != 2 || len(pvcs) != 1 {
-		t.Fatalf("%d CronJobs and %d claims, want 2 and 1", len(cronJobs), len(pvcs))
+	if len(cjs) != 1 || len(sas) != 1 {
+		t.Fatalf("%d CronJobs and %d ServiceAccounts, want one of each: the night is one unit", len(cjs), len(sas))
 	}
-	byName := map[string]*batchv1.CronJob{}
-	for i := range cronJobs {
-		byName[cronJobs[i].Name] = &cronJobs[i]
-	}
-	shards, commit := byName["batchmatch-shards"], byName["batchmatch-commit"]
-	if shards == nil || commit == nil {
-		t.Fatalf("CronJobs %v, want batchmatch-shards and batchmatch-commit", keys(byName))
-	}
-	for _, cj := range cronJobs {
-		if cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
-			t.Errorf("%s: concurrencyPolicy %q, want Forbid", cj.Name, cj.Spec.ConcurrencyPolicy)
-		}
-		pod := cj.Spec.JobTemplate.Spec.Template.Spec
-		if pod.RestartPolicy != corev1.RestartPolicyNever {
-			t.Errorf("%s: restartPolicy %q, want Never (podFailurePolicy requires it)", cj.Name, pod.RestartPolicy)
-		}
-		if len(pod.Containers) != 1 || pod.Containers[0].Name != "batchmatch" {
-			t.Fatalf("%s: want one container named batchmatch", cj.Name)
-		}
-		c := pod.Containers[0]
-		if m := c.Resources.Limits.Memory(); m.IsZero() {
-			t.Errorf("%s: no memory limit", cj.Name)
-		}
-		if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
-			t.Errorf("%s: pods must run as non-root", cj.Name)
-		}
-		if len(c.VolumeMounts) != 1 || len(pod.Volumes) != 1 || pod.Volumes[0].PersistentVolumeClaim == nil ||
-			pod.Volumes[0].PersistentVolumeClaim.ClaimName != pvcs[0].Name {
-			t.Errorf("%s: the data volume must be the claim %s", cj.Name, pvcs[0].Name)
-		}
-		policy := cj.Spec.JobTemplate.Spec.PodFailurePolicy
-		if policy == nil || !ignoresDisruptions(policy) {
-			t.Errorf("%s: the pod failure policy must ignore disruptions", cj.Name)
-		}
-	}
+	return &sas[0], &cjs[0]
+}
 
-	job := shards.Spec.JobTemplate.Spec
+// TestNightIsOneUnit: one CronJob runs the night as an Indexed Job whose
+// pods each run a shard and commit when they complete the set; retries are
+// keyed on the exit codes; the as-of date reaches the pods from the
+// scheduled time.
+func TestNightIsOneUnit(t *testing.T) {
+	_, cj := manifests(t)
+	if cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+		t.Errorf("concurrencyPolicy %q, want Forbid (one night at a time per output)", cj.Spec.ConcurrencyPolicy)
+	}
+	// The pods read the scheduled minute from the Job's name, which the
+	// CronJob controller makes <name>-<Unix minutes>; the night's date is
+	// that minute's UTC date, the schedule's day only in UTC.
+	if cj.Spec.TimeZone == nil || *cj.Spec.TimeZone != "Etc/UTC" {
+		t.Errorf("timeZone %v, want Etc/UTC (the as-of date is the UTC date of the scheduled minute)", cj.Spec.TimeZone)
+	}
+	if len(cj.Name) > 52 {
+		t.Errorf("CronJob name %q: longer than 52 characters, its Jobs' names would be cut", cj.Name)
+	}
+	sm := minuteOfDay(t, cj.Spec.Schedule)
+	job := cj.Spec.JobTemplate.Spec
+	if job.ActiveDeadlineSeconds == nil || sm+int(*job.ActiveDeadlineSeconds/60) > 24*60 {
+		t.Errorf("schedule %q with deadline %v s: the night must end before the next one is due", cj.Spec.Schedule, job.ActiveDeadlineSeconds)
+	}
 	if job.CompletionMode == nil || *job.CompletionMode != batchv1.IndexedCompletion {
-		t.Error("shards: completionMode must be Indexed")
+		t.Error("completionMode must be Indexed (JOB_COMPLETION_INDEX is the shard index)")
 	}
 	if job.BackoffLimitPerIndex == nil || *job.BackoffLimitPerIndex < 1 {
-		t.Error("shards: backoffLimitPerIndex must retry a lost index")
+		t.Error("backoffLimitPerIndex must retry a lost index")
+	}
+	if job.MaxFailedIndexes == nil || *job.MaxFailedIndexes != 0 {
+		t.Error("maxFailedIndexes must be 0: a night with a failed shard is a failed Job")
 	}
 	if job.Completions == nil || job.Parallelism == nil || *job.Completions != *job.Parallelism {
-		t.Fatal("shards: completions and parallelism must be set and equal")
+		t.Fatal("completions and parallelism must be set and equal")
 	}
-	args := job.Template.Spec.Containers[0].Args
-	if args[0] != "run" || !slices.Contains(args, "--shard-count="+itoa(*job.Completions)) {
-		t.Errorf("shards: args %v must run with --shard-count=%d (the completions)", args, *job.Completions)
+	pod := job.Template.Spec
+	if pod.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("restartPolicy %q, want Never (podFailurePolicy requires it)", pod.RestartPolicy)
 	}
-	if !failsIndexOn(job.PodFailurePolicy, batchv1.PodFailurePolicyActionFailIndex, 64, 65, 70, 71, 77, 78) {
-		t.Error("shards: exit codes 64, 65, 70, 71, 77 and 78 must fail the index (a retry cannot help)")
+	if len(pod.Containers) != 1 || pod.Containers[0].Name != "batchmatch" || len(pod.InitContainers) != 0 {
+		t.Fatal("want one container named batchmatch")
 	}
-	if !failsIndexOn(commit.Spec.JobTemplate.Spec.PodFailurePolicy, batchv1.PodFailurePolicyActionFailJob, 64, 65, 66, 70, 71, 73, 77, 78) {
-		t.Error("commit: exit codes 64, 65, 66, 70, 71, 73, 77 and 78 must fail the Job (a retry cannot help)")
+	c := pod.Containers[0]
+	if len(c.Command) != 0 || len(c.Args) == 0 || c.Args[0] != "night" {
+		t.Fatalf("command %v args %v: the image's entrypoint with `night` (shard, then commit when the set is complete)", c.Command, c.Args)
 	}
-	if c := commit.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args; c[0] != "commit" {
-		t.Errorf("commit: args %v must run commit", c)
+	if !slices.Contains(c.Args, "--shard-count="+strconv.Itoa(int(*job.Completions))) {
+		t.Errorf("args %v must pass --shard-count=%d (the completions)", c.Args, *job.Completions)
 	}
-	for _, code := range []int32{74, 75} {
-		if failsIndexOn(commit.Spec.JobTemplate.Spec.PodFailurePolicy, batchv1.PodFailurePolicyActionFailJob, code) {
-			t.Errorf("commit: exit %d (transient) must be retried, not fail the Job", code)
+	for _, a := range c.Args {
+		if strings.HasPrefix(a, "--as-of") || strings.HasPrefix(a, "--shard-index") {
+			t.Errorf("arg %s: the as-of date comes from the schedule and the index from JOB_COMPLETION_INDEX", a)
 		}
 	}
-	// daily schedules "M H * * *": the commit starts after the shards'
-	// deadline, and both end before midnight UTC (one as-of date)
-	sm, cm := minuteOfDay(t, shards.Spec.Schedule), minuteOfDay(t, commit.Spec.Schedule)
-	shardEnd := sm + int(*job.ActiveDeadlineSeconds/60)
-	commitEnd := cm + int(*commit.Spec.JobTemplate.Spec.ActiveDeadlineSeconds/60)
-	if cm < shardEnd || commitEnd > 24*60 {
-		t.Errorf("shards %02d:%02d–%02d:%02d, commit %02d:%02d–%02d:%02d: the commit must start after the shards' deadline and end the same day",
-			sm/60, sm%60, shardEnd/60, shardEnd%60, cm/60, cm%60, commitEnd/60, commitEnd%60)
+	env := envOf(c)
+	jn, ok := env["BATCHMATCH_JOB_NAME"]
+	if !ok || jn.ValueFrom == nil || jn.ValueFrom.FieldRef == nil ||
+		jn.ValueFrom.FieldRef.FieldPath != "metadata.labels['"+batchv1.JobNameLabel+"']" {
+		t.Errorf("BATCHMATCH_JOB_NAME must come from the pod label %s (downward API): %+v", batchv1.JobNameLabel, jn)
 	}
+	if _, ok := env["BATCHMATCH_AS_OF"]; ok {
+		t.Error("a fixed BATCHMATCH_AS_OF would publish every night under one date")
+	}
+
+	p := job.PodFailurePolicy
+	if p == nil || !ignoresDisruptions(p) {
+		t.Error("the pod failure policy must ignore disruptions")
+	}
+	// permanent failures fail the index (and, with maxFailedIndexes 0, the
+	// night); transient ones (74 I/O, 75 lock, signals) retry
+	if !hasRule(p, batchv1.PodFailurePolicyActionFailIndex, 64, 65, 66, 70, 71, 73, 77, 78) {
+		t.Error("exit codes 64, 65, 66, 70, 71, 73, 77 and 78 must fail the index: a retry cannot help")
+	}
+	for _, code := range []int32{74, 75, 130, 137, 143} {
+		if failsOn(p, code) {
+			t.Errorf("exit %d is transient: it must be retried, not fail the index or the Job", code)
+		}
+	}
+}
+
+// TestPodSecurityAndCredentials: no Kubernetes API token in the pods; cloud
+// credentials through the ServiceAccount (IRSA, Workload Identity); a
+// non-root, read-only container.
+func TestPodSecurityAndCredentials(t *testing.T) {
+	sa, cj := manifests(t)
+	pod := cj.Spec.JobTemplate.Spec.Template.Spec
+	if pod.ServiceAccountName != sa.Name {
+		t.Errorf("serviceAccountName %q, want the manifest's %q", pod.ServiceAccountName, sa.Name)
+	}
+	if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+		t.Error("the ServiceAccount must set automountServiceAccountToken: false")
+	}
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Error("the pod must set automountServiceAccountToken: false")
+	}
+	for _, a := range []string{"eks.amazonaws.com/role-arn", "iam.gke.io/gcp-service-account"} {
+		if sa.Annotations[a] == "" {
+			t.Errorf("the ServiceAccount has no %s annotation (IRSA / Workload Identity)", a)
+		}
+	}
+	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot ||
+		pod.SecurityContext.RunAsUser == nil || *pod.SecurityContext.RunAsUser != 65532 {
+		t.Error("pods must run as non-root uid 65532 (the image's user)")
+	}
+	sc := pod.Containers[0].SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		t.Error("the container must have a read-only root file system and no privilege escalation")
+	}
+}
+
+// TestObjectStorageAndSpool: the night reads and writes object storage and
+// stages in $TMPDIR, an emptyDir at /tmp under the read-only root, with
+// ephemeral storage requested and limited for it.
+func TestObjectStorageAndSpool(t *testing.T) {
+	_, cj := manifests(t)
+	pod := cj.Spec.JobTemplate.Spec.Template.Spec
+	c := pod.Containers[0]
+	for _, flag := range []string{"--profiles=", "--out="} {
+		v := argValue(c.Args, flag)
+		if !strings.HasPrefix(v, "s3://") && !strings.HasPrefix(v, "gs://") {
+			t.Errorf("%s%s: want an s3:// or gs:// URL", flag, v)
+		}
+	}
+	tmpdir := envOf(c)["TMPDIR"].Value
+	if tmpdir == "" || argValue(c.Args, "--spool-dir=") != "" {
+		t.Fatalf("TMPDIR %q: the spool is $TMPDIR, set explicitly (no --spool-dir)", tmpdir)
+	}
+	var vol *corev1.Volume
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == tmpdir {
+			for i := range pod.Volumes {
+				if pod.Volumes[i].Name == m.Name {
+					vol = &pod.Volumes[i]
+				}
+			}
+		}
+	}
+	if vol == nil || vol.EmptyDir == nil || vol.EmptyDir.Medium != corev1.StorageMediumDefault {
+		t.Fatalf("TMPDIR %s must be an emptyDir on disk", tmpdir)
+	}
+	req, lim := c.Resources.Requests[corev1.ResourceEphemeralStorage], c.Resources.Limits[corev1.ResourceEphemeralStorage]
+	if req.IsZero() || lim.IsZero() || req.Cmp(lim) > 0 {
+		t.Fatalf("ephemeral-storage request %v, limit %v: both set, request ≤ limit", req.String(), lim.String())
+	}
+	if vol.EmptyDir.SizeLimit == nil || vol.EmptyDir.SizeLimit.Cmp(lim) > 0 || vol.EmptyDir.SizeLimit.Cmp(req) < 0 {
+		t.Errorf("emptyDir sizeLimit %v: between the ephemeral-storage request %v and limit %v", vol.EmptyDir.SizeLimit, req.String(), lim.String())
+	}
+	// the pod that commits holds every shard's part plus the tables: under
+	// 1 GiB at the 1 M members the manifests are sized for (docs/SCALE.md)
+	if min := resource.MustParse("1Gi"); vol.EmptyDir.SizeLimit.Cmp(min) < 0 {
+		t.Errorf("emptyDir sizeLimit %v: below the commit's 1 GiB", vol.EmptyDir.SizeLimit)
+	}
+	mem := c.Resources.Limits[corev1.ResourceMemory]
+	goLimit, err := resource.ParseQuantity(strings.TrimSuffix(argValue(c.Args, "--memory-limit="), "B"))
+	if err != nil || mem.IsZero() || goLimit.Cmp(mem) >= 0 {
+		t.Errorf("--memory-limit %q must be set below the memory limit %v", argValue(c.Args, "--memory-limit="), mem.String())
+	}
+}
+
+// TestImageIsTheVersion: the image tag is the binary's version, so that a
+// manifest names exactly the release it was written for.
+func TestImageIsTheVersion(t *testing.T) {
+	b, err := os.ReadFile("../../pipeline/version.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^const Version = "([^"]+)"$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("no Version constant in pipeline/version.go: update this test with the version's new home")
+	}
+	_, cj := manifests(t)
+	for _, c := range cj.Spec.JobTemplate.Spec.Template.Spec.Containers {
+		if want := "osmosis/batchmatch:" + string(m[1]); c.Image != want {
+			t.Errorf("container %s: image %q, want %q", c.Name, c.Image, want)
+		}
+	}
+}
+
+func envOf(c corev1.Container) map[string]corev1.EnvVar {
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	return env
+}
+
+func argValue(args []string, prefix string) string {
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, prefix); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func ignoresDisruptions(p *batchv1.PodFailurePolicy) bool {
@@ -161,9 +291,9 @@ func ignoresDisruptions(p *batchv1.PodFailurePolicy) bool {
 	return false
 }
 
-// failsIndexOn reports whether a rule with action covers every one of codes
-// for the batchmatch container.
-func failsIndexOn(p *batchv1.PodFailurePolicy, action batchv1.PodFailurePolicyAction, codes ...int32) bool {
+// hasRule reports whether a rule with action covers every one of codes for
+// the batchmatch container.
+func hasRule(p *batchv1.PodFailurePolicy, action batchv1.PodFailurePolicyAction, codes ...int32) bool {
 	if p == nil {
 		return false
 	}
@@ -183,16 +313,23 @@ func failsIndexOn(p *batchv1.PodFailurePolicy, action batchv1.PodFailurePolicyAc
 	return false
 }
 
-func keys[V any](m map[string]V) []string {
-	var k []string
-	for n := range m {
-		k = append(k, n)
+// failsOn reports whether any exit-code rule would fail the index or the
+// Job on code (instead of counting a retry).
+func failsOn(p *batchv1.PodFailurePolicy, code int32) bool {
+	if p == nil {
+		return false
 	}
-	slices.Sort(k)
-	return k
+	for _, r := range p.Rules {
+		if r.OnExitCodes == nil || (r.Action != batchv1.PodFailurePolicyActionFailIndex && r.Action != batchv1.PodFailurePolicyActionFailJob) {
+			continue
+		}
+		in := slices.Contains(r.OnExitCodes.Values, code)
+		if (r.OnExitCodes.Operator == batchv1.PodFailurePolicyOnExitCodesOpIn) == in {
+			return true
+		}
+	}
+	return false
 }
-
-func itoa(n int32) string { return strconv.Itoa(int(n)) }
 
 // minuteOfDay reads a daily cron schedule "M H * * *".
 func minuteOfDay(t *testing.T, sched string) int {

@@ -1,0 +1,145 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/osmosis/batchmatch/pipeline/store"
+)
+
+// PartsReady reports, from a listing only, whether every shard of the
+// sharded run for asOf under out (count shards; 0: whichever count has
+// parts) has a complete part: nil when all do, an error wrapping
+// ErrNotReady that names the missing indices when some do not.
+//
+// `batchmatch night` asks it after writing its own part, to decide whether
+// this shard completed the set and so commits. The shards that did not
+// complete it then neither take the output lock nor, on object storage,
+// download the other shards' parts: Commit itself finds out that a part is
+// missing only after downloading the complete ones. It checks what Commit
+// checks first (one complete part per index), never more, so that the last
+// shard to finish always goes on to Commit, which makes every other check.
+func PartsReady(ctx context.Context, out, partition string, asOf time.Time, count int) error {
+	partition = partitionOr(partition, asOf)
+	if !store.IsURL(out) {
+		return localPartsReady(out, partition, count)
+	}
+	root := store.Join(out, stagingDir, shardsDir, partition)
+	keys, err := store.Default().List(ctx, root)
+	if err != nil {
+		return ioErrorf("listing the shard parts: %w", err)
+	}
+	// complete parts: <count>/<index>/<attempt>/part.json, as commitRemote
+	// chooses them
+	have := map[int]map[int]bool{}
+	for _, k := range keys {
+		seg := strings.Split(k, "/")
+		if len(seg) != 4 || seg[3] != "part.json" {
+			continue
+		}
+		n, err1 := strconv.Atoi(seg[0])
+		i, err2 := strconv.Atoi(seg[1])
+		if err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+			continue
+		}
+		if have[n] == nil {
+			have[n] = map[int]bool{}
+		}
+		have[n][i] = true
+	}
+	if count == 0 {
+		for n := range have {
+			if count != 0 {
+				return usageErrorf("parts of several shard counts under %s: pass --shard-count", redactURL(root))
+			}
+			count = n
+		}
+		if count == 0 {
+			return fmt.Errorf("%w: no complete shard part under %s", ErrNotReady, redactURL(root))
+		}
+	}
+	var missing []int
+	for i := range count {
+		if !have[count][i] {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %d of %d shards have no complete part yet under %s: indices %v",
+			ErrNotReady, len(missing), count, redactURL(root), missing)
+	}
+	return nil
+}
+
+// localPartsReady is PartsReady for a local OUT: whether the newest set
+// of parts (by shard run id, as Commit groups them) is complete. Nothing
+// is created and no link is followed.
+func localPartsReady(out, partition string, count int) error {
+	where := filepath.Join(out, stagingDir, shardsDir, partition)
+	if _, err := os.Lstat(out); err != nil {
+		return fmt.Errorf("%w: no complete shard part under %s yet: indices %v", ErrNotReady, where,
+			(&partSet{parts: make([]*partAttempt, count)}).missing())
+	}
+	root, err := openOutRoot(out)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	var shards *outDir
+	if st, ok, err := root.lstat(stagingDir); err != nil {
+		return err
+	} else if ok && isDir(st) {
+		tmp, err := root.sub(stagingDir, false)
+		if err != nil {
+			return err
+		}
+		defer tmp.Close()
+		if st, ok, err := tmp.lstat(shardsDir); err != nil {
+			return err
+		} else if ok && isDir(st) {
+			if shards, err = tmp.sub(shardsDir, false); err != nil {
+				return err
+			}
+			defer shards.Close()
+		}
+	}
+	count, found, _, err := scanParts(shards, partition, count)
+	if err != nil {
+		return err
+	}
+	sets := groupParts(count, found)
+	if len(sets) == 0 {
+		if count == 0 {
+			return fmt.Errorf("%w: no complete shard part under %s yet", ErrNotReady, where)
+		}
+		return fmt.Errorf("%w: %d of %d shards have no complete part yet under %s: indices %v",
+			ErrNotReady, count, count, where, (&partSet{parts: make([]*partAttempt, count)}).missing())
+	}
+	if m := sets[0].missing(); len(m) > 0 {
+		return fmt.Errorf("%w: %d of %d shards have no complete part yet under %s: indices %v (%s)",
+			ErrNotReady, len(m), count, where, m, sets[0].describe())
+	}
+	return nil
+}
+
+// Published reports whether the partition for asOf under out is published
+// (its _SUCCESS exists), locally or in object storage. `batchmatch night`
+// asks before committing: a partition that was not published then but is
+// when its commit looks was published by another shard of the same night.
+func Published(ctx context.Context, out, partition string, asOf time.Time) (bool, error) {
+	partition = partitionOr(partition, asOf)
+	if !store.IsURL(out) {
+		return published(filepath.Join(out, partition)), nil
+	}
+	dst := store.Join(out, partition)
+	ok, err := store.Default().Exists(ctx, store.Join(dst, successFile))
+	if err != nil {
+		return false, ioErrorf("checking %s: %w", redactURL(dst), err)
+	}
+	return ok, nil
+}

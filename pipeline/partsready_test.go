@@ -1,0 +1,84 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPartsReady: from a listing alone, PartsReady tells a shard whether
+// the set of parts is complete, on a local output and on an object store,
+// with the shard count given or found; it agrees with what Commit then
+// finds, and an incomplete (.tmp) attempt does not count. Published tells
+// a published partition.
+func TestPartsReady(t *testing.T) {
+	dir := t.TempDir()
+	ms := genTestPop(5, defaultKnobs(300))
+	writeProfiles(t, filepath.Join(dir, "profiles"), ms, 16, 12, 2, formArrowFixed)
+	ctx := context.Background()
+	for _, out := range []string{filepath.Join(dir, "out"), "mem://partsready/out"} {
+		name := "local"
+		if strings.Contains(out, "://") {
+			name = "object-store"
+		}
+		t.Run(name, func(t *testing.T) {
+			shard := func(i, n int) {
+				t.Helper()
+				cfg := Config{
+					Profiles: []string{filepath.Join(dir, "profiles")}, Out: out, K: 5,
+					AsOf: testAsOf, AsOfDate: "2026-11-24", Weights: DefaultWeights, Workers: 2,
+					MaxRejectRatio: 1, Shard: ShardSpec{i, n}, SpoolDir: t.TempDir(),
+				}
+				if _, err := Run(ctx, cfg, discard); err != nil {
+					t.Fatalf("shard %d of %d: %v", i, n, err)
+				}
+			}
+			notReady := func(count int, want string) {
+				t.Helper()
+				err := PartsReady(ctx, out, "", testAsOf, count)
+				if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), want) {
+					t.Errorf("PartsReady(count %d): %v, want not ready naming %q", count, err, want)
+				}
+			}
+			notReady(0, "no ")
+			notReady(3, "indices [0 1 2]")
+			shard(2, 3)
+			notReady(3, "indices [0 1]")
+			notReady(0, "indices [0 1]")
+			shard(0, 3)
+			if !strings.Contains(out, "://") { // an attempt cut short leaves a .tmp: not a part
+				if err := os.MkdirAll(filepath.Join(shardDir(out, "dt=2026-11-24", ShardSpec{1, 3}), "x.tmp"), 0o750); err != nil {
+					t.Fatal(err)
+				}
+			}
+			notReady(3, "indices [1]")
+			_, err := Commit(ctx, CommitConfig{Out: out, AsOf: testAsOf, Workers: 2, SpoolDir: t.TempDir()}, discard)
+			if !errors.Is(err, ErrNotReady) {
+				t.Errorf("Commit with a part missing: %v, want not ready as PartsReady said", err)
+			}
+			shard(1, 3)
+			for _, n := range []int{0, 3} {
+				if err := PartsReady(ctx, out, "", testAsOf, n); err != nil {
+					t.Errorf("PartsReady(count %d) with every part: %v", n, err)
+				}
+			}
+			notReady(4, "indices [0 1 2 3]") // another count has no part
+			if ok, err := Published(ctx, out, "", testAsOf); ok || err != nil {
+				t.Errorf("Published before the commit: %v, %v", ok, err)
+			}
+			if _, err := Commit(ctx, CommitConfig{Out: out, AsOf: testAsOf, Workers: 2, SpoolDir: t.TempDir()}, discard); err != nil {
+				t.Fatalf("Commit after PartsReady said ready: %v", err)
+			}
+			notReady(3, "") // the parts are gone once published
+			if ok, err := Published(ctx, out, "", testAsOf); !ok || err != nil {
+				t.Errorf("Published after the commit: %v, %v", ok, err)
+			}
+			if ok, err := Published(ctx, out, "dt=2026-11-25", testAsOf); ok || err != nil {
+				t.Errorf("Published for another partition: %v, %v", ok, err)
+			}
+		})
+	}
+}
