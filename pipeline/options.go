@@ -11,6 +11,9 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// MaxK bounds --k: every member's heap holds K candidates per worker.
+const MaxK = 10000
+
 // DefaultWeights are the spec's component weights: trait, questions,
 // biomarker, proximity.
 var DefaultWeights = [4]float64{0.40, 0.35, 0.15, 0.10}
@@ -129,8 +132,11 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 	if !(c.MaxRejectRatio >= 0 && c.MaxRejectRatio <= 1) {
 		return c, usageErrorf("--max-reject-ratio must be in [0, 1], got %v", c.MaxRejectRatio)
 	}
-	if c.TraitDim < 0 || c.Questions < 0 {
-		return c, usageErrorf("--trait-dim and --questions must not be negative")
+	if c.TraitDim < 0 || c.Questions < 0 || c.TraitDim > MaxTraitDim || c.Questions > MaxQuestions {
+		return c, usageErrorf("--trait-dim must be in [0, %d] and --questions in [0, %d]", MaxTraitDim, MaxQuestions)
+	}
+	if c.K > MaxK {
+		return c, usageErrorf("--k must be at most %d, got %d", MaxK, c.K)
 	}
 	w, err := ParseWeights(o.Weights)
 	if err != nil {
@@ -168,6 +174,12 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 	return c, nil
 }
 
+// MinWeight and MaxWeight bound a non-zero weight (ParseWeights).
+const (
+	MinWeight = 1e-9
+	MaxWeight = 1e9
+)
+
 // ParseWeights checks the four component weights: each finite and
 // non-negative, and W_t + W_q + W_d > 0 (spec §3).
 func ParseWeights(ws []float64) ([4]float64, error) {
@@ -178,6 +190,13 @@ func ParseWeights(ws []float64) ([4]float64, error) {
 	for i, x := range ws {
 		if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
 			return w, usageErrorf("--weights: weight %d is %v; weights must be finite and non-negative", i+1, x)
+		}
+		// Weights are relative: only their ratios matter. Bounding them
+		// keeps the weighted sums from overflowing (1e308 + 1e308) or
+		// flushing products to zero (5e-324 · 0.3), which would publish
+		// scores of 0 or NaN.
+		if x != 0 && (x < MinWeight || x > MaxWeight) {
+			return w, usageErrorf("--weights: weight %d is %v; a weight is 0 or between %g and %g (only their ratios matter)", i+1, x, MinWeight, MaxWeight)
 		}
 		w[i] = x
 	}

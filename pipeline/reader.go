@@ -50,8 +50,8 @@ func openParquet(ctx context.Context, path string, mem memory.Allocator) (pf *pa
 	pr, err := file.NewParquetReader(src)
 	if err != nil {
 		src.Close()
-		if errors.Is(err, store.ErrUnavailable) {
-			return nil, fileError(ErrIO, path, "", err)
+		if kind := readErrKind(err); kind != ErrBadData {
+			return nil, fileError(kind, path, "", err)
 		}
 		return nil, fileError(ErrBadData, path, "", fmt.Errorf("not a readable Parquet file: %w", err))
 	}
@@ -360,8 +360,8 @@ func (pf *parquetFile) failingLeaf(ctx context.Context, leaves []int, rg int) (n
 func readErrKind(err error) error {
 	var errno syscall.Errno
 	switch {
-	case errors.Is(err, store.ErrUnavailable):
-		return ErrIO
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrChanged):
+		return ErrIO // a retry of the job (reading a settled object) can help
 	case errors.As(err, &errno):
 		return osKind(err, ErrIO)
 	}

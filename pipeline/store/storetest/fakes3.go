@@ -139,6 +139,20 @@ func newFakeS3(t testing.TB, bucket string, useTLS bool) *FakeS3 {
 			w.(http.Flusher).Flush()
 			panic(http.ErrAbortHandler) // drops the connection mid-body
 		}
+		// gofakes3 ignores If-Match on GET; S3 answers 412 when the
+		// object's ETag differs (the store pins a reader's version so).
+		if m := r.Header.Get("If-Match"); m != "" && r.Method == http.MethodGet {
+			head := r.Clone(r.Context())
+			head.Method = http.MethodHead
+			head.Header.Del("Range")
+			head.Header.Del("If-Match")
+			rec := httptest.NewRecorder()
+			real.ServeHTTP(rec, head)
+			if rec.Code == http.StatusOK && rec.Header().Get("ETag") != m {
+				s3err(w, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+				return
+			}
+		}
 		real.ServeHTTP(w, r)
 	}))
 	if useTLS {
