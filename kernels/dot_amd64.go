@@ -6,8 +6,14 @@ import "golang.org/x/sys/cpu"
 
 //go:generate sh -c "cd _asm && go run . -out ../dot_amd64.s -stubs ../dot_stub_amd64.go -pkg kernels"
 
-// hasFMA: the fast paths need AVX2 and FMA (read once, at start-up).
-var hasFMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+// hasFMA: the fast paths need AVX2 and FMA; hasAVX512 adds the 512-bit
+// DotTile micro-kernel and peak probe (AVX-512F, with the OS saving the
+// ZMM state, which x/sys/cpu checks). Read once, at start-up;
+// GODEBUG=cpu.avx512f=off or cpu.all=off turn them off.
+var (
+	hasFMA    = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+	hasAVX512 = hasFMA && cpu.X86.HasAVX512F
+)
 
 func init() {
 	if hasFMA {
@@ -17,15 +23,24 @@ func init() {
 		filterImpl = filterAVX2
 		traitRowImpl = traitRowAVX2
 	}
+	if hasAVX512 {
+		dotTileImpl = dotTileAVX512
+		fmaLoopImpl = fmaLoopAVX512
+	}
 	if cpu.X86.HasPOPCNT {
 		questions1Impl = questionsPOPCNT
 		questionsRowsImpl = questionsRowsPOPCNT
 	}
 }
 
-// Implementation reports which kernel implementations this process uses.
+// Implementation reports which kernel implementations this process uses:
+// "avx512" (the AVX-512 DotTile and the AVX2+FMA kernels), "avx2+fma" or
+// "generic".
 func Implementation() string {
-	if hasFMA {
+	switch {
+	case hasAVX512:
+		return "avx512"
+	case hasFMA:
 		return "avx2+fma"
 	}
 	return "generic"
@@ -66,6 +81,48 @@ func dotTileAVX2(out []float32, ldo int, q, c []float32, nq, nc, d, k0, k1 int) 
 		}
 	}
 	dotTileCols(out, ldo, q, c, nq, n16, nc, d, k0, k1) // a partial last block, if any
+}
+
+// tileKernelsZ16[r] computes an r×16 block with AVX-512; r = 1..16.
+var tileKernelsZ16 = [...]func(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int){
+	nil, dotTile1x16z, dotTile2x16z, dotTile3x16z, dotTile4x16z, dotTile5x16z, dotTile6x16z, dotTile7x16z, dotTile8x16z,
+	dotTile9x16z, dotTile10x16z, dotTile11x16z, dotTile12x16z, dotTile13x16z, dotTile14x16z, dotTile15x16z, dotTile16x16z,
+}
+
+// dotTileAVX512 is dotTileAVX2 with 512-bit micro-kernels: each query
+// block of 16 against each whole block of 16 candidates in one call (16×16,
+// 16 ZMM accumulators, the query values broadcast from memory into the
+// FMAs), query blocks outside so that one (8 KiB at d = 128) stays in L1
+// while the candidate panel streams past; a partial last candidate block
+// takes the generic path. Every output is the same single FMA chain over
+// k0..k1-1, so the results are those of every other path, bit for bit.
+// (An 8×32 register block, two candidate vectors per broadcast, measured
+// 15 % slower here: bench/RESULTS.md.)
+func dotTileAVX512(out []float32, ldo int, q, c []float32, nq, nc, d, k0, k1 int) {
+	if nq <= 0 || nc <= 0 {
+		return
+	}
+	if k1 <= k0 {
+		for i := 0; i < nq; i++ {
+			clear(out[i*ldo : i*ldo+nc])
+		}
+		return
+	}
+	const B = PanelBlock
+	n16 := nc &^ (B - 1)
+	for i := 0; i < nq; i += B {
+		r := min(B, nq-i)
+		qb := &q[i*d+k0*B]
+		for j := 0; j < n16; j += B {
+			tileKernelsZ16[r](&out[i*ldo+j], ldo, qb, B, &c[j*d+k0*B], B, k1-k0)
+		}
+	}
+	dotTileCols(out, ldo, q, c, nq, n16, nc, d, k0, k1) // a partial last block, if any
+}
+
+func fmaLoopAVX512(n int) (flops int64) {
+	fmaLoopZ(n)
+	return int64(n) * 16 * 16 * 2
 }
 
 func fmaLoopAVX2(n int) (flops int64) {

@@ -331,6 +331,902 @@ tile6loop:
 	VZEROUPPER
 	RET
 
+// func dotTile1x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile1x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+
+tilez16_1loop:
+	VMOVUPS          (SI), Z1
+	VFMADD231PS.BCST (DX), Z1, Z0
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_1loop
+	VMOVUPS          Z0, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile2x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile2x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+
+tilez16_2loop:
+	VMOVUPS          (SI), Z2
+	VFMADD231PS.BCST (DX), Z2, Z0
+	VFMADD231PS.BCST 4(DX), Z2, Z1
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_2loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile3x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile3x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+
+tilez16_3loop:
+	VMOVUPS          (SI), Z3
+	VFMADD231PS.BCST (DX), Z3, Z0
+	VFMADD231PS.BCST 4(DX), Z3, Z1
+	VFMADD231PS.BCST 8(DX), Z3, Z2
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_3loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile4x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile4x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+
+tilez16_4loop:
+	VMOVUPS          (SI), Z4
+	VFMADD231PS.BCST (DX), Z4, Z0
+	VFMADD231PS.BCST 4(DX), Z4, Z1
+	VFMADD231PS.BCST 8(DX), Z4, Z2
+	VFMADD231PS.BCST 12(DX), Z4, Z3
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_4loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile5x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile5x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+
+tilez16_5loop:
+	VMOVUPS          (SI), Z5
+	VFMADD231PS.BCST (DX), Z5, Z0
+	VFMADD231PS.BCST 4(DX), Z5, Z1
+	VFMADD231PS.BCST 8(DX), Z5, Z2
+	VFMADD231PS.BCST 12(DX), Z5, Z3
+	VFMADD231PS.BCST 16(DX), Z5, Z4
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_5loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile6x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile6x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+
+tilez16_6loop:
+	VMOVUPS          (SI), Z6
+	VFMADD231PS.BCST (DX), Z6, Z0
+	VFMADD231PS.BCST 4(DX), Z6, Z1
+	VFMADD231PS.BCST 8(DX), Z6, Z2
+	VFMADD231PS.BCST 12(DX), Z6, Z3
+	VFMADD231PS.BCST 16(DX), Z6, Z4
+	VFMADD231PS.BCST 20(DX), Z6, Z5
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_6loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z5, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile7x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile7x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+
+tilez16_7loop:
+	VMOVUPS          (SI), Z7
+	VFMADD231PS.BCST (DX), Z7, Z0
+	VFMADD231PS.BCST 4(DX), Z7, Z1
+	VFMADD231PS.BCST 8(DX), Z7, Z2
+	VFMADD231PS.BCST 12(DX), Z7, Z3
+	VFMADD231PS.BCST 16(DX), Z7, Z4
+	VFMADD231PS.BCST 20(DX), Z7, Z5
+	VFMADD231PS.BCST 24(DX), Z7, Z6
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_7loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z5, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z6, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile8x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile8x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+tilez16_8loop:
+	VMOVUPS          (SI), Z8
+	VFMADD231PS.BCST (DX), Z8, Z0
+	VFMADD231PS.BCST 4(DX), Z8, Z1
+	VFMADD231PS.BCST 8(DX), Z8, Z2
+	VFMADD231PS.BCST 12(DX), Z8, Z3
+	VFMADD231PS.BCST 16(DX), Z8, Z4
+	VFMADD231PS.BCST 20(DX), Z8, Z5
+	VFMADD231PS.BCST 24(DX), Z8, Z6
+	VFMADD231PS.BCST 28(DX), Z8, Z7
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_8loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z5, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z6, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z7, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile9x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile9x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+
+tilez16_9loop:
+	VMOVUPS          (SI), Z9
+	VFMADD231PS.BCST (DX), Z9, Z0
+	VFMADD231PS.BCST 4(DX), Z9, Z1
+	VFMADD231PS.BCST 8(DX), Z9, Z2
+	VFMADD231PS.BCST 12(DX), Z9, Z3
+	VFMADD231PS.BCST 16(DX), Z9, Z4
+	VFMADD231PS.BCST 20(DX), Z9, Z5
+	VFMADD231PS.BCST 24(DX), Z9, Z6
+	VFMADD231PS.BCST 28(DX), Z9, Z7
+	VFMADD231PS.BCST 32(DX), Z9, Z8
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_9loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z5, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z6, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z7, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z8, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile10x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile10x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+
+tilez16_10loop:
+	VMOVUPS          (SI), Z10
+	VFMADD231PS.BCST (DX), Z10, Z0
+	VFMADD231PS.BCST 4(DX), Z10, Z1
+	VFMADD231PS.BCST 8(DX), Z10, Z2
+	VFMADD231PS.BCST 12(DX), Z10, Z3
+	VFMADD231PS.BCST 16(DX), Z10, Z4
+	VFMADD231PS.BCST 20(DX), Z10, Z5
+	VFMADD231PS.BCST 24(DX), Z10, Z6
+	VFMADD231PS.BCST 28(DX), Z10, Z7
+	VFMADD231PS.BCST 32(DX), Z10, Z8
+	VFMADD231PS.BCST 36(DX), Z10, Z9
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_10loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z5, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z6, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z7, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z8, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z9, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile11x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile11x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+
+tilez16_11loop:
+	VMOVUPS          (SI), Z11
+	VFMADD231PS.BCST (DX), Z11, Z0
+	VFMADD231PS.BCST 4(DX), Z11, Z1
+	VFMADD231PS.BCST 8(DX), Z11, Z2
+	VFMADD231PS.BCST 12(DX), Z11, Z3
+	VFMADD231PS.BCST 16(DX), Z11, Z4
+	VFMADD231PS.BCST 20(DX), Z11, Z5
+	VFMADD231PS.BCST 24(DX), Z11, Z6
+	VFMADD231PS.BCST 28(DX), Z11, Z7
+	VFMADD231PS.BCST 32(DX), Z11, Z8
+	VFMADD231PS.BCST 36(DX), Z11, Z9
+	VFMADD231PS.BCST 40(DX), Z11, Z10
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_11loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z5, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z6, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z7, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z8, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z9, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z10, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile12x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile12x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+
+tilez16_12loop:
+	VMOVUPS          (SI), Z12
+	VFMADD231PS.BCST (DX), Z12, Z0
+	VFMADD231PS.BCST 4(DX), Z12, Z1
+	VFMADD231PS.BCST 8(DX), Z12, Z2
+	VFMADD231PS.BCST 12(DX), Z12, Z3
+	VFMADD231PS.BCST 16(DX), Z12, Z4
+	VFMADD231PS.BCST 20(DX), Z12, Z5
+	VFMADD231PS.BCST 24(DX), Z12, Z6
+	VFMADD231PS.BCST 28(DX), Z12, Z7
+	VFMADD231PS.BCST 32(DX), Z12, Z8
+	VFMADD231PS.BCST 36(DX), Z12, Z9
+	VFMADD231PS.BCST 40(DX), Z12, Z10
+	VFMADD231PS.BCST 44(DX), Z12, Z11
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_12loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z5, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z6, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z7, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z8, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z9, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z10, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z11, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile13x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile13x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+
+tilez16_13loop:
+	VMOVUPS          (SI), Z13
+	VFMADD231PS.BCST (DX), Z13, Z0
+	VFMADD231PS.BCST 4(DX), Z13, Z1
+	VFMADD231PS.BCST 8(DX), Z13, Z2
+	VFMADD231PS.BCST 12(DX), Z13, Z3
+	VFMADD231PS.BCST 16(DX), Z13, Z4
+	VFMADD231PS.BCST 20(DX), Z13, Z5
+	VFMADD231PS.BCST 24(DX), Z13, Z6
+	VFMADD231PS.BCST 28(DX), Z13, Z7
+	VFMADD231PS.BCST 32(DX), Z13, Z8
+	VFMADD231PS.BCST 36(DX), Z13, Z9
+	VFMADD231PS.BCST 40(DX), Z13, Z10
+	VFMADD231PS.BCST 44(DX), Z13, Z11
+	VFMADD231PS.BCST 48(DX), Z13, Z12
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_13loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z5, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z6, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z7, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z8, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z9, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z10, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z11, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z12, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile14x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile14x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+
+tilez16_14loop:
+	VMOVUPS          (SI), Z14
+	VFMADD231PS.BCST (DX), Z14, Z0
+	VFMADD231PS.BCST 4(DX), Z14, Z1
+	VFMADD231PS.BCST 8(DX), Z14, Z2
+	VFMADD231PS.BCST 12(DX), Z14, Z3
+	VFMADD231PS.BCST 16(DX), Z14, Z4
+	VFMADD231PS.BCST 20(DX), Z14, Z5
+	VFMADD231PS.BCST 24(DX), Z14, Z6
+	VFMADD231PS.BCST 28(DX), Z14, Z7
+	VFMADD231PS.BCST 32(DX), Z14, Z8
+	VFMADD231PS.BCST 36(DX), Z14, Z9
+	VFMADD231PS.BCST 40(DX), Z14, Z10
+	VFMADD231PS.BCST 44(DX), Z14, Z11
+	VFMADD231PS.BCST 48(DX), Z14, Z12
+	VFMADD231PS.BCST 52(DX), Z14, Z13
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_14loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z5, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z6, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z7, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z8, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z9, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z10, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z11, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z12, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z13, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile15x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile15x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+
+tilez16_15loop:
+	VMOVUPS          (SI), Z15
+	VFMADD231PS.BCST (DX), Z15, Z0
+	VFMADD231PS.BCST 4(DX), Z15, Z1
+	VFMADD231PS.BCST 8(DX), Z15, Z2
+	VFMADD231PS.BCST 12(DX), Z15, Z3
+	VFMADD231PS.BCST 16(DX), Z15, Z4
+	VFMADD231PS.BCST 20(DX), Z15, Z5
+	VFMADD231PS.BCST 24(DX), Z15, Z6
+	VFMADD231PS.BCST 28(DX), Z15, Z7
+	VFMADD231PS.BCST 32(DX), Z15, Z8
+	VFMADD231PS.BCST 36(DX), Z15, Z9
+	VFMADD231PS.BCST 40(DX), Z15, Z10
+	VFMADD231PS.BCST 44(DX), Z15, Z11
+	VFMADD231PS.BCST 48(DX), Z15, Z12
+	VFMADD231PS.BCST 52(DX), Z15, Z13
+	VFMADD231PS.BCST 56(DX), Z15, Z14
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_15loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z5, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z6, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z7, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z8, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z9, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z10, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z11, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z12, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z13, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z14, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTile16x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+// Requires: AVX, AVX512F
+TEXT ·dotTile16x16z(SB), NOSPLIT, $0-56
+	MOVQ   out+0(FP), AX
+	MOVQ   ldo+8(FP), CX
+	MOVQ   q+16(FP), DX
+	MOVQ   ldq+24(FP), BX
+	MOVQ   c+32(FP), SI
+	MOVQ   ldc+40(FP), DI
+	MOVQ   d+48(FP), R8
+	SHLQ   $0x02, CX
+	SHLQ   $0x02, BX
+	SHLQ   $0x02, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+
+tilez16_16loop:
+	VMOVUPS          (SI), Z16
+	VFMADD231PS.BCST (DX), Z16, Z0
+	VFMADD231PS.BCST 4(DX), Z16, Z1
+	VFMADD231PS.BCST 8(DX), Z16, Z2
+	VFMADD231PS.BCST 12(DX), Z16, Z3
+	VFMADD231PS.BCST 16(DX), Z16, Z4
+	VFMADD231PS.BCST 20(DX), Z16, Z5
+	VFMADD231PS.BCST 24(DX), Z16, Z6
+	VFMADD231PS.BCST 28(DX), Z16, Z7
+	VFMADD231PS.BCST 32(DX), Z16, Z8
+	VFMADD231PS.BCST 36(DX), Z16, Z9
+	VFMADD231PS.BCST 40(DX), Z16, Z10
+	VFMADD231PS.BCST 44(DX), Z16, Z11
+	VFMADD231PS.BCST 48(DX), Z16, Z12
+	VFMADD231PS.BCST 52(DX), Z16, Z13
+	VFMADD231PS.BCST 56(DX), Z16, Z14
+	VFMADD231PS.BCST 60(DX), Z16, Z15
+	ADDQ             DI, SI
+	ADDQ             BX, DX
+	DECQ             R8
+	JNZ              tilez16_16loop
+	VMOVUPS          Z0, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z1, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z2, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z3, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z4, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z5, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z6, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z7, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z8, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z9, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z10, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z11, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z12, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z13, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z14, (AX)
+	ADDQ             CX, AX
+	VMOVUPS          Z15, (AX)
+	VZEROUPPER
+	RET
+
 // func fmaLoop(n int) float32
 // Requires: AVX, AVX2, FMA3
 TEXT ·fmaLoop(SB), NOSPLIT, $0-12
@@ -383,6 +1279,72 @@ peakdone:
 	VADDPS Y11, Y0, Y0
 	VZEROUPPER
 	VMOVSS X0, ret+8(FP)
+	RET
+
+// func fmaLoopZ(n int) float32
+// Requires: AVX, AVX512F
+TEXT ·fmaLoopZ(SB), NOSPLIT, $0-12
+	MOVQ         n+0(FP), AX
+	VPXORD       Z0, Z0, Z0
+	VPXORD       Z1, Z1, Z1
+	VPXORD       Z2, Z2, Z2
+	VPXORD       Z3, Z3, Z3
+	VPXORD       Z4, Z4, Z4
+	VPXORD       Z5, Z5, Z5
+	VPXORD       Z6, Z6, Z6
+	VPXORD       Z7, Z7, Z7
+	VPXORD       Z8, Z8, Z8
+	VPXORD       Z9, Z9, Z9
+	VPXORD       Z10, Z10, Z10
+	VPXORD       Z11, Z11, Z11
+	VPXORD       Z12, Z12, Z12
+	VPXORD       Z13, Z13, Z13
+	VPXORD       Z14, Z14, Z14
+	VPXORD       Z15, Z15, Z15
+	MOVL         $0x3f000000, CX
+	VMOVD        CX, X16
+	VBROADCASTSS X16, Z16
+	TESTQ        AX, AX
+	JZ           peakzdone
+
+peakzloop:
+	VFMADD231PS Z16, Z16, Z0
+	VFMADD231PS Z16, Z16, Z1
+	VFMADD231PS Z16, Z16, Z2
+	VFMADD231PS Z16, Z16, Z3
+	VFMADD231PS Z16, Z16, Z4
+	VFMADD231PS Z16, Z16, Z5
+	VFMADD231PS Z16, Z16, Z6
+	VFMADD231PS Z16, Z16, Z7
+	VFMADD231PS Z16, Z16, Z8
+	VFMADD231PS Z16, Z16, Z9
+	VFMADD231PS Z16, Z16, Z10
+	VFMADD231PS Z16, Z16, Z11
+	VFMADD231PS Z16, Z16, Z12
+	VFMADD231PS Z16, Z16, Z13
+	VFMADD231PS Z16, Z16, Z14
+	VFMADD231PS Z16, Z16, Z15
+	DECQ        AX
+	JNZ         peakzloop
+
+peakzdone:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z2, Z0, Z0
+	VADDPS Z3, Z0, Z0
+	VADDPS Z4, Z0, Z0
+	VADDPS Z5, Z0, Z0
+	VADDPS Z6, Z0, Z0
+	VADDPS Z7, Z0, Z0
+	VADDPS Z8, Z0, Z0
+	VADDPS Z9, Z0, Z0
+	VADDPS Z10, Z0, Z0
+	VADDPS Z11, Z0, Z0
+	VADDPS Z12, Z0, Z0
+	VADDPS Z13, Z0, Z0
+	VADDPS Z14, Z0, Z0
+	VADDPS Z15, Z0, Z0
+	VMOVSS X0, ret+8(FP)
+	VZEROUPPER
 	RET
 
 // func filter64(age *int32, amin *int32, amax *int32, x *float64, y *float64, z *float64, cosT *float64, qAge int32, qMin int32, qMax int32, qx float64, qy float64, qz float64, qCos float64, margin float64) (keep uint64, sure uint64)

@@ -10,6 +10,10 @@ func init() {
 		dotTileImpls = append(dotTileImpls, dotTileCase{"avx2", dotTileAVX2})
 		fmaLoopImpls = append(fmaLoopImpls, fmaLoopCase{"avx2", fmaLoopAVX2})
 	}
+	if hasAVX512 {
+		dotTileImpls = append(dotTileImpls, dotTileCase{"avx512", dotTileAVX512})
+		fmaLoopImpls = append(fmaLoopImpls, fmaLoopCase{"avx512", fmaLoopAVX512})
+	}
 }
 
 func init() {

@@ -25,8 +25,59 @@ func dotTile5x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int
 // dotTile6x16 computes a 6×16 block of DotTile (d ≥ 1).
 func dotTile6x16(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
 
+// dotTile1x16z computes a 1×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile1x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile2x16z computes a 2×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile2x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile3x16z computes a 3×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile3x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile4x16z computes a 4×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile4x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile5x16z computes a 5×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile5x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile6x16z computes a 6×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile6x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile7x16z computes a 7×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile7x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile8x16z computes a 8×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile8x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile9x16z computes a 9×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile9x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile10x16z computes a 10×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile10x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile11x16z computes a 11×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile11x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile12x16z computes a 12×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile12x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile13x16z computes a 13×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile13x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile14x16z computes a 14×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile14x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile15x16z computes a 15×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile15x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
+// dotTile16x16z computes a 16×16 block of DotTile with AVX-512 (d ≥ 1).
+func dotTile16x16z(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)
+
 // fmaLoop runs n iterations of 12 independent 8-lane FMAs and returns a lane of the sum.
 func fmaLoop(n int) float32
+
+// fmaLoopZ runs n iterations of 16 independent 16-lane FMAs and returns a lane of the sum.
+func fmaLoopZ(n int) float32
 
 // filter64 is FilterTile for 64 candidates with AVX2.
 func filter64(age *int32, amin *int32, amax *int32, x *float64, y *float64, z *float64, cosT *float64, qAge int32, qMin int32, qMax int32, qx float64, qy float64, qz float64, qCos float64, margin float64) (keep uint64, sure uint64)

@@ -124,12 +124,14 @@ func TestDotIsFMAChain(t *testing.T) {
 	}
 }
 
-// tileShapes are the (nq, nc, d) shapes tested: around the 6-row and
-// 16-column register block and the 64-member tile.
+// tileShapes are the (nq, nc, d) shapes tested: around the 6-row (AVX2)
+// and 8-row (AVX-512) register blocks, the 16-query panel block, the 16-
+// and 32-column blocks (a pair of blocks, a lone block, a partial one) and
+// the 64-member tile.
 func tileShapes() [][3]int {
 	var s [][3]int
-	for _, nq := range []int{0, 1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 63, 64} {
-		for _, nc := range []int{0, 1, 15, 16, 17, 31, 32, 33, 64} {
+	for _, nq := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 15, 16, 17, 24, 63, 64} {
+		for _, nc := range []int{0, 1, 15, 16, 17, 31, 32, 33, 47, 48, 49, 64} {
 			for _, d := range []int{0, 1, 2, 7, 128, 129} {
 				s = append(s, [3]int{nq, nc, d})
 			}

@@ -209,19 +209,39 @@ func TestOutputIndependentOfCPU(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	profiles := genSample(t, dir, "3000")
-	var got [2]map[string][]byte
-	for k, godebug := range []string{"", "cpu.all=off"} {
-		out := filepath.Join(dir, "out"+godebug)
-		cmd := exec.Command(bin, "run", "--profiles", profiles, "--out", out, "--as-of", "2026-11-24", "--log-format", "json", "--max-reject-ratio", "1")
-		cmd.Env = append(os.Environ(), "GODEBUG="+godebug)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("GODEBUG=%s: %v\n%s", godebug, err, b)
+	// Each GODEBUG turns off the next fast path; `version` says which ran.
+	paths := []struct{ godebug, impl string }{{"", ""}, {"cpu.avx512f=off", "avx2+fma"}, {"cpu.all=off", "generic"}}
+	var got []map[string][]byte
+	var impls []string
+	for _, p := range paths {
+		cmd := exec.Command(bin, "version")
+		cmd.Env = append(os.Environ(), "GODEBUG="+p.godebug)
+		v, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
 		}
-		got[k] = tables(t, filepath.Join(out, "dt=2026-11-24"))
+		impl := ""
+		if _, after, ok := strings.Cut(string(v), "dot kernel "); ok {
+			impl, _, _ = strings.Cut(after, ")")
+		}
+		if p.impl != "" && impl != p.impl && !(p.impl == "avx2+fma" && impl == "generic") {
+			t.Fatalf("GODEBUG=%s: version says kernels %q, want %q:\n%s", p.godebug, impl, p.impl, v)
+		}
+		impls = append(impls, impl)
+		out := filepath.Join(dir, "out"+p.godebug)
+		cmd = exec.Command(bin, "run", "--profiles", profiles, "--out", out, "--as-of", "2026-11-24", "--log-format", "json", "--max-reject-ratio", "1")
+		cmd.Env = append(os.Environ(), "GODEBUG="+p.godebug)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("GODEBUG=%s: %v\n%s", p.godebug, err, b)
+		}
+		got = append(got, tables(t, filepath.Join(out, "dt=2026-11-24")))
 	}
-	for tb := range got[0] {
-		if !bytes.Equal(got[0][tb], got[1][tb]) {
-			t.Errorf("%s differs between the SIMD and the generic kernels", tb)
+	t.Logf("kernels: %v", impls)
+	for k := 1; k < len(got); k++ {
+		for tb := range got[0] {
+			if !bytes.Equal(got[0][tb], got[k][tb]) {
+				t.Errorf("%s differs between the %s and the %s kernels", tb, impls[0], impls[k])
+			}
 		}
 	}
 }

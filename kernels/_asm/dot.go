@@ -21,7 +21,11 @@ func main() {
 	for r := 1; r <= tileRows; r++ {
 		dotTile(r)
 	}
+	for r := 1; r <= 16; r++ {
+		dotTileZ16(r)
+	}
 	fmaLoop()
+	fmaLoopZ()
 	filter64()
 	questions64()
 	questions64x()
@@ -129,6 +133,90 @@ func dotTile(r int) {
 			ADDQ(ldo, po)
 		}
 	}
+	VZEROUPPER()
+	RET()
+}
+
+// dotTileZ16 generates dotTile<r>x16z, DotTile's AVX-512 micro-kernel for
+// r ≤ 16 queries × one panel block of 16 candidates: one ZMM accumulator
+// per query, the query value broadcast from memory into the FMA itself:
+//
+//	for k := 0; k < d; k++ {
+//		v := c[k*ldc : k*ldc+16]
+//		for i := 0; i < r; i++ {
+//			acc[i] = broadcast(q[k*ldq+i])*v + acc[i] // VFMADD231PS m32bcst
+//		}
+//	}
+func dotTileZ16(r int) {
+	name := fmt.Sprintf("dotTile%dx16z", r)
+	TEXT(name, NOSPLIT, "func(out *float32, ldo int, q *float32, ldq int, c *float32, ldc int, d int)")
+	Doc(fmt.Sprintf("%s computes a %d×16 block of DotTile with AVX-512 (d ≥ 1).", name, r))
+	po := Load(Param("out"), GP64())
+	ldo := Load(Param("ldo"), GP64())
+	pq := Load(Param("q"), GP64())
+	ldq := Load(Param("ldq"), GP64())
+	pc := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	d := Load(Param("d"), GP64())
+	SHLQ(Imm(2), ldo)
+	SHLQ(Imm(2), ldq)
+	SHLQ(Imm(2), ldc)
+	acc := make([]VecVirtual, r)
+	for i := range acc {
+		acc[i] = ZMM()
+		VPXORD(acc[i], acc[i], acc[i])
+	}
+	loop := fmt.Sprintf("tilez16_%dloop", r)
+	Label(loop)
+	v := ZMM()
+	VMOVUPS(Mem{Base: pc}, v)
+	for i := 0; i < r; i++ {
+		VFMADD231PS_BCST(Mem{Base: pq, Disp: 4 * i}, v, acc[i])
+	}
+	ADDQ(ldc, pc)
+	ADDQ(ldq, pq)
+	DECQ(d)
+	JNZ(LabelRef(loop))
+	for i := 0; i < r; i++ {
+		VMOVUPS(acc[i], Mem{Base: po})
+		if i < r-1 {
+			ADDQ(ldo, po)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// fmaLoopZ generates fmaLoopZ, fmaLoop with 16 chains of 16-lane
+// VFMADD231PS (ZMM): the AVX-512 peak, 16·16·2 = 512 flops an iteration.
+func fmaLoopZ() {
+	TEXT("fmaLoopZ", NOSPLIT, "func(n int) float32")
+	Doc("fmaLoopZ runs n iterations of 16 independent 16-lane FMAs and returns a lane of the sum.")
+	n := Load(Param("n"), GP64())
+	acc := make([]VecVirtual, 16)
+	for i := range acc {
+		acc[i] = ZMM()
+		VPXORD(acc[i], acc[i], acc[i])
+	}
+	half := GP32()
+	MOVL(U32(0x3f000000), half) // 0.5
+	x := XMM()
+	VMOVD(half, x)
+	y := ZMM()
+	VBROADCASTSS(x, y)
+	TESTQ(n, n)
+	JZ(LabelRef("peakzdone"))
+	Label("peakzloop")
+	for i := range acc {
+		VFMADD231PS(y, y, acc[i])
+	}
+	DECQ(n)
+	JNZ(LabelRef("peakzloop"))
+	Label("peakzdone")
+	for i := 1; i < len(acc); i++ {
+		VADDPS(acc[i], acc[0], acc[0])
+	}
+	VMOVSS(acc[0].AsX(), addr(ReturnIndex(0)))
 	VZEROUPPER()
 	RET()
 }
