@@ -31,5 +31,13 @@ t3 = time.perf_counter()
 
 blas = sorted({line.split()[-1] for line in open("/proc/self/maps") if "blas" in line.lower()})
 print("blas=" + ",".join(blas))
+try:  # OpenBLAS names the kernels it chose (OPENBLAS_CORETYPE or its own detection)
+    import ctypes
+    lib = ctypes.CDLL(blas[0])
+    lib.openblas_get_config.restype = ctypes.c_char_p
+    lib.openblas_get_corename.restype = ctypes.c_char_p
+    print("openblas_core=%s config=%s" % (lib.openblas_get_corename().decode(), lib.openblas_get_config().decode()))
+except Exception as e:  # not OpenBLAS, or too old to say
+    print("openblas_core=unknown (%s)" % e)
 print("threads=%d" % faiss.omp_get_max_threads())
 print("load_s=%.3f search_s=%.3f write_s=%.3f" % (t1 - t0, t2 - t1, t3 - t2))
