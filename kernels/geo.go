@@ -42,20 +42,6 @@ func HaversineA(p, q *GeoPoint) float64 {
 	return float64(sdp*sdp) + float64(float64(p.CosLat*q.CosLat)*float64(sdl*sdl))
 }
 
-// DistanceFromA converts a haversine term to a great-circle distance in km:
-// 2R·asin(√a), with a clamped to [0, 1]. Below √a = 0.05 (about 640 km),
-// where nearly every scored pair lies, asin is its Taylor series to x¹⁷
-// (truncation below 1e-23 relative, so as accurate as math.Asin, within an
-// ulp or two) instead of math.Asin's two divisions and a square root.
-func DistanceFromA(a float64) float64 {
-	a = min(max(a, 0), 1) // the builtins: math.Min and math.Max semantics (NaN, ±0), inlined
-	x := math.Sqrt(a)
-	if x < 0.05 {
-		return 2 * EarthRadiusKm * asinSmall(x)
-	}
-	return 2 * EarthRadiusKm * math.Asin(x)
-}
-
 // asinCoef[n] = (2n)! / (4ⁿ (n!)² (2n+1)), the Taylor coefficients of asin.
 var asinCoef = func() (c [9]float64) {
 	c[0] = 1
