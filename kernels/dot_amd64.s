@@ -2576,3 +2576,1741 @@ TEXT ·traitRowUnit64(SB), NOSPLIT, $0-40
 	VZEROUPPER
 	MOVQ         BX, ret+32(FP)
 	RET
+
+// func scoreRow512(out *float32, tile *float64, dots *float32, qs *int32, minB *float32, qc *float64, mask uint64, flags uint64, qMaxKm float32, minA float32) (ok uint64, beat uint64)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, AVX512VPOPCNTDQ
+TEXT ·scoreRow512(SB), NOSPLIT, $0-88
+	MOVQ         tile+8(FP), AX
+	MOVQ         qs+24(FP), CX
+	MOVQ         qc+40(FP), DX
+	MOVQ         $0x00000000, ok+72(FP)
+	MOVQ         $0x00000000, beat+80(FP)
+	VBROADCASTSS qMaxKm+64(FP), Y0
+	VBROADCASTSS minA+68(FP), Y1
+	VPXORQ       Z2, Z2, Z2
+	VBROADCASTSD 96(DX), Z3
+	MOVQ         mask+48(FP), BX
+	ANDQ         $0x000000ff, BX
+	JZ           srskip0
+	KMOVB        BX, K1
+	VMOVUPD      (AX), Z4
+	VMULPD.BCST  8(DX), Z4, Z4
+	VMOVUPD      512(AX), Z5
+	VMULPD.BCST  (DX), Z5, Z5
+	VSUBPD       Z5, Z4, Z4
+	VMOVUPD      1024(AX), Z6
+	VMULPD.BCST  24(DX), Z6, Z6
+	VMOVUPD      1536(AX), Z5
+	VMULPD.BCST  16(DX), Z5, Z5
+	VSUBPD       Z5, Z6, Z6
+	VMULPD       Z4, Z4, Z4
+	VMOVUPD      2048(AX), Z5
+	VMULPD.BCST  32(DX), Z5, Z5
+	VMULPD       Z6, Z6, Z6
+	VMULPD       Z6, Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 40(DX), Z5
+	VMINPD       2560(AX), Z5, Z5
+	VMULPD.BCST  128(DX), Z5, Z5
+	VADDPD.BCST  136(DX), Z5, Z5
+	VCMPPD       $0x12, Z5, Z4, K2
+	KANDB        K1, K2, K2
+	KORTESTB     K2, K2
+	JZ           srskip0
+	VMINPS       3072(AX), Y0, Y5
+	VCVTPS2PD    Y5, Z6
+	VCMPPD       $0x12, Z2, Z4, K1
+	VMOVAPD      Z2, K1, Z4
+	VCMPPD       $0x1e, Z3, Z4, K1
+	VMOVAPD      Z3, K1, Z4
+	VSQRTPD      Z4, Z7
+	VCMPPD.BCST  $0x11, 120(DX), Z7, K1
+	KNOTB        K1, K1
+	VMOVAPD      Z3, Z8
+	KORTESTB     K1, K1
+	JZ           srasin0
+	VSUBPD       Z4, Z3, Z4
+	VSQRTPD      Z4, Z4
+	VADDPD       Z3, Z4, Z4
+	VMULPD.BCST  112(DX), Z4, Z4
+	VSQRTPD      Z4, Z4
+	VDIVPD       Z4, Z7, Z4
+	VMOVAPD      Z4, K1, Z7
+	VBROADCASTSD 112(DX), Z5
+	VMOVAPD      Z5, K1, Z8
+
+srhalf0:
+	VCMPPD.BCST $0x1d, 120(DX), Z7, K3
+	KANDB       K1, K3, K3
+	KORTESTB    K3, K3
+	JZ          srasin0
+	VMULPD      Z7, Z7, Z4
+	VSUBPD      Z4, Z3, Z4
+	VSQRTPD     Z4, Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 112(DX), Z4, Z4
+	VSQRTPD     Z4, Z4
+	VDIVPD      Z4, Z7, Z4
+	VMOVAPD     Z4, K3, Z7
+	VMULPD.BCST 112(DX), Z8, Z5
+	VMOVAPD     Z5, K3, Z8
+	JMP         srhalf0
+
+srasin0:
+	VMULPD       Z7, Z7, Z5
+	VBROADCASTSD 216(DX), Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  208(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  200(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  192(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  184(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  176(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  168(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  160(DX), Z4, Z4
+	VMULPD       Z5, Z7, Z5
+	VMULPD       Z4, Z5, Z5
+	VADDPD       Z5, Z7, Z5
+	VMULPD.BCST  144(DX), Z8, Z4
+	VMULPD       Z5, Z4, Z4
+	VCMPPD       $0x12, Z6, Z4, K1
+	KANDB        K1, K2, K2
+	MOVQ         1280(CX), BX
+	TESTQ        $0x00000001, flags+56(FP)
+	JZ           srnodb0
+	KMOVB        BX, K1
+	KANDNB       K2, K1, K2
+
+srnodb0:
+	KORTESTB    K2, K2
+	JZ          srskip0
+	VDIVPD      Z6, Z4, Z5
+	VSUBPD      Z5, Z3, Z5
+	VMAXPD.BCST 152(DX), Z5, Z5
+	VMINPD      Z3, Z5, Z5
+	MOVQ        dots+16(FP), BX
+	VCVTPS2PD   (BX), Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 104(DX), Z4, Z4
+	VMAXPD.BCST 152(DX), Z4, Z4
+	VMINPD      Z3, Z4, Z4
+	VMOVAPD     Z2, Z6
+	TESTQ       $0x00000001, flags+56(FP)
+	JZ          srnoq0
+	VCVTDQ2PD   (CX), Z7
+	VCVTDQ2PD   256(CX), Z8
+	VCMPPD.BCST $0x00, 152(DX), Z8, K1
+	VDIVPD      Z8, Z7, Z7
+	VMOVAPD     Z3, K1, Z7
+	VCVTDQ2PD   512(CX), Z8
+	VCVTDQ2PD   768(CX), Z9
+	VCMPPD.BCST $0x00, 152(DX), Z9, K1
+	VDIVPD      Z9, Z8, Z8
+	VMOVAPD     Z3, K1, Z8
+	VMULPD      Z8, Z7, Z7
+	VSQRTPD     Z7, Z7
+	VCVTDQ2PD   1024(CX), Z9
+	VDIVPD      Z9, Z3, Z8
+	VSUBPD      Z8, Z7, Z7
+	VMAXPD.BCST 152(DX), Z7, Z7
+	VCMPPD.BCST $0x04, 152(DX), Z9, K1
+	VMOVAPD     Z7, K1, Z6
+
+srnoq0:
+	VMULPD.BCST  48(DX), Z4, Z4
+	VMULPD.BCST  56(DX), Z6, Z6
+	VADDPD       Z6, Z4, Z4
+	VMULPD.BCST  64(DX), Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 80(DX), Z6
+	MOVQ         5376(AX), BX
+	MOVQ         flags+56(FP), SI
+	SHRQ         $0x01, SI
+	ANDQ         $0x00000001, SI
+	NEGQ         SI
+	ANDQ         SI, BX
+	KMOVB        BX, K1
+	KORTESTB     K1, K1
+	JZ           srnoh0
+	VMOVAPD      Z2, Z7
+	TESTQ        $0x00000004, flags+56(FP)
+	JZ           srnow0
+	VMOVAPD      Z2, Z5
+	VMOVAPD      Z2, Z7
+	VMOVDQU64    3328(AX), Z8
+	VPXORQ.BCST  224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    3840(AX), Z8
+	VPXORQ.BCST  232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4352(AX), Z8
+	VPXORQ.BCST  240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4864(AX), Z8
+	VPXORQ.BCST  248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VCVTQQ2PD    Z5, Z5
+	VCVTQQ2PD    Z7, Z7
+	VCMPPD.BCST  $0x00, 152(DX), Z7, K3
+	VDIVPD       Z7, Z5, Z7
+	VBROADCASTSD 104(DX), Z5
+	VMOVAPD      Z5, K3, Z7
+
+srnow0:
+	VMULPD.BCST  72(DX), Z7, Z7
+	VADDPD       Z7, Z4, Z7
+	VMOVAPD      Z7, K1, Z4
+	VBROADCASTSD 88(DX), Z5
+	VMOVAPD      Z5, K1, Z6
+
+srnoh0:
+	VDIVPD    Z6, Z4, Z4
+	VCVTPD2PS Z4, Y4
+	MOVQ      out+0(FP), BX
+	VMOVUPS   Y4, (BX)
+	VCMPPS    $0x1d, Y1, Y4, K1
+	MOVQ      minB+32(FP), BX
+	VCMPPS    $0x1d, (BX), Y4, K3
+	KORB      K1, K3, K1
+	KANDB     K2, K1, K1
+	KMOVB     K2, BX
+	ORQ       BX, ok+72(FP)
+	KMOVB     K1, BX
+	ORQ       BX, beat+80(FP)
+
+srskip0:
+	MOVQ         mask+48(FP), BX
+	SHRQ         $0x08, BX
+	ANDQ         $0x000000ff, BX
+	JZ           srskip1
+	KMOVB        BX, K1
+	VMOVUPD      64(AX), Z4
+	VMULPD.BCST  8(DX), Z4, Z4
+	VMOVUPD      576(AX), Z5
+	VMULPD.BCST  (DX), Z5, Z5
+	VSUBPD       Z5, Z4, Z4
+	VMOVUPD      1088(AX), Z6
+	VMULPD.BCST  24(DX), Z6, Z6
+	VMOVUPD      1600(AX), Z5
+	VMULPD.BCST  16(DX), Z5, Z5
+	VSUBPD       Z5, Z6, Z6
+	VMULPD       Z4, Z4, Z4
+	VMOVUPD      2112(AX), Z5
+	VMULPD.BCST  32(DX), Z5, Z5
+	VMULPD       Z6, Z6, Z6
+	VMULPD       Z6, Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 40(DX), Z5
+	VMINPD       2624(AX), Z5, Z5
+	VMULPD.BCST  128(DX), Z5, Z5
+	VADDPD.BCST  136(DX), Z5, Z5
+	VCMPPD       $0x12, Z5, Z4, K2
+	KANDB        K1, K2, K2
+	KORTESTB     K2, K2
+	JZ           srskip1
+	VMINPS       3104(AX), Y0, Y5
+	VCVTPS2PD    Y5, Z6
+	VCMPPD       $0x12, Z2, Z4, K1
+	VMOVAPD      Z2, K1, Z4
+	VCMPPD       $0x1e, Z3, Z4, K1
+	VMOVAPD      Z3, K1, Z4
+	VSQRTPD      Z4, Z7
+	VCMPPD.BCST  $0x11, 120(DX), Z7, K1
+	KNOTB        K1, K1
+	VMOVAPD      Z3, Z8
+	KORTESTB     K1, K1
+	JZ           srasin1
+	VSUBPD       Z4, Z3, Z4
+	VSQRTPD      Z4, Z4
+	VADDPD       Z3, Z4, Z4
+	VMULPD.BCST  112(DX), Z4, Z4
+	VSQRTPD      Z4, Z4
+	VDIVPD       Z4, Z7, Z4
+	VMOVAPD      Z4, K1, Z7
+	VBROADCASTSD 112(DX), Z5
+	VMOVAPD      Z5, K1, Z8
+
+srhalf1:
+	VCMPPD.BCST $0x1d, 120(DX), Z7, K3
+	KANDB       K1, K3, K3
+	KORTESTB    K3, K3
+	JZ          srasin1
+	VMULPD      Z7, Z7, Z4
+	VSUBPD      Z4, Z3, Z4
+	VSQRTPD     Z4, Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 112(DX), Z4, Z4
+	VSQRTPD     Z4, Z4
+	VDIVPD      Z4, Z7, Z4
+	VMOVAPD     Z4, K3, Z7
+	VMULPD.BCST 112(DX), Z8, Z5
+	VMOVAPD     Z5, K3, Z8
+	JMP         srhalf1
+
+srasin1:
+	VMULPD       Z7, Z7, Z5
+	VBROADCASTSD 216(DX), Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  208(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  200(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  192(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  184(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  176(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  168(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  160(DX), Z4, Z4
+	VMULPD       Z5, Z7, Z5
+	VMULPD       Z4, Z5, Z5
+	VADDPD       Z5, Z7, Z5
+	VMULPD.BCST  144(DX), Z8, Z4
+	VMULPD       Z5, Z4, Z4
+	VCMPPD       $0x12, Z6, Z4, K1
+	KANDB        K1, K2, K2
+	MOVQ         1280(CX), BX
+	SHRQ         $0x08, BX
+	TESTQ        $0x00000001, flags+56(FP)
+	JZ           srnodb1
+	KMOVB        BX, K1
+	KANDNB       K2, K1, K2
+
+srnodb1:
+	KORTESTB    K2, K2
+	JZ          srskip1
+	VDIVPD      Z6, Z4, Z5
+	VSUBPD      Z5, Z3, Z5
+	VMAXPD.BCST 152(DX), Z5, Z5
+	VMINPD      Z3, Z5, Z5
+	MOVQ        dots+16(FP), BX
+	VCVTPS2PD   32(BX), Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 104(DX), Z4, Z4
+	VMAXPD.BCST 152(DX), Z4, Z4
+	VMINPD      Z3, Z4, Z4
+	VMOVAPD     Z2, Z6
+	TESTQ       $0x00000001, flags+56(FP)
+	JZ          srnoq1
+	VCVTDQ2PD   32(CX), Z7
+	VCVTDQ2PD   288(CX), Z8
+	VCMPPD.BCST $0x00, 152(DX), Z8, K1
+	VDIVPD      Z8, Z7, Z7
+	VMOVAPD     Z3, K1, Z7
+	VCVTDQ2PD   544(CX), Z8
+	VCVTDQ2PD   800(CX), Z9
+	VCMPPD.BCST $0x00, 152(DX), Z9, K1
+	VDIVPD      Z9, Z8, Z8
+	VMOVAPD     Z3, K1, Z8
+	VMULPD      Z8, Z7, Z7
+	VSQRTPD     Z7, Z7
+	VCVTDQ2PD   1056(CX), Z9
+	VDIVPD      Z9, Z3, Z8
+	VSUBPD      Z8, Z7, Z7
+	VMAXPD.BCST 152(DX), Z7, Z7
+	VCMPPD.BCST $0x04, 152(DX), Z9, K1
+	VMOVAPD     Z7, K1, Z6
+
+srnoq1:
+	VMULPD.BCST  48(DX), Z4, Z4
+	VMULPD.BCST  56(DX), Z6, Z6
+	VADDPD       Z6, Z4, Z4
+	VMULPD.BCST  64(DX), Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 80(DX), Z6
+	MOVQ         5376(AX), BX
+	SHRQ         $0x08, BX
+	MOVQ         flags+56(FP), SI
+	SHRQ         $0x01, SI
+	ANDQ         $0x00000001, SI
+	NEGQ         SI
+	ANDQ         SI, BX
+	KMOVB        BX, K1
+	KORTESTB     K1, K1
+	JZ           srnoh1
+	VMOVAPD      Z2, Z7
+	TESTQ        $0x00000004, flags+56(FP)
+	JZ           srnow1
+	VMOVAPD      Z2, Z5
+	VMOVAPD      Z2, Z7
+	VMOVDQU64    3392(AX), Z8
+	VPXORQ.BCST  224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    3904(AX), Z8
+	VPXORQ.BCST  232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4416(AX), Z8
+	VPXORQ.BCST  240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4928(AX), Z8
+	VPXORQ.BCST  248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VCVTQQ2PD    Z5, Z5
+	VCVTQQ2PD    Z7, Z7
+	VCMPPD.BCST  $0x00, 152(DX), Z7, K3
+	VDIVPD       Z7, Z5, Z7
+	VBROADCASTSD 104(DX), Z5
+	VMOVAPD      Z5, K3, Z7
+
+srnow1:
+	VMULPD.BCST  72(DX), Z7, Z7
+	VADDPD       Z7, Z4, Z7
+	VMOVAPD      Z7, K1, Z4
+	VBROADCASTSD 88(DX), Z5
+	VMOVAPD      Z5, K1, Z6
+
+srnoh1:
+	VDIVPD    Z6, Z4, Z4
+	VCVTPD2PS Z4, Y4
+	MOVQ      out+0(FP), BX
+	VMOVUPS   Y4, 32(BX)
+	VCMPPS    $0x1d, Y1, Y4, K1
+	MOVQ      minB+32(FP), BX
+	VCMPPS    $0x1d, 32(BX), Y4, K3
+	KORB      K1, K3, K1
+	KANDB     K2, K1, K1
+	KMOVB     K2, BX
+	SHLQ      $0x08, BX
+	ORQ       BX, ok+72(FP)
+	KMOVB     K1, BX
+	SHLQ      $0x08, BX
+	ORQ       BX, beat+80(FP)
+
+srskip1:
+	MOVQ         mask+48(FP), BX
+	SHRQ         $0x10, BX
+	ANDQ         $0x000000ff, BX
+	JZ           srskip2
+	KMOVB        BX, K1
+	VMOVUPD      128(AX), Z4
+	VMULPD.BCST  8(DX), Z4, Z4
+	VMOVUPD      640(AX), Z5
+	VMULPD.BCST  (DX), Z5, Z5
+	VSUBPD       Z5, Z4, Z4
+	VMOVUPD      1152(AX), Z6
+	VMULPD.BCST  24(DX), Z6, Z6
+	VMOVUPD      1664(AX), Z5
+	VMULPD.BCST  16(DX), Z5, Z5
+	VSUBPD       Z5, Z6, Z6
+	VMULPD       Z4, Z4, Z4
+	VMOVUPD      2176(AX), Z5
+	VMULPD.BCST  32(DX), Z5, Z5
+	VMULPD       Z6, Z6, Z6
+	VMULPD       Z6, Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 40(DX), Z5
+	VMINPD       2688(AX), Z5, Z5
+	VMULPD.BCST  128(DX), Z5, Z5
+	VADDPD.BCST  136(DX), Z5, Z5
+	VCMPPD       $0x12, Z5, Z4, K2
+	KANDB        K1, K2, K2
+	KORTESTB     K2, K2
+	JZ           srskip2
+	VMINPS       3136(AX), Y0, Y5
+	VCVTPS2PD    Y5, Z6
+	VCMPPD       $0x12, Z2, Z4, K1
+	VMOVAPD      Z2, K1, Z4
+	VCMPPD       $0x1e, Z3, Z4, K1
+	VMOVAPD      Z3, K1, Z4
+	VSQRTPD      Z4, Z7
+	VCMPPD.BCST  $0x11, 120(DX), Z7, K1
+	KNOTB        K1, K1
+	VMOVAPD      Z3, Z8
+	KORTESTB     K1, K1
+	JZ           srasin2
+	VSUBPD       Z4, Z3, Z4
+	VSQRTPD      Z4, Z4
+	VADDPD       Z3, Z4, Z4
+	VMULPD.BCST  112(DX), Z4, Z4
+	VSQRTPD      Z4, Z4
+	VDIVPD       Z4, Z7, Z4
+	VMOVAPD      Z4, K1, Z7
+	VBROADCASTSD 112(DX), Z5
+	VMOVAPD      Z5, K1, Z8
+
+srhalf2:
+	VCMPPD.BCST $0x1d, 120(DX), Z7, K3
+	KANDB       K1, K3, K3
+	KORTESTB    K3, K3
+	JZ          srasin2
+	VMULPD      Z7, Z7, Z4
+	VSUBPD      Z4, Z3, Z4
+	VSQRTPD     Z4, Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 112(DX), Z4, Z4
+	VSQRTPD     Z4, Z4
+	VDIVPD      Z4, Z7, Z4
+	VMOVAPD     Z4, K3, Z7
+	VMULPD.BCST 112(DX), Z8, Z5
+	VMOVAPD     Z5, K3, Z8
+	JMP         srhalf2
+
+srasin2:
+	VMULPD       Z7, Z7, Z5
+	VBROADCASTSD 216(DX), Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  208(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  200(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  192(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  184(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  176(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  168(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  160(DX), Z4, Z4
+	VMULPD       Z5, Z7, Z5
+	VMULPD       Z4, Z5, Z5
+	VADDPD       Z5, Z7, Z5
+	VMULPD.BCST  144(DX), Z8, Z4
+	VMULPD       Z5, Z4, Z4
+	VCMPPD       $0x12, Z6, Z4, K1
+	KANDB        K1, K2, K2
+	MOVQ         1280(CX), BX
+	SHRQ         $0x10, BX
+	TESTQ        $0x00000001, flags+56(FP)
+	JZ           srnodb2
+	KMOVB        BX, K1
+	KANDNB       K2, K1, K2
+
+srnodb2:
+	KORTESTB    K2, K2
+	JZ          srskip2
+	VDIVPD      Z6, Z4, Z5
+	VSUBPD      Z5, Z3, Z5
+	VMAXPD.BCST 152(DX), Z5, Z5
+	VMINPD      Z3, Z5, Z5
+	MOVQ        dots+16(FP), BX
+	VCVTPS2PD   64(BX), Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 104(DX), Z4, Z4
+	VMAXPD.BCST 152(DX), Z4, Z4
+	VMINPD      Z3, Z4, Z4
+	VMOVAPD     Z2, Z6
+	TESTQ       $0x00000001, flags+56(FP)
+	JZ          srnoq2
+	VCVTDQ2PD   64(CX), Z7
+	VCVTDQ2PD   320(CX), Z8
+	VCMPPD.BCST $0x00, 152(DX), Z8, K1
+	VDIVPD      Z8, Z7, Z7
+	VMOVAPD     Z3, K1, Z7
+	VCVTDQ2PD   576(CX), Z8
+	VCVTDQ2PD   832(CX), Z9
+	VCMPPD.BCST $0x00, 152(DX), Z9, K1
+	VDIVPD      Z9, Z8, Z8
+	VMOVAPD     Z3, K1, Z8
+	VMULPD      Z8, Z7, Z7
+	VSQRTPD     Z7, Z7
+	VCVTDQ2PD   1088(CX), Z9
+	VDIVPD      Z9, Z3, Z8
+	VSUBPD      Z8, Z7, Z7
+	VMAXPD.BCST 152(DX), Z7, Z7
+	VCMPPD.BCST $0x04, 152(DX), Z9, K1
+	VMOVAPD     Z7, K1, Z6
+
+srnoq2:
+	VMULPD.BCST  48(DX), Z4, Z4
+	VMULPD.BCST  56(DX), Z6, Z6
+	VADDPD       Z6, Z4, Z4
+	VMULPD.BCST  64(DX), Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 80(DX), Z6
+	MOVQ         5376(AX), BX
+	SHRQ         $0x10, BX
+	MOVQ         flags+56(FP), SI
+	SHRQ         $0x01, SI
+	ANDQ         $0x00000001, SI
+	NEGQ         SI
+	ANDQ         SI, BX
+	KMOVB        BX, K1
+	KORTESTB     K1, K1
+	JZ           srnoh2
+	VMOVAPD      Z2, Z7
+	TESTQ        $0x00000004, flags+56(FP)
+	JZ           srnow2
+	VMOVAPD      Z2, Z5
+	VMOVAPD      Z2, Z7
+	VMOVDQU64    3456(AX), Z8
+	VPXORQ.BCST  224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    3968(AX), Z8
+	VPXORQ.BCST  232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4480(AX), Z8
+	VPXORQ.BCST  240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4992(AX), Z8
+	VPXORQ.BCST  248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VCVTQQ2PD    Z5, Z5
+	VCVTQQ2PD    Z7, Z7
+	VCMPPD.BCST  $0x00, 152(DX), Z7, K3
+	VDIVPD       Z7, Z5, Z7
+	VBROADCASTSD 104(DX), Z5
+	VMOVAPD      Z5, K3, Z7
+
+srnow2:
+	VMULPD.BCST  72(DX), Z7, Z7
+	VADDPD       Z7, Z4, Z7
+	VMOVAPD      Z7, K1, Z4
+	VBROADCASTSD 88(DX), Z5
+	VMOVAPD      Z5, K1, Z6
+
+srnoh2:
+	VDIVPD    Z6, Z4, Z4
+	VCVTPD2PS Z4, Y4
+	MOVQ      out+0(FP), BX
+	VMOVUPS   Y4, 64(BX)
+	VCMPPS    $0x1d, Y1, Y4, K1
+	MOVQ      minB+32(FP), BX
+	VCMPPS    $0x1d, 64(BX), Y4, K3
+	KORB      K1, K3, K1
+	KANDB     K2, K1, K1
+	KMOVB     K2, BX
+	SHLQ      $0x10, BX
+	ORQ       BX, ok+72(FP)
+	KMOVB     K1, BX
+	SHLQ      $0x10, BX
+	ORQ       BX, beat+80(FP)
+
+srskip2:
+	MOVQ         mask+48(FP), BX
+	SHRQ         $0x18, BX
+	ANDQ         $0x000000ff, BX
+	JZ           srskip3
+	KMOVB        BX, K1
+	VMOVUPD      192(AX), Z4
+	VMULPD.BCST  8(DX), Z4, Z4
+	VMOVUPD      704(AX), Z5
+	VMULPD.BCST  (DX), Z5, Z5
+	VSUBPD       Z5, Z4, Z4
+	VMOVUPD      1216(AX), Z6
+	VMULPD.BCST  24(DX), Z6, Z6
+	VMOVUPD      1728(AX), Z5
+	VMULPD.BCST  16(DX), Z5, Z5
+	VSUBPD       Z5, Z6, Z6
+	VMULPD       Z4, Z4, Z4
+	VMOVUPD      2240(AX), Z5
+	VMULPD.BCST  32(DX), Z5, Z5
+	VMULPD       Z6, Z6, Z6
+	VMULPD       Z6, Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 40(DX), Z5
+	VMINPD       2752(AX), Z5, Z5
+	VMULPD.BCST  128(DX), Z5, Z5
+	VADDPD.BCST  136(DX), Z5, Z5
+	VCMPPD       $0x12, Z5, Z4, K2
+	KANDB        K1, K2, K2
+	KORTESTB     K2, K2
+	JZ           srskip3
+	VMINPS       3168(AX), Y0, Y5
+	VCVTPS2PD    Y5, Z6
+	VCMPPD       $0x12, Z2, Z4, K1
+	VMOVAPD      Z2, K1, Z4
+	VCMPPD       $0x1e, Z3, Z4, K1
+	VMOVAPD      Z3, K1, Z4
+	VSQRTPD      Z4, Z7
+	VCMPPD.BCST  $0x11, 120(DX), Z7, K1
+	KNOTB        K1, K1
+	VMOVAPD      Z3, Z8
+	KORTESTB     K1, K1
+	JZ           srasin3
+	VSUBPD       Z4, Z3, Z4
+	VSQRTPD      Z4, Z4
+	VADDPD       Z3, Z4, Z4
+	VMULPD.BCST  112(DX), Z4, Z4
+	VSQRTPD      Z4, Z4
+	VDIVPD       Z4, Z7, Z4
+	VMOVAPD      Z4, K1, Z7
+	VBROADCASTSD 112(DX), Z5
+	VMOVAPD      Z5, K1, Z8
+
+srhalf3:
+	VCMPPD.BCST $0x1d, 120(DX), Z7, K3
+	KANDB       K1, K3, K3
+	KORTESTB    K3, K3
+	JZ          srasin3
+	VMULPD      Z7, Z7, Z4
+	VSUBPD      Z4, Z3, Z4
+	VSQRTPD     Z4, Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 112(DX), Z4, Z4
+	VSQRTPD     Z4, Z4
+	VDIVPD      Z4, Z7, Z4
+	VMOVAPD     Z4, K3, Z7
+	VMULPD.BCST 112(DX), Z8, Z5
+	VMOVAPD     Z5, K3, Z8
+	JMP         srhalf3
+
+srasin3:
+	VMULPD       Z7, Z7, Z5
+	VBROADCASTSD 216(DX), Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  208(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  200(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  192(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  184(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  176(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  168(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  160(DX), Z4, Z4
+	VMULPD       Z5, Z7, Z5
+	VMULPD       Z4, Z5, Z5
+	VADDPD       Z5, Z7, Z5
+	VMULPD.BCST  144(DX), Z8, Z4
+	VMULPD       Z5, Z4, Z4
+	VCMPPD       $0x12, Z6, Z4, K1
+	KANDB        K1, K2, K2
+	MOVQ         1280(CX), BX
+	SHRQ         $0x18, BX
+	TESTQ        $0x00000001, flags+56(FP)
+	JZ           srnodb3
+	KMOVB        BX, K1
+	KANDNB       K2, K1, K2
+
+srnodb3:
+	KORTESTB    K2, K2
+	JZ          srskip3
+	VDIVPD      Z6, Z4, Z5
+	VSUBPD      Z5, Z3, Z5
+	VMAXPD.BCST 152(DX), Z5, Z5
+	VMINPD      Z3, Z5, Z5
+	MOVQ        dots+16(FP), BX
+	VCVTPS2PD   96(BX), Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 104(DX), Z4, Z4
+	VMAXPD.BCST 152(DX), Z4, Z4
+	VMINPD      Z3, Z4, Z4
+	VMOVAPD     Z2, Z6
+	TESTQ       $0x00000001, flags+56(FP)
+	JZ          srnoq3
+	VCVTDQ2PD   96(CX), Z7
+	VCVTDQ2PD   352(CX), Z8
+	VCMPPD.BCST $0x00, 152(DX), Z8, K1
+	VDIVPD      Z8, Z7, Z7
+	VMOVAPD     Z3, K1, Z7
+	VCVTDQ2PD   608(CX), Z8
+	VCVTDQ2PD   864(CX), Z9
+	VCMPPD.BCST $0x00, 152(DX), Z9, K1
+	VDIVPD      Z9, Z8, Z8
+	VMOVAPD     Z3, K1, Z8
+	VMULPD      Z8, Z7, Z7
+	VSQRTPD     Z7, Z7
+	VCVTDQ2PD   1120(CX), Z9
+	VDIVPD      Z9, Z3, Z8
+	VSUBPD      Z8, Z7, Z7
+	VMAXPD.BCST 152(DX), Z7, Z7
+	VCMPPD.BCST $0x04, 152(DX), Z9, K1
+	VMOVAPD     Z7, K1, Z6
+
+srnoq3:
+	VMULPD.BCST  48(DX), Z4, Z4
+	VMULPD.BCST  56(DX), Z6, Z6
+	VADDPD       Z6, Z4, Z4
+	VMULPD.BCST  64(DX), Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 80(DX), Z6
+	MOVQ         5376(AX), BX
+	SHRQ         $0x18, BX
+	MOVQ         flags+56(FP), SI
+	SHRQ         $0x01, SI
+	ANDQ         $0x00000001, SI
+	NEGQ         SI
+	ANDQ         SI, BX
+	KMOVB        BX, K1
+	KORTESTB     K1, K1
+	JZ           srnoh3
+	VMOVAPD      Z2, Z7
+	TESTQ        $0x00000004, flags+56(FP)
+	JZ           srnow3
+	VMOVAPD      Z2, Z5
+	VMOVAPD      Z2, Z7
+	VMOVDQU64    3520(AX), Z8
+	VPXORQ.BCST  224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4032(AX), Z8
+	VPXORQ.BCST  232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4544(AX), Z8
+	VPXORQ.BCST  240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    5056(AX), Z8
+	VPXORQ.BCST  248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VCVTQQ2PD    Z5, Z5
+	VCVTQQ2PD    Z7, Z7
+	VCMPPD.BCST  $0x00, 152(DX), Z7, K3
+	VDIVPD       Z7, Z5, Z7
+	VBROADCASTSD 104(DX), Z5
+	VMOVAPD      Z5, K3, Z7
+
+srnow3:
+	VMULPD.BCST  72(DX), Z7, Z7
+	VADDPD       Z7, Z4, Z7
+	VMOVAPD      Z7, K1, Z4
+	VBROADCASTSD 88(DX), Z5
+	VMOVAPD      Z5, K1, Z6
+
+srnoh3:
+	VDIVPD    Z6, Z4, Z4
+	VCVTPD2PS Z4, Y4
+	MOVQ      out+0(FP), BX
+	VMOVUPS   Y4, 96(BX)
+	VCMPPS    $0x1d, Y1, Y4, K1
+	MOVQ      minB+32(FP), BX
+	VCMPPS    $0x1d, 96(BX), Y4, K3
+	KORB      K1, K3, K1
+	KANDB     K2, K1, K1
+	KMOVB     K2, BX
+	SHLQ      $0x18, BX
+	ORQ       BX, ok+72(FP)
+	KMOVB     K1, BX
+	SHLQ      $0x18, BX
+	ORQ       BX, beat+80(FP)
+
+srskip3:
+	MOVQ         mask+48(FP), BX
+	SHRQ         $0x20, BX
+	ANDQ         $0x000000ff, BX
+	JZ           srskip4
+	KMOVB        BX, K1
+	VMOVUPD      256(AX), Z4
+	VMULPD.BCST  8(DX), Z4, Z4
+	VMOVUPD      768(AX), Z5
+	VMULPD.BCST  (DX), Z5, Z5
+	VSUBPD       Z5, Z4, Z4
+	VMOVUPD      1280(AX), Z6
+	VMULPD.BCST  24(DX), Z6, Z6
+	VMOVUPD      1792(AX), Z5
+	VMULPD.BCST  16(DX), Z5, Z5
+	VSUBPD       Z5, Z6, Z6
+	VMULPD       Z4, Z4, Z4
+	VMOVUPD      2304(AX), Z5
+	VMULPD.BCST  32(DX), Z5, Z5
+	VMULPD       Z6, Z6, Z6
+	VMULPD       Z6, Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 40(DX), Z5
+	VMINPD       2816(AX), Z5, Z5
+	VMULPD.BCST  128(DX), Z5, Z5
+	VADDPD.BCST  136(DX), Z5, Z5
+	VCMPPD       $0x12, Z5, Z4, K2
+	KANDB        K1, K2, K2
+	KORTESTB     K2, K2
+	JZ           srskip4
+	VMINPS       3200(AX), Y0, Y5
+	VCVTPS2PD    Y5, Z6
+	VCMPPD       $0x12, Z2, Z4, K1
+	VMOVAPD      Z2, K1, Z4
+	VCMPPD       $0x1e, Z3, Z4, K1
+	VMOVAPD      Z3, K1, Z4
+	VSQRTPD      Z4, Z7
+	VCMPPD.BCST  $0x11, 120(DX), Z7, K1
+	KNOTB        K1, K1
+	VMOVAPD      Z3, Z8
+	KORTESTB     K1, K1
+	JZ           srasin4
+	VSUBPD       Z4, Z3, Z4
+	VSQRTPD      Z4, Z4
+	VADDPD       Z3, Z4, Z4
+	VMULPD.BCST  112(DX), Z4, Z4
+	VSQRTPD      Z4, Z4
+	VDIVPD       Z4, Z7, Z4
+	VMOVAPD      Z4, K1, Z7
+	VBROADCASTSD 112(DX), Z5
+	VMOVAPD      Z5, K1, Z8
+
+srhalf4:
+	VCMPPD.BCST $0x1d, 120(DX), Z7, K3
+	KANDB       K1, K3, K3
+	KORTESTB    K3, K3
+	JZ          srasin4
+	VMULPD      Z7, Z7, Z4
+	VSUBPD      Z4, Z3, Z4
+	VSQRTPD     Z4, Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 112(DX), Z4, Z4
+	VSQRTPD     Z4, Z4
+	VDIVPD      Z4, Z7, Z4
+	VMOVAPD     Z4, K3, Z7
+	VMULPD.BCST 112(DX), Z8, Z5
+	VMOVAPD     Z5, K3, Z8
+	JMP         srhalf4
+
+srasin4:
+	VMULPD       Z7, Z7, Z5
+	VBROADCASTSD 216(DX), Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  208(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  200(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  192(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  184(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  176(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  168(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  160(DX), Z4, Z4
+	VMULPD       Z5, Z7, Z5
+	VMULPD       Z4, Z5, Z5
+	VADDPD       Z5, Z7, Z5
+	VMULPD.BCST  144(DX), Z8, Z4
+	VMULPD       Z5, Z4, Z4
+	VCMPPD       $0x12, Z6, Z4, K1
+	KANDB        K1, K2, K2
+	MOVQ         1280(CX), BX
+	SHRQ         $0x20, BX
+	TESTQ        $0x00000001, flags+56(FP)
+	JZ           srnodb4
+	KMOVB        BX, K1
+	KANDNB       K2, K1, K2
+
+srnodb4:
+	KORTESTB    K2, K2
+	JZ          srskip4
+	VDIVPD      Z6, Z4, Z5
+	VSUBPD      Z5, Z3, Z5
+	VMAXPD.BCST 152(DX), Z5, Z5
+	VMINPD      Z3, Z5, Z5
+	MOVQ        dots+16(FP), BX
+	VCVTPS2PD   128(BX), Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 104(DX), Z4, Z4
+	VMAXPD.BCST 152(DX), Z4, Z4
+	VMINPD      Z3, Z4, Z4
+	VMOVAPD     Z2, Z6
+	TESTQ       $0x00000001, flags+56(FP)
+	JZ          srnoq4
+	VCVTDQ2PD   128(CX), Z7
+	VCVTDQ2PD   384(CX), Z8
+	VCMPPD.BCST $0x00, 152(DX), Z8, K1
+	VDIVPD      Z8, Z7, Z7
+	VMOVAPD     Z3, K1, Z7
+	VCVTDQ2PD   640(CX), Z8
+	VCVTDQ2PD   896(CX), Z9
+	VCMPPD.BCST $0x00, 152(DX), Z9, K1
+	VDIVPD      Z9, Z8, Z8
+	VMOVAPD     Z3, K1, Z8
+	VMULPD      Z8, Z7, Z7
+	VSQRTPD     Z7, Z7
+	VCVTDQ2PD   1152(CX), Z9
+	VDIVPD      Z9, Z3, Z8
+	VSUBPD      Z8, Z7, Z7
+	VMAXPD.BCST 152(DX), Z7, Z7
+	VCMPPD.BCST $0x04, 152(DX), Z9, K1
+	VMOVAPD     Z7, K1, Z6
+
+srnoq4:
+	VMULPD.BCST  48(DX), Z4, Z4
+	VMULPD.BCST  56(DX), Z6, Z6
+	VADDPD       Z6, Z4, Z4
+	VMULPD.BCST  64(DX), Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 80(DX), Z6
+	MOVQ         5376(AX), BX
+	SHRQ         $0x20, BX
+	MOVQ         flags+56(FP), SI
+	SHRQ         $0x01, SI
+	ANDQ         $0x00000001, SI
+	NEGQ         SI
+	ANDQ         SI, BX
+	KMOVB        BX, K1
+	KORTESTB     K1, K1
+	JZ           srnoh4
+	VMOVAPD      Z2, Z7
+	TESTQ        $0x00000004, flags+56(FP)
+	JZ           srnow4
+	VMOVAPD      Z2, Z5
+	VMOVAPD      Z2, Z7
+	VMOVDQU64    3584(AX), Z8
+	VPXORQ.BCST  224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4096(AX), Z8
+	VPXORQ.BCST  232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4608(AX), Z8
+	VPXORQ.BCST  240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    5120(AX), Z8
+	VPXORQ.BCST  248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VCVTQQ2PD    Z5, Z5
+	VCVTQQ2PD    Z7, Z7
+	VCMPPD.BCST  $0x00, 152(DX), Z7, K3
+	VDIVPD       Z7, Z5, Z7
+	VBROADCASTSD 104(DX), Z5
+	VMOVAPD      Z5, K3, Z7
+
+srnow4:
+	VMULPD.BCST  72(DX), Z7, Z7
+	VADDPD       Z7, Z4, Z7
+	VMOVAPD      Z7, K1, Z4
+	VBROADCASTSD 88(DX), Z5
+	VMOVAPD      Z5, K1, Z6
+
+srnoh4:
+	VDIVPD    Z6, Z4, Z4
+	VCVTPD2PS Z4, Y4
+	MOVQ      out+0(FP), BX
+	VMOVUPS   Y4, 128(BX)
+	VCMPPS    $0x1d, Y1, Y4, K1
+	MOVQ      minB+32(FP), BX
+	VCMPPS    $0x1d, 128(BX), Y4, K3
+	KORB      K1, K3, K1
+	KANDB     K2, K1, K1
+	KMOVB     K2, BX
+	SHLQ      $0x20, BX
+	ORQ       BX, ok+72(FP)
+	KMOVB     K1, BX
+	SHLQ      $0x20, BX
+	ORQ       BX, beat+80(FP)
+
+srskip4:
+	MOVQ         mask+48(FP), BX
+	SHRQ         $0x28, BX
+	ANDQ         $0x000000ff, BX
+	JZ           srskip5
+	KMOVB        BX, K1
+	VMOVUPD      320(AX), Z4
+	VMULPD.BCST  8(DX), Z4, Z4
+	VMOVUPD      832(AX), Z5
+	VMULPD.BCST  (DX), Z5, Z5
+	VSUBPD       Z5, Z4, Z4
+	VMOVUPD      1344(AX), Z6
+	VMULPD.BCST  24(DX), Z6, Z6
+	VMOVUPD      1856(AX), Z5
+	VMULPD.BCST  16(DX), Z5, Z5
+	VSUBPD       Z5, Z6, Z6
+	VMULPD       Z4, Z4, Z4
+	VMOVUPD      2368(AX), Z5
+	VMULPD.BCST  32(DX), Z5, Z5
+	VMULPD       Z6, Z6, Z6
+	VMULPD       Z6, Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 40(DX), Z5
+	VMINPD       2880(AX), Z5, Z5
+	VMULPD.BCST  128(DX), Z5, Z5
+	VADDPD.BCST  136(DX), Z5, Z5
+	VCMPPD       $0x12, Z5, Z4, K2
+	KANDB        K1, K2, K2
+	KORTESTB     K2, K2
+	JZ           srskip5
+	VMINPS       3232(AX), Y0, Y5
+	VCVTPS2PD    Y5, Z6
+	VCMPPD       $0x12, Z2, Z4, K1
+	VMOVAPD      Z2, K1, Z4
+	VCMPPD       $0x1e, Z3, Z4, K1
+	VMOVAPD      Z3, K1, Z4
+	VSQRTPD      Z4, Z7
+	VCMPPD.BCST  $0x11, 120(DX), Z7, K1
+	KNOTB        K1, K1
+	VMOVAPD      Z3, Z8
+	KORTESTB     K1, K1
+	JZ           srasin5
+	VSUBPD       Z4, Z3, Z4
+	VSQRTPD      Z4, Z4
+	VADDPD       Z3, Z4, Z4
+	VMULPD.BCST  112(DX), Z4, Z4
+	VSQRTPD      Z4, Z4
+	VDIVPD       Z4, Z7, Z4
+	VMOVAPD      Z4, K1, Z7
+	VBROADCASTSD 112(DX), Z5
+	VMOVAPD      Z5, K1, Z8
+
+srhalf5:
+	VCMPPD.BCST $0x1d, 120(DX), Z7, K3
+	KANDB       K1, K3, K3
+	KORTESTB    K3, K3
+	JZ          srasin5
+	VMULPD      Z7, Z7, Z4
+	VSUBPD      Z4, Z3, Z4
+	VSQRTPD     Z4, Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 112(DX), Z4, Z4
+	VSQRTPD     Z4, Z4
+	VDIVPD      Z4, Z7, Z4
+	VMOVAPD     Z4, K3, Z7
+	VMULPD.BCST 112(DX), Z8, Z5
+	VMOVAPD     Z5, K3, Z8
+	JMP         srhalf5
+
+srasin5:
+	VMULPD       Z7, Z7, Z5
+	VBROADCASTSD 216(DX), Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  208(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  200(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  192(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  184(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  176(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  168(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  160(DX), Z4, Z4
+	VMULPD       Z5, Z7, Z5
+	VMULPD       Z4, Z5, Z5
+	VADDPD       Z5, Z7, Z5
+	VMULPD.BCST  144(DX), Z8, Z4
+	VMULPD       Z5, Z4, Z4
+	VCMPPD       $0x12, Z6, Z4, K1
+	KANDB        K1, K2, K2
+	MOVQ         1280(CX), BX
+	SHRQ         $0x28, BX
+	TESTQ        $0x00000001, flags+56(FP)
+	JZ           srnodb5
+	KMOVB        BX, K1
+	KANDNB       K2, K1, K2
+
+srnodb5:
+	KORTESTB    K2, K2
+	JZ          srskip5
+	VDIVPD      Z6, Z4, Z5
+	VSUBPD      Z5, Z3, Z5
+	VMAXPD.BCST 152(DX), Z5, Z5
+	VMINPD      Z3, Z5, Z5
+	MOVQ        dots+16(FP), BX
+	VCVTPS2PD   160(BX), Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 104(DX), Z4, Z4
+	VMAXPD.BCST 152(DX), Z4, Z4
+	VMINPD      Z3, Z4, Z4
+	VMOVAPD     Z2, Z6
+	TESTQ       $0x00000001, flags+56(FP)
+	JZ          srnoq5
+	VCVTDQ2PD   160(CX), Z7
+	VCVTDQ2PD   416(CX), Z8
+	VCMPPD.BCST $0x00, 152(DX), Z8, K1
+	VDIVPD      Z8, Z7, Z7
+	VMOVAPD     Z3, K1, Z7
+	VCVTDQ2PD   672(CX), Z8
+	VCVTDQ2PD   928(CX), Z9
+	VCMPPD.BCST $0x00, 152(DX), Z9, K1
+	VDIVPD      Z9, Z8, Z8
+	VMOVAPD     Z3, K1, Z8
+	VMULPD      Z8, Z7, Z7
+	VSQRTPD     Z7, Z7
+	VCVTDQ2PD   1184(CX), Z9
+	VDIVPD      Z9, Z3, Z8
+	VSUBPD      Z8, Z7, Z7
+	VMAXPD.BCST 152(DX), Z7, Z7
+	VCMPPD.BCST $0x04, 152(DX), Z9, K1
+	VMOVAPD     Z7, K1, Z6
+
+srnoq5:
+	VMULPD.BCST  48(DX), Z4, Z4
+	VMULPD.BCST  56(DX), Z6, Z6
+	VADDPD       Z6, Z4, Z4
+	VMULPD.BCST  64(DX), Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 80(DX), Z6
+	MOVQ         5376(AX), BX
+	SHRQ         $0x28, BX
+	MOVQ         flags+56(FP), SI
+	SHRQ         $0x01, SI
+	ANDQ         $0x00000001, SI
+	NEGQ         SI
+	ANDQ         SI, BX
+	KMOVB        BX, K1
+	KORTESTB     K1, K1
+	JZ           srnoh5
+	VMOVAPD      Z2, Z7
+	TESTQ        $0x00000004, flags+56(FP)
+	JZ           srnow5
+	VMOVAPD      Z2, Z5
+	VMOVAPD      Z2, Z7
+	VMOVDQU64    3648(AX), Z8
+	VPXORQ.BCST  224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4160(AX), Z8
+	VPXORQ.BCST  232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4672(AX), Z8
+	VPXORQ.BCST  240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    5184(AX), Z8
+	VPXORQ.BCST  248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VCVTQQ2PD    Z5, Z5
+	VCVTQQ2PD    Z7, Z7
+	VCMPPD.BCST  $0x00, 152(DX), Z7, K3
+	VDIVPD       Z7, Z5, Z7
+	VBROADCASTSD 104(DX), Z5
+	VMOVAPD      Z5, K3, Z7
+
+srnow5:
+	VMULPD.BCST  72(DX), Z7, Z7
+	VADDPD       Z7, Z4, Z7
+	VMOVAPD      Z7, K1, Z4
+	VBROADCASTSD 88(DX), Z5
+	VMOVAPD      Z5, K1, Z6
+
+srnoh5:
+	VDIVPD    Z6, Z4, Z4
+	VCVTPD2PS Z4, Y4
+	MOVQ      out+0(FP), BX
+	VMOVUPS   Y4, 160(BX)
+	VCMPPS    $0x1d, Y1, Y4, K1
+	MOVQ      minB+32(FP), BX
+	VCMPPS    $0x1d, 160(BX), Y4, K3
+	KORB      K1, K3, K1
+	KANDB     K2, K1, K1
+	KMOVB     K2, BX
+	SHLQ      $0x28, BX
+	ORQ       BX, ok+72(FP)
+	KMOVB     K1, BX
+	SHLQ      $0x28, BX
+	ORQ       BX, beat+80(FP)
+
+srskip5:
+	MOVQ         mask+48(FP), BX
+	SHRQ         $0x30, BX
+	ANDQ         $0x000000ff, BX
+	JZ           srskip6
+	KMOVB        BX, K1
+	VMOVUPD      384(AX), Z4
+	VMULPD.BCST  8(DX), Z4, Z4
+	VMOVUPD      896(AX), Z5
+	VMULPD.BCST  (DX), Z5, Z5
+	VSUBPD       Z5, Z4, Z4
+	VMOVUPD      1408(AX), Z6
+	VMULPD.BCST  24(DX), Z6, Z6
+	VMOVUPD      1920(AX), Z5
+	VMULPD.BCST  16(DX), Z5, Z5
+	VSUBPD       Z5, Z6, Z6
+	VMULPD       Z4, Z4, Z4
+	VMOVUPD      2432(AX), Z5
+	VMULPD.BCST  32(DX), Z5, Z5
+	VMULPD       Z6, Z6, Z6
+	VMULPD       Z6, Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 40(DX), Z5
+	VMINPD       2944(AX), Z5, Z5
+	VMULPD.BCST  128(DX), Z5, Z5
+	VADDPD.BCST  136(DX), Z5, Z5
+	VCMPPD       $0x12, Z5, Z4, K2
+	KANDB        K1, K2, K2
+	KORTESTB     K2, K2
+	JZ           srskip6
+	VMINPS       3264(AX), Y0, Y5
+	VCVTPS2PD    Y5, Z6
+	VCMPPD       $0x12, Z2, Z4, K1
+	VMOVAPD      Z2, K1, Z4
+	VCMPPD       $0x1e, Z3, Z4, K1
+	VMOVAPD      Z3, K1, Z4
+	VSQRTPD      Z4, Z7
+	VCMPPD.BCST  $0x11, 120(DX), Z7, K1
+	KNOTB        K1, K1
+	VMOVAPD      Z3, Z8
+	KORTESTB     K1, K1
+	JZ           srasin6
+	VSUBPD       Z4, Z3, Z4
+	VSQRTPD      Z4, Z4
+	VADDPD       Z3, Z4, Z4
+	VMULPD.BCST  112(DX), Z4, Z4
+	VSQRTPD      Z4, Z4
+	VDIVPD       Z4, Z7, Z4
+	VMOVAPD      Z4, K1, Z7
+	VBROADCASTSD 112(DX), Z5
+	VMOVAPD      Z5, K1, Z8
+
+srhalf6:
+	VCMPPD.BCST $0x1d, 120(DX), Z7, K3
+	KANDB       K1, K3, K3
+	KORTESTB    K3, K3
+	JZ          srasin6
+	VMULPD      Z7, Z7, Z4
+	VSUBPD      Z4, Z3, Z4
+	VSQRTPD     Z4, Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 112(DX), Z4, Z4
+	VSQRTPD     Z4, Z4
+	VDIVPD      Z4, Z7, Z4
+	VMOVAPD     Z4, K3, Z7
+	VMULPD.BCST 112(DX), Z8, Z5
+	VMOVAPD     Z5, K3, Z8
+	JMP         srhalf6
+
+srasin6:
+	VMULPD       Z7, Z7, Z5
+	VBROADCASTSD 216(DX), Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  208(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  200(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  192(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  184(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  176(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  168(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  160(DX), Z4, Z4
+	VMULPD       Z5, Z7, Z5
+	VMULPD       Z4, Z5, Z5
+	VADDPD       Z5, Z7, Z5
+	VMULPD.BCST  144(DX), Z8, Z4
+	VMULPD       Z5, Z4, Z4
+	VCMPPD       $0x12, Z6, Z4, K1
+	KANDB        K1, K2, K2
+	MOVQ         1280(CX), BX
+	SHRQ         $0x30, BX
+	TESTQ        $0x00000001, flags+56(FP)
+	JZ           srnodb6
+	KMOVB        BX, K1
+	KANDNB       K2, K1, K2
+
+srnodb6:
+	KORTESTB    K2, K2
+	JZ          srskip6
+	VDIVPD      Z6, Z4, Z5
+	VSUBPD      Z5, Z3, Z5
+	VMAXPD.BCST 152(DX), Z5, Z5
+	VMINPD      Z3, Z5, Z5
+	MOVQ        dots+16(FP), BX
+	VCVTPS2PD   192(BX), Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 104(DX), Z4, Z4
+	VMAXPD.BCST 152(DX), Z4, Z4
+	VMINPD      Z3, Z4, Z4
+	VMOVAPD     Z2, Z6
+	TESTQ       $0x00000001, flags+56(FP)
+	JZ          srnoq6
+	VCVTDQ2PD   192(CX), Z7
+	VCVTDQ2PD   448(CX), Z8
+	VCMPPD.BCST $0x00, 152(DX), Z8, K1
+	VDIVPD      Z8, Z7, Z7
+	VMOVAPD     Z3, K1, Z7
+	VCVTDQ2PD   704(CX), Z8
+	VCVTDQ2PD   960(CX), Z9
+	VCMPPD.BCST $0x00, 152(DX), Z9, K1
+	VDIVPD      Z9, Z8, Z8
+	VMOVAPD     Z3, K1, Z8
+	VMULPD      Z8, Z7, Z7
+	VSQRTPD     Z7, Z7
+	VCVTDQ2PD   1216(CX), Z9
+	VDIVPD      Z9, Z3, Z8
+	VSUBPD      Z8, Z7, Z7
+	VMAXPD.BCST 152(DX), Z7, Z7
+	VCMPPD.BCST $0x04, 152(DX), Z9, K1
+	VMOVAPD     Z7, K1, Z6
+
+srnoq6:
+	VMULPD.BCST  48(DX), Z4, Z4
+	VMULPD.BCST  56(DX), Z6, Z6
+	VADDPD       Z6, Z4, Z4
+	VMULPD.BCST  64(DX), Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 80(DX), Z6
+	MOVQ         5376(AX), BX
+	SHRQ         $0x30, BX
+	MOVQ         flags+56(FP), SI
+	SHRQ         $0x01, SI
+	ANDQ         $0x00000001, SI
+	NEGQ         SI
+	ANDQ         SI, BX
+	KMOVB        BX, K1
+	KORTESTB     K1, K1
+	JZ           srnoh6
+	VMOVAPD      Z2, Z7
+	TESTQ        $0x00000004, flags+56(FP)
+	JZ           srnow6
+	VMOVAPD      Z2, Z5
+	VMOVAPD      Z2, Z7
+	VMOVDQU64    3712(AX), Z8
+	VPXORQ.BCST  224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   224(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4224(AX), Z8
+	VPXORQ.BCST  232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   232(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    4736(AX), Z8
+	VPXORQ.BCST  240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   240(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VMOVDQU64    5248(AX), Z8
+	VPXORQ.BCST  248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z5, Z5
+	VPORQ.BCST   248(DX), Z8, Z9
+	VPOPCNTQ     Z9, Z9
+	VPADDQ       Z9, Z7, Z7
+	VCVTQQ2PD    Z5, Z5
+	VCVTQQ2PD    Z7, Z7
+	VCMPPD.BCST  $0x00, 152(DX), Z7, K3
+	VDIVPD       Z7, Z5, Z7
+	VBROADCASTSD 104(DX), Z5
+	VMOVAPD      Z5, K3, Z7
+
+srnow6:
+	VMULPD.BCST  72(DX), Z7, Z7
+	VADDPD       Z7, Z4, Z7
+	VMOVAPD      Z7, K1, Z4
+	VBROADCASTSD 88(DX), Z5
+	VMOVAPD      Z5, K1, Z6
+
+srnoh6:
+	VDIVPD    Z6, Z4, Z4
+	VCVTPD2PS Z4, Y4
+	MOVQ      out+0(FP), BX
+	VMOVUPS   Y4, 192(BX)
+	VCMPPS    $0x1d, Y1, Y4, K1
+	MOVQ      minB+32(FP), BX
+	VCMPPS    $0x1d, 192(BX), Y4, K3
+	KORB      K1, K3, K1
+	KANDB     K2, K1, K1
+	KMOVB     K2, BX
+	SHLQ      $0x30, BX
+	ORQ       BX, ok+72(FP)
+	KMOVB     K1, BX
+	SHLQ      $0x30, BX
+	ORQ       BX, beat+80(FP)
+
+srskip6:
+	MOVQ         mask+48(FP), BX
+	SHRQ         $0x38, BX
+	ANDQ         $0x000000ff, BX
+	JZ           srskip7
+	KMOVB        BX, K1
+	VMOVUPD      448(AX), Z4
+	VMULPD.BCST  8(DX), Z4, Z4
+	VMOVUPD      960(AX), Z5
+	VMULPD.BCST  (DX), Z5, Z5
+	VSUBPD       Z5, Z4, Z4
+	VMOVUPD      1472(AX), Z6
+	VMULPD.BCST  24(DX), Z6, Z6
+	VMOVUPD      1984(AX), Z5
+	VMULPD.BCST  16(DX), Z5, Z5
+	VSUBPD       Z5, Z6, Z6
+	VMULPD       Z4, Z4, Z4
+	VMOVUPD      2496(AX), Z5
+	VMULPD.BCST  32(DX), Z5, Z5
+	VMULPD       Z6, Z6, Z6
+	VMULPD       Z6, Z5, Z5
+	VADDPD       Z5, Z4, Z4
+	VBROADCASTSD 40(DX), Z5
+	VMINPD       3008(AX), Z5, Z5
+	VMULPD.BCST  128(DX), Z5, Z5
+	VADDPD.BCST  136(DX), Z5, Z5
+	VCMPPD       $0x12, Z5, Z4, K2
+	KANDB        K1, K2, K2
+	KORTESTB     K2, K2
+	JZ           srskip7
+	VMINPS       3296(AX), Y0, Y0
+	VCVTPS2PD    Y0, Z0
+	VCMPPD       $0x12, Z2, Z4, K1
+	VMOVAPD      Z2, K1, Z4
+	VCMPPD       $0x1e, Z3, Z4, K1
+	VMOVAPD      Z3, K1, Z4
+	VSQRTPD      Z4, Z6
+	VCMPPD.BCST  $0x11, 120(DX), Z6, K1
+	KNOTB        K1, K1
+	VMOVAPD      Z3, Z7
+	KORTESTB     K1, K1
+	JZ           srasin7
+	VSUBPD       Z4, Z3, Z4
+	VSQRTPD      Z4, Z4
+	VADDPD       Z3, Z4, Z4
+	VMULPD.BCST  112(DX), Z4, Z4
+	VSQRTPD      Z4, Z4
+	VDIVPD       Z4, Z6, Z4
+	VMOVAPD      Z4, K1, Z6
+	VBROADCASTSD 112(DX), Z5
+	VMOVAPD      Z5, K1, Z7
+
+srhalf7:
+	VCMPPD.BCST $0x1d, 120(DX), Z6, K3
+	KANDB       K1, K3, K3
+	KORTESTB    K3, K3
+	JZ          srasin7
+	VMULPD      Z6, Z6, Z4
+	VSUBPD      Z4, Z3, Z4
+	VSQRTPD     Z4, Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 112(DX), Z4, Z4
+	VSQRTPD     Z4, Z4
+	VDIVPD      Z4, Z6, Z4
+	VMOVAPD     Z4, K3, Z6
+	VMULPD.BCST 112(DX), Z7, Z5
+	VMOVAPD     Z5, K3, Z7
+	JMP         srhalf7
+
+srasin7:
+	VMULPD       Z6, Z6, Z5
+	VBROADCASTSD 216(DX), Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  208(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  200(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  192(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  184(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  176(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  168(DX), Z4, Z4
+	VMULPD       Z5, Z4, Z4
+	VADDPD.BCST  160(DX), Z4, Z4
+	VMULPD       Z5, Z6, Z5
+	VMULPD       Z4, Z5, Z5
+	VADDPD       Z5, Z6, Z5
+	VMULPD.BCST  144(DX), Z7, Z4
+	VMULPD       Z5, Z4, Z4
+	VCMPPD       $0x12, Z0, Z4, K1
+	KANDB        K1, K2, K2
+	MOVQ         1280(CX), BX
+	SHRQ         $0x38, BX
+	TESTQ        $0x00000001, flags+56(FP)
+	JZ           srnodb7
+	KMOVB        BX, K1
+	KANDNB       K2, K1, K2
+
+srnodb7:
+	KORTESTB    K2, K2
+	JZ          srskip7
+	VDIVPD      Z0, Z4, Z0
+	VSUBPD      Z0, Z3, Z0
+	VMAXPD.BCST 152(DX), Z0, Z0
+	VMINPD      Z3, Z0, Z0
+	MOVQ        dots+16(FP), BX
+	VCVTPS2PD   224(BX), Z4
+	VADDPD      Z3, Z4, Z4
+	VMULPD.BCST 104(DX), Z4, Z4
+	VMAXPD.BCST 152(DX), Z4, Z4
+	VMINPD      Z3, Z4, Z4
+	VMOVAPD     Z2, Z5
+	TESTQ       $0x00000001, flags+56(FP)
+	JZ          srnoq7
+	VCVTDQ2PD   224(CX), Z6
+	VCVTDQ2PD   480(CX), Z7
+	VCMPPD.BCST $0x00, 152(DX), Z7, K1
+	VDIVPD      Z7, Z6, Z6
+	VMOVAPD     Z3, K1, Z6
+	VCVTDQ2PD   736(CX), Z7
+	VCVTDQ2PD   992(CX), Z8
+	VCMPPD.BCST $0x00, 152(DX), Z8, K1
+	VDIVPD      Z8, Z7, Z7
+	VMOVAPD     Z3, K1, Z7
+	VMULPD      Z7, Z6, Z6
+	VSQRTPD     Z6, Z6
+	VCVTDQ2PD   1248(CX), Z8
+	VDIVPD      Z8, Z3, Z7
+	VSUBPD      Z7, Z6, Z6
+	VMAXPD.BCST 152(DX), Z6, Z6
+	VCMPPD.BCST $0x04, 152(DX), Z8, K1
+	VMOVAPD     Z6, K1, Z5
+
+srnoq7:
+	VMULPD.BCST  48(DX), Z4, Z3
+	VMULPD.BCST  56(DX), Z5, Z5
+	VADDPD       Z5, Z3, Z3
+	VMULPD.BCST  64(DX), Z0, Z0
+	VADDPD       Z0, Z3, Z3
+	VBROADCASTSD 80(DX), Z0
+	MOVQ         5376(AX), CX
+	SHRQ         $0x38, CX
+	MOVQ         flags+56(FP), BX
+	SHRQ         $0x01, BX
+	ANDQ         $0x00000001, BX
+	NEGQ         BX
+	ANDQ         BX, CX
+	KMOVB        CX, K1
+	KORTESTB     K1, K1
+	JZ           srnoh7
+	VMOVAPD      Z2, Z4
+	TESTQ        $0x00000004, flags+56(FP)
+	JZ           srnow7
+	VMOVAPD      Z2, Z4
+	VMOVAPD      Z2, Z2
+	VMOVDQU64    3776(AX), Z5
+	VPXORQ.BCST  224(DX), Z5, Z6
+	VPOPCNTQ     Z6, Z6
+	VPADDQ       Z6, Z4, Z4
+	VPORQ.BCST   224(DX), Z5, Z6
+	VPOPCNTQ     Z6, Z6
+	VPADDQ       Z6, Z2, Z2
+	VMOVDQU64    4288(AX), Z5
+	VPXORQ.BCST  232(DX), Z5, Z6
+	VPOPCNTQ     Z6, Z6
+	VPADDQ       Z6, Z4, Z4
+	VPORQ.BCST   232(DX), Z5, Z6
+	VPOPCNTQ     Z6, Z6
+	VPADDQ       Z6, Z2, Z2
+	VMOVDQU64    4800(AX), Z5
+	VPXORQ.BCST  240(DX), Z5, Z6
+	VPOPCNTQ     Z6, Z6
+	VPADDQ       Z6, Z4, Z4
+	VPORQ.BCST   240(DX), Z5, Z6
+	VPOPCNTQ     Z6, Z6
+	VPADDQ       Z6, Z2, Z2
+	VMOVDQU64    5312(AX), Z5
+	VPXORQ.BCST  248(DX), Z5, Z6
+	VPOPCNTQ     Z6, Z6
+	VPADDQ       Z6, Z4, Z4
+	VPORQ.BCST   248(DX), Z5, Z6
+	VPOPCNTQ     Z6, Z6
+	VPADDQ       Z6, Z2, Z2
+	VCVTQQ2PD    Z4, Z4
+	VCVTQQ2PD    Z2, Z2
+	VCMPPD.BCST  $0x00, 152(DX), Z2, K3
+	VDIVPD       Z2, Z4, Z4
+	VBROADCASTSD 104(DX), Z5
+	VMOVAPD      Z5, K3, Z4
+
+srnow7:
+	VMULPD.BCST  72(DX), Z4, Z4
+	VADDPD       Z4, Z3, Z4
+	VMOVAPD      Z4, K1, Z3
+	VBROADCASTSD 88(DX), Z5
+	VMOVAPD      Z5, K1, Z0
+
+srnoh7:
+	VDIVPD    Z0, Z3, Z3
+	VCVTPD2PS Z3, Y0
+	MOVQ      out+0(FP), AX
+	VMOVUPS   Y0, 224(AX)
+	VCMPPS    $0x1d, Y1, Y0, K1
+	MOVQ      minB+32(FP), AX
+	VCMPPS    $0x1d, 224(AX), Y0, K3
+	KORB      K1, K3, K1
+	KANDB     K2, K1, K1
+	KMOVB     K2, AX
+	SHLQ      $0x38, AX
+	ORQ       AX, ok+72(FP)
+	KMOVB     K1, AX
+	SHLQ      $0x38, AX
+	ORQ       AX, beat+80(FP)
+
+srskip7:
+	VZEROUPPER
+	RET

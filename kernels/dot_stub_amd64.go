@@ -93,3 +93,8 @@ func traitRow64(out *float32, dots *float32, w float64, den float64, minA float3
 
 // traitRowUnit64 is TraitScoreRow with AVX2 for w = den = 1.
 func traitRowUnit64(out *float32, dots *float32, minA float32, minB *float32) uint64
+
+// scoreRow512 is ScoreRow with AVX-512 (F, DQ, VL, VPOPCNTDQ); flags: 1 UseQ, 2 the query's health, 4 a biomarker weight.
+//
+//go:noescape
+func scoreRow512(out *float32, tile *float64, dots *float32, qs *int32, minB *float32, qc *float64, mask uint64, flags uint64, qMaxKm float32, minA float32) (ok uint64, beat uint64)

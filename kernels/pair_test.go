@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // TestDistanceFromAAccuracy: the lane-friendly asin (Taylor below 0.05,
@@ -162,5 +163,177 @@ func TestPairLaneMatchesSpec(t *testing.T) {
 	}
 	if checked < 10000 {
 		t.Fatalf("only %d compatible lanes checked", checked)
+	}
+}
+
+// TestPairLayout pins the offsets the assembly reads PairTile, QLanes and
+// the row constants at (kernels/_asm: tSinHalfLat…, qNumAB…, cSLat…).
+func TestPairLayout(t *testing.T) {
+	var pt PairTile
+	var ql QLanes
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"SinHalfLat", unsafe.Offsetof(pt.SinHalfLat), 0}, {"CosHalfLat", unsafe.Offsetof(pt.CosHalfLat), 512},
+		{"SinHalfLon", unsafe.Offsetof(pt.SinHalfLon), 1024}, {"CosHalfLon", unsafe.Offsetof(pt.CosHalfLon), 1536},
+		{"CosLat", unsafe.Offsetof(pt.CosLat), 2048}, {"HavMax", unsafe.Offsetof(pt.HavMax), 2560},
+		{"MaxKm", unsafe.Offsetof(pt.MaxKm), 3072}, {"HLA", unsafe.Offsetof(pt.HLA), 3328}, {"Health", unsafe.Offsetof(pt.Health), 5376},
+		{"NumAB", unsafe.Offsetof(ql.NumAB), 0}, {"DenAB", unsafe.Offsetof(ql.DenAB), 256}, {"NumBA", unsafe.Offsetof(ql.NumBA), 512},
+		{"DenBA", unsafe.Offsetof(ql.DenBA), 768}, {"Common", unsafe.Offsetof(ql.Common), 1024}, {"Dealbreak", unsafe.Offsetof(ql.Dealbreak), 1280},
+	} {
+		if c.got != c.want {
+			t.Errorf("offset of %s = %d, the assembly reads %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+type scoreRowCase struct {
+	name string
+	fn   func(out *[TileWidth]float32, p *ScoreRowParams, q *PairQuery, t *PairTile, dots *[TileWidth]float32, qs *QLanes, mask uint64, minA float32, minB *[TileWidth]float32) (ok, beat uint64)
+}
+
+// ScoreRow implementations side by side; pair_amd64_test.go adds the fast path.
+var scoreRowImpls = []scoreRowCase{{"generic", scoreRowGeneric}}
+
+// poisonLane puts a special value into one field of lane j.
+func poisonLane(r *rand.Rand, t *PairTile, dots *[TileWidth]float32, qs *QLanes, j int) {
+	sp := []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 0, 1, 1 + 1e-16, -1e-300}
+	v := sp[r.IntN(len(sp))]
+	switch r.IntN(10) {
+	case 0:
+		t.SinHalfLat[j] = v
+	case 1:
+		t.CosLat[j] = v
+	case 2:
+		t.HavMax[j] = v
+	case 3:
+		t.MaxKm[j] = float32(v)
+	case 4:
+		dots[j] = float32(v)
+	case 5:
+		qs.Common[j], qs.DenAB[j], qs.NumAB[j] = 0, 0, 0
+	case 6:
+		qs.DenBA[j] = 0
+	case 7:
+		for k := range HLAWords {
+			t.HLA[k][j] = 0
+		}
+	case 8:
+		t.CosHalfLon[j] = v
+	case 9:
+		t.MaxKm[j] = math.SmallestNonzeroFloat32
+	}
+}
+
+// TestScoreRowImplementations: every implementation gives the generic
+// row's scores bit for bit on the lanes it passes, the same ok and beat
+// masks, for masks of every shape, every weight pattern, with and without
+// questions, and special values (NaN, ±Inf, ±0, subnormals) in a field of
+// some lanes.
+func TestScoreRowImplementations(t *testing.T) {
+	r := rand.New(rand.NewPCG(55, 56))
+	weights := []Weights{{0.4, 0.35, 0.15, 0.1}, {1, 0, 0, 0}, {0, 1, 0, 0}, {0.2, 0.3, 0, 0.5}, {0, 0, 1, 1}, {3, 0, 2, 0}}
+	masks := []uint64{0, ^uint64(0), 1, 1 << 63, 0xff00ff00ff00ff00, 0x0123456789abcdef}
+	for _, impl := range scoreRowImpls[1:] {
+		t.Run(impl.name, func(t *testing.T) {
+			passed := 0
+			for trial := range 600 {
+				q, tile, dots, qs := randomRow(r)
+				if trial%3 == 1 {
+					for range 8 {
+						poisonLane(r, tile, dots, qs, r.IntN(TileWidth))
+					}
+				}
+				var minB [TileWidth]float32
+				for j := range minB {
+					minB[j] = float32(r.Float64())
+				}
+				minA := float32(r.Float64())
+				if trial%7 == 0 {
+					minA = float32(math.Inf(-1))
+				}
+				p := &ScoreRowParams{W: weights[trial%len(weights)], UseQ: trial%2 == 0}
+				mask := masks[trial%len(masks)]
+				if trial%len(masks) == 0 {
+					mask = r.Uint64()
+				}
+				var want, got [TileWidth]float32
+				wok, wbeat := scoreRowGeneric(&want, p, q, tile, dots, qs, mask, minA, &minB)
+				gok, gbeat := impl.fn(&got, p, q, tile, dots, qs, mask, minA, &minB)
+				if gok != wok || gbeat != wbeat {
+					t.Fatalf("trial %d: ok %016x beat %016x, generic %016x %016x", trial, gok, gbeat, wok, wbeat)
+				}
+				for m := wok; m != 0; m &= m - 1 {
+					j := bits.TrailingZeros64(m)
+					if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+						t.Fatalf("trial %d lane %d: %v, generic %v", trial, j, got[j], want[j])
+					}
+					passed++
+				}
+			}
+			if passed < 2000 {
+				t.Fatalf("only %d lanes passed: the rows are too thin", passed)
+			}
+		})
+	}
+}
+
+// FuzzScoreRow: a row drawn from a seed, with bytes choosing lanes to
+// poison, the mask, weights and thresholds: every implementation equals
+// the generic one bit for bit.
+func FuzzScoreRow(f *testing.F) {
+	f.Add(uint64(1), uint64(0xffffffffffffffff), uint8(0), []byte{3, 17, 63})
+	f.Add(uint64(2), uint64(0x8000000000000001), uint8(5), []byte{0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, seed, mask uint64, wsel uint8, poison []byte) {
+		r := rand.New(rand.NewPCG(seed, 57))
+		q, tile, dots, qs := randomRow(r)
+		for _, b := range poison {
+			poisonLane(r, tile, dots, qs, int(b)%TileWidth)
+		}
+		ws := []Weights{{0.4, 0.35, 0.15, 0.1}, {1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 1}}
+		p := &ScoreRowParams{W: ws[int(wsel)%len(ws)], UseQ: wsel&8 != 0}
+		var minB [TileWidth]float32
+		for j := range minB {
+			minB[j] = float32(r.Float64())
+		}
+		minA := float32(r.Float64())
+		var want [TileWidth]float32
+		wok, wbeat := scoreRowGeneric(&want, p, q, tile, dots, qs, mask, minA, &minB)
+		for _, impl := range scoreRowImpls[1:] {
+			var got [TileWidth]float32
+			gok, gbeat := impl.fn(&got, p, q, tile, dots, qs, mask, minA, &minB)
+			if gok != wok || gbeat != wbeat {
+				t.Fatalf("%s: ok %016x beat %016x, generic %016x %016x", impl.name, gok, gbeat, wok, wbeat)
+			}
+			for m := wok; m != 0; m &= m - 1 {
+				j := bits.TrailingZeros64(m)
+				if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+					t.Fatalf("%s lane %d: %v, generic %v", impl.name, j, got[j], want[j])
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkScoreRow times one query against a full tile of 64 candidates.
+func BenchmarkScoreRow(b *testing.B) {
+	r := rand.New(rand.NewPCG(58, 59))
+	q, tile, dots, qs := randomRow(r)
+	for j := range TileWidth { // every lane near: the dense case
+		g := NewGeoPoint(48.85+r.NormFloat64()*0.5, 2.35+r.NormFloat64()*0.5)
+		var h [HLAWords]uint64
+		tile.Set(j, &g, 1, 20000, h[:], true)
+	}
+	q.HavMax, q.MaxKm = 1, 20000
+	var minB [TileWidth]float32
+	var out [TileWidth]float32
+	p := &ScoreRowParams{W: Weights{0.4, 0.35, 0.15, 0.1}, UseQ: true}
+	for _, impl := range scoreRowImpls {
+		b.Run(impl.name+"/64", func(b *testing.B) {
+			for b.Loop() {
+				impl.fn(&out, p, q, tile, dots, qs, ^uint64(0), 0, &minB)
+			}
+		})
 	}
 }

@@ -31,6 +31,7 @@ func main() {
 	questions64x()
 	traitRow(false)
 	traitRow(true)
+	scoreRow512()
 	Generate()
 }
 
@@ -561,5 +562,329 @@ func traitRow(unit bool) {
 	}
 	VZEROUPPER()
 	Store(beat, ReturnIndex(0))
+	RET()
+}
+
+// Offsets of the PairTile and QLanes fields and of the scoreRow512
+// constants, in bytes (pinned by kernels.TestPairLayout).
+const (
+	tSinHalfLat = 0
+	tCosHalfLat = 512
+	tSinHalfLon = 1024
+	tCosHalfLon = 1536
+	tCosLat     = 2048
+	tHavMax     = 2560
+	tMaxKm      = 3072
+	tHLA        = 3328 // [4][64]uint64
+	tHealth     = 5376
+
+	qNumAB     = 0
+	qDenAB     = 256
+	qNumBA     = 512
+	qDenBA     = 768
+	qCommon    = 1024
+	qDealbreak = 1280
+
+	// scoreRowConsts: f [28]float64, then hla [4]uint64
+	cSLat, cCLat, cSLon, cCLon, cCosLat, cHav = 0, 8, 16, 24, 32, 40
+	cWt, cWq, cWd, cWb, cDen0, cDen1          = 48, 56, 64, 72, 80, 88
+	cOne, cHalf, cTwo, c005, cHfac, cTiny     = 96, 104, 112, 120, 128, 136
+	cTwoR, cZero, cAsin1                      = 144, 152, 160 // asin coefficients 1..8 at cAsin1 + 8·(n-1)
+	cHLA                                      = 224
+)
+
+// scoreRow512 generates scoreRow512, ScoreRow with AVX-512: the 64 lanes
+// in chunks of 8 float64 (a chunk whose mask byte is zero is skipped), each
+// chunk the operations of kernels.pairLane in the same order: IEEE
+// multiply, add, divide and square root (no FMA), clamps as compare-and-
+// blend (VMINPD/VMAXPD with the operand order that gives pairLane's NaN and
+// ±0 behaviour), the angle-halving loop run while any lane still needs it,
+// popcounts with VPOPCNTQ. Comparison predicates: LE_OQ 0x12, LT_OQ 0x11,
+// GT_OQ 0x1e, GE_OQ 0x1d, EQ_OQ 0x00.
+func scoreRow512() {
+	TEXT("scoreRow512", NOSPLIT, "func(out *float32, tile *float64, dots *float32, qs *int32, minB *float32, qc *float64, mask, flags uint64, qMaxKm, minA float32) (ok, beat uint64)")
+	Pragma("noescape")
+	Doc("scoreRow512 is ScoreRow with AVX-512 (F, DQ, VL, VPOPCNTDQ); flags: 1 UseQ, 2 the query's health, 4 a biomarker weight.")
+	// Few general registers stay live (the tile, the sums and the
+	// constants); the rest is read from the frame when needed, and the
+	// results are accumulated in their slots.
+	pT := Load(Param("tile"), GP64())
+	pQ := Load(Param("qs"), GP64())
+	pC := Load(Param("qc"), GP64())
+	flags := addr(Param("flags"))
+	c := func(off int) Mem { return Mem{Base: pC, Disp: off} }
+	okAcc, beatAcc := addr(ReturnIndex(0)), addr(ReturnIndex(1))
+	MOVQ(U32(0), okAcc)
+	MOVQ(U32(0), beatAcc)
+	qmk := YMM()
+	VBROADCASTSS(addr(Param("qMaxKm")), qmk)
+	mina := YMM()
+	VBROADCASTSS(addr(Param("minA")), mina)
+	// Zeroes are copied from one register: avo's liveness would take an
+	// xor-zeroing idiom per chunk for a read of an undefined register,
+	// live from the entry.
+	zero, onez := ZMM(), ZMM()
+	VPXORQ(zero, zero, zero)
+	VBROADCASTSD(c(cOne), onez)
+	for ch := 0; ch < 8; ch++ {
+		b8, b4 := 64*ch, 32*ch // byte offsets of the chunk in 8- and 4-byte arrays
+		skip := fmt.Sprintf("srskip%d", ch)
+		m := GP64()
+		MOVQ(addr(Param("mask")), m)
+		if ch > 0 {
+			SHRQ(U8(8*ch), m)
+		}
+		ANDQ(U32(0xff), m)
+		JZ(LabelRef(skip))
+		kM := K()
+		KMOVB(m.As32(), kM)
+
+		// ha = sdp² + (qCos·cCos)·sdl², sdp = cSLat·qCLat − cCLat·qSLat, sdl alike
+		sdp, t := ZMM(), ZMM()
+		VMOVUPD(Mem{Base: pT, Disp: tSinHalfLat + b8}, sdp)
+		VMULPD_BCST(c(cCLat), sdp, sdp)
+		VMOVUPD(Mem{Base: pT, Disp: tCosHalfLat + b8}, t)
+		VMULPD_BCST(c(cSLat), t, t)
+		VSUBPD(t, sdp, sdp)
+		sdl := ZMM()
+		VMOVUPD(Mem{Base: pT, Disp: tSinHalfLon + b8}, sdl)
+		VMULPD_BCST(c(cCLon), sdl, sdl)
+		VMOVUPD(Mem{Base: pT, Disp: tCosHalfLon + b8}, t)
+		VMULPD_BCST(c(cSLon), t, t)
+		VSUBPD(t, sdl, sdl)
+		ha := ZMM()
+		VMULPD(sdp, sdp, ha)
+		VMOVUPD(Mem{Base: pT, Disp: tCosLat + b8}, t)
+		VMULPD_BCST(c(cCosLat), t, t) // cCos·qCos (commutative: = qCos·cCos)
+		VMULPD(sdl, sdl, sdl)
+		VMULPD(sdl, t, t)
+		VADDPD(t, ha, ha)
+		// near: ha ≤ min(qHav, cHav)·(1+1e-9) + 1e-300
+		hm := ZMM()
+		VBROADCASTSD(c(cHav), hm)
+		VMINPD(Mem{Base: pT, Disp: tHavMax + b8}, hm, hm) // qHav < cHav ? qHav : cHav
+		VMULPD_BCST(c(cHfac), hm, hm)
+		VADDPD_BCST(c(cTiny), hm, hm)
+		kP := K()
+		VCMPPD(U8(0x12), hm, ha, kP) // ha LE thr
+		KANDB(kM, kP, kP)
+		KORTESTB(kP, kP)
+		JZ(LabelRef(skip))
+
+		// limit = float64(min(qMaxKm, cMaxKm))
+		lim := ZMM()
+		ly := YMM()
+		VMINPS(Mem{Base: pT, Disp: tMaxKm + b4}, qmk, ly) // q < c ? q : c
+		VCVTPS2PD(ly, lim)
+
+		// DistanceFromA(ha)
+		a := ha
+		k0 := K()
+		VCMPPD(U8(0x12), zero, a, k0) // a ≤ 0 → +0 (NaN stays)
+		VMOVAPD(zero, k0, a)
+		VCMPPD(U8(0x1e), onez, a, k0) // a > 1 → 1
+		VMOVAPD(onez, k0, a)
+		x := ZMM()
+		VSQRTPD(a, x)
+		kL := K()
+		VCMPPD_BCST(U8(0x11), c(c005), x, kL) // x < 0.05: small
+		KNOTB(kL, kL)                          // large (NaN included, as pairLane)
+		scale := ZMM()
+		VMOVAPD(onez, scale) // k = 1
+		u := ZMM()
+		KORTESTB(kL, kL)
+		done := fmt.Sprintf("srasin%d", ch)
+		JZ(LabelRef(done))
+		// first halving: x / √(2(1 + √(1−a)))
+		VSUBPD(a, onez, u)
+		VSQRTPD(u, u)
+		VADDPD(onez, u, u)
+		VMULPD_BCST(c(cTwo), u, u)
+		VSQRTPD(u, u)
+		VDIVPD(u, x, u)
+		VMOVAPD(u, kL, x)
+		VBROADCASTSD(c(cTwo), t)
+		VMOVAPD(t, kL, scale)
+		loop := fmt.Sprintf("srhalf%d", ch)
+		Label(loop)
+		kH := K()
+		VCMPPD_BCST(U8(0x1d), c(c005), x, kH) // x ≥ 0.05
+		KANDB(kL, kH, kH)
+		KORTESTB(kH, kH)
+		JZ(LabelRef(done))
+		VMULPD(x, x, u)
+		VSUBPD(u, onez, u)
+		VSQRTPD(u, u)
+		VADDPD(onez, u, u)
+		VMULPD_BCST(c(cTwo), u, u)
+		VSQRTPD(u, u)
+		VDIVPD(u, x, u)
+		VMOVAPD(u, kH, x)
+		VMULPD_BCST(c(cTwo), scale, t)
+		VMOVAPD(t, kH, scale)
+		JMP(LabelRef(loop))
+		Label(done)
+		// asinSmall(x) = x + (x·z)·p(z), z = x², p by Horner from c8
+		z, p := ZMM(), ZMM()
+		VMULPD(x, x, z)
+		VBROADCASTSD(c(cAsin1+8*7), p)
+		for n := 7; n >= 1; n-- {
+			VMULPD(z, p, p)
+			VADDPD_BCST(c(cAsin1+8*(n-1)), p, p)
+		}
+		VMULPD(z, x, t)
+		VMULPD(p, t, t)
+		VADDPD(t, x, t) // asin
+		d := ZMM()
+		VMULPD_BCST(c(cTwoR), scale, d) // 2R·k
+		VMULPD(t, d, d)
+		kD := K()
+		VCMPPD(U8(0x12), lim, d, kD) // d LE limit
+		KANDB(kD, kP, kP)
+		// dealbreakers (UseQ)
+		db := GP64()
+		MOVQ(Mem{Base: pQ, Disp: qDealbreak}, db)
+		if ch > 0 {
+			SHRQ(U8(8*ch), db)
+		}
+		TESTQ(U32(1), flags)
+		nodb := fmt.Sprintf("srnodb%d", ch)
+		JZ(LabelRef(nodb))
+		kDB := K()
+		KMOVB(db.As32(), kDB)
+		KANDNB(kP, kDB, kP) // kP &^ db
+		Label(nodb)
+		KORTESTB(kP, kP)
+		JZ(LabelRef(skip))
+
+		// sd = clamp(1 − d/limit, 0, 1)
+		sd := ZMM()
+		VDIVPD(lim, d, sd)
+		VSUBPD(sd, onez, sd)
+		VMAXPD_BCST(c(cZero), sd, sd) // sd > 0 ? sd : 0
+		VMINPD(onez, sd, sd)          // sd < 1 ? sd : 1
+		// st = clamp((1 + dot)·0.5, 0, 1)
+		st := ZMM()
+		pDot := Load(Param("dots"), GP64())
+		VCVTPS2PD(Mem{Base: pDot, Disp: b4}, st)
+		VADDPD(onez, st, st)
+		VMULPD_BCST(c(cHalf), st, st)
+		VMAXPD_BCST(c(cZero), st, st)
+		VMINPD(onez, st, st)
+		// sq (UseQ): common == 0 ? 0 : max0(√(satAB·satBA) − 1/common)
+		sq := ZMM()
+		VMOVAPD(zero, sq)
+		TESTQ(U32(1), flags)
+		noq := fmt.Sprintf("srnoq%d", ch)
+		JZ(LabelRef(noq))
+		sat := func(numOff, denOff int) VecVirtual {
+			n, dn := ZMM(), ZMM()
+			VCVTDQ2PD(Mem{Base: pQ, Disp: numOff + b4}, n)
+			VCVTDQ2PD(Mem{Base: pQ, Disp: denOff + b4}, dn)
+			kz := K()
+			VCMPPD_BCST(U8(0x00), c(cZero), dn, kz) // den == 0
+			VDIVPD(dn, n, n)
+			VMOVAPD(onez, kz, n)
+			return n
+		}
+		sab := sat(qNumAB, qDenAB)
+		sba := sat(qNumBA, qDenBA)
+		VMULPD(sba, sab, sab)
+		VSQRTPD(sab, sab)
+		cm := ZMM()
+		VCVTDQ2PD(Mem{Base: pQ, Disp: qCommon + b4}, cm)
+		VDIVPD(cm, onez, sba) // 1/common
+		VSUBPD(sba, sab, sab)
+		VMAXPD_BCST(c(cZero), sab, sab) // s > 0 ? s : 0
+		kc := K()
+		VCMPPD_BCST(U8(0x04), c(cZero), cm, kc) // common != 0 (NEQ_UQ)
+		VMOVAPD(sab, kc, sq)
+		Label(noq)
+		// num = (Wt·st + Wq·sq) + Wd·sd
+		num := ZMM()
+		VMULPD_BCST(c(cWt), st, num)
+		VMULPD_BCST(c(cWq), sq, sq)
+		VADDPD(sq, num, num)
+		VMULPD_BCST(c(cWd), sd, sd)
+		VADDPD(sd, num, num)
+		den := ZMM()
+		VBROADCASTSD(c(cDen0), den)
+		// biomarker lanes: the query's and the candidate's health consent
+		hb := GP64()
+		MOVQ(Mem{Base: pT, Disp: tHealth}, hb)
+		if ch > 0 {
+			SHRQ(U8(8*ch), hb)
+		}
+		// the query's health consent (flags bit 1): all lanes or none
+		qh := GP64()
+		MOVQ(flags, qh)
+		SHRQ(U8(1), qh)
+		ANDQ(U32(1), qh)
+		NEGQ(qh)
+		ANDQ(qh, hb)
+		kHB := K()
+		KMOVB(hb.As32(), kHB)
+		KORTESTB(kHB, kHB)
+		noh := fmt.Sprintf("srnoh%d", ch)
+		JZ(LabelRef(noh))
+		sh := ZMM()
+		VMOVAPD(zero, sh)
+		TESTQ(U32(4), flags)
+		now := fmt.Sprintf("srnow%d", ch)
+		JZ(LabelRef(now))
+		xs, ors := ZMM(), ZMM()
+		VMOVAPD(zero, xs)
+		VMOVAPD(zero, ors)
+		for w := 0; w < 4; w++ {
+			cw, v := ZMM(), ZMM()
+			VMOVDQU64(Mem{Base: pT, Disp: tHLA + 512*w + b8}, cw)
+			VPXORQ_BCST(c(cHLA+8*w), cw, v)
+			VPOPCNTQ(v, v)
+			VPADDQ(v, xs, xs)
+			VPORQ_BCST(c(cHLA+8*w), cw, v)
+			VPOPCNTQ(v, v)
+			VPADDQ(v, ors, ors)
+		}
+		VCVTQQ2PD(xs, xs)
+		VCVTQQ2PD(ors, ors)
+		ko := K()
+		VCMPPD_BCST(U8(0x00), c(cZero), ors, ko) // o == 0
+		VDIVPD(ors, xs, sh)
+		VBROADCASTSD(c(cHalf), t)
+		VMOVAPD(t, ko, sh)
+		Label(now)
+		VMULPD_BCST(c(cWb), sh, sh)
+		VADDPD(sh, num, sh)
+		VMOVAPD(sh, kHB, num)
+		VBROADCASTSD(c(cDen1), t)
+		VMOVAPD(t, kHB, den)
+		Label(noh)
+		// S = float32(num / den)
+		VDIVPD(den, num, num)
+		sy := YMM()
+		VCVTPD2PS(num, sy)
+		pOut := Load(Param("out"), GP64())
+		VMOVUPS(sy, Mem{Base: pOut, Disp: b4})
+		// beat: S ≥ minA or S ≥ minB[j], among the ok lanes
+		kA, kB := K(), K()
+		VCMPPS(U8(0x1d), mina, sy, kA)
+		pMinB := Load(Param("minB"), GP64())
+		VCMPPS(U8(0x1d), Mem{Base: pMinB, Disp: b4}, sy, kB)
+		KORB(kA, kB, kA)
+		KANDB(kP, kA, kA)
+		r := GP64()
+		KMOVB(kP, r.As32())
+		if ch > 0 {
+			SHLQ(U8(8*ch), r)
+		}
+		ORQ(r, okAcc)
+		KMOVB(kA, r.As32())
+		if ch > 0 {
+			SHLQ(U8(8*ch), r)
+		}
+		ORQ(r, beatAcc)
+		Label(skip)
+	}
+	VZEROUPPER()
 	RET()
 }

@@ -1,0 +1,9 @@
+//go:build !purego
+
+package kernels
+
+func init() {
+	if hasScoreRow512 {
+		scoreRowImpls = append(scoreRowImpls, scoreRowCase{"avx512", scoreRowAVX512})
+	}
+}
