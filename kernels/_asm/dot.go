@@ -688,7 +688,7 @@ func scoreRow512() {
 		VSQRTPD(a, x)
 		kL := K()
 		VCMPPD_BCST(U8(0x11), c(c005), x, kL) // x < 0.05: small
-		KNOTB(kL, kL)                          // large (NaN included, as pairLane)
+		KNOTB(kL, kL)                         // large (NaN included, as pairLane)
 		scale := ZMM()
 		VMOVAPD(onez, scale) // k = 1
 		u := ZMM()
