@@ -41,6 +41,7 @@ test: vet fmt-check generate-check duckdb
 	$(FUZZ) -fuzz '^FuzzFilterTile$$' -fuzztime 5s ./kernels
 	$(FUZZ) -fuzz '^FuzzTraitScoreRow$$' -fuzztime 5s ./kernels
 	$(FUZZ) -fuzz '^FuzzScoreRow$$' -fuzztime 5s ./kernels
+	$(FUZZ) -fuzz '^FuzzQuestionsTile$$' -fuzztime 5s ./kernels
 	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 15s ./pipeline
 	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 10s ./pipeline
 	$(FUZZ) -fuzz '^FuzzVarColumn$$' -fuzztime 10s ./pipeline
@@ -81,6 +82,7 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzFilterTile$$' -fuzztime 1m ./kernels
 	$(FUZZ) -fuzz '^FuzzTraitScoreRow$$' -fuzztime 1m ./kernels
 	$(FUZZ) -fuzz '^FuzzScoreRow$$' -fuzztime 1m ./kernels
+	$(FUZZ) -fuzz '^FuzzQuestionsTile$$' -fuzztime 1m ./kernels
 
 # DuckDB (npm @duckdb/node-api, pinned by package-lock.json) is a real
 # analytics client in the tests: pipeline/duckdb_test.go.

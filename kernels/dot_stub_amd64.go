@@ -98,3 +98,8 @@ func traitRowUnit64(out *float32, dots *float32, minA float32, minB *float32) ui
 //
 //go:noescape
 func scoreRow512(out *float32, tile *float64, dots *float32, qs *int32, minB *float32, qc *float64, mask uint64, flags uint64, qMaxKm float32, minA float32) (ok uint64, beat uint64)
+
+// questionsTile512 is QuestionsTile with AVX-512 (F, DQ, VPOPCNTDQ).
+//
+//go:noescape
+func questionsTile512(out *int32, a *uint64, t *uint64, mask uint64)

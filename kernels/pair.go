@@ -239,3 +239,49 @@ func scoreRowGeneric(out *[TileWidth]float32, p *ScoreRowParams, q *PairQuery, t
 	}
 	return ok, beat
 }
+
+// QTile holds the bit-sliced questionnaires of a tile of TileWidth
+// candidates word by word (mask i of candidate j at [i][j]), for Q ≤ 64
+// (one word per mask): the layout QuestionsTile reads eight lanes of at
+// once.
+type QTile [QMaskWords][TileWidth]uint64
+
+// Set copies one member's masks (PackQuestions, QWords(q) = 1) into slot j.
+func (t *QTile) Set(j int, masks []uint64) {
+	for i := range QMaskWords {
+		t[i][j] = masks[i]
+	}
+}
+
+var questionsTileImpl = questionsTileGeneric
+
+// QuestionsTile compares query a (one word per mask) with the candidates
+// of t in mask and writes each lane's sums to out (QLanes; the dealbreak
+// bits of lanes outside mask are cleared, their sums unspecified): lane j
+// gets exactly QuestionsBits(a, candidate j) (questionsBits1).
+//
+//	out.Dealbreak = 0
+//	for j in mask {
+//		s := questionsBits1(a, t[·][j])
+//		out.NumAB[j], out.DenAB[j], out.NumBA[j], out.DenBA[j], out.Common[j] = s.NumAB, …
+//		if s.Dealbreak { out.Dealbreak |= 1 << j }
+//	}
+func QuestionsTile(out *QLanes, a *[QMaskWords]uint64, t *QTile, mask uint64) {
+	questionsTileImpl(out, a, t, mask)
+}
+
+func questionsTileGeneric(out *QLanes, a *[QMaskWords]uint64, t *QTile, mask uint64) {
+	out.Dealbreak = 0
+	var b [QMaskWords]uint64
+	for m := mask; m != 0; m &= m - 1 {
+		j := bits.TrailingZeros64(m)
+		for i := range QMaskWords {
+			b[i] = t[i][j]
+		}
+		s := questionsBits1(a, &b)
+		out.NumAB[j], out.DenAB[j], out.NumBA[j], out.DenBA[j], out.Common[j] = s.NumAB, s.DenAB, s.NumBA, s.DenBA, s.Common
+		if s.Dealbreak {
+			out.Dealbreak |= 1 << j
+		}
+	}
+}

@@ -15,6 +15,7 @@ var hasScoreRow512 = hasAVX512 && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL && 
 func init() {
 	if hasScoreRow512 {
 		scoreRowImpl = scoreRowAVX512
+		questionsTileImpl = questionsTileAVX512
 	}
 }
 
@@ -52,4 +53,10 @@ func scoreRowAVX512(out *[TileWidth]float32, p *ScoreRowParams, q *PairQuery, t 
 		flags |= 4
 	}
 	return scoreRow512(&out[0], (*float64)(unsafe.Pointer(t)), &dots[0], (*int32)(unsafe.Pointer(qs)), &minB[0], &c.f[0], mask, flags, q.MaxKm, minA)
+}
+
+// questionsTileAVX512 runs the assembly on QLanes and QTile as flat arrays
+// (offsets pinned by TestPairLayout).
+func questionsTileAVX512(out *QLanes, a *[QMaskWords]uint64, t *QTile, mask uint64) {
+	questionsTile512((*int32)(unsafe.Pointer(out)), &a[0], &t[0][0], mask)
 }

@@ -5,5 +5,6 @@ package kernels
 func init() {
 	if hasScoreRow512 {
 		scoreRowImpls = append(scoreRowImpls, scoreRowCase{"avx512", scoreRowAVX512})
+		questionsTileImpls = append(questionsTileImpls, questionsTileCase{"avx512", questionsTileAVX512})
 	}
 }

@@ -337,3 +337,124 @@ func BenchmarkScoreRow(b *testing.B) {
 		})
 	}
 }
+
+type questionsTileCase struct {
+	name string
+	fn   func(out *QLanes, a *[QMaskWords]uint64, t *QTile, mask uint64)
+}
+
+// QuestionsTile implementations side by side; pair_amd64_test.go adds the fast path.
+var questionsTileImpls = []questionsTileCase{{"generic", questionsTileGeneric}}
+
+// randomQuestionnaire packs a random questionnaire of q ≤ 64 questions.
+func randomQuestionnaire(r *rand.Rand, q int, deal float64) [QMaskWords]uint64 {
+	ans, acc, imp := make([]byte, q), make([]byte, q), make([]byte, q)
+	for i := range q {
+		if r.IntN(5) > 0 {
+			ans[i] = byte(1 + r.IntN(8))
+		}
+		acc[i] = byte(r.IntN(256))
+		imp[i] = byte(r.IntN(4))
+		if r.Float64() < deal {
+			imp[i] = 4
+		}
+	}
+	var m [QMaskWords]uint64
+	PackQuestions(m[:], ans, acc, imp)
+	return m
+}
+
+// TestQuestionsTile: every implementation equals QuestionsBits of the
+// unpacked pair on every lane in the mask, for Q around the word size and
+// dealbreakers from none to many, and clears the dealbreak bits outside.
+func TestQuestionsTile(t *testing.T) {
+	r := rand.New(rand.NewPCG(61, 62))
+	for _, impl := range questionsTileImpls {
+		t.Run(impl.name, func(t *testing.T) {
+			for trial := range 200 {
+				q := []int{0, 1, 7, 63, 64}[trial%5]
+				deal := []float64{0, 0.05, 0.5}[trial%3]
+				a := randomQuestionnaire(r, q, deal)
+				var tile QTile
+				var rows [TileWidth][QMaskWords]uint64
+				for j := range TileWidth {
+					rows[j] = randomQuestionnaire(r, q, deal)
+					if j%9 == 0 {
+						rows[j] = a // a clone: every answer acceptable or not alike
+					}
+					tile.Set(j, rows[j][:])
+				}
+				mask := []uint64{^uint64(0), r.Uint64(), 0, 1 << 63}[trial%4]
+				out := QLanes{Dealbreak: ^uint64(0)}
+				impl.fn(&out, &a, &tile, mask)
+				var deals uint64
+				for m := mask; m != 0; m &= m - 1 {
+					j := bits.TrailingZeros64(m)
+					want := QuestionsBits(a[:], rows[j][:], 1)
+					got := QStats{out.NumAB[j], out.DenAB[j], out.NumBA[j], out.DenBA[j], out.Common[j], out.Dealbreak&(1<<j) != 0}
+					if got != want {
+						t.Fatalf("trial %d (Q=%d) lane %d: %+v, QuestionsBits %+v", trial, q, j, got, want)
+					}
+					if want.Dealbreak {
+						deals |= 1 << j
+					}
+				}
+				if out.Dealbreak != deals {
+					t.Fatalf("trial %d: dealbreak mask %016x, want %016x", trial, out.Dealbreak, deals)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkQuestionsTile times one query against a full tile.
+func BenchmarkQuestionsTile(b *testing.B) {
+	r := rand.New(rand.NewPCG(63, 64))
+	a := randomQuestionnaire(r, 64, 0.02)
+	var tile QTile
+	for j := range TileWidth {
+		m := randomQuestionnaire(r, 64, 0.02)
+		tile.Set(j, m[:])
+	}
+	var out QLanes
+	for _, impl := range questionsTileImpls {
+		b.Run(impl.name+"/64", func(b *testing.B) {
+			for b.Loop() {
+				impl.fn(&out, &a, &tile, ^uint64(0))
+			}
+		})
+	}
+}
+
+// FuzzQuestionsTile: a tile drawn from a seed, any mask and question
+// count: every implementation equals the generic one.
+func FuzzQuestionsTile(f *testing.F) {
+	f.Add(uint64(1), uint64(0xffffffffffffffff), uint8(64))
+	f.Add(uint64(2), uint64(0x8000000000000001), uint8(3))
+	f.Fuzz(func(t *testing.T, seed, mask uint64, q8 uint8) {
+		r := rand.New(rand.NewPCG(seed, 65))
+		q := int(q8) % 65
+		a := randomQuestionnaire(r, q, 0.1)
+		var tile QTile
+		for j := range TileWidth {
+			m := randomQuestionnaire(r, q, 0.1)
+			tile.Set(j, m[:])
+		}
+		var want QLanes
+		questionsTileGeneric(&want, &a, &tile, mask)
+		for _, impl := range questionsTileImpls[1:] {
+			var got QLanes
+			impl.fn(&got, &a, &tile, mask)
+			if got.Dealbreak != want.Dealbreak {
+				t.Fatalf("%s: dealbreak %016x, generic %016x", impl.name, got.Dealbreak, want.Dealbreak)
+			}
+			for m := mask; m != 0; m &= m - 1 {
+				j := bits.TrailingZeros64(m)
+				if got.NumAB[j] != want.NumAB[j] || got.DenAB[j] != want.DenAB[j] || got.NumBA[j] != want.NumBA[j] ||
+					got.DenBA[j] != want.DenBA[j] || got.Common[j] != want.Common[j] {
+					t.Fatalf("%s lane %d differs from the generic sums", impl.name, j)
+				}
+			}
+		}
+	})
+}

@@ -32,6 +32,7 @@ func main() {
 	traitRow(false)
 	traitRow(true)
 	scoreRow512()
+	questionsTile512()
 	Generate()
 }
 
@@ -888,3 +889,122 @@ func scoreRow512() {
 	VZEROUPPER()
 	RET()
 }
+
+// questionsTile512 generates questionsTile512, QuestionsTile with AVX-512:
+// eight candidates' masks per ZMM (QTile is word-major), the query's words
+// broadcast, the popcounts with VPOPCNTQ, the weighted sums in int64 lanes
+// stored as int32; the same operations as questionsBits1, lane by lane.
+func questionsTile512() {
+	TEXT("questionsTile512", NOSPLIT, "func(out *int32, a *uint64, t *uint64, mask uint64)")
+	Pragma("noescape")
+	Doc("questionsTile512 is QuestionsTile with AVX-512 (F, DQ, VPOPCNTDQ).")
+	po := Load(Param("out"), GP64())
+	pa := Load(Param("a"), GP64())
+	pt := Load(Param("t"), GP64())
+	MOVQ(U32(0), Mem{Base: po, Disp: qDealbreak})
+	aw := func(i int) Mem { return Mem{Base: pa, Disp: 8 * i} }
+	weights := []int{1, 10, 50, 250}
+	for ch := 0; ch < 8; ch++ {
+		b8, b4 := 64*ch, 32*ch
+		tw := func(i int) Mem { return Mem{Base: pt, Disp: 512*i + b8} }
+		skip := fmt.Sprintf("qtskip%d", ch)
+		m := GP64()
+		MOVQ(addr(Param("mask")), m)
+		if ch > 0 {
+			SHRQ(U8(8*ch), m)
+		}
+		ANDQ(U32(0xff), m)
+		JZ(LabelRef(skip))
+		// okAB: the candidate's answer acceptable to the query; okBA the reverse
+		okAB, okBA, x := ZMM(), ZMM(), ZMM()
+		VMOVDQU64(tw(1), okAB)
+		VPANDQ_BCST(aw(9), okAB, okAB)
+		VPBROADCASTQ(aw(1), okBA)
+		VPANDQ(tw(9), okBA, okBA)
+		for o := 1; o < 8; o++ {
+			VMOVDQU64(tw(1+o), x)
+			VPANDQ_BCST(aw(9+o), x, x)
+			VPORQ(x, okAB, okAB)
+			VPBROADCASTQ(aw(1+o), x)
+			VPANDQ(tw(9+o), x, x)
+			VPORQ(x, okBA, okBA)
+		}
+		ansA, ansB := ZMM(), ZMM()
+		VPBROADCASTQ(aw(0), ansA)
+		VMOVDQU64(tw(0), ansB)
+		// dealbreak: a[imp 4] & ansB &^ okAB | b[imp 4] & ansA &^ okBA
+		d1, d2 := ZMM(), ZMM()
+		VPANDQ_BCST(aw(21), ansB, d1)
+		VPANDNQ(d1, okAB, d1) // ^okAB & d1
+		VPANDQ(tw(21), ansA, d2)
+		VPANDNQ(d2, okBA, d2)
+		VPORQ(d2, d1, d1)
+		kd := K()
+		VPTESTMQ(d1, d1, kd)
+		r := GP64()
+		KMOVB(kd, r.As32())
+		ANDQ(m, r) // lanes outside the mask: no dealbreak bit
+		if ch > 0 {
+			SHLQ(U8(8*ch), r)
+		}
+		ORQ(r, Mem{Base: po, Disp: qDealbreak})
+		c := ansA
+		VPANDQ(ansB, c, c)
+		cnt := ZMM()
+		VPOPCNTQ(c, cnt)
+		cy := YMM()
+		VPMOVQD(cnt, cy)
+		VMOVDQU32(cy, Mem{Base: po, Disp: qCommon + b4})
+		side := func(imp func(l int) (VecVirtual, bool), okm VecVirtual, numOff, denOff int) {
+			num, den := ZMM(), ZMM()
+			for li, wt := range weights {
+				mk, _ := imp(li + 1)
+				VPANDQ(c, mk, mk)
+				p := ZMM()
+				VPOPCNTQ(mk, p)
+				if wt != 1 {
+					VPMULLQ_BCST(wconst(wt), p, p)
+				}
+				if li == 0 {
+					VMOVDQA64(p, den)
+				} else {
+					VPADDQ(p, den, den)
+				}
+				VPANDQ(okm, mk, mk)
+				VPOPCNTQ(mk, p)
+				if wt != 1 {
+					VPMULLQ_BCST(wconst(wt), p, p)
+				}
+				if li == 0 {
+					VMOVDQA64(p, num)
+				} else {
+					VPADDQ(p, num, num)
+				}
+			}
+			y := YMM()
+			VPMOVQD(num, y)
+			VMOVDQU32(y, Mem{Base: po, Disp: numOff + b4})
+			VPMOVQD(den, y)
+			VMOVDQU32(y, Mem{Base: po, Disp: denOff + b4})
+		}
+		side(func(l int) (VecVirtual, bool) { v := ZMM(); VPBROADCASTQ(aw(17+l), v); return v, true }, okAB, qNumAB, qDenAB)
+		side(func(l int) (VecVirtual, bool) { v := ZMM(); VMOVDQU64(tw(17+l), v); return v, true }, okBA, qNumBA, qDenBA)
+		Label(skip)
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// wconst is a read-only 8-byte constant holding the importance weight w.
+func wconst(w int) Mem {
+	name := fmt.Sprintf("qweight%d", w)
+	if m, ok := wconsts[name]; ok {
+		return m
+	}
+	m := GLOBL(name, RODATA|NOPTR)
+	DATA(0, U64(uint64(w)))
+	wconsts[name] = m
+	return m
+}
+
+var wconsts = map[string]Mem{}
