@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,7 +87,7 @@ const maxPartitionLen = 128
 // usage error.
 func CheckPartition(name string) error {
 	if len(name) > maxPartitionLen || !partitionName.MatchString(name) || strings.Contains(name, "..") {
-		return usageErrorf("--partition must be 1 to %d characters of letters, digits, '.', '_', '=' and '-', starting with a letter or a digit, without \"..\"; got %q",
+		return failure.Usagef("--partition must be 1 to %d characters of letters, digits, '.', '_', '=' and '-', starting with a letter or a digit, without \"..\"; got %q",
 			maxPartitionLen, name)
 	}
 	return nil
@@ -144,7 +145,7 @@ func openCommitter(out, partition, attempt string, log *slog.Logger, ownParts bo
 	}
 	lf, err := c.root.open(lockFile, os.O_CREATE|os.O_RDWR, 0o640)
 	if err != nil {
-		if errors.Is(err, ErrPermission) {
+		if errors.Is(err, failure.Permission) {
 			return nil, err
 		}
 		return nil, fsError(err, "opening the lock", c.root.join(lockFile))
@@ -154,7 +155,7 @@ func openCommitter(out, partition, attempt string, log *slog.Logger, ownParts bo
 		holder, _ := readAll(lf)
 		lf.Close()
 		if err == nil {
-			return nil, fmt.Errorf("%w: %s is held by %s", ErrLocked, c.root.join(lockFile), strings.TrimSpace(string(holder)))
+			return nil, fmt.Errorf("%w: %s is held by %s", failure.Locked, c.root.join(lockFile), strings.TrimSpace(string(holder)))
 		}
 		return nil, fsError(err, "locking", out)
 	}
@@ -441,7 +442,7 @@ func (c *committer) publish(overwrite bool, runID, manifest string) error {
 		if pub, err := c.publishedAt(name); err != nil {
 			return err
 		} else if pub != nil && !overwrite {
-			return fmt.Errorf("%w: %s is already published by run %s; pass --overwrite to replace it", ErrExists, c.final, pub.success.RunID)
+			return fmt.Errorf("%w: %s is already published by run %s; pass --overwrite to replace it", failure.Exists, c.final, pub.success.RunID)
 		}
 		// A partition without _SUCCESS (a publish that never finished) is
 		// replaced like a published one: nobody may rely on it.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	pq "github.com/parquet-go/parquet-go"
 )
 
@@ -50,16 +51,16 @@ func TestBadFiles(t *testing.T) {
 		{"zero-byte file", func(t *testing.T, dir string) {
 			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
 			os.WriteFile(filepath.Join(dir, "profiles", "empty.parquet"), nil, 0o644)
-		}, ErrBadData, []string{"empty.parquet"}},
+		}, failure.BadData, []string{"empty.parquet"}},
 		{"not parquet", func(t *testing.T, dir string) {
 			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
 			os.WriteFile(filepath.Join(dir, "profiles", "notes.parquet"), []byte("user_id,gender\n1,0\n"), 0o644)
-		}, ErrBadData, []string{"notes.parquet", "Parquet"}},
+		}, failure.BadData, []string{"notes.parquet", "Parquet"}},
 		{"truncated file", func(t *testing.T, dir string) {
 			p := good(t, dir)
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, b[:len(b)/2], 0o644)
-		}, ErrBadData, []string{"shard-a.parquet"}},
+		}, failure.BadData, []string{"shard-a.parquet"}},
 		{"corrupted page", func(t *testing.T, dir string) {
 			p := good(t, dir)
 			b, _ := os.ReadFile(p)
@@ -67,14 +68,14 @@ func TestBadFiles(t *testing.T) {
 				b[i] ^= 0x5a
 			}
 			os.WriteFile(p, b, 0o644)
-		}, ErrBadData, []string{"shard-a.parquet"}},
+		}, failure.BadData, []string{"shard-a.parquet"}},
 		{"missing column", func(t *testing.T, dir string) {
 			type row struct {
 				UserID int64 `parquet:"user_id"`
 			}
 			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
 			pq.WriteFile(filepath.Join(dir, "profiles", "ids.parquet"), []row{{1}})
-		}, ErrBadData, []string{"ids.parquet", `"consent"`, "missing"}},
+		}, failure.BadData, []string{"ids.parquet", `"consent"`, "missing"}},
 		{"wrong column type", func(t *testing.T, dir string) {
 			type row struct {
 				UserID     int64     `parquet:"user_id"`
@@ -98,18 +99,18 @@ func TestBadFiles(t *testing.T) {
 				pq.SchemaOf(row{})); err != nil {
 				t.Fatal(err)
 			}
-		}, ErrBadData, []string{"typed.parquet", `"gender"`, "want an integer"}},
+		}, failure.BadData, []string{"typed.parquet", `"gender"`, "want an integer"}},
 		{"shards disagree on D", func(t *testing.T, dir string) {
 			ms := genTestPop(1, defaultKnobs(10))
 			writeArrow(t, filepath.Join(dir, "profiles", "a.parquet"), ms, 16, 12, false)
 			k := defaultKnobs(10)
 			k.D = 8
 			writeArrow(t, filepath.Join(dir, "profiles", "b.parquet"), genTestPop(2, k), 8, 12, false)
-		}, ErrBadData, []string{"b.parquet", `"trait"`, "fixed width 8"}},
-		{"no such input", func(t *testing.T, dir string) {}, ErrNoInput, []string{"profiles"}},
+		}, failure.BadData, []string{"b.parquet", `"trait"`, "fixed width 8"}},
+		{"no such input", func(t *testing.T, dir string) {}, failure.NoInput, []string{"profiles"}},
 		{"empty directory", func(t *testing.T, dir string) {
 			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
-		}, ErrNoInput, []string{"no .parquet file"}},
+		}, failure.NoInput, []string{"no .parquet file"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -145,8 +146,8 @@ func TestRejectRatio(t *testing.T) {
 	cfg := baseConfig(dir)
 	cfg.MaxRejectRatio = 0.01
 	_, err := Run(context.Background(), cfg, discard)
-	if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "--max-reject-ratio") {
-		t.Fatalf("got %v, want a reject-ratio ErrBadData", err)
+	if !errors.Is(err, failure.BadData) || !strings.Contains(err.Error(), "--max-reject-ratio") {
+		t.Fatalf("got %v, want a reject-ratio failure.BadData", err)
 	}
 	assertNothingPublished(t, cfg.Out)
 	cfg.MaxRejectRatio = 0.5
@@ -170,7 +171,7 @@ func TestDimsResolution(t *testing.T) {
 		{"schema fixes D", formArrowFixed, 0, 16, nil, "D from schema"},
 		{"most common length", formArrowVariable, 0, 16, nil, "D from data"},
 		{"flag", formArrowVariable, 15, 15, nil, "D from flag"},
-		{"flag disagrees with schema", formArrowFixed, 15, 0, ErrUsage, ""},
+		{"flag disagrees with schema", formArrowFixed, 15, 0, failure.Usage, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -267,8 +268,8 @@ func TestCommitProtocol(t *testing.T) {
 	}
 	other := cfg
 	other.K = cfg.K + 1
-	if _, err := Run(context.Background(), other, discard); !errors.Is(err, ErrExists) {
-		t.Fatalf("re-run of other settings without overwrite: %v, want ErrExists", err)
+	if _, err := Run(context.Background(), other, discard); !errors.Is(err, failure.Exists) {
+		t.Fatalf("re-run of other settings without overwrite: %v, want failure.Exists", err)
 	}
 	// and replaces the partition with it
 	before, _ := os.ReadFile(filepath.Join(res.Published, "manifest.json"))
@@ -284,15 +285,15 @@ func TestCommitProtocol(t *testing.T) {
 	if res2.Manifest.RunID != res.Manifest.RunID || len(res.Manifest.RunID) != 32 {
 		t.Errorf("same input and configuration, different run ids: %q, %q", res.Manifest.RunID, res2.Manifest.RunID)
 	}
-	// a second run while the lock is held exits with ErrLocked naming the holder
+	// a second run while the lock is held exits with failure.Locked naming the holder
 	com, err := openCommitter(cfg.Out, DefaultPartition(testAsOf), "holder-attempt", discard, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = Run(context.Background(), cfg, discard)
 	com.cleanup()
-	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "holder-attempt") {
-		t.Fatalf("concurrent run: %v, want ErrLocked naming the holder", err)
+	if !errors.Is(err, failure.Locked) || !strings.Contains(err.Error(), "holder-attempt") {
+		t.Fatalf("concurrent run: %v, want failure.Locked naming the holder", err)
 	}
 }
 

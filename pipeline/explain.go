@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/osmosis/batchmatch/kernels"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // Verdict is one hard filter's outcome for a pair, named from A's side.
@@ -259,7 +260,7 @@ func (me MemberExplanation) Write(w io.Writer, p *Population) {
 // only as "not an eligible member", so that erasures stay invisible.
 func Explain(ctx context.Context, cfg Config, log *slog.Logger, w io.Writer, ids []int64) error {
 	if len(ids) < 1 || len(ids) > 2 {
-		return usageErrorf("explain takes one member id or two")
+		return failure.Usagef("explain takes one member id or two")
 	}
 	L, err := Load(ctx, cfg, log, cfg.Alloc, nil)
 	if err != nil {

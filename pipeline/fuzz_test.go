@@ -13,12 +13,13 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // FuzzReadProfiles feeds arbitrary bytes to the profile reader as a Parquet
 // shard. Whatever the bytes, the reader must not crash: it returns a chunk in
 // which every row is accounted for (valid or rejected) and every valid row
-// satisfies the spec's ranges, or an ErrBadData naming the file.
+// satisfies the spec's ranges, or an failure.BadData naming the file.
 func FuzzReadProfiles(f *testing.F) {
 	dir := f.TempDir()
 	for i, form := range []writeForm{formArrowFixed, formArrowVariable, formParquetGo} {
@@ -60,7 +61,7 @@ func FuzzReadProfiles(f *testing.F) {
 		}
 		c, d, err := readOne(path)
 		if err != nil {
-			if !errors.Is(err, ErrBadData) || !bytes.Contains([]byte(err.Error()), []byte(path)) {
+			if !errors.Is(err, failure.BadData) || !bytes.Contains([]byte(err.Error()), []byte(path)) {
 				t.Fatalf("error is not a bad-data error naming the file: %v", err)
 			}
 			return
@@ -104,7 +105,7 @@ func readOne(path string) (*chunk, dims, error) {
 		return nil, d, err
 	}
 	if d.D > 1<<12 || d.Q > 1<<12 {
-		return nil, d, errors.Join(ErrBadData, errors.New(path+": implausible width"))
+		return nil, d, errors.Join(failure.BadData, errors.New(path+": implausible width"))
 	}
 	c, err := readProfileFile(context.Background(), pf, 0, d, testAsOf, nil)
 	return c, d, err
@@ -136,7 +137,7 @@ func replayBounded(t *testing.T, seed string) {
 	runtime.ReadMemStats(&before)
 	_, _, err = readOne(path)
 	runtime.ReadMemStats(&after)
-	if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), "ARROW:schema") {
+	if !errors.Is(err, failure.BadData) || !strings.Contains(err.Error(), "ARROW:schema") {
 		t.Fatalf("got %v, want a corrupt ARROW:schema error", err)
 	}
 	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {

@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 )
@@ -367,18 +368,18 @@ func ProfileSchema(d, q int, variable bool) *arrow.Schema {
 // o.Out and returns their paths. Member i is the same whatever the shard count.
 func Generate(ctx context.Context, o GenOptions, workers int) ([]string, error) {
 	if o.N < 0 || o.Shards < 1 || o.D < 1 || o.Q < 0 || !(o.InvalidRatio >= 0 && o.InvalidRatio <= 1) || o.Out == "" {
-		return nil, usageErrorf("gen: need --out, --n ≥ 0, --shards ≥ 1, --trait-dim ≥ 1, --questions ≥ 0 and --invalid-ratio in [0, 1]")
+		return nil, failure.Usagef("gen: need --out, --n ≥ 0, --shards ≥ 1, --trait-dim ≥ 1, --questions ≥ 0 and --invalid-ratio in [0, 1]")
 	}
 	asOf := time.Now().UTC().Truncate(24 * time.Hour)
 	if o.AsOf != "" {
 		t, err := time.Parse(time.DateOnly, o.AsOf)
 		if err != nil {
-			return nil, usageErrorf("--as-of must be YYYY-MM-DD, got %q", o.AsOf)
+			return nil, failure.Usagef("--as-of must be YYYY-MM-DD, got %q", o.AsOf)
 		}
 		asOf = t
 	}
 	if err := os.MkdirAll(o.Out, 0o750); err != nil {
-		return nil, ioErrorf("creating %s: %w", o.Out, err)
+		return nil, failure.IOf("creating %s: %w", o.Out, err)
 	}
 	w := newGenWorld(o, asOf)
 	paths := make([]string, o.Shards)
@@ -396,7 +397,7 @@ func (w *genWorld) writeShard(ctx context.Context, path string, lo, hi int) erro
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
 	if err != nil {
-		return ioErrorf("creating %s: %w", tmp, err)
+		return failure.IOf("creating %s: %w", tmp, err)
 	}
 	defer os.Remove(tmp)
 	defer f.Close()
@@ -408,7 +409,7 @@ func (w *genWorld) writeShard(ctx context.Context, path string, lo, hi int) erro
 	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(batch))
 	fw, err := pqarrow.NewFileWriter(sc, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
-		return ioErrorf("writing %s: %w", path, err)
+		return failure.IOf("writing %s: %w", path, err)
 	}
 	for start := lo; start < hi; start += batch {
 		if err := ctx.Err(); err != nil {
@@ -420,14 +421,14 @@ func (w *genWorld) writeShard(ctx context.Context, path string, lo, hi int) erro
 		rec.Release()
 		if err != nil {
 			fw.Close()
-			return ioErrorf("writing %s: %w", path, err)
+			return failure.IOf("writing %s: %w", path, err)
 		}
 	}
 	if err := fw.Close(); err != nil {
-		return ioErrorf("closing %s: %w", path, err)
+		return failure.IOf("closing %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return ioErrorf("renaming %s: %w", tmp, err)
+		return failure.IOf("renaming %s: %w", tmp, err)
 	}
 	return nil
 }

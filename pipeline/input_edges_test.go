@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	pq "github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
@@ -81,8 +82,8 @@ func TestFooterRowClaims(t *testing.T) {
 				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 				cfg.Alloc = mem
 				_, err := Run(context.Background(), cfg, discard)
-				if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), p) {
-					t.Fatalf("%s: got %v, want ErrBadData naming %s", form, err, p)
+				if !errors.Is(err, failure.BadData) || !strings.Contains(err.Error(), p) {
+					t.Fatalf("%s: got %v, want failure.BadData naming %s", form, err, p)
 				}
 				if strings.Contains(err.Error(), "goroutine") || strings.Contains(err.Error(), ".go:") {
 					t.Errorf("%s: the message carries a stack trace: %v", form, err)
@@ -254,7 +255,7 @@ func TestFloatsCheckedAsStored(t *testing.T) {
 }
 
 // TestModifiedInPlace: a local input modified in place while it is read
-// (same inode) fails with ErrIO (retry) naming the file: its hash and its
+// (same inode) fails with failure.IO (retry) naming the file: its hash and its
 // rows could describe different bytes.
 func TestModifiedInPlace(t *testing.T) {
 	dir := t.TempDir()
@@ -277,8 +278,8 @@ func TestModifiedInPlace(t *testing.T) {
 	// its tick; move it on so the test does not depend on the tick
 	later := pf.opened.ModTime().Add(time.Second)
 	os.Chtimes(p, later, later)
-	if err := pf.checkUnchanged(); !errors.Is(err, ErrIO) || !strings.Contains(err.Error(), p) {
-		t.Fatalf("got %v, want ErrIO naming %s", err, p)
+	if err := pf.checkUnchanged(); !errors.Is(err, failure.IO) || !strings.Contains(err.Error(), p) {
+		t.Fatalf("got %v, want failure.IO naming %s", err, p)
 	}
 }
 
@@ -328,7 +329,7 @@ func TestCorruptColumnIsNamed(t *testing.T) {
 	os.WriteFile(p, b, 0o644)
 	_, err = Run(context.Background(), Config{Profiles: []string{filepath.Dir(p)}, Out: filepath.Join(dir, "out"), K: 3,
 		AsOf: testAsOf, AsOfDate: "2026-11-24", Weights: DefaultWeights, Workers: 2, MaxRejectRatio: 1}, discard)
-	if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), `column "lat"`) {
-		t.Fatalf("got %v, want ErrBadData naming %s and column lat", err, p)
+	if !errors.Is(err, failure.BadData) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), `column "lat"`) {
+		t.Fatalf("got %v, want failure.BadData naming %s and column lat", err, p)
 	}
 }

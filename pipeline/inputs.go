@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
@@ -29,7 +30,7 @@ import (
 // skipped: a dangling link, a link loop, a directory that cannot be read,
 // or a *.parquet name that is not a regular file (a FIFO would block the
 // open) fails the run. A file reached by several paths is read once. A
-// spec that matches nothing is ErrNoInput.
+// spec that matches nothing is failure.NoInput.
 func resolveInputs(ctx context.Context, what string, specs []string) ([]string, error) {
 	var out []string
 	w := &inputWalk{ctx: ctx, what: what, onPath: map[fileKey]bool{}, seen: map[fileKey]bool{}}
@@ -93,7 +94,7 @@ func (w *inputWalk) resolveLocal(spec string) ([]string, error) {
 	}
 	m, err := filepath.Glob(spec)
 	if err != nil {
-		return nil, usageErrorf("--%s: bad pattern %q: %v", w.what, spec, err)
+		return nil, failure.Usagef("--%s: bad pattern %q: %v", w.what, spec, err)
 	}
 	m = slices.DeleteFunc(m, func(p string) bool { return hiddenMatch(spec, p) })
 	if len(m) == 0 {
@@ -101,10 +102,10 @@ func (w *inputWalk) resolveLocal(spec string) ([]string, error) {
 		// "matches nothing" when the pattern's folder is unreadable.
 		if dir := literalPrefix(spec); dir != "" {
 			if _, err := os.ReadDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, osError(err, ErrNoInput, "--"+w.what)
+				return nil, failure.OSError(err, failure.NoInput, "--"+w.what)
 			}
 		}
-		return nil, fmt.Errorf("%w: --%s: %q matches no file", ErrNoInput, w.what, spec)
+		return nil, fmt.Errorf("%w: --%s: %q matches no file", failure.NoInput, w.what, spec)
 	}
 	var out []string
 	for _, p := range m {
@@ -162,7 +163,7 @@ func (w *inputWalk) expand(p string, must bool) ([]string, error) {
 	}
 	files := slices.Clone(w.files[before:])
 	if len(files) == 0 && must {
-		return nil, fmt.Errorf("%w: --%s: directory %s holds no .parquet file (nor any other Parquet file)", ErrNoInput, w.what, p)
+		return nil, fmt.Errorf("%w: --%s: directory %s holds no .parquet file (nor any other Parquet file)", failure.NoInput, w.what, p)
 	}
 	return files, nil
 }
@@ -187,19 +188,19 @@ func statError(what, p string, err error) error {
 	case errors.Is(err, fs.ErrNotExist):
 		if lst, lerr := os.Lstat(p); lerr == nil && lst.Mode()&fs.ModeSymlink != 0 {
 			target, _ := os.Readlink(p)
-			return fmt.Errorf("%w: --%s: %s is a symbolic link to %s, which does not exist", ErrNoInput, what, p, target)
+			return fmt.Errorf("%w: --%s: %s is a symbolic link to %s, which does not exist", failure.NoInput, what, p, target)
 		}
-		return fmt.Errorf("%w: --%s: %s does not exist", ErrNoInput, what, p)
+		return fmt.Errorf("%w: --%s: %s does not exist", failure.NoInput, what, p)
 	case errors.Is(err, syscall.ELOOP):
-		return fmt.Errorf("%w: --%s: %s: too many levels of symbolic links (a loop, or a chain of more than 40)", ErrNoInput, what, p)
+		return fmt.Errorf("%w: --%s: %s: too many levels of symbolic links (a loop, or a chain of more than 40)", failure.NoInput, what, p)
 	}
-	return osError(err, ErrNoInput, "--"+what)
+	return failure.OSError(err, failure.NoInput, "--"+what)
 }
 
 // notRegular refuses an input that is not a regular file: opening a FIFO
 // blocks until a writer appears, and no device or socket is a shard.
 func notRegular(what, p string, m fs.FileMode) error {
-	return fmt.Errorf("%w: --%s: %s is not a regular file (%s): refused, opening it could block", ErrNoInput, what, p, fileKind(m))
+	return fmt.Errorf("%w: --%s: %s is not a regular file (%s): refused, opening it could block", failure.NoInput, what, p, fileKind(m))
 }
 
 func fileKind(m fs.FileMode) string {
@@ -243,7 +244,7 @@ func (w *inputWalk) dir(path string, st fs.FileInfo) error {
 	}
 	if k, ok := keyOf(st); ok {
 		if w.onPath[k] {
-			return fmt.Errorf("%w: --%s: %s: symbolic link loop (leads back to a directory above it)", ErrNoInput, w.what, path)
+			return fmt.Errorf("%w: --%s: %s: symbolic link loop (leads back to a directory above it)", failure.NoInput, w.what, path)
 		}
 		if w.seen[k] {
 			return nil
@@ -253,7 +254,7 @@ func (w *inputWalk) dir(path string, st fs.FileInfo) error {
 	}
 	entries, err := os.ReadDir(path)
 	if err != nil {
-		return osError(err, ErrNoInput, "--"+w.what)
+		return failure.OSError(err, failure.NoInput, "--"+w.what)
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -276,7 +277,7 @@ func (w *inputWalk) dir(path string, st fs.FileInfo) error {
 		case t.IsDir():
 			if est == nil {
 				if est, err = os.Lstat(full); err != nil {
-					return osError(err, ErrNoInput, "--"+w.what)
+					return failure.OSError(err, failure.NoInput, "--"+w.what)
 				}
 			}
 			if err := w.dir(full, est); err != nil {
@@ -286,7 +287,7 @@ func (w *inputWalk) dir(path string, st fs.FileInfo) error {
 			if isParquet {
 				w.files = append(w.files, full)
 			} else if ok, err := hasParquetMagic(full); err != nil {
-				return osError(err, ErrNoInput, "--"+w.what)
+				return failure.OSError(err, failure.NoInput, "--"+w.what)
 			} else if ok {
 				w.files = append(w.files, full)
 			}
@@ -321,7 +322,7 @@ func dedupeFiles(what string, paths []string) ([]string, error) {
 		if !store.IsURL(p) {
 			st, err := os.Stat(p)
 			if err != nil {
-				return nil, osError(err, ErrNoInput, "--"+what)
+				return nil, failure.OSError(err, failure.NoInput, "--"+what)
 			}
 			if k, ok := keyOf(st); ok {
 				if seen[k] {
@@ -361,11 +362,11 @@ func resolveObjects(ctx context.Context, what, spec string) ([]string, error) {
 		slash := strings.LastIndex(base[:i], "/")
 		root, pattern := base[:slash], base[slash+1:]
 		if _, err := path.Match(pattern, ""); err != nil {
-			return nil, usageErrorf("--%s: bad pattern %q: %v", what, spec, err)
+			return nil, failure.Usagef("--%s: bad pattern %q: %v", what, spec, err)
 		}
 		keys, err := st.List(ctx, withQuery(root))
 		if err != nil {
-			return nil, fmt.Errorf("%w: --%s: listing %s: %w", ErrIO, what, root, err)
+			return nil, fmt.Errorf("%w: --%s: listing %s: %w", failure.IO, what, root, err)
 		}
 		var out []string
 		for _, k := range keys {
@@ -374,20 +375,20 @@ func resolveObjects(ctx context.Context, what, spec string) ([]string, error) {
 			}
 		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("%w: --%s: %q matches no object", ErrNoInput, what, base)
+			return nil, fmt.Errorf("%w: --%s: %q matches no object", failure.NoInput, what, base)
 		}
 		return out, nil
 	}
 	ok, err := st.Exists(ctx, spec)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --%s: %w", ErrIO, what, err)
+		return nil, fmt.Errorf("%w: --%s: %w", failure.IO, what, err)
 	}
 	if ok {
 		return []string{spec}, nil
 	}
 	keys, err := st.List(ctx, spec)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --%s: listing %s: %w", ErrIO, what, base, err)
+		return nil, fmt.Errorf("%w: --%s: listing %s: %w", failure.IO, what, base, err)
 	}
 	var out []string
 	for _, k := range keys {
@@ -396,7 +397,7 @@ func resolveObjects(ctx context.Context, what, spec string) ([]string, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: --%s: no object %s and no .parquet object under it", ErrNoInput, what, base)
+		return nil, fmt.Errorf("%w: --%s: no object %s and no .parquet object under it", failure.NoInput, what, base)
 	}
 	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	pq "github.com/parquet-go/parquet-go"
 )
 
@@ -93,31 +94,31 @@ func TestResolveInputs(t *testing.T) {
 			touch(t, r+"/in/a.parquet")
 			link(t, r+"/gone.parquet", r+"/in/b.parquet")
 			return []string{r + "/in"}
-		}, nil, ErrNoInput, "does not exist"},
+		}, nil, failure.NoInput, "does not exist"},
 		{"dangling link to a folder", func(t *testing.T, r string) []string {
 			touch(t, r+"/in/a.parquet")
 			link(t, r+"/gone", r+"/in/more")
 			return []string{r + "/in"}
-		}, nil, ErrNoInput, "in/more"},
+		}, nil, failure.NoInput, "in/more"},
 		{"link loop", func(t *testing.T, r string) []string {
 			touch(t, r+"/in/a.parquet")
 			link(t, "..", r+"/in/sub/up")
 			return []string{r + "/in"}
-		}, nil, ErrNoInput, "loop"},
+		}, nil, failure.NoInput, "loop"},
 		{"self link", func(t *testing.T, r string) []string {
 			touch(t, r+"/in/a.parquet")
 			link(t, "self.parquet", r+"/in/self.parquet")
 			return []string{r + "/in"}
-		}, nil, ErrNoInput, "self.parquet"},
+		}, nil, failure.NoInput, "self.parquet"},
 		{"FIFO given directly", func(t *testing.T, r string) []string {
 			fifo(t, r+"/pipe.parquet")
 			return []string{r + "/pipe.parquet"}
-		}, nil, ErrNoInput, "not a regular file"},
+		}, nil, failure.NoInput, "not a regular file"},
 		{"FIFO in a folder", func(t *testing.T, r string) []string {
 			touch(t, r+"/in/a.parquet")
 			fifo(t, r+"/in/pipe.parquet")
 			return []string{r + "/in"}
-		}, nil, ErrNoInput, "named pipe"},
+		}, nil, failure.NoInput, "named pipe"},
 		{"FIFO not named .parquet is not an input", func(t *testing.T, r string) []string {
 			touch(t, r+"/in/a.parquet")
 			fifo(t, r+"/in/control")
@@ -128,10 +129,10 @@ func TestResolveInputs(t *testing.T) {
 			touch(t, r+"/in/a.parquet")
 			link(t, r+"/pipe", r+"/in/b.parquet")
 			return []string{r + "/in"}
-		}, nil, ErrNoInput, "not a regular file"},
+		}, nil, failure.NoInput, "not a regular file"},
 		{"device", func(t *testing.T, r string) []string {
 			return []string{"/dev/null"}
-		}, nil, ErrNoInput, "device"},
+		}, nil, failure.NoInput, "device"},
 		{"literal name with brackets", func(t *testing.T, r string) []string {
 			touch(t, r+"/in/part[1].parquet")
 			touch(t, r+"/in/part1.parquet")
@@ -189,7 +190,7 @@ func TestResolveInputs(t *testing.T) {
 		}, []string{"in/000000_0", "in/a.parquet"}, nil, ""},
 		{"glob matching nothing", func(t *testing.T, r string) []string {
 			return []string{r + "/in/*.parquet"}
-		}, nil, ErrNoInput, "matches no file"},
+		}, nil, failure.NoInput, "matches no file"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -309,14 +310,14 @@ func TestInputPermissionDenied(t *testing.T) {
 	err := &os.PathError{Op: "open", Path: "/data/shard.parquet", Err: syscall.EACCES}
 	for _, c := range []struct {
 		fallback, want error
-	}{{ErrNoInput, ErrPermission}, {ErrIO, ErrPermission}} {
-		if got := osKind(err, c.fallback); got != c.want {
-			t.Errorf("osKind(EACCES, %v) = %v, want %v", c.fallback, got, c.want)
+	}{{failure.NoInput, failure.Permission}, {failure.IO, failure.Permission}} {
+		if got := failure.OSKind(err, c.fallback); got != c.want {
+			t.Errorf("failure.OSKind(EACCES, %v) = %v, want %v", c.fallback, got, c.want)
 		}
 	}
-	for errno, want := range map[syscall.Errno]error{syscall.EROFS: ErrPermission, syscall.EMFILE: ErrSystem, syscall.ENFILE: ErrSystem, syscall.EIO: ErrIO, syscall.ENOSPC: ErrIO} {
-		if got := osKind(&os.PathError{Op: "open", Path: "x", Err: errno}, ErrIO); got != want {
-			t.Errorf("osKind(%v) = %v, want %v", errno, got, want)
+	for errno, want := range map[syscall.Errno]error{syscall.EROFS: failure.Permission, syscall.EMFILE: failure.System, syscall.ENFILE: failure.System, syscall.EIO: failure.IO, syscall.ENOSPC: failure.IO} {
+		if got := failure.OSKind(&os.PathError{Op: "open", Path: "x", Err: errno}, failure.IO); got != want {
+			t.Errorf("failure.OSKind(%v) = %v, want %v", errno, got, want)
 		}
 	}
 	if os.Geteuid() != 0 {
@@ -324,15 +325,15 @@ func TestInputPermissionDenied(t *testing.T) {
 		p := writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(1, defaultKnobs(10)), 16, 12, 1, formArrowFixed)[0]
 		os.Chmod(p, 0)
 		_, err := Run(context.Background(), baseConfig(dir), discard)
-		if !errors.Is(err, ErrPermission) || !strings.Contains(err.Error(), p) {
-			t.Fatalf("unreadable shard: %v, want ErrPermission naming it", err)
+		if !errors.Is(err, failure.Permission) || !strings.Contains(err.Error(), p) {
+			t.Fatalf("unreadable shard: %v, want failure.Permission naming it", err)
 		}
 	}
 }
 
 // TestObjectReplacedWhileRead: an input given as a URL (file:// here; S3
 // and GCS pin the version the same way, pipeline/store) that is replaced
-// while the job reads it fails with ErrIO (retry) naming it, instead of
+// while the job reads it fails with failure.IO (retry) naming it, instead of
 // decoding the new object's rows under the old one's hash.
 func TestObjectReplacedWhileRead(t *testing.T) {
 	dir := t.TempDir()
@@ -350,7 +351,7 @@ func TestObjectReplacedWhileRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = pf.sha256(context.Background())
-	if !errors.Is(err, ErrIO) || !strings.Contains(err.Error(), "changed") || !strings.Contains(err.Error(), p) {
-		t.Fatalf("got %v, want ErrIO: the object changed", err)
+	if !errors.Is(err, failure.IO) || !strings.Contains(err.Error(), "changed") || !strings.Contains(err.Error(), p) {
+		t.Fatalf("got %v, want failure.IO: the object changed", err)
 	}
 }

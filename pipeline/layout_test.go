@@ -4,12 +4,13 @@ import (
 	"reflect"
 
 	"context"
-	pq "github.com/parquet-go/parquet-go"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	pq "github.com/parquet-go/parquet-go"
 
 	"github.com/apache/arrow-go/v18/parquet/file"
 )

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 func TestPublishMetrics(t *testing.T) {
@@ -60,7 +62,7 @@ func TestPublishMetrics(t *testing.T) {
 	cfg.MaxRejectRatio = 0.01
 	cfg.Overwrite = true
 	res, err = Run(context.Background(), cfg, discard)
-	if !errors.Is(err, ErrBadData) || res == nil || res.Published != "" {
+	if !errors.Is(err, failure.BadData) || res == nil || res.Published != "" {
 		t.Fatalf("got %v, %+v", err, res)
 	}
 	if err := PublishMetrics(o, res.Manifest, 65, "host-a"); err != nil {

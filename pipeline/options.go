@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/spf13/pflag"
 )
 
@@ -118,25 +119,25 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 		Questions: o.Questions, Overwrite: o.Overwrite,
 	}
 	if len(c.Profiles) == 0 {
-		return c, usageErrorf("--profiles is required")
+		return c, failure.Usagef("--profiles is required")
 	}
 	if needOut && c.Out == "" {
-		return c, usageErrorf("--out is required")
+		return c, failure.Usagef("--out is required")
 	}
 	if c.K < 1 {
-		return c, usageErrorf("--k must be at least 1, got %d", c.K)
+		return c, failure.Usagef("--k must be at least 1, got %d", c.K)
 	}
 	if c.Workers < 1 {
-		return c, usageErrorf("--workers must be at least 1, got %d", c.Workers)
+		return c, failure.Usagef("--workers must be at least 1, got %d", c.Workers)
 	}
 	if !(c.MaxRejectRatio >= 0 && c.MaxRejectRatio <= 1) {
-		return c, usageErrorf("--max-reject-ratio must be in [0, 1], got %v", c.MaxRejectRatio)
+		return c, failure.Usagef("--max-reject-ratio must be in [0, 1], got %v", c.MaxRejectRatio)
 	}
 	if c.TraitDim < 0 || c.Questions < 0 || c.TraitDim > MaxTraitDim || c.Questions > MaxQuestions {
-		return c, usageErrorf("--trait-dim must be in [0, %d] and --questions in [0, %d]", MaxTraitDim, MaxQuestions)
+		return c, failure.Usagef("--trait-dim must be in [0, %d] and --questions in [0, %d]", MaxTraitDim, MaxQuestions)
 	}
 	if c.K > MaxK {
-		return c, usageErrorf("--k must be at most %d, got %d", MaxK, c.K)
+		return c, failure.Usagef("--k must be at most %d, got %d", MaxK, c.K)
 	}
 	w, err := ParseWeights(o.Weights)
 	if err != nil {
@@ -148,7 +149,7 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 	} else {
 		t, err := time.Parse(time.DateOnly, o.AsOf)
 		if err != nil {
-			return c, usageErrorf("--as-of must be YYYY-MM-DD, got %q", o.AsOf)
+			return c, failure.Usagef("--as-of must be YYYY-MM-DD, got %q", o.AsOf)
 		}
 		c.AsOf = t
 	}
@@ -161,7 +162,7 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 	if o.MemoryLimit != "" {
 		n, err := ParseBytes(o.MemoryLimit)
 		if err != nil {
-			return c, usageErrorf("--memory-limit: %v", err)
+			return c, failure.Usagef("--memory-limit: %v", err)
 		}
 		c.MemoryLimit = n
 	}
@@ -185,23 +186,23 @@ const (
 func ParseWeights(ws []float64) ([4]float64, error) {
 	var w [4]float64
 	if len(ws) != 4 {
-		return w, usageErrorf("--weights takes four numbers (trait,questions,biomarker,proximity), got %d", len(ws))
+		return w, failure.Usagef("--weights takes four numbers (trait,questions,biomarker,proximity), got %d", len(ws))
 	}
 	for i, x := range ws {
 		if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
-			return w, usageErrorf("--weights: weight %d is %v; weights must be finite and non-negative", i+1, x)
+			return w, failure.Usagef("--weights: weight %d is %v; weights must be finite and non-negative", i+1, x)
 		}
 		// Weights are relative: only their ratios matter. Bounding them
 		// keeps the weighted sums from overflowing (1e308 + 1e308) or
 		// flushing products to zero (5e-324 · 0.3), which would publish
 		// scores of 0 or NaN.
 		if x != 0 && (x < MinWeight || x > MaxWeight) {
-			return w, usageErrorf("--weights: weight %d is %v; a weight is 0 or between %g and %g (only their ratios matter)", i+1, x, MinWeight, MaxWeight)
+			return w, failure.Usagef("--weights: weight %d is %v; a weight is 0 or between %g and %g (only their ratios matter)", i+1, x, MinWeight, MaxWeight)
 		}
 		w[i] = x
 	}
 	if w[0]+w[1]+w[3] <= 0 {
-		return w, usageErrorf("--weights: trait + questions + proximity must be positive, got %s", fmt.Sprint(ws))
+		return w, failure.Usagef("--weights: trait + questions + proximity must be positive, got %s", fmt.Sprint(ws))
 	}
 	return w, nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // TestOptionsBounds: flags that would size buffers past any machine, or
@@ -39,7 +41,7 @@ func TestOptionsBounds(t *testing.T) {
 			if c.ok && err != nil {
 				t.Fatalf("refused: %v", err)
 			}
-			if !c.ok && !errors.Is(err, ErrUsage) {
+			if !c.ok && !errors.Is(err, failure.Usage) {
 				t.Fatalf("got %v, want a usage error", err)
 			}
 		})

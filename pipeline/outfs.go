@@ -10,6 +10,7 @@ import (
 	"slices"
 	"syscall"
 
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,20 +40,20 @@ type outDir struct {
 func errLink(path string) error {
 	target, _ := os.Readlink(path)
 	return fmt.Errorf("%w: %s is a symbolic link (to %q): batchmatch never follows a link inside its output directory; remove it",
-		ErrPermission, path, target)
+		failure.Permission, path, target)
 }
 
 // errNotDir is the refusal of something else than a directory where the
 // job keeps one.
 func errNotDir(path string) error {
-	return fmt.Errorf("%w: %s is not a directory: batchmatch keeps its own directory there; remove it", ErrPermission, path)
+	return fmt.Errorf("%w: %s is not a directory: batchmatch keeps its own directory there; remove it", failure.Permission, path)
 }
 
 // fsError classifies a failed operation on path: permission denied and a
-// read-only file system are ErrPermission, a full disk or any other
-// failure ErrIO (transient).
+// read-only file system are failure.Permission, a full disk or any other
+// failure failure.IO (transient).
 func fsError(err error, what, path string) error {
-	return fmt.Errorf("%w: %s %s: %w", osKind(err, ErrIO), what, path, err)
+	return fmt.Errorf("%w: %s %s: %w", failure.OSKind(err, failure.IO), what, path, err)
 }
 
 // openOutRoot creates OUT (0750) if needed and opens it.
@@ -120,7 +121,7 @@ func (d *outDir) sub(name string, create bool) (*outDir, error) {
 			return nil, errNotDir(path)
 		}
 		if errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("%w: %s: %w", ErrIO, path, fs.ErrNotExist)
+			return nil, fmt.Errorf("%w: %s: %w", failure.IO, path, fs.ErrNotExist)
 		}
 		return nil, fsError(err, "opening", path)
 	}
@@ -151,7 +152,7 @@ func (d *outDir) open(name string, flag int, perm os.FileMode) (*os.File, error)
 	}
 	if !isReg(st) {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%w: %s is not a regular file: batchmatch keeps its own file there; remove it", ErrPermission, path)
+		return nil, fmt.Errorf("%w: %s is not a regular file: batchmatch keeps its own file there; remove it", failure.Permission, path)
 	}
 	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 	if err == nil {
@@ -327,7 +328,7 @@ func ownerLock(d *outDir, lockName string) (*os.File, error) {
 			return nil, fsError(err, "locking", d.join(lockName))
 		}
 	}
-	return nil, fmt.Errorf("%w: %s: could not hold the lock (removed as soon as created)", ErrIO, d.join(lockName))
+	return nil, fmt.Errorf("%w: %s: could not hold the lock (removed as soon as created)", failure.IO, d.join(lockName))
 }
 
 // releaseOwner removes the lock file of a finished owner and releases it.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // partitionState reads a local partition as a reader should: _SUCCESS,
@@ -155,8 +157,8 @@ func TestOverwriteIOFailures(t *testing.T) {
 						}
 						return // the failure was in the cleanup after publishing
 					}
-					if !errors.Is(err, ErrIO) {
-						t.Fatalf("a full disk: %v, want ErrIO", err)
+					if !errors.Is(err, failure.IO) {
+						t.Fatalf("a full disk: %v, want failure.IO", err)
 					}
 					if !(mode.noExchange && persist) {
 						check(t, out, "after the failed run")
@@ -164,8 +166,8 @@ func TestOverwriteIOFailures(t *testing.T) {
 					// The next run fails on its input, after recovering.
 					b := c
 					b.Profiles, b.Overwrite = []string{bad}, false
-					if _, err := Run(ctx, b, discard); !errors.Is(err, ErrBadData) {
-						t.Fatalf("the next run: %v, want ErrBadData", err)
+					if _, err := Run(ctx, b, discard); !errors.Is(err, failure.BadData) {
+						t.Fatalf("the next run: %v, want failure.BadData", err)
 					}
 					check(t, out, "after the next run")
 					if _, err := os.Stat(filepath.Join(out, stagingDir)); !errors.Is(err, os.ErrNotExist) {
@@ -218,8 +220,8 @@ func TestRecoverLegacyReplaced(t *testing.T) {
 			}
 			b := cfg
 			b.Profiles = []string{bad}
-			if _, err := Run(ctx, b, discard); !errors.Is(err, ErrBadData) {
-				t.Fatalf("the next run: %v, want ErrBadData", err)
+			if _, err := Run(ctx, b, discard); !errors.Is(err, failure.BadData) {
+				t.Fatalf("the next run: %v, want failure.BadData", err)
 			}
 			id, m, ok := partitionState(t, res.Published)
 			if !ok || id != res.Manifest.RunID || !bytes.Equal(m, want) {
@@ -244,7 +246,7 @@ func TestCheckPartition(t *testing.T) {
 		if ok != (err == nil) {
 			t.Errorf("CheckPartition(%q) = %v", name, err)
 		}
-		if err != nil && !errors.Is(err, ErrUsage) {
+		if err != nil && !errors.Is(err, failure.Usage) {
 			t.Errorf("CheckPartition(%q): %v is not a usage error", name, err)
 		}
 		o := Options{Profiles: []string{"p"}, Out: "o", K: 1, Workers: 1, Weights: DefaultWeights[:], AsOf: "2026-11-24", Partition: name}
@@ -275,30 +277,5 @@ func TestMetricsTextfileMode(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Dir(prom))
 	if len(ents) != 1 {
 		t.Fatalf("temporary files left: %v", ents)
-	}
-}
-
-// TestKind: a permanent cause anywhere in the chain outranks the generic
-// kind of the operation; decisions stand; an error of no kind has none.
-func TestKind(t *testing.T) {
-	perm := &os.PathError{Op: "open", Path: "x", Err: syscall.EACCES}
-	for _, tc := range []struct {
-		name string
-		err  error
-		want error
-	}{
-		{"permission under ErrNoInput", fileError(ErrNoInput, "x", "", perm), ErrPermission},
-		{"permission under ErrIO", fmt.Errorf("%w: %w", ErrIO, perm), ErrPermission},
-		{"read-only file system", fmt.Errorf("%w: %w", ErrIO, &os.PathError{Op: "open", Path: "x", Err: syscall.EROFS}), ErrPermission},
-		{"too many open files", fileError(ErrNoInput, "x", "", &os.PathError{Op: "open", Path: "x", Err: syscall.EMFILE}), ErrSystem},
-		{"a full disk stays transient", fmt.Errorf("%w: %w", ErrIO, &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), ErrIO},
-		{"missing", fileError(ErrNoInput, "x", "", &os.PathError{Op: "open", Path: "x", Err: syscall.ENOENT}), ErrNoInput},
-		{"usage stands", usageErrorf("x"), ErrUsage},
-		{"locked stands", fmt.Errorf("%w: held", ErrLocked), ErrLocked},
-		{"no kind", errors.New("boom"), nil},
-	} {
-		if got := Kind(tc.err); got != tc.want {
-			t.Errorf("%s: Kind = %v, want %v", tc.name, got, tc.want)
-		}
 	}
 }

@@ -9,13 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // PartsReady reports, from a listing only, whether every shard of the
 // sharded run for asOf under out (count shards; 0: whichever count has
 // parts) has a complete part: nil when all do, an error wrapping
-// ErrNotReady that names the missing indices when some do not.
+// failure.NotReady that names the missing indices when some do not.
 //
 // `batchmatch night` asks it after writing its own part, to decide whether
 // this shard completed the set and so commits. The shards that did not
@@ -32,7 +33,7 @@ func PartsReady(ctx context.Context, out, partition string, asOf time.Time, coun
 	root := store.Join(out, stagingDir, shardsDir, partition)
 	keys, err := store.Default().List(ctx, root)
 	if err != nil {
-		return ioErrorf("listing the shard parts: %w", err)
+		return failure.IOf("listing the shard parts: %w", err)
 	}
 	// complete parts: <count>/<index>/<attempt>/part.json, as commitRemote
 	// chooses them
@@ -55,12 +56,12 @@ func PartsReady(ctx context.Context, out, partition string, asOf time.Time, coun
 	if count == 0 {
 		for n := range have {
 			if count != 0 {
-				return usageErrorf("parts of several shard counts under %s: pass --shard-count", redactURL(root))
+				return failure.Usagef("parts of several shard counts under %s: pass --shard-count", redactURL(root))
 			}
 			count = n
 		}
 		if count == 0 {
-			return fmt.Errorf("%w: no complete shard part under %s", ErrNotReady, redactURL(root))
+			return fmt.Errorf("%w: no complete shard part under %s", failure.NotReady, redactURL(root))
 		}
 	}
 	var missing []int
@@ -71,7 +72,7 @@ func PartsReady(ctx context.Context, out, partition string, asOf time.Time, coun
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: %d of %d shards have no complete part yet under %s: indices %v",
-			ErrNotReady, len(missing), count, redactURL(root), missing)
+			failure.NotReady, len(missing), count, redactURL(root), missing)
 	}
 	return nil
 }
@@ -82,7 +83,7 @@ func PartsReady(ctx context.Context, out, partition string, asOf time.Time, coun
 func localPartsReady(out, partition string, count int) error {
 	where := filepath.Join(out, stagingDir, shardsDir, partition)
 	if _, err := os.Lstat(out); err != nil {
-		return fmt.Errorf("%w: no complete shard part under %s yet: indices %v", ErrNotReady, where,
+		return fmt.Errorf("%w: no complete shard part under %s yet: indices %v", failure.NotReady, where,
 			(&partSet{parts: make([]*partAttempt, count)}).missing())
 	}
 	root, err := openOutRoot(out)
@@ -115,14 +116,14 @@ func localPartsReady(out, partition string, count int) error {
 	sets := groupParts(count, found)
 	if len(sets) == 0 {
 		if count == 0 {
-			return fmt.Errorf("%w: no complete shard part under %s yet", ErrNotReady, where)
+			return fmt.Errorf("%w: no complete shard part under %s yet", failure.NotReady, where)
 		}
 		return fmt.Errorf("%w: %d of %d shards have no complete part yet under %s: indices %v",
-			ErrNotReady, count, count, where, (&partSet{parts: make([]*partAttempt, count)}).missing())
+			failure.NotReady, count, count, where, (&partSet{parts: make([]*partAttempt, count)}).missing())
 	}
 	if m := sets[0].missing(); len(m) > 0 {
 		return fmt.Errorf("%w: %d of %d shards have no complete part yet under %s: indices %v (%s)",
-			ErrNotReady, len(m), count, where, m, sets[0].describe())
+			failure.NotReady, len(m), count, where, m, sets[0].describe())
 	}
 	return nil
 }
@@ -139,7 +140,7 @@ func Published(ctx context.Context, out, partition string, asOf time.Time) (bool
 	dst := store.Join(out, partition)
 	ok, err := store.Default().Exists(ctx, store.Join(dst, successFile))
 	if err != nil {
-		return false, ioErrorf("checking %s: %w", redactURL(dst), err)
+		return false, failure.IOf("checking %s: %w", redactURL(dst), err)
 	}
 	return ok, nil
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // TestPartsReady: from a listing alone, PartsReady tells a shard whether
@@ -39,7 +41,7 @@ func TestPartsReady(t *testing.T) {
 			notReady := func(count int, want string) {
 				t.Helper()
 				err := PartsReady(ctx, out, "", testAsOf, count)
-				if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), want) {
+				if !errors.Is(err, failure.NotReady) || !strings.Contains(err.Error(), want) {
 					t.Errorf("PartsReady(count %d): %v, want not ready naming %q", count, err, want)
 				}
 			}
@@ -56,7 +58,7 @@ func TestPartsReady(t *testing.T) {
 			}
 			notReady(3, "indices [1]")
 			_, err := Commit(ctx, CommitConfig{Out: out, AsOf: testAsOf, Workers: 2, SpoolDir: t.TempDir()}, discard)
-			if !errors.Is(err, ErrNotReady) {
+			if !errors.Is(err, failure.NotReady) {
 				t.Errorf("Commit with a part missing: %v, want not ready as PartsReady said", err)
 			}
 			shard(1, 3)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // Reject is one quarantined input row (the rejects table, spec §4).
@@ -59,21 +60,21 @@ func checkProfileSchema(pf *parquetFile) (fixed dims, err error) {
 			if cs.optional {
 				continue
 			}
-			return fixed, fileError(ErrBadData, pf.path, cs.name, errors.New("column is missing"))
+			return fixed, failure.FileError(failure.BadData, pf.path, cs.name, errors.New("column is missing"))
 		}
 		n, err := checkType(cs.kind, pf.schema.Field(i).Type)
 		if err != nil {
-			return fixed, fileError(ErrBadData, pf.path, cs.name, err)
+			return fixed, failure.FileError(failure.BadData, pf.path, cs.name, err)
 		}
 		switch cs.name {
 		case colTrait:
 			fixed.D = n
 			if n == 0 && pf.schema.Field(i).Type.ID() == arrow.FIXED_SIZE_LIST {
-				return fixed, fileError(ErrBadData, pf.path, cs.name, errors.New("fixed-size list of width 0"))
+				return fixed, failure.FileError(failure.BadData, pf.path, cs.name, errors.New("fixed-size list of width 0"))
 			}
 		case colHLA:
 			if n != 0 && n != HLABytes {
-				return fixed, fileError(ErrBadData, pf.path, cs.name, fmt.Errorf("fixed_size_binary[%d], want [%d]", n, HLABytes))
+				return fixed, failure.FileError(failure.BadData, pf.path, cs.name, fmt.Errorf("fixed_size_binary[%d], want [%d]", n, HLABytes))
 			}
 		case colAnswers, colAccept, colImportance:
 			if n != 0 {
@@ -83,7 +84,7 @@ func checkProfileSchema(pf *parquetFile) (fixed dims, err error) {
 	}
 	for name, n := range fixedQ {
 		if fixed.Q != 0 && fixed.Q != n {
-			return fixed, fileError(ErrBadData, pf.path, name, fmt.Errorf("fixed width %d disagrees with another question column's %d", n, fixed.Q))
+			return fixed, failure.FileError(failure.BadData, pf.path, name, fmt.Errorf("fixed width %d disagrees with another question column's %d", n, fixed.Q))
 		}
 		fixed.Q = n
 	}
@@ -108,7 +109,7 @@ func lengthHistogram(ctx context.Context, pf *parquetFile, needD, needQ bool, su
 		idArr := column(rec, colUserID)
 		ids, err := intAccessor(idArr)
 		if err != nil {
-			return fileError(ErrBadData, pf.path, colUserID, err)
+			return failure.FileError(failure.BadData, pf.path, colUserID, err)
 		}
 		suppressed := func(i int) bool {
 			if len(suppress) == 0 || idArr.IsNull(i) {
@@ -121,7 +122,7 @@ func lengthHistogram(ctx context.Context, pf *parquetFile, needD, needQ bool, su
 		var fl *floatList
 		if needD {
 			if fl, err = newFloatList(column(rec, colTrait)); err != nil {
-				return fileError(ErrBadData, pf.path, colTrait, err)
+				return failure.FileError(failure.BadData, pf.path, colTrait, err)
 			}
 		}
 		var qget [3]func(int) []byte
@@ -130,7 +131,7 @@ func lengthHistogram(ctx context.Context, pf *parquetFile, needD, needQ bool, su
 			for k, c := range []string{colAnswers, colAccept, colImportance} {
 				qarr[k] = column(rec, c)
 				if qget[k], err = bytesAccessor(qarr[k]); err != nil {
-					return fileError(ErrBadData, pf.path, c, err)
+					return failure.FileError(failure.BadData, pf.path, c, err)
 				}
 			}
 		}
@@ -438,7 +439,7 @@ func readProfileFile(ctx context.Context, pf *parquetFile, fileIdx int, d dims, 
 	var fileRow int64
 	err := pf.records(ctx, cols, func(rec arrow.RecordBatch) error {
 		if col, err := rr.bind(rec); err != nil {
-			return fileError(ErrBadData, pf.path, col, err)
+			return failure.FileError(failure.BadData, pf.path, col, err)
 		}
 		for i := 0; i < int(rec.NumRows()); i++ {
 			rr.row(c, i, fileRow, pf.path)
@@ -451,7 +452,7 @@ func readProfileFile(ctx context.Context, pf *parquetFile, fileIdx int, d dims, 
 	}
 	c.read = fileRow
 	if fileRow != pf.numRows() {
-		return nil, fileError(ErrBadData, pf.path, "", fmt.Errorf("decoded %d rows, footer says %d", fileRow, pf.numRows()))
+		return nil, failure.FileError(failure.BadData, pf.path, "", fmt.Errorf("decoded %d rows, footer says %d", fileRow, pf.numRows()))
 	}
 	return c, nil
 }

@@ -9,6 +9,8 @@ import (
 	"hash"
 	"os"
 	"slices"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // pseudonymizer rewrites member ids as HMAC-SHA256(key, id) truncated to a
@@ -29,10 +31,10 @@ const minKeyBytes = 16
 func loadPseudonymizer(path string) (*pseudonymizer, error) {
 	key, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --pseudonymize-key: %w", ErrNoInput, err)
+		return nil, fmt.Errorf("%w: --pseudonymize-key: %w", failure.NoInput, err)
 	}
 	if len(key) < minKeyBytes {
-		return nil, usageErrorf("--pseudonymize-key: the key has %d bytes, want at least %d", len(key), minKeyBytes)
+		return nil, failure.Usagef("--pseudonymize-key: the key has %d bytes, want at least %d", len(key), minKeyBytes)
 	}
 	id := sha256.Sum256(append([]byte("batchmatch pseudonymization key id\x00"), key...))
 	return &pseudonymizer{mac: hmac.New(sha256.New, key), keyID: hex.EncodeToString(id[:8])}, nil

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // refPseudonym is the documented mapping, computed independently.
@@ -117,7 +119,7 @@ func TestPseudonymize(t *testing.T) {
 	os.WriteFile(keyFile, []byte("short"), 0o600)
 	cfg := baseConfig(dir)
 	cfg.Out, cfg.PseudonymKey = filepath.Join(dir, "bad"), keyFile
-	if _, err := Run(context.Background(), cfg, discard); !errors.Is(err, ErrUsage) {
+	if _, err := Run(context.Background(), cfg, discard); !errors.Is(err, failure.Usage) {
 		t.Errorf("short key: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
@@ -36,11 +37,11 @@ type parquetFile struct {
 }
 
 // openParquet opens path and reads its footer and Arrow schema. Corrupt or
-// non-Parquet files are ErrBadData naming the file.
+// non-Parquet files are failure.BadData naming the file.
 func openParquet(ctx context.Context, path string, mem memory.Allocator) (pf *parquetFile, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fileError(ErrBadData, path, "", fmt.Errorf("corrupt Parquet footer: %v", r))
+			err = failure.FileError(failure.BadData, path, "", fmt.Errorf("corrupt Parquet footer: %v", r))
 		}
 	}()
 	src, size, err := openSource(ctx, path)
@@ -50,10 +51,10 @@ func openParquet(ctx context.Context, path string, mem memory.Allocator) (pf *pa
 	pr, err := file.NewParquetReader(src)
 	if err != nil {
 		src.Close()
-		if kind := readErrKind(err); kind != ErrBadData {
-			return nil, fileError(kind, path, "", err)
+		if kind := readErrKind(err); kind != failure.BadData {
+			return nil, failure.FileError(kind, path, "", err)
 		}
-		return nil, fileError(ErrBadData, path, "", fmt.Errorf("not a readable Parquet file: %w", err))
+		return nil, failure.FileError(failure.BadData, path, "", fmt.Errorf("not a readable Parquet file: %w", err))
 	}
 	// The row groups must hold the rows the footer claims, before anything
 	// is sized from either (a claim of 4e9 rows used to size the buffers).
@@ -62,37 +63,37 @@ func openParquet(ctx context.Context, path string, mem memory.Allocator) (pf *pa
 		n := pr.MetaData().RowGroup(i).NumRows()
 		if n < 0 || rgRows+n < rgRows {
 			pr.Close()
-			return nil, fileError(ErrBadData, path, "", fmt.Errorf("row group %d claims %d rows", i, n))
+			return nil, failure.FileError(failure.BadData, path, "", fmt.Errorf("row group %d claims %d rows", i, n))
 		}
 		rgRows += n
 	}
 	if rgRows != pr.NumRows() {
 		pr.Close()
-		return nil, fileError(ErrBadData, path, "", fmt.Errorf("the footer claims %d rows, its row groups %d", pr.NumRows(), rgRows))
+		return nil, failure.FileError(failure.BadData, path, "", fmt.Errorf("the footer claims %d rows, its row groups %d", pr.NumRows(), rgRows))
 	}
 	if kv := pr.MetaData().KeyValueMetadata(); kv != nil {
 		if sch := kv.FindValue("ARROW:schema"); sch != nil {
 			if err := checkArrowSchema(*sch); err != nil {
 				pr.Close()
-				return nil, fileError(ErrBadData, path, "", err)
+				return nil, failure.FileError(failure.BadData, path, "", err)
 			}
 		}
 	}
 	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: readBatchRows}, mem)
 	if err != nil {
 		pr.Close()
-		return nil, fileError(ErrBadData, path, "", fmt.Errorf("reading Arrow schema: %w", err))
+		return nil, failure.FileError(failure.BadData, path, "", fmt.Errorf("reading Arrow schema: %w", err))
 	}
 	sc, err := fr.Schema()
 	if err != nil {
 		pr.Close()
-		return nil, fileError(ErrBadData, path, "", fmt.Errorf("reading Arrow schema: %w", err))
+		return nil, failure.FileError(failure.BadData, path, "", fmt.Errorf("reading Arrow schema: %w", err))
 	}
 	pf = &parquetFile{path: path, size: size, src: src, opened: statOf(src), pr: pr, fr: fr, schema: sc, fields: map[string]int{}}
 	for i, f := range sc.Fields() {
 		if _, dup := pf.fields[f.Name]; dup {
 			pf.Close()
-			return nil, fileError(ErrBadData, path, f.Name, errors.New("column appears twice"))
+			return nil, failure.FileError(failure.BadData, path, f.Name, errors.New("column appears twice"))
 		}
 		pf.fields[f.Name] = i
 	}
@@ -107,16 +108,16 @@ type source interface {
 }
 
 // openSource opens a local file or, for an s3://, gs://, file:// or mem://
-// URL, a range reader of the object. A missing file is ErrNoInput; an
-// object store that keeps failing is ErrIO.
+// URL, a range reader of the object. A missing file is failure.NoInput; an
+// object store that keeps failing is failure.IO.
 func openSource(ctx context.Context, path string) (source, int64, error) {
 	if store.IsURL(path) {
 		r, err := store.Default().Open(ctx, path)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, 0, fileError(ErrNoInput, path, "", err)
+			return nil, 0, failure.FileError(failure.NoInput, path, "", err)
 		}
 		if err != nil {
-			return nil, 0, fileError(ErrIO, path, "", err)
+			return nil, 0, failure.FileError(failure.IO, path, "", err)
 		}
 		return r, r.Size(), nil
 	}
@@ -124,16 +125,16 @@ func openSource(ctx context.Context, path string) (source, int64, error) {
 	// the open (it is refused just below); regular files ignore the flag.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, 0, fileError(osKind(err, ErrNoInput), path, "", err)
+		return nil, 0, failure.FileError(failure.OSKind(err, failure.NoInput), path, "", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, fileError(osKind(err, ErrIO), path, "", err)
+		return nil, 0, failure.FileError(failure.OSKind(err, failure.IO), path, "", err)
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, 0, fileError(ErrNoInput, path, "", fmt.Errorf("not a regular file (%s): refused, reading it could block", fileKind(st.Mode())))
+		return nil, 0, failure.FileError(failure.NoInput, path, "", fmt.Errorf("not a regular file (%s): refused, reading it could block", fileKind(st.Mode())))
 	}
 	return f, st.Size(), nil
 }
@@ -152,14 +153,14 @@ func statOf(src source) fs.FileInfo {
 // was read (size, modification or change time differ from the open's): its
 // hash and its rows might describe different bytes. A file renamed over
 // the path does not matter (the descriptor still reads the old one). The
-// next run reads a settled file: ErrIO, retry.
+// next run reads a settled file: failure.IO, retry.
 func (pf *parquetFile) checkUnchanged() error {
 	if pf.opened == nil {
 		return nil
 	}
 	now := statOf(pf.src)
 	if now == nil {
-		return fileError(ErrIO, pf.path, "", errors.New("cannot stat the open file"))
+		return failure.FileError(failure.IO, pf.path, "", errors.New("cannot stat the open file"))
 	}
 	same := now.Size() == pf.opened.Size() && now.ModTime().Equal(pf.opened.ModTime())
 	if a, ok := now.Sys().(*syscall.Stat_t); ok {
@@ -168,7 +169,7 @@ func (pf *parquetFile) checkUnchanged() error {
 		}
 	}
 	if !same {
-		return fileError(ErrIO, pf.path, "", errors.New("the file was modified while it was read (retry once its writer is done)"))
+		return failure.FileError(failure.IO, pf.path, "", errors.New("the file was modified while it was read (retry once its writer is done)"))
 	}
 	return nil
 }
@@ -188,7 +189,7 @@ func (pf *parquetFile) sha256(ctx context.Context) (string, error) {
 		h.Write(buf[:n])
 		off += int64(n)
 		if err != nil && !(errors.Is(err, io.EOF) && off == pf.size) {
-			return "", fileError(readErrKind(err), pf.path, "", fmt.Errorf("hashing: %w", err))
+			return "", failure.FileError(readErrKind(err), pf.path, "", fmt.Errorf("hashing: %w", err))
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -212,11 +213,11 @@ func (pf *parquetFile) numRows() int64 { return pf.pr.NumRows() }
 // them. Every row group must hold the rows its metadata claims in every
 // column, and the row groups those of the footer; the offsets of every list
 // and binary array are checked before fn sees them. A panic in the decoder
-// (a corrupt page) becomes ErrBadData naming the file.
+// (a corrupt page) becomes failure.BadData naming the file.
 func (pf *parquetFile) records(ctx context.Context, columns []string, fn func(rec arrow.RecordBatch) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fileError(ErrBadData, pf.path, "", fmt.Errorf("decoder panic (corrupt data?): %v", r))
+			err = failure.FileError(failure.BadData, pf.path, "", fmt.Errorf("decoder panic (corrupt data?): %v", r))
 		}
 	}()
 	var leaves []int
@@ -229,7 +230,7 @@ func (pf *parquetFile) records(ctx context.Context, columns []string, fn func(re
 		if kind, ok := varKindOf(pf.schema.Field(i).Type); ok {
 			vc, err := newVarColumn(pf, name, kind)
 			if err != nil {
-				return fileError(ErrBadData, pf.path, name, err)
+				return failure.FileError(failure.BadData, pf.path, name, err)
 			}
 			vars = append(vars, vc)
 			continue
@@ -244,12 +245,12 @@ func (pf *parquetFile) records(ctx context.Context, columns []string, fn func(re
 	for rg := 0; rg < pf.pr.NumRowGroups(); rg++ {
 		rgRows := md.RowGroup(rg).NumRows()
 		if rgRows < 0 {
-			return fileError(ErrBadData, pf.path, "", fmt.Errorf("row group %d claims %d rows", rg, rgRows))
+			return failure.FileError(failure.BadData, pf.path, "", fmt.Errorf("row group %d claims %d rows", rg, rgRows))
 		}
 		rgr := pf.pr.RowGroup(rg)
 		for _, vc := range vars {
 			if err := vc.startRowGroup(rgr); err != nil {
-				return fileError(readErrKind(err), pf.path, vc.name, fmt.Errorf("row group %d: %w", rg, err))
+				return failure.FileError(readErrKind(err), pf.path, vc.name, fmt.Errorf("row group %d: %w", rg, err))
 			}
 		}
 		var done int64
@@ -258,7 +259,7 @@ func (pf *parquetFile) records(ctx context.Context, columns []string, fn func(re
 				return err
 			}
 			if done+int64(n) > rgRows {
-				return fileError(ErrBadData, pf.path, "", fmt.Errorf("row group %d holds more than the %d rows its metadata claims", rg, rgRows))
+				return failure.FileError(failure.BadData, pf.path, "", fmt.Errorf("row group %d holds more than the %d rows its metadata claims", rg, rgRows))
 			}
 			var fields []arrow.Field
 			var cols []arrow.Array
@@ -268,7 +269,7 @@ func (pf *parquetFile) records(ctx context.Context, columns []string, fn func(re
 			for _, vc := range vars {
 				a, err := vc.next(n)
 				if err != nil {
-					return fileError(readErrKind(err), pf.path, vc.name, fmt.Errorf("row group %d, row %d: %w", rg, done, err))
+					return failure.FileError(readErrKind(err), pf.path, vc.name, fmt.Errorf("row group %d, row %d: %w", rg, done, err))
 				}
 				defer a.Release()
 				fields = append(fields, arrow.Field{Name: vc.name, Type: a.DataType(), Nullable: true})
@@ -276,7 +277,7 @@ func (pf *parquetFile) records(ctx context.Context, columns []string, fn func(re
 			}
 			for k, a := range cols {
 				if err := checkOffsets(a); err != nil {
-					return fileError(ErrInternal, pf.path, fields[k].Name, fmt.Errorf("row group %d: the decoder produced inconsistent offsets (a reader bug, not bad data): %w", rg, err))
+					return failure.FileError(failure.Internal, pf.path, fields[k].Name, fmt.Errorf("row group %d: the decoder produced inconsistent offsets (a reader bug, not bad data): %w", rg, err))
 				}
 			}
 			rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, int64(n))
@@ -296,17 +297,17 @@ func (pf *parquetFile) records(ctx context.Context, columns []string, fn func(re
 			}
 		}
 		if done != rgRows {
-			return fileError(ErrBadData, pf.path, "", fmt.Errorf("row group %d: decoded %d rows, its metadata claims %d", rg, done, rgRows))
+			return failure.FileError(failure.BadData, pf.path, "", fmt.Errorf("row group %d: decoded %d rows, its metadata claims %d", rg, done, rgRows))
 		}
 		for _, vc := range vars {
 			if err := vc.finishRowGroup(); err != nil {
-				return fileError(readErrKind(err), pf.path, vc.name, fmt.Errorf("row group %d: %w", rg, err))
+				return failure.FileError(readErrKind(err), pf.path, vc.name, fmt.Errorf("row group %d: %w", rg, err))
 			}
 		}
 		total += done
 	}
 	if total != pf.numRows() {
-		return fileError(ErrBadData, pf.path, "", fmt.Errorf("row groups hold %d rows, the footer claims %d", total, pf.numRows()))
+		return failure.FileError(failure.BadData, pf.path, "", fmt.Errorf("row groups hold %d rows, the footer claims %d", total, pf.numRows()))
 	}
 	return ctx.Err()
 }
@@ -316,7 +317,7 @@ func (pf *parquetFile) records(ctx context.Context, columns []string, fn func(re
 func (pf *parquetFile) flatRowGroup(ctx context.Context, leaves []int, rg int, emit func(arrow.RecordBatch, int) error) error {
 	rr, err := pf.fr.GetRecordReader(ctx, leaves, []int{rg})
 	if err != nil {
-		return fileError(ErrBadData, pf.path, "", err)
+		return failure.FileError(failure.BadData, pf.path, "", err)
 	}
 	defer rr.Release()
 	for rr.Next() {
@@ -326,7 +327,7 @@ func (pf *parquetFile) flatRowGroup(ctx context.Context, leaves []int, rg int, e
 		}
 	}
 	if err := rr.Err(); err != nil && !errors.Is(err, context.Canceled) {
-		return fileError(readErrKind(err), pf.path, pf.failingLeaf(ctx, leaves, rg), fmt.Errorf("row group %d: decoding: %w", rg, err))
+		return failure.FileError(readErrKind(err), pf.path, pf.failingLeaf(ctx, leaves, rg), fmt.Errorf("row group %d: decoding: %w", rg, err))
 	}
 	return ctx.Err()
 }
@@ -361,11 +362,11 @@ func readErrKind(err error) error {
 	var errno syscall.Errno
 	switch {
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrChanged):
-		return ErrIO // a retry of the job (reading a settled object) can help
+		return failure.IO // a retry of the job (reading a settled object) can help
 	case errors.As(err, &errno):
-		return osKind(err, ErrIO)
+		return failure.OSKind(err, failure.IO)
 	}
-	return ErrBadData
+	return failure.BadData
 }
 
 // varKindOf tells whether columns of type dt are decoded by varColumn.
@@ -405,10 +406,10 @@ func readIDColumns(ctx context.Context, pf *parquetFile, cols []string, fn func(
 	for _, c := range cols {
 		i, ok := pf.fields[c]
 		if !ok {
-			return fileError(ErrBadData, pf.path, c, errors.New("column is missing"))
+			return failure.FileError(failure.BadData, pf.path, c, errors.New("column is missing"))
 		}
 		if _, err := checkType(kindInt, pf.schema.Field(i).Type); err != nil {
-			return fileError(ErrBadData, pf.path, c, err)
+			return failure.FileError(failure.BadData, pf.path, c, err)
 		}
 	}
 	var row int64
@@ -420,7 +421,7 @@ func readIDColumns(ctx context.Context, pf *parquetFile, cols []string, fn func(
 			arrs[k] = column(rec, c)
 			g, err := intAccessor(arrs[k])
 			if err != nil {
-				return fileError(ErrBadData, pf.path, c, err)
+				return failure.FileError(failure.BadData, pf.path, c, err)
 			}
 			gets[k] = g
 		}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
@@ -58,7 +59,7 @@ import (
 // what it uploaded. Because the tables are a pure function of the inputs
 // and the configuration, a run that finds the partition published by the
 // same run id (a retry whose first attempt published) succeeds without
-// uploading; a run of another run id fails with ErrExists unless
+// uploading; a run of another run id fails with failure.Exists unless
 // --overwrite.
 //
 // The spool directory carries an owner lock (ownerLock) held for the
@@ -96,7 +97,7 @@ func runRemote(ctx context.Context, cfg Config, log *slog.Logger) (*Result, erro
 	if !whole {
 		rel, err := filepath.Rel(sp.dir, res.Published)
 		if err != nil {
-			return nil, fmt.Errorf("%w: placing the part: %w", ErrInternal, err)
+			return nil, fmt.Errorf("%w: placing the part: %w", failure.Internal, err)
 		}
 		to := store.Join(remote, filepath.ToSlash(rel))
 		if err := uploadDir(ctx, st, res.Published, to, partJSON); err != nil {
@@ -173,7 +174,7 @@ func commitRemote(ctx context.Context, cc CommitConfig, log *slog.Logger) (*Resu
 		for _, p := range parts {
 			rel, err := filepath.Rel(localRoot, filepath.Join(p.dir, partParquet))
 			if err != nil {
-				return fmt.Errorf("%w: placing the part: %w", ErrInternal, err)
+				return fmt.Errorf("%w: placing the part: %w", failure.Internal, err)
 			}
 			g.Go(func() error {
 				return downloadFile(gctx, st, store.Join(partsRoot, filepath.ToSlash(rel)), filepath.Join(localRoot, rel))
@@ -205,10 +206,10 @@ func commitRemote(ctx context.Context, cc CommitConfig, log *slog.Logger) (*Resu
 }
 
 // remoteError classifies a failed object-store operation: a refusal or a
-// configuration problem (ErrPermission, ErrConfig) is not retried by the
-// scheduler, anything else is ErrIO.
+// configuration problem (failure.Permission, failure.Config) is not retried by the
+// scheduler, anything else is failure.IO.
 func remoteError(err error, what string) error {
-	return fmt.Errorf("%w: %s: %w", osKind(err, ErrIO), what, err)
+	return fmt.Errorf("%w: %s: %w", failure.OSKind(err, failure.IO), what, err)
 }
 
 // readRemotePublished reads dst's _SUCCESS and the manifest it names (nil:
@@ -279,7 +280,7 @@ func newSpool(base string, log *slog.Logger) (*spool, error) {
 		return &spool{dir: bd.join(name), base: bd, name: name, lock: lock}, nil
 	}
 	bd.Close()
-	return nil, fmt.Errorf("%w: creating a spool directory in %s: no free name", ErrIO, base)
+	return nil, fmt.Errorf("%w: creating a spool directory in %s: no free name", failure.IO, base)
 }
 
 // release removes the spool and its lock.
@@ -356,7 +357,7 @@ func pushPartition(ctx context.Context, st *store.Store, log *slog.Logger, dir, 
 		log.Warn("another attempt of the same run already published; its tables are identical", "partition", redactURL(dst), "run_id", runID)
 		return true, nil
 	case exists && !overwrite:
-		return false, fmt.Errorf("%w: %s is already published by run %s; pass --overwrite to replace it", ErrExists, redactURL(dst), successRunID(cur))
+		return false, fmt.Errorf("%w: %s is already published by run %s; pass --overwrite to replace it", failure.Exists, redactURL(dst), successRunID(cur))
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return false, remoteError(err, "checking "+redactURL(marker))
 	}
@@ -397,7 +398,7 @@ func pushPartition(ctx context.Context, st *store.Store, log *slog.Logger, dir, 
 			return true, nil
 		}
 		return false, fmt.Errorf("%w: %s was published by run %q while run %s uploaded to it; the published partition is intact, this run's uploads are removed: publish again with --overwrite to replace it (concurrent runs on one output are the scheduler's to forbid)",
-			ErrExists, redactURL(dst), successRunID(theirs), runID)
+			failure.Exists, redactURL(dst), successRunID(theirs), runID)
 	}
 	if err != nil {
 		return false, remoteError(err, "writing "+redactURL(marker))
@@ -468,7 +469,7 @@ func downloadFile(ctx context.Context, st *store.Store, loc, path string) error 
 	if _, err := st.Download(ctx, loc, f); err != nil {
 		f.Close()
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: downloading: %w", ErrNoInput, err)
+			return fmt.Errorf("%w: downloading: %w", failure.NoInput, err)
 		}
 		return remoteError(err, "downloading")
 	}

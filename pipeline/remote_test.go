@@ -11,6 +11,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/store"
 	"github.com/osmosis/batchmatch/pipeline/store/storetest"
 )
@@ -69,7 +70,7 @@ func checkRemotePublished(t *testing.T, st *store.Store, dst string) (runID, mat
 
 // TestPushPartition: the conditional create of _SUCCESS decides races. A
 // second publisher of the same run (same run id: identical tables) succeeds
-// without uploading; one of another run gets ErrExists and touches nothing;
+// without uploading; one of another run gets failure.Exists and touches nothing;
 // --overwrite publishes the new files under new names, switches _SUCCESS
 // to them and then removes the old ones.
 func TestPushPartition(t *testing.T) {
@@ -94,8 +95,8 @@ func TestPushPartition(t *testing.T) {
 	// A later publisher of another run is refused before it uploads anything.
 	b := stagePartition(t, "run-b", "b1", map[string]string{"matches/part-00000-b1.parquet": "B"})
 	_, err := pushPartition(ctx, st, log, b, dst, false, "run-b")
-	if !errors.Is(err, ErrExists) {
-		t.Fatalf("publisher of another run: %v, want ErrExists", err)
+	if !errors.Is(err, failure.Exists) {
+		t.Fatalf("publisher of another run: %v, want failure.Exists", err)
 	}
 	if id, m := checkRemotePublished(t, st, dst); id != "run-a" || m != "A" {
 		t.Fatalf("after the refused publish: run %s, matches %q", id, m)
@@ -118,7 +119,7 @@ func TestPushPartition(t *testing.T) {
 
 // TestPushPartitionRace: a publisher that loses the conditional create of
 // _SUCCESS to another one (a racer that got ahead after the pre-check)
-// succeeds when the winner is the same run, and fails with ErrExists when
+// succeeds when the winner is the same run, and fails with failure.Exists when
 // it is another run; either way the winner's partition is intact and the
 // loser's uploads are gone.
 func TestPushPartitionRace(t *testing.T) {
@@ -132,7 +133,7 @@ func TestPushPartitionRace(t *testing.T) {
 		wantErr      error
 	}{
 		{"same run", "run-a", nil},
-		{"other run", "run-z", ErrExists},
+		{"other run", "run-z", failure.Exists},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := "mem://race-test/" + tc.winner + "/dt=2026-11-30"

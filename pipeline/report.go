@@ -21,6 +21,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
@@ -75,7 +76,7 @@ func readReportStats(path string, eligible int64) (*reportStats, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: reading %s: %w", ErrBadData, path, err)
+			return nil, fmt.Errorf("%w: reading %s: %w", failure.BadData, path, err)
 		}
 	}
 	if run > 0 {
@@ -154,9 +155,9 @@ func WriteReport(w io.Writer, partition string) (err error) {
 	}
 	kind := func(err error) error {
 		if errors.Is(err, store.ErrUnavailable) {
-			return osKind(err, ErrIO)
+			return failure.OSKind(err, failure.IO)
 		}
-		return osKind(err, ErrNoInput)
+		return failure.OSKind(err, failure.NoInput)
 	}
 	manifest := manifestFile
 	if body, err := readFile(join(partition, successFile)); err == nil {
@@ -170,7 +171,7 @@ func WriteReport(w io.Writer, partition string) (err error) {
 	}
 	var m Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrBadData, join(partition, manifest), err)
+		return fmt.Errorf("%w: %s: %w", failure.BadData, join(partition, manifest), err)
 	}
 	matches := filepath.ToSlash(m.Outputs["matches"].Path)
 	if matches == "" {
@@ -185,7 +186,7 @@ func WriteReport(w io.Writer, partition string) (err error) {
 func writeReport(w io.Writer, m *Manifest, matches string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: building the report: panic: %v", ErrInternal, r)
+			err = fmt.Errorf("%w: building the report: panic: %v", failure.Internal, r)
 		}
 	}()
 	st, err := readReportStats(matches, m.Counts.Eligible)

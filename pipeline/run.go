@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
@@ -133,7 +134,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 		g.Go(func() (err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					err = fileError(ErrBadData, pf.path, "", fmt.Errorf("panic while reading: %v", r))
+					err = failure.FileError(failure.BadData, pf.path, "", fmt.Errorf("panic while reading: %v", r))
 				}
 			}()
 			if sums[i], err = pf.sha256(gctx); err != nil {
@@ -176,7 +177,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 		ratio := float64(L.Counts.RowsQuarantined) / float64(base)
 		if ratio > cfg.MaxRejectRatio {
 			return L, fmt.Errorf("%w: %d of %d rows quarantined (%.4g%%), above --max-reject-ratio %g; by reason: %v",
-				ErrBadData, L.Counts.RowsQuarantined, base, 100*ratio, cfg.MaxRejectRatio, L.Counts.QuarantinedByReason)
+				failure.BadData, L.Counts.RowsQuarantined, base, 100*ratio, cfg.MaxRejectRatio, L.Counts.QuarantinedByReason)
 		}
 	}
 
@@ -240,26 +241,26 @@ func resolveDims(ctx context.Context, files []*parquetFile, fixed []dims, cfg Co
 	for i, f := range fixed {
 		if f.D != 0 {
 			if d.D != 0 && d.D != f.D {
-				return d, "", fileError(ErrBadData, files[i].path, colTrait, fmt.Errorf("fixed width %d, but another shard fixes %d", f.D, d.D))
+				return d, "", failure.FileError(failure.BadData, files[i].path, colTrait, fmt.Errorf("fixed width %d, but another shard fixes %d", f.D, d.D))
 			}
 			d.D, src["D"] = f.D, "schema"
 		}
 		if f.Q != 0 {
 			if d.Q != 0 && d.Q != f.Q {
-				return d, "", fileError(ErrBadData, files[i].path, colAnswers, fmt.Errorf("fixed width %d, but another shard fixes %d", f.Q, d.Q))
+				return d, "", failure.FileError(failure.BadData, files[i].path, colAnswers, fmt.Errorf("fixed width %d, but another shard fixes %d", f.Q, d.Q))
 			}
 			d.Q, src["Q"] = f.Q, "schema"
 		}
 	}
 	if cfg.TraitDim != 0 {
 		if d.D != 0 && d.D != cfg.TraitDim {
-			return d, "", usageErrorf("--trait-dim %d disagrees with the schema's fixed width %d", cfg.TraitDim, d.D)
+			return d, "", failure.Usagef("--trait-dim %d disagrees with the schema's fixed width %d", cfg.TraitDim, d.D)
 		}
 		d.D, src["D"] = cfg.TraitDim, "flag"
 	}
 	if cfg.Questions != 0 {
 		if d.Q != 0 && d.Q != cfg.Questions {
-			return d, "", usageErrorf("--questions %d disagrees with the schema's fixed width %d", cfg.Questions, d.Q)
+			return d, "", failure.Usagef("--questions %d disagrees with the schema's fixed width %d", cfg.Questions, d.Q)
 		}
 		d.Q, src["Q"] = cfg.Questions, "flag"
 	}
@@ -279,7 +280,7 @@ func resolveDims(ctx context.Context, files []*parquetFile, fixed []dims, cfg Co
 	}
 	if d.D > MaxTraitDim || d.Q > MaxQuestions {
 		return d, "", fmt.Errorf("%w: trait width %d or question count %d (%s) above the maximum %d or %d",
-			ErrBadData, d.D, d.Q, fmt.Sprintf("D from %s, Q from %s", orNone(src["D"]), orNone(src["Q"])), MaxTraitDim, MaxQuestions)
+			failure.BadData, d.D, d.Q, fmt.Sprintf("D from %s, Q from %s", orNone(src["D"]), orNone(src["Q"])), MaxTraitDim, MaxQuestions)
 	}
 	if d.D == 0 && len(files) > 0 {
 		// No row has a trait at all: every row will be rejected; keep D at 1
@@ -391,7 +392,7 @@ func runLocal(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, e
 		}
 		if pub.success.RunID != m.RunID {
 			return nil, fmt.Errorf("%w: %s is already published by run %s, and this run's inputs and settings give run %s: pass --overwrite to replace it",
-				ErrExists, where, pub.success.RunID, m.RunID)
+				failure.Exists, where, pub.success.RunID, m.RunID)
 		}
 		// A re-run of the same night (a retry after a crash or a lost
 		// exit status): the published tables are the ones this run would

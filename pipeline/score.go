@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/osmosis/batchmatch/kernels"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // queryTile is the number of query members one worker task scores.
@@ -165,7 +166,7 @@ type ScoreStats struct {
 	PairsCompatible int64 `json:"pairs_compatible"`
 	// nanScores counts compatible pairs whose score came out NaN: none
 	// may (validation keeps every input finite and every divisor
-	// positive), so TopK fails with ErrInternal rather than drop them.
+	// positive), so TopK fails with failure.Internal rather than drop them.
 	nanScores int64
 	nanPair   [2]int64 // the ids of one such pair
 }
@@ -246,7 +247,7 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 		g.Go(func() (err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					err = fmt.Errorf("%w: scoring tile %d: panic: %v\n%s", ErrInternal, t, r, debug.Stack())
+					err = fmt.Errorf("%w: scoring tile %d: panic: %v\n%s", failure.Internal, t, r, debug.Stack())
 				}
 			}()
 			w := <-pool // never blocks: at most `workers` tasks run at once
@@ -318,7 +319,7 @@ func (s *Scorer) TopK(ctx context.Context, k, workers int) ([][]Cand, ScoreStats
 	}
 	if total.nanScores > 0 {
 		return nil, total, fmt.Errorf("%w: %d compatible pairs scored NaN (one: members %d and %d); nothing was published",
-			ErrInternal, total.nanScores, total.nanPair[0], total.nanPair[1])
+			failure.Internal, total.nanScores, total.nanPair[0], total.nanPair[1])
 	}
 	return out, total, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/spf13/pflag"
 
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
@@ -68,13 +69,13 @@ func ResolveShard(index, count int, getenv func(string) string) (ShardSpec, erro
 			}
 			i, err := strconv.Atoi(v)
 			if err != nil {
-				return ShardSpec{}, usageErrorf("%s=%q is not a shard index", e[0], v)
+				return ShardSpec{}, failure.Usagef("%s=%q is not a shard index", e[0], v)
 			}
 			index = i
 			if count == 0 && e[1] != "" {
 				if c := getenv(e[1]); c != "" {
 					if count, err = strconv.Atoi(c); err != nil {
-						return ShardSpec{}, usageErrorf("%s=%q is not a shard count", e[1], c)
+						return ShardSpec{}, failure.Usagef("%s=%q is not a shard count", e[1], c)
 					}
 				}
 			}
@@ -85,11 +86,11 @@ func ResolveShard(index, count int, getenv func(string) string) (ShardSpec, erro
 	case index < 0 && count == 0:
 		return ShardSpec{}, nil
 	case index < 0:
-		return ShardSpec{}, usageErrorf("--shard-count %d without a shard index (--shard-index or a scheduler's index variable)", count)
+		return ShardSpec{}, failure.Usagef("--shard-count %d without a shard index (--shard-index or a scheduler's index variable)", count)
 	case count < 1:
-		return ShardSpec{}, usageErrorf("shard index %d without a shard count (--shard-count)", index)
+		return ShardSpec{}, failure.Usagef("shard index %d without a shard count (--shard-count)", index)
 	case index >= count:
-		return ShardSpec{}, usageErrorf("shard index %d is not below the shard count %d", index, count)
+		return ShardSpec{}, failure.Usagef("shard index %d is not below the shard count %d", index, count)
 	}
 	return ShardSpec{Index: index, Count: count}, nil
 }
@@ -386,7 +387,7 @@ func scanParts(shards *outDir, partition string, count int) (int, []*partAttempt
 				continue
 			}
 			if count != 0 {
-				return 0, nil, nil, usageErrorf("parts of several shard counts under %s: pass --shard-count", pd.path)
+				return 0, nil, nil, failure.Usagef("parts of several shard counts under %s: pass --shard-count", pd.path)
 			}
 			count = c
 		}
@@ -709,7 +710,7 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 		}
 		if len(waiting) > 0 {
 			return nil, fmt.Errorf("%w: %s is already published by run %s, and parts of other runs are waiting under %s (%s): pass --overwrite to publish them instead",
-				ErrExists, redactURL(cc.publishedLocation(com.final)), pub.success.RunID, redactURL(where), strings.Join(waiting, "; "))
+				failure.Exists, redactURL(cc.publishedLocation(com.final)), pub.success.RunID, redactURL(where), strings.Join(waiting, "; "))
 		}
 		// The commit already happened; what parts are left (a commit
 		// killed after publishing) are its own, and dead.
@@ -735,15 +736,15 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 	if len(complete) == 0 {
 		switch {
 		case len(sets) == 0 && len(bad) > 0:
-			return nil, fmt.Errorf("%w: the shard parts under %s are unreadable: %v", ErrBadData, redactURL(where), bad)
+			return nil, fmt.Errorf("%w: the shard parts under %s are unreadable: %v", failure.BadData, redactURL(where), bad)
 		case len(sets) == 0:
-			return nil, fmt.Errorf("%w: no complete shard part under %s yet", ErrNotReady, redactURL(where))
+			return nil, fmt.Errorf("%w: no complete shard part under %s yet", failure.NotReady, redactURL(where))
 		}
 		var ds []string
 		for _, s := range sets {
 			ds = append(ds, s.describe())
 		}
-		return nil, fmt.Errorf("%w: no complete set of shard parts under %s: %s", ErrNotReady, redactURL(where), strings.Join(ds, "; "))
+		return nil, fmt.Errorf("%w: no complete set of shard parts under %s: %s", failure.NotReady, redactURL(where), strings.Join(ds, "; "))
 	}
 	cfg, err := cc.runConfig(partition, complete[0].parts[0].pm.Config)
 	if err != nil {
@@ -787,10 +788,10 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 		if len(complete) < len(sets) {
 			// Shards of newer inputs may still be running.
 			return nil, fmt.Errorf("%w: no complete set of shard parts is of the current inputs (run id %s) under %s: %s",
-				ErrNotReady, hex.EncodeToString(id[:16]), redactURL(where), strings.Join(ds, "; "))
+				failure.NotReady, hex.EncodeToString(id[:16]), redactURL(where), strings.Join(ds, "; "))
 		}
 		return nil, fmt.Errorf("%w: the profiles changed since the shards ran: they give run id %s now, and no complete set of parts under %s is of it (%s); run the shards again",
-			ErrBadData, hex.EncodeToString(id[:16]), redactURL(where), strings.Join(ds, "; "))
+			failure.BadData, hex.EncodeToString(id[:16]), redactURL(where), strings.Join(ds, "; "))
 	}
 	if chosen != complete[0] {
 		if cfg, err = cc.runConfig(partition, chosen.parts[0].pm.Config); err != nil {
@@ -819,12 +820,12 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 	lists := make([][]Cand, pop.N)
 	for _, p := range chosen.parts {
 		if p.pm.Part.Members != int64(pop.N) {
-			return nil, fileError(ErrBadData, p.dir, "", fmt.Errorf("the part covers %d members, the population has %d", p.pm.Part.Members, pop.N))
+			return nil, failure.FileError(failure.BadData, p.dir, "", fmt.Errorf("the part covers %d members, the population has %d", p.pm.Part.Members, pop.N))
 		}
 		path := filepath.Join(p.dir, partParquet)
 		rows, err := parquet.ReadFile[PartRow](path)
 		if err != nil {
-			return nil, fileError(ErrBadData, path, "", err)
+			return nil, failure.FileError(failure.BadData, path, "", err)
 		}
 		prev, rank := int64(0), int32(0)
 		for k, r := range rows {
@@ -834,7 +835,7 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 			rank++
 			i, j := pop.Index(r.UserID), pop.Index(r.MatchID)
 			if i < 0 || j < 0 || r.Rank != rank || rank > int32(cfg.K) {
-				return nil, fileError(ErrBadData, path, "", fmt.Errorf("row %d (user %d, rank %d, match %d) does not fit the population or the part", k, r.UserID, r.Rank, r.MatchID))
+				return nil, failure.FileError(failure.BadData, path, "", fmt.Errorf("row %d (user %d, rank %d, match %d) does not fit the population or the part", k, r.UserID, r.Rank, r.MatchID))
 			}
 			lists[i] = append(lists[i], Cand{J: int32(j), S: r.Score})
 		}
@@ -891,7 +892,7 @@ func (cc CommitConfig) runConfig(partition string, cfg Config) (Config, error) {
 	cfg.RemoteOut, cfg.SpoolDir = cc.RemoteOut, cc.SpoolDir
 	var err error
 	if cfg.AsOf, err = time.Parse(time.DateOnly, cfg.AsOfDate); err != nil || cfg.AsOfDate != cc.AsOf.Format(time.DateOnly) {
-		return cfg, usageErrorf("the parts are for as-of %s, not %s", cfg.AsOfDate, cc.AsOf.Format(time.DateOnly))
+		return cfg, failure.Usagef("the parts are for as-of %s, not %s", cfg.AsOfDate, cc.AsOf.Format(time.DateOnly))
 	}
 	return cfg, nil
 }

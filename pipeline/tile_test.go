@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // TestTiledScoringMatchesPair: the fused tile loop (bit-mask filters,
@@ -196,7 +198,7 @@ func TestNaNScoreFailsTheRun(t *testing.T) {
 	p := L.Pop
 	p.MaxKm[0], p.HavMax[0] = 0, 0
 	_, _, err = (&Scorer{P: p, W: DefaultWeights}).TopK(context.Background(), 5, 2)
-	if !errors.Is(err, ErrInternal) || !strings.Contains(err.Error(), "NaN") {
-		t.Fatalf("got %v, want ErrInternal about NaN scores", err)
+	if !errors.Is(err, failure.Internal) || !strings.Contains(err.Error(), "NaN") {
+		t.Fatalf("got %v, want failure.Internal about NaN scores", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/schema"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // listRow is one row of a test column: null, or values (floats for a
@@ -371,7 +372,7 @@ func TestVarColumnLayouts(t *testing.T) {
 
 // TestVarColumnInconsistentLevels: level streams no writer may produce (an
 // element continuing a null list, a gap in a list, a row starting mid-list)
-// fail with ErrBadData naming the file and the column.
+// fail with failure.BadData naming the file and the column.
 func TestVarColumnInconsistentLevels(t *testing.T) {
 	for _, c := range []struct {
 		name     string
@@ -402,8 +403,8 @@ func TestVarColumnInconsistentLevels(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "bad.parquet")
 			os.WriteFile(path, buf.Bytes(), 0o644)
 			_, err := readLevelFile(t, path, layoutStandard)
-			if !errors.Is(err, ErrBadData) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), `"trait"`) {
-				t.Fatalf("got %v, want ErrBadData naming %s and column trait", err, path)
+			if !errors.Is(err, failure.BadData) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), `"trait"`) {
+				t.Fatalf("got %v, want failure.BadData naming %s and column trait", err, path)
 			}
 		})
 	}

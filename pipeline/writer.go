@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/parquet-go/parquet-go"
 )
 
@@ -134,7 +135,7 @@ func (t *tableWriter[T]) flush() error {
 		return nil
 	}
 	if _, err := t.w.Write(t.buf); err != nil {
-		return ioErrorf("writing %s: %w", t.path, err)
+		return failure.IOf("writing %s: %w", t.path, err)
 	}
 	t.rows += int64(len(t.buf))
 	t.buf = t.buf[:0]
@@ -149,7 +150,7 @@ func (t *tableWriter[T]) close() error {
 	}
 	if err := t.w.Close(); err != nil {
 		t.f.Close()
-		return ioErrorf("finishing %s: %w", t.path, err)
+		return failure.IOf("finishing %s: %w", t.path, err)
 	}
 	if err := fault("sync", t.path); err != nil {
 		t.f.Close()
@@ -160,7 +161,7 @@ func (t *tableWriter[T]) close() error {
 		return fsError(err, "syncing", t.path)
 	}
 	if err := t.f.Close(); err != nil {
-		return ioErrorf("closing %s: %w", t.path, err)
+		return failure.IOf("closing %s: %w", t.path, err)
 	}
 	return nil
 }

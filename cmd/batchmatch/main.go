@@ -19,7 +19,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // Exit codes (sysexits.h), which schedulers key retries on. README.md has
@@ -49,7 +49,7 @@ func main() {
 	stopInt()
 	stopTerm()
 	if err != nil && !errors.Is(err, errHelp) {
-		if k := pipeline.Kind(err); k != nil && !strings.HasPrefix(err.Error(), k.Error()) {
+		if k := failure.Kind(err); k != nil && !strings.HasPrefix(err.Error(), k.Error()) {
 			// A permanent cause decided the code, not the operation's kind
 			// the message starts with: say so first.
 			fmt.Fprintf(os.Stderr, "batchmatch: %v (exit %d): %v\n", k, code, err)
@@ -65,7 +65,7 @@ func main() {
 func runCaught(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: panic: %v\n%s", pipeline.ErrInternal, r, debug.Stack())
+			err = fmt.Errorf("%w: panic: %v\n%s", failure.Internal, r, debug.Stack())
 		}
 	}()
 	if os.Getenv("BATCHMATCH_TEST_PANIC") != "" {
@@ -90,7 +90,7 @@ func exitCodeFor(ctx context.Context, err error) int {
 }
 
 // exitCode maps an error to the process exit code; this is the only place
-// that does. pipeline.Kind decides the kind (a permanent cause such as
+// that does. failure.Kind decides the kind (a permanent cause such as
 // permission denied outranks the generic kind of the operation that met
 // it); an error of no kind is a bug in batchmatch (70).
 func exitCode(err error, terminated, interrupted bool) int {
@@ -102,26 +102,26 @@ func exitCode(err error, terminated, interrupted bool) int {
 	case interrupted || errors.Is(err, context.Canceled):
 		return exitInterrupted
 	}
-	switch pipeline.Kind(err) {
-	case pipeline.ErrUsage:
+	switch failure.Kind(err) {
+	case failure.Usage:
 		return exitUsage
-	case pipeline.ErrPermission:
+	case failure.Permission:
 		return exitNoPerm
-	case pipeline.ErrConfig:
+	case failure.Config:
 		return exitConfig
-	case pipeline.ErrInternal:
+	case failure.Internal:
 		return exitSoftware
-	case pipeline.ErrSystem:
+	case failure.System:
 		return exitOSErr
-	case pipeline.ErrNoInput:
+	case failure.NoInput:
 		return exitNoInput
-	case pipeline.ErrBadData:
+	case failure.BadData:
 		return exitDataErr
-	case pipeline.ErrExists:
+	case failure.Exists:
 		return exitCantCreat
-	case pipeline.ErrLocked, pipeline.ErrNotReady:
+	case failure.Locked, failure.NotReady:
 		return exitTempFail
-	case pipeline.ErrIO:
+	case failure.IO:
 		return exitIOErr
 	}
 	return exitSoftware

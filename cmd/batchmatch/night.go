@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // cmdNight is one shard of the nightly run as a scheduler starts it (a pod
@@ -30,7 +31,7 @@ import (
 // The last shard to finish always sees every part (each part is complete
 // before its shard looks), so exactly the shards that find the set complete
 // commit, usually one. Two that finish together both commit: on a local
-// --out the second waits for the output lock (ErrLocked); either way it
+// --out the second waits for the output lock (failure.Locked); either way it
 // finds the partition published by the other, which it was not when it
 // looked before committing, and succeeds (on object storage both may upload
 // the same run id, which the conditional create of _SUCCESS accepts). A
@@ -96,7 +97,7 @@ var nightLockWait = 30 * time.Minute
 // nightCommit publishes the night if every shard has a part: see cmdNight.
 func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo pipeline.MetricsOptions, log *slog.Logger, stdout io.Writer) error {
 	if err := pipeline.PartsReady(ctx, cc.Out, cc.Partition, cc.AsOf, cc.ShardCount); err != nil {
-		if errors.Is(err, pipeline.ErrNotReady) {
+		if errors.Is(err, failure.NotReady) {
 			log.Info("night: part written; the shard that completes the set publishes", "parts", err.Error())
 			return nil
 		}
@@ -122,12 +123,12 @@ func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo pipeline.Metr
 			publishCommitMetrics(ctx, mo, res, nil, log)
 			printSummary(stdout, res)
 			return nil
-		case errors.Is(err, pipeline.ErrNotReady):
+		case errors.Is(err, failure.NotReady):
 			// the parts PartsReady saw are not a set commit can publish
 			// (e.g. another shard's commit has just taken them)
 			log.Info("night: part written; the shard that completes the set publishes", "parts", err.Error())
 			return nil
-		case errors.Is(err, pipeline.ErrLocked) && time.Now().Before(deadline):
+		case errors.Is(err, failure.Locked) && time.Now().Before(deadline):
 			log.Info("night: another commit holds the output lock; waiting", "retry_in_seconds", wait.Seconds())
 			select {
 			case <-ctx.Done():
@@ -136,7 +137,7 @@ func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo pipeline.Metr
 			}
 			wait = min(2*wait, 30*time.Second)
 			continue
-		case errors.Is(err, pipeline.ErrExists) && !before:
+		case errors.Is(err, failure.Exists) && !before:
 			// Another shard had every part too and has published the night
 			// in the meantime (it held the lock, or won the conditional
 			// create of _SUCCESS on object storage).
@@ -194,14 +195,14 @@ var (
 func nightAsOf(getenv func(string) string) (date, from string, err error) {
 	if v := getenv(envAsOf); v != "" {
 		if _, err := time.Parse(time.DateOnly, v); err != nil {
-			return "", "", fmt.Errorf("%w: %s=%q is not a date (YYYY-MM-DD)", pipeline.ErrUsage, envAsOf, v)
+			return "", "", fmt.Errorf("%w: %s=%q is not a date (YYYY-MM-DD)", failure.Usage, envAsOf, v)
 		}
 		return v, envAsOf, nil
 	}
 	if v := getenv(envScheduledTime); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			return "", "", fmt.Errorf("%w: %s=%q is not an RFC 3339 time", pipeline.ErrUsage, envScheduledTime, v)
+			return "", "", fmt.Errorf("%w: %s=%q is not an RFC 3339 time", failure.Usage, envScheduledTime, v)
 		}
 		return t.Format(time.DateOnly), envScheduledTime, nil
 	}
@@ -217,8 +218,8 @@ func nightAsOf(getenv func(string) string) (date, from string, err error) {
 			}
 		}
 		return "", "", fmt.Errorf("%w: %s=%q carries no scheduled time: a CronJob's Job is named <cronjob>-<minutes since 1970>; "+
-			"name a Job made by hand <name>-YYYY-MM-DD, or pass --as-of", pipeline.ErrUsage, envJobName, v)
+			"name a Job made by hand <name>-YYYY-MM-DD, or pass --as-of", failure.Usage, envJobName, v)
 	}
 	return "", "", fmt.Errorf("%w: night needs its as-of date from the schedule (%s, %s or %s) or --as-of; it never uses the clock",
-		pipeline.ErrUsage, envAsOf, envScheduledTime, envJobName)
+		failure.Usage, envAsOf, envScheduledTime, envJobName)
 }

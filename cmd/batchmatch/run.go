@@ -18,6 +18,7 @@ import (
 
 	"github.com/osmosis/batchmatch/kernels"
 	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // errHelp is returned after printing help: exit 0, nothing more to say.
@@ -60,7 +61,7 @@ func (o *logOptions) AddFlags(fs *pflag.FlagSet) {
 func (o *logOptions) logger(w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(o.Level)); err != nil {
-		return nil, fmt.Errorf("%w: --log-level %q: %v", pipeline.ErrUsage, o.Level, err)
+		return nil, fmt.Errorf("%w: --log-level %q: %v", failure.Usage, o.Level, err)
 	}
 	hopts := &slog.HandlerOptions{Level: lvl}
 	format := o.Format
@@ -76,14 +77,14 @@ func (o *logOptions) logger(w io.Writer) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, hopts)), nil
 	}
-	return nil, fmt.Errorf("%w: --log-format must be text, json or auto, got %q", pipeline.ErrUsage, o.Format)
+	return nil, fmt.Errorf("%w: --log-format must be text, json or auto, got %q", failure.Usage, o.Format)
 }
 
 // run executes one command line (without the program name).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("%w: no command given", pipeline.ErrUsage)
+		return fmt.Errorf("%w: no command given", failure.Usage)
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
@@ -109,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdNight(ctx, args, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("%w: unknown command %q", pipeline.ErrUsage, cmd)
+	return fmt.Errorf("%w: unknown command %q", failure.Usage, cmd)
 }
 
 // parse parses a command's flags, turning pflag errors into usage errors.
@@ -119,7 +120,7 @@ func parse(fs *pflag.FlagSet, args []string, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", pipeline.ErrUsage, fs.Arg(0))
+		return fmt.Errorf("%w: unexpected argument %q", failure.Usage, fs.Arg(0))
 	}
 	return nil
 }
@@ -131,7 +132,7 @@ func parseWithArgs(fs *pflag.FlagSet, args []string, stderr io.Writer) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return errHelp
 		}
-		return fmt.Errorf("%w: %v", pipeline.ErrUsage, err)
+		return fmt.Errorf("%w: %v", failure.Usage, err)
 	}
 	return nil
 }
@@ -275,7 +276,7 @@ func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if cc.Out == "" {
-		return fmt.Errorf("%w: --out is required", pipeline.ErrUsage)
+		return fmt.Errorf("%w: --out is required", failure.Usage)
 	}
 	if cc.Partition != "" {
 		if err := pipeline.CheckPartition(cc.Partition); err != nil {
@@ -283,13 +284,13 @@ func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	if cc.Workers < 1 {
-		return fmt.Errorf("%w: --workers must be at least 1", pipeline.ErrUsage)
+		return fmt.Errorf("%w: --workers must be at least 1", failure.Usage)
 	}
 	now := time.Now().UTC()
 	cc.AsOf = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	if asOf != "" {
 		if cc.AsOf, err = time.Parse(time.DateOnly, asOf); err != nil {
-			return fmt.Errorf("%w: --as-of must be YYYY-MM-DD, got %q", pipeline.ErrUsage, asOf)
+			return fmt.Errorf("%w: --as-of must be YYYY-MM-DD, got %q", failure.Usage, asOf)
 		}
 	}
 	res, err := pipeline.Commit(ctx, cc, log)
@@ -345,7 +346,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, a := range jc.fs.Args() {
 		id, err := strconv.ParseInt(a, 10, 64)
 		if err != nil {
-			return fmt.Errorf("%w: member id %q is not an integer", pipeline.ErrUsage, a)
+			return fmt.Errorf("%w: member id %q is not an integer", failure.Usage, a)
 		}
 		ids = append(ids, id)
 	}
@@ -359,7 +360,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: report takes one published partition (OUT/dt=YYYY-MM-DD, a directory or an object-store URL)", pipeline.ErrUsage)
+		return fmt.Errorf("%w: report takes one published partition (OUT/dt=YYYY-MM-DD, a directory or an object-store URL)", failure.Usage)
 	}
 	var b bytes.Buffer
 	if err := pipeline.WriteReport(&b, fs.Arg(0)); err != nil {
@@ -370,7 +371,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := os.WriteFile(*output, b.Bytes(), 0o640); err != nil {
-		return fmt.Errorf("%w: writing the report: %w", pipeline.ErrIO, err) // pipeline.Kind tells permission denied apart
+		return fmt.Errorf("%w: writing the report: %w", failure.IO, err) // failure.Kind tells permission denied apart
 	}
 	return nil
 }
