@@ -73,7 +73,7 @@ func newTiledPop(p *Population, tiles []tileSummary) *tiledPop {
 				f.CosT[r] = -2
 			}
 			if p.QW > 0 {
-				db := p.QBits[int(i)*QS+(17+kernels.Dealbreaker)*p.QW : int(i)*QS+(18+kernels.Dealbreaker)*p.QW]
+				db := p.QBits[int(i)*QS+(kernels.QImportanceMask+kernels.Dealbreaker)*p.QW : int(i)*QS+(kernels.QImportanceMask+kernels.Dealbreaker+1)*p.QW]
 				for _, w := range db {
 					tp.deal[pos] = tp.deal[pos] || w != 0
 				}

@@ -97,3 +97,56 @@ func BenchmarkQuestionsRows(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkQuestionsBits times the bit-sliced kernel on packed members
+// (packing happens once per member, not per pair).
+func BenchmarkQuestionsBits(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, n := range []int{16, 64, 256} {
+		a1, a2, a3 := randQuestions(r, n)
+		b1, b2, b3 := randQuestions(r, n)
+		w := QWords(n)
+		pa, pb := make([]uint64, QMaskWords*w), make([]uint64, QMaskWords*w)
+		PackQuestions(pa, a1, a2, a3)
+		PackQuestions(pb, b1, b2, b3)
+		b.Run(fmt.Sprintf("bitsliced/%d", n), func(b *testing.B) {
+			for b.Loop() {
+				_ = QuestionsBits(pa, pb, w)
+			}
+		})
+	}
+}
+
+func BenchmarkQuestions1(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	a1, a2, a3 := randQuestions(r, 64)
+	b1, b2, b3 := randQuestions(r, 64)
+	var pa, pb [QMaskWords]uint64
+	PackQuestions(pa[:], a1, a2, a3)
+	PackQuestions(pb[:], b1, b2, b3)
+	for _, impl := range questions1Impls {
+		b.Run(impl.name+"/64", func(b *testing.B) {
+			var s int32
+			for b.Loop() {
+				s += impl.fn(&pa, &pb).NumAB
+			}
+			_ = s
+		})
+	}
+}
+
+// TestUnpackQuestions: unpacking gives back exactly what was packed, for
+// every question count around the word boundaries.
+func TestUnpackQuestions(t *testing.T) {
+	r := rand.New(rand.NewPCG(81, 82))
+	for _, n := range testLengths() {
+		a, c, i := randQuestions(r, n)
+		bits := make([]uint64, QMaskWords*QWords(n))
+		PackQuestions(bits, a, c, i)
+		a2, c2, i2 := make([]byte, n), make([]byte, n), make([]byte, n)
+		UnpackQuestions(a2, c2, i2, bits)
+		if string(a2) != string(a) || string(c2) != string(c) || string(i2) != string(i) {
+			t.Fatalf("n=%d: round trip changed the questionnaire", n)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"math/big"
 	"math/rand/v2"
 	"testing"
 )
@@ -23,106 +22,6 @@ type fmaLoopCase struct {
 }
 
 var fmaLoopImpls = []fmaLoopCase{{"generic", fmaLoopGeneric}}
-
-// exactFMA32 is the reference for FMA32: x*y+z in exact arithmetic
-// (math/big), rounded once to the nearest float32, ties to even.
-func exactFMA32(x, y, z float32) float32 {
-	if isSpecial(x) || isSpecial(y) || isSpecial(z) {
-		return float32(float64(x)*float64(y) + float64(z)) // IEEE rules for NaN/Inf
-	}
-	p := new(big.Float).SetPrec(400).SetFloat64(float64(x))
-	p.Mul(p, new(big.Float).SetPrec(400).SetFloat64(float64(y)))
-	p.Add(p, new(big.Float).SetPrec(400).SetFloat64(float64(z)))
-	if p.Sign() == 0 { // exact zero: IEEE sign rules
-		return float32(float64(x)*float64(y) + float64(z))
-	}
-	f, _ := p.Float32()
-	return f
-}
-
-func isSpecial(f float32) bool { return f != f || math.IsInf(float64(f), 0) }
-
-func sameFloat(x, y float32) bool {
-	return math.Float32bits(x) == math.Float32bits(y) || (x != x && y != y)
-}
-
-// midpointCase returns x, y, z such that x*y+z lies within 2^-53 relative of
-// a float32 midpoint but not on it: the double-rounding trap.
-func midpointCase(r *rand.Rand) (x, y, z float32) {
-	for {
-		x = 1 + float32(r.IntN(1<<23))*0x1p-23
-		inv := float32(1 / float64(x))
-		eta := float64(x)*float64(inv) - 1
-		if eta != 0 && math.Abs(eta) < 0x1p-29 {
-			z = 1 + float32(r.IntN(1<<23))*0x1p-23
-			sign := float32(1)
-			if r.IntN(2) == 0 {
-				sign = -1
-			}
-			return x, sign * inv * 0x1p-24, z
-		}
-	}
-}
-
-func TestFMA32(t *testing.T) {
-	r := rand.New(rand.NewPCG(21, 22))
-	check := func(x, y, z float32) {
-		t.Helper()
-		if got, want := FMA32(x, y, z), exactFMA32(x, y, z); !sameFloat(got, want) {
-			t.Fatalf("FMA32(%g, %g, %g) = %g (%#x), exact %g (%#x)", x, y, z, got, math.Float32bits(got), want, math.Float32bits(want))
-		}
-	}
-	naive := 0
-	for range 2000 {
-		x, y, z := midpointCase(r)
-		check(x, y, z)
-		if float32(float64(x)*float64(y)+float64(z)) != FMA32(x, y, z) {
-			naive++
-		}
-	}
-	if naive == 0 {
-		t.Fatal("no midpoint case where naive double rounding is wrong: the test does not exercise the slow path")
-	}
-	specials := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0x1p-149, -0x1p-149, 0x1p-126, 0x1.8p-126, math.MaxFloat32, -math.MaxFloat32,
-		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 3e-39, 1e-20, 1e20}
-	for _, x := range specials {
-		for _, y := range specials {
-			for _, z := range specials {
-				check(x, y, z)
-			}
-		}
-	}
-	for range 200000 {
-		bits := func() float32 { return math.Float32frombits(r.Uint32()) }
-		check(bits(), bits(), bits())
-		check(float32(r.NormFloat64()), float32(r.NormFloat64()), float32(r.NormFloat64()))
-		// subnormal results
-		check(float32(r.NormFloat64())*0x1p-70, float32(r.NormFloat64())*0x1p-70, float32(r.NormFloat64())*0x1p-140)
-	}
-}
-
-// refChain is Dot's contract computed with the exact reference FMA.
-func refChain(a, b []float32) float32 {
-	var s float32
-	for i := range a {
-		s = exactFMA32(a[i], b[i], s)
-	}
-	return s
-}
-
-func TestDotIsFMAChain(t *testing.T) {
-	r := rand.New(rand.NewPCG(23, 24))
-	for _, impl := range dotImpls {
-		t.Run(impl.name, func(t *testing.T) {
-			for _, n := range testLengths() {
-				a, b := randVec(r, n, 1), randVec(r, n, 1)
-				if got, want := impl.fn(a, b), refChain(a, b); !sameFloat(got, want) {
-					t.Fatalf("n=%d: %v, exact FMA chain %v", n, got, want)
-				}
-			}
-		})
-	}
-}
 
 // tileShapes are the (nq, nc, d) shapes tested: around the 6-row and
 // 16-column register block and the 64-member tile.
@@ -223,17 +122,6 @@ func TestDotTileRejectsShortSlices(t *testing.T) {
 	DotTile(make([]float32, 16), 4, make([]float32, PanelLen(4, 2)-1), make([]float32, PanelLen(4, 2)), 4, 4, 2)
 }
 
-func TestFMALoop(t *testing.T) {
-	for _, impl := range fmaLoopImpls {
-		t.Run(impl.name, func(t *testing.T) {
-			f1, f2 := impl.fn(1000), impl.fn(3000)
-			if f1 <= 0 || f2 != 3*f1 || impl.fn(0) != 0 {
-				t.Fatalf("flop counts %d, %d, %d: not proportional to the iterations", f1, f2, impl.fn(0))
-			}
-		})
-	}
-}
-
 // FuzzDotTile: bytes give the shape and the values; every implementation
 // must equal the generic one bit for bit.
 func FuzzDotTile(f *testing.F) {
@@ -270,17 +158,6 @@ func FuzzDotTile(f *testing.F) {
 	})
 }
 
-// FuzzFMA32 compares FMA32 with the exact big.Float reference.
-func FuzzFMA32(f *testing.F) {
-	f.Add(uint32(0x3f800001), uint32(0x33800000), uint32(0x3f800000))
-	f.Fuzz(func(t *testing.T, x, y, z uint32) {
-		a, b, c := math.Float32frombits(x), math.Float32frombits(y), math.Float32frombits(z)
-		if got, want := FMA32(a, b, c), exactFMA32(a, b, c); !sameFloat(got, want) {
-			t.Fatalf("FMA32(%g, %g, %g) = %g, exact %g", a, b, c, got, want)
-		}
-	})
-}
-
 // BenchmarkDotTile times a 64×64 tile of 128-wide traits (the pipeline's
 // tile) and reports GFLOP/s (2·d flops per pair).
 func BenchmarkDotTile(b *testing.B) {
@@ -297,17 +174,5 @@ func BenchmarkDotTile(b *testing.B) {
 				b.ReportMetric(float64(2*nq*nc*d)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
-	}
-}
-
-func BenchmarkFMALoop(b *testing.B) {
-	for _, impl := range fmaLoopImpls {
-		b.Run(impl.name+"/1000", func(b *testing.B) {
-			var flops int64
-			for b.Loop() {
-				flops += impl.fn(1000)
-			}
-			b.ReportMetric(float64(flops)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-		})
 	}
 }
