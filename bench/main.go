@@ -33,6 +33,7 @@ import (
 
 	"github.com/osmosis/batchmatch/kernels"
 	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // options are the harness's flags.
@@ -119,7 +120,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 
 	// 2. whole runs of the binary
 	if o.NEmbed > 0 {
-		embed, err := workload(ctx, o, "embed", pipeline.GenOptions{N: o.NEmbed, D: dim, Q: 0, Open: true})
+		embed, err := workload(ctx, o, "embed", synth.Options{N: o.NEmbed, D: dim, Q: 0, Open: true})
 		if err != nil {
 			return err
 		}
@@ -150,7 +151,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		fmt.Fprintln(w)
 	}
 	if o.NFull > 0 {
-		full, err := workload(ctx, o, "full", pipeline.GenOptions{N: o.NFull, D: dim, Q: 64, Open: true})
+		full, err := workload(ctx, o, "full", synth.Options{N: o.NFull, D: dim, Q: 64, Open: true})
 		if err != nil {
 			return err
 		}
@@ -168,7 +169,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		fmt.Fprintf(w, "realistic populations (generator defaults, D = %d, Q = 64, K = %d, default weights); runs above 100 000 members are timed once:\n", dim, topK)
 		fmt.Fprintf(w, "  %9s  %8s  %8s  %9s  %14s  %14s  %14s  %6s\n", "members", "run (s)", "score (s)", "RSS (MiB)", "pairs examined", "geo+orient.", "compatible", "ex/geo")
 		for _, n := range o.NReal {
-			real, err := workload(ctx, o, "real", pipeline.GenOptions{N: n, D: dim, Q: 64})
+			real, err := workload(ctx, o, "real", synth.Options{N: n, D: dim, Q: 64})
 			if err != nil {
 				return err
 			}
@@ -331,7 +332,7 @@ func questionsWork() func() int64 {
 
 // workload generates a population once into the work directory (reused
 // while its parameters match) and returns its profile directory.
-func workload(ctx context.Context, o options, name string, g pipeline.GenOptions) (string, error) {
+func workload(ctx context.Context, o options, name string, g synth.Options) (string, error) {
 	g.Shards, g.Seed, g.AsOf = 4, 42, asOf
 	dir := filepath.Join(o.Work, fmt.Sprintf("%s-n%d-d%d-q%d-open%v", name, g.N, g.D, g.Q, g.Open))
 	g.Out = filepath.Join(dir, "profiles")
@@ -342,7 +343,7 @@ func workload(ctx context.Context, o options, name string, g pipeline.GenOptions
 	if err := os.RemoveAll(dir); err != nil {
 		return "", err
 	}
-	if _, err := pipeline.Generate(ctx, g, runtime.GOMAXPROCS(0)); err != nil {
+	if _, err := synth.Generate(ctx, g, runtime.GOMAXPROCS(0)); err != nil {
 		return "", fmt.Errorf("generating %s: %w", name, err)
 	}
 	return g.Out, os.WriteFile(stamp, nil, 0o644)

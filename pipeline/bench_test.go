@@ -3,17 +3,19 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"github.com/osmosis/batchmatch/kernels"
 	"path/filepath"
 	"testing"
+
+	"github.com/osmosis/batchmatch/kernels"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // loadGenerated generates n members with the real generator and loads them.
 func loadGenerated(b *testing.B, n int) *Population {
 	b.Helper()
 	dir := b.TempDir()
-	o := GenOptions{N: n, Shards: 2, Seed: 1, D: 128, Q: 64, AsOf: "2026-11-24", Out: filepath.Join(dir, "p")}
-	if _, err := Generate(context.Background(), o, 2); err != nil {
+	o := synth.Options{N: n, Shards: 2, Seed: 1, D: 128, Q: 64, AsOf: "2026-11-24", Out: filepath.Join(dir, "p")}
+	if _, err := synth.Generate(context.Background(), o, 2); err != nil {
 		b.Fatal(err)
 	}
 	cfg := baseConfig(dir)
@@ -47,7 +49,7 @@ func BenchmarkTopK(b *testing.B) {
 				qs := kernels.QMaskWords * cp.QW
 				cp.QBits = make([]uint64, len(pop.QBits))
 				for i := range cp.N { // no dealbreakers: level 4 becomes 3
-					ans, acc, imp := pop.questionnaire(i)
+					ans, acc, imp := pop.Questionnaire(i)
 					for q, v := range imp {
 						imp[q] = min(v, 3)
 					}

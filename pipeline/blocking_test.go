@@ -7,34 +7,36 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // TestBlockingIsExact: blocking only skips work. On populations built to
 // stress the bounds, blocked and exhaustive runs publish byte-identical
 // tables, and blocking examines fewer pairs where there is anything to skip.
 func TestBlockingIsExact(t *testing.T) {
-	cities := defaultKnobs(1600)
+	cities := synth.DefaultKnobs(1600)
 	cities.Centers = [][2]float64{{48.85, 2.35}, {45.76, 4.84}, {43.30, 5.37}, {40.71, -74.0}, {35.68, 139.7}, {-33.9, 151.2}}
 	cities.Spread, cities.MaxKm = 0.4, [2]float32{5, 300}
-	anti := defaultKnobs(1500)
+	anti := synth.DefaultKnobs(1500)
 	anti.Centers = [][2]float64{{0, 179.9}, {0, -179.9}, {60, 180}, {-45, -180}}
 	anti.Spread, anti.MaxKm, anti.AllSeekAll, anti.WideAges = 0.3, [2]float32{10, 500}, true, true
-	poles := defaultKnobs(1500)
+	poles := synth.DefaultKnobs(1500)
 	poles.Centers = [][2]float64{{89.9, 0}, {-89.9, 0}, {89.5, 120}, {-89.5, -60}}
 	poles.Spread, poles.MaxKm, poles.AllSeekAll = 0.5, [2]float32{5, 400}, true
-	exact := defaultKnobs(1300)
+	exact := synth.DefaultKnobs(1300)
 	exact.Centers = [][2]float64{{0, 180}, {0, -180}, {90, 0}, {-90, 0}, {1, 1}}
 	exact.Spread, exact.MaxKm, exact.AllSeekAll, exact.WideAges = 0, [2]float32{0.001, 0.01}, true, true
-	tiny := defaultKnobs(1500)
+	tiny := synth.DefaultKnobs(1500)
 	tiny.MaxKm, tiny.Spread = [2]float32{0.01, 0.5}, 0.05
-	huge := defaultKnobs(1300)
+	huge := synth.DefaultKnobs(1300)
 	huge.MaxKm, huge.Centers = [2]float32{20000, 20038}, [][2]float64{{48.85, 2.35}, {-33.9, 151.2}}
-	ages := defaultKnobs(1600)
+	ages := synth.DefaultKnobs(1600)
 	ages.AgeSpan, ages.Centers, ages.Spread = [2]int{18, 90}, [][2]float64{{48.85, 2.35}}, 0.1
 
 	for _, c := range []struct {
 		name      string
-		k         popKnobs
+		k         synth.Knobs
 		mustPrune bool
 	}{
 		{"cities", cities, true}, {"antimeridian", anti, true}, {"poles", poles, true},
@@ -43,7 +45,7 @@ func TestBlockingIsExact(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(21, c.k), c.k.D, c.k.Q, 2, formArrowVariable)
+			synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(21, c.k), c.k.D, c.k.Q, 2, synth.ArrowVariable)
 			var tables [2]map[string][]byte
 			var counts [2]Counts
 			for v, noBlocking := range []bool{false, true} {
@@ -81,13 +83,13 @@ func TestBlockingIsExact(t *testing.T) {
 // filtering, every pair of it passes orientation, ages and distance by
 // Pair's own tests; and it does fire on open populations.
 func TestAllPassIsSound(t *testing.T) {
-	open := defaultKnobs(900)
+	open := synth.DefaultKnobs(900)
 	open.AllSeekAll, open.WideAges, open.MaxKm, open.Spread = true, true, [2]float32{300, 20040}, 0.3
-	near := defaultKnobs(900)
+	near := synth.DefaultKnobs(900)
 	near.AllSeekAll, near.WideAges, near.MaxKm, near.Spread = true, true, [2]float32{0.5, 60}, 0.05
-	for _, k := range []popKnobs{open, near, defaultKnobs(900)} {
+	for _, k := range []synth.Knobs{open, near, synth.DefaultKnobs(900)} {
 		dir := t.TempDir()
-		writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(41, k), k.D, k.Q, 1, formArrowVariable)
+		synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(41, k), k.D, k.Q, 1, synth.ArrowVariable)
 		L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -126,10 +128,10 @@ func TestAllPassIsSound(t *testing.T) {
 // TestCountOnly: the diagnostic count equals a brute-force count of the
 // pairs passing orientation, ages and distance.
 func TestCountOnly(t *testing.T) {
-	k := defaultKnobs(700)
+	k := synth.DefaultKnobs(700)
 	k.Spread, k.MaxKm = 0.3, [2]float32{2, 200}
 	dir := t.TempDir()
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(43, k), k.D, k.Q, 1, formArrowVariable)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(43, k), k.D, k.Q, 1, synth.ArrowVariable)
 	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
 	if err != nil {
 		t.Fatal(err)

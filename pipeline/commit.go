@@ -15,8 +15,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/osmosis/batchmatch/pipeline/failure"
 	"golang.org/x/sys/unix"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // Output layout under --out:

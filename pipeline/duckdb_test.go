@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // duckDBDir returns the Node project with DuckDB installed (make test sets
@@ -49,8 +51,8 @@ func node(t *testing.T, dir, script string, args ...string) []byte {
 func TestDuckDB(t *testing.T) {
 	duck := duckDBDir(t)
 	dir := t.TempDir()
-	o := GenOptions{N: 1500, Shards: 3, Seed: 5, D: 32, Q: 16, AsOf: "2026-11-24", InvalidRatio: 0.01, Out: filepath.Join(dir, "profiles")}
-	if _, err := Generate(context.Background(), o, 2); err != nil {
+	o := synth.Options{N: 1500, Shards: 3, Seed: 5, D: 32, Q: 16, AsOf: "2026-11-24", InvalidRatio: 0.01, Out: filepath.Join(dir, "profiles")}
+	if _, err := synth.Generate(context.Background(), o, 2); err != nil {
 		t.Fatal(err)
 	}
 	cfg := baseConfig(dir)
@@ -215,20 +217,20 @@ func TestDuckDBNullArrays(t *testing.T) {
 func TestDuckDBReaderDifferential(t *testing.T) {
 	duck := duckDBDir(t)
 	dir := t.TempDir()
-	k := defaultKnobs(400)
+	k := synth.DefaultKnobs(400)
 	k.Nulls, k.Clones = 0.25, 0.05
-	ms := genTestPop(31, k)
+	ms := synth.Random(31, k)
 	src := filepath.Join(dir, "arrow-variable")
-	writeProfiles(t, src, ms, k.D, k.Q, 2, formArrowVariable)
+	synth.MustWriteProfiles(t, src, ms, k.D, k.Q, 2, synth.ArrowVariable)
 	type variant struct {
 		name string
 		dir  string
 	}
 	variants := []variant{{"arrow-variable", src}}
-	for _, form := range []writeForm{formArrowFixed, formParquetGo} {
-		if form.canHold(ms, k.D, k.Q) {
+	for _, form := range []synth.Form{synth.ArrowFixed, synth.ParquetGo} {
+		if form.CanHold(ms, k.D, k.Q) {
 			d := filepath.Join(dir, form.String())
-			writeProfiles(t, d, ms, k.D, k.Q, 2, form)
+			synth.MustWriteProfiles(t, d, ms, k.D, k.Q, 2, form)
 			variants = append(variants, variant{form.String(), d})
 		}
 	}

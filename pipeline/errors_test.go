@@ -13,15 +13,19 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/osmosis/batchmatch/pipeline/failure"
 	pq "github.com/parquet-go/parquet-go"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/internal/reference"
+	"github.com/osmosis/batchmatch/pipeline/profile"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // baseConfig is a run over dir/profiles into dir/out.
 func baseConfig(dir string) Config {
 	return Config{
 		Profiles: []string{filepath.Join(dir, "profiles")}, Out: filepath.Join(dir, "out"),
-		K: 3, AsOf: testAsOf, AsOfDate: "2026-11-24", Weights: DefaultWeights, Workers: 2, MaxRejectRatio: 1,
+		K: 3, AsOf: synth.AsOf, AsOfDate: "2026-11-24", Weights: DefaultWeights, Workers: 2, MaxRejectRatio: 1,
 	}
 }
 
@@ -29,8 +33,8 @@ func baseConfig(dir string) Config {
 // _SUCCESS and no staging area behind.
 func assertNothingPublished(t *testing.T, out string) {
 	t.Helper()
-	if _, err := os.Stat(PartitionDir(out, testAsOf)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("a failed run published %s (stat: %v)", PartitionDir(out, testAsOf), err)
+	if _, err := os.Stat(PartitionDir(out, synth.AsOf)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed run published %s (stat: %v)", PartitionDir(out, synth.AsOf), err)
 	}
 	if _, err := os.Stat(filepath.Join(out, stagingDir)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed run left its staging area behind (stat: %v)", err)
@@ -39,8 +43,8 @@ func assertNothingPublished(t *testing.T, out string) {
 
 func TestBadFiles(t *testing.T) {
 	good := func(t *testing.T, dir string) string {
-		ms := genTestPop(1, defaultKnobs(20))
-		return writeProfiles(t, filepath.Join(dir, "profiles"), ms, 16, 12, 1, formArrowFixed)[0]
+		ms := synth.Random(1, synth.DefaultKnobs(20))
+		return synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), ms, 16, 12, 1, synth.ArrowFixed)[0]
 	}
 	cases := []struct {
 		name    string
@@ -101,11 +105,11 @@ func TestBadFiles(t *testing.T) {
 			}
 		}, failure.BadData, []string{"typed.parquet", `"gender"`, "want an integer"}},
 		{"shards disagree on D", func(t *testing.T, dir string) {
-			ms := genTestPop(1, defaultKnobs(10))
-			writeArrow(t, filepath.Join(dir, "profiles", "a.parquet"), ms, 16, 12, false)
-			k := defaultKnobs(10)
+			ms := synth.Random(1, synth.DefaultKnobs(10))
+			synth.MustWriteArrow(t, filepath.Join(dir, "profiles", "a.parquet"), ms, 16, 12, false)
+			k := synth.DefaultKnobs(10)
 			k.D = 8
-			writeArrow(t, filepath.Join(dir, "profiles", "b.parquet"), genTestPop(2, k), 8, 12, false)
+			synth.MustWriteArrow(t, filepath.Join(dir, "profiles", "b.parquet"), synth.Random(2, k), 8, 12, false)
 		}, failure.BadData, []string{"b.parquet", `"trait"`, "fixed width 8"}},
 		{"no such input", func(t *testing.T, dir string) {}, failure.NoInput, []string{"profiles"}},
 		{"empty directory", func(t *testing.T, dir string) {
@@ -140,9 +144,9 @@ func TestBadFiles(t *testing.T) {
 
 func TestRejectRatio(t *testing.T) {
 	dir := t.TempDir()
-	k := defaultKnobs(200)
+	k := synth.DefaultKnobs(200)
 	k.Invalid = 0.1
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(3, k), 16, 12, 2, formArrowVariable)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(3, k), 16, 12, 2, synth.ArrowVariable)
 	cfg := baseConfig(dir)
 	cfg.MaxRejectRatio = 0.01
 	_, err := Run(context.Background(), cfg, discard)
@@ -157,29 +161,29 @@ func TestRejectRatio(t *testing.T) {
 }
 
 func TestDimsResolution(t *testing.T) {
-	k := defaultKnobs(50)
+	k := synth.DefaultKnobs(50)
 	k.Invalid = 0.1 // some wrong lengths: the mode is still D
-	ms := genTestPop(4, k)
+	ms := synth.Random(4, k)
 	for _, tc := range []struct {
 		name     string
-		form     writeForm
+		form     synth.Form
 		flagD    int
 		wantD    int
 		wantErr  error
 		wantFrom string
 	}{
-		{"schema fixes D", formArrowFixed, 0, 16, nil, "D from schema"},
-		{"most common length", formArrowVariable, 0, 16, nil, "D from data"},
-		{"flag", formArrowVariable, 15, 15, nil, "D from flag"},
-		{"flag disagrees with schema", formArrowFixed, 15, 0, failure.Usage, ""},
+		{"schema fixes D", synth.ArrowFixed, 0, 16, nil, "D from schema"},
+		{"most common length", synth.ArrowVariable, 0, 16, nil, "D from data"},
+		{"flag", synth.ArrowVariable, 15, 15, nil, "D from flag"},
+		{"flag disagrees with schema", synth.ArrowFixed, 15, 0, failure.Usage, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			pop := ms
-			if tc.form == formArrowFixed {
-				pop = genTestPop(4, defaultKnobs(50))
+			if tc.form == synth.ArrowFixed {
+				pop = synth.Random(4, synth.DefaultKnobs(50))
 			}
-			writeProfiles(t, filepath.Join(dir, "profiles"), pop, 16, 12, 2, tc.form)
+			synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), pop, 16, 12, 2, tc.form)
 			cfg := baseConfig(dir)
 			cfg.TraitDim = tc.flagD
 			L, err := Load(context.Background(), cfg, discard, nil, nil)
@@ -205,13 +209,13 @@ func TestDimsResolution(t *testing.T) {
 // TestDeterministic runs the same population sharded and scheduled
 // differently: the match and soulmate tables must be byte-identical.
 func TestDeterministic(t *testing.T) {
-	k := defaultKnobs(300)
+	k := synth.DefaultKnobs(300)
 	k.Invalid, k.Clones = 0.02, 0.1
-	ms := genTestPop(5, k)
+	ms := synth.Random(5, k)
 	var first map[string][]byte
 	for _, v := range []struct{ shards, workers int }{{1, 1}, {4, 2}, {7, 8}} {
 		dir := t.TempDir()
-		writeProfiles(t, filepath.Join(dir, "profiles"), ms, 16, 12, v.shards, formArrowVariable)
+		synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), ms, 16, 12, v.shards, synth.ArrowVariable)
 		cfg := baseConfig(dir)
 		cfg.Workers = v.workers
 		res, err := Run(context.Background(), cfg, discard)
@@ -236,7 +240,7 @@ func TestDeterministic(t *testing.T) {
 
 func TestCommitProtocol(t *testing.T) {
 	dir := t.TempDir()
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(6, defaultKnobs(40)), 16, 12, 1, formArrowFixed)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(6, synth.DefaultKnobs(40)), 16, 12, 1, synth.ArrowFixed)
 	cfg := baseConfig(dir)
 	// leftovers of a crashed run are cleaned up
 	junk := filepath.Join(cfg.Out, stagingDir, "crashed-attempt", "dt=2026-11-24")
@@ -286,7 +290,7 @@ func TestCommitProtocol(t *testing.T) {
 		t.Errorf("same input and configuration, different run ids: %q, %q", res.Manifest.RunID, res2.Manifest.RunID)
 	}
 	// a second run while the lock is held exits with failure.Locked naming the holder
-	com, err := openCommitter(cfg.Out, DefaultPartition(testAsOf), "holder-attempt", discard, false)
+	com, err := openCommitter(cfg.Out, DefaultPartition(synth.AsOf), "holder-attempt", discard, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +303,7 @@ func TestCommitProtocol(t *testing.T) {
 
 func TestCancelledRunPublishesNothing(t *testing.T) {
 	dir := t.TempDir()
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(7, defaultKnobs(100)), 16, 12, 2, formArrowFixed)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(7, synth.DefaultKnobs(100)), 16, 12, 2, synth.ArrowFixed)
 	cfg := baseConfig(dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -312,22 +316,22 @@ func TestCancelledRunPublishesNothing(t *testing.T) {
 // TestReadDeltaEncodedBinary reads byte columns in parquet-go's default
 // DELTA_LENGTH_BYTE_ARRAY encoding (no allocator check: see pqgoRow).
 func TestReadDeltaEncodedBinary(t *testing.T) {
-	ms := genTestPop(8, defaultKnobs(30))
+	ms := synth.Random(8, synth.DefaultKnobs(30))
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
 	p := filepath.Join(dir, "profiles", "delta.parquet")
-	writeParquetGo(t, p, ms) // parquet-go's default encodings
+	synth.MustWriteParquetGo(t, p, ms) // parquet-go's default encodings
 	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := refLoad(map[string][]tMember{p: ms}, nil, nil, 16, 12, testAsOf, DefaultWeights)
-	if L.Pop.N != len(ref.ids) || len(L.Rejects) != len(ref.rejects) {
-		t.Fatalf("eligible %d rejects %d, reference %d and %d", L.Pop.N, len(L.Rejects), len(ref.ids), len(ref.rejects))
+	ref := reference.Load(map[string][]synth.Member{p: ms}, nil, nil, 16, 12, synth.AsOf, DefaultWeights)
+	if L.Pop.N != len(ref.IDs) || len(L.Rejects) != len(ref.Rejects) {
+		t.Fatalf("eligible %d rejects %d, reference %d and %d", L.Pop.N, len(L.Rejects), len(ref.IDs), len(ref.Rejects))
 	}
-	for i, id := range ref.ids {
-		m := ref.eligible[id].m
-		ans, _, imp := L.Pop.questionnaire(i)
+	for i, id := range ref.IDs {
+		m := ref.Eligible[id].M
+		ans, _, imp := L.Pop.Questionnaire(i)
 		if L.Pop.ID[i] != id || !bytes.Equal(ans, m.Ans) || !bytes.Equal(imp, m.Imp) {
 			t.Fatalf("member %d read back wrong", id)
 		}
@@ -337,19 +341,19 @@ func TestReadDeltaEncodedBinary(t *testing.T) {
 // TestWriteFormsPhysicalTypes pins what each test form puts on disk, as
 // arrow-go reads it, so the reader really sees every accepted form.
 func TestWriteFormsPhysicalTypes(t *testing.T) {
-	want := map[writeForm][4]arrow.Type{ // user_id, trait, hla, answers
-		formArrowFixed:     {arrow.INT64, arrow.FIXED_SIZE_LIST, arrow.FIXED_SIZE_BINARY, arrow.FIXED_SIZE_BINARY},
-		formArrowVariable:  {arrow.INT64, arrow.LIST, arrow.BINARY, arrow.BINARY},
-		formParquetGo:      {arrow.INT64, arrow.LIST, arrow.BINARY, arrow.BINARY},
-		formParquetGoFixed: {arrow.UINT64, arrow.LIST, arrow.FIXED_SIZE_BINARY, arrow.FIXED_SIZE_BINARY},
+	want := map[synth.Form][4]arrow.Type{ // user_id, trait, hla, answers
+		synth.ArrowFixed:     {arrow.INT64, arrow.FIXED_SIZE_LIST, arrow.FIXED_SIZE_BINARY, arrow.FIXED_SIZE_BINARY},
+		synth.ArrowVariable:  {arrow.INT64, arrow.LIST, arrow.BINARY, arrow.BINARY},
+		synth.ParquetGo:      {arrow.INT64, arrow.LIST, arrow.BINARY, arrow.BINARY},
+		synth.ParquetGoFixed: {arrow.UINT64, arrow.LIST, arrow.FIXED_SIZE_BINARY, arrow.FIXED_SIZE_BINARY},
 	}
 	for form, types := range want {
-		p := writeProfiles(t, filepath.Join(t.TempDir(), "p"), genTestPop(1, defaultKnobs(5)), 16, 12, 1, form)[0]
+		p := synth.MustWriteProfiles(t, filepath.Join(t.TempDir(), "p"), synth.Random(1, synth.DefaultKnobs(5)), 16, 12, 1, form)[0]
 		pf, err := openParquet(context.Background(), p, memory.DefaultAllocator)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, c := range []string{colUserID, colTrait, colHLA, colAnswers} {
+		for i, c := range []string{profile.UserID, profile.Trait, profile.HLA, profile.Answers} {
 			if got := pf.schema.Field(pf.fields[c]).Type.ID(); got != types[i] {
 				t.Errorf("%s: %s is %s, want %s", form, c, got, types[i])
 			}
@@ -362,9 +366,9 @@ func TestWriteFormsPhysicalTypes(t *testing.T) {
 // between the rename and the marker) does not block the next run.
 func TestUnfinishedPublishIsReplaced(t *testing.T) {
 	dir := t.TempDir()
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(9, defaultKnobs(30)), 16, 12, 1, formArrowFixed)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(9, synth.DefaultKnobs(30)), 16, 12, 1, synth.ArrowFixed)
 	cfg := baseConfig(dir)
-	half := PartitionDir(cfg.Out, testAsOf)
+	half := PartitionDir(cfg.Out, synth.AsOf)
 	os.MkdirAll(filepath.Join(half, "matches"), 0o750)
 	os.WriteFile(filepath.Join(half, "matches", partFile), []byte("half-written"), 0o640)
 	res, err := Run(context.Background(), cfg, discard)
@@ -383,7 +387,7 @@ func TestUnfinishedPublishIsReplaced(t *testing.T) {
 // checksum, and the configuration hash changes exactly when output can.
 func TestManifestFingerprint(t *testing.T) {
 	dir := t.TempDir()
-	paths := writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(10, defaultKnobs(40)), 16, 12, 2, formArrowFixed)
+	paths := synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(10, synth.DefaultKnobs(40)), 16, 12, 2, synth.ArrowFixed)
 	cfg := baseConfig(dir)
 	res, err := Run(context.Background(), cfg, discard)
 	if err != nil {
@@ -423,13 +427,13 @@ func TestPartitionFlag(t *testing.T) {
 	}{{"", "dt=2026-11-24", true}, {"date=2026-11-24", "date=2026-11-24", true}, {"latest", "latest", true},
 		{"a/b", "", false}, {"..", "", false}, {"_temporary", "", false}, {".hidden", "", false}} {
 		o := Options{Profiles: []string{"p"}, Out: "o", K: 1, Workers: 1, Weights: DefaultWeights[:], AsOf: "2026-11-24", Partition: tc.flag}
-		c, err := o.Config(testAsOf, true)
+		c, err := o.Config(synth.AsOf, true)
 		if tc.ok != (err == nil) || (tc.ok && c.Partition != tc.want) {
 			t.Errorf("--partition %q: %q, %v", tc.flag, c.Partition, err)
 		}
 	}
 	dir := t.TempDir()
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(12, defaultKnobs(20)), 16, 12, 1, formArrowFixed)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(12, synth.DefaultKnobs(20)), 16, 12, 1, synth.ArrowFixed)
 	cfg := baseConfig(dir)
 	cfg.Partition = "run=nightly"
 	res, err := Run(context.Background(), cfg, discard)
@@ -460,16 +464,16 @@ func TestFloat64Traits(t *testing.T) {
 		Acc     []byte    `parquet:"accept"`
 		Imp     []byte    `parquet:"importance"`
 	}
-	k := defaultKnobs(200)
+	k := synth.DefaultKnobs(200)
 	k.ConsentP, k.HealthP = 1, 1
-	var ms []tMember
-	for _, m := range genTestPop(31, k) { // fully populated rows only: this form has no nulls
+	var ms []synth.Member
+	for _, m := range synth.Random(31, k) { // fully populated rows only: this form has no nulls
 		if m.Consent != nil && m.Health != nil && m.HLA != nil {
 			ms = append(ms, m)
 		}
 	}
 	dir := t.TempDir()
-	writeProfiles(t, filepath.Join(dir, "f32"), ms, k.D, k.Q, 1, formArrowVariable)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "f32"), ms, k.D, k.Q, 1, synth.ArrowVariable)
 	rows := make([]row, len(ms))
 	for i, m := range ms {
 		tr := make([]float64, len(m.Trait))
@@ -481,7 +485,7 @@ func TestFloat64Traits(t *testing.T) {
 	}
 	rows[0].Trait[1] = 1e300 // finite, not a float32
 	os.MkdirAll(filepath.Join(dir, "f64"), 0o755)
-	if err := pq.WriteFile(filepath.Join(dir, "f64", "a.parquet"), rows, plainBytes); err != nil {
+	if err := pq.WriteFile(filepath.Join(dir, "f64", "a.parquet"), rows, synth.PlainBytes); err != nil {
 		t.Fatal(err)
 	}
 	var out [2]*Result
@@ -499,7 +503,7 @@ func TestFloat64Traits(t *testing.T) {
 	}
 	// the float64 run lost member 0; compare against a float32 run without it
 	ms2 := ms[1:]
-	writeProfiles(t, filepath.Join(dir, "f32b"), ms2, k.D, k.Q, 1, formArrowVariable)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "f32b"), ms2, k.D, k.Q, 1, synth.ArrowVariable)
 	cfg := baseConfig(dir)
 	cfg.Profiles, cfg.Out = []string{filepath.Join(dir, "f32b")}, filepath.Join(dir, "out-f32b")
 	ref, err := Run(context.Background(), cfg, discard)

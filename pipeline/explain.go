@@ -51,8 +51,8 @@ func (s *Scorer) ExplainPair(i, j int) PairExplanation {
 	add("within A's maximum distance", d <= float64(p.MaxKm[i]), fmt.Sprintf("%.1f km apart", d))
 	add("within B's maximum distance", d <= float64(p.MaxKm[j]), "")
 	add("not blocked", !p.IsBlocked(i, j), "")
-	ansI, accI, impI := p.questionnaire(i)
-	ansJ, accJ, impJ := p.questionnaire(j)
+	ansI, accI, impI := p.Questionnaire(i)
+	ansJ, accJ, impJ := p.Questionnaire(j)
 	failAB, failBA := dealbreakerFailures(ansJ, accI, impI), dealbreakerFailures(ansI, accJ, impJ)
 	add("B passes A's dealbreakers", failAB == 0, fmt.Sprintf("%d failed", failAB))
 	add("A passes B's dealbreakers", failBA == 0, fmt.Sprintf("%d failed", failBA))
@@ -297,9 +297,9 @@ func btoi(b bool) int {
 	return 0
 }
 
-// questionnaire returns member i's answers, accept masks and importance
+// Questionnaire returns member i's answers, accept masks and importance
 // levels, unpacked from the bit-sliced form the population keeps.
-func (p *Population) questionnaire(i int) (ans, acc, imp []byte) {
+func (p *Population) Questionnaire(i int) (ans, acc, imp []byte) {
 	ans, acc, imp = make([]byte, p.Q), make([]byte, p.Q), make([]byte, p.Q)
 	qs := kernels.QMaskWords * p.QW
 	kernels.UnpackQuestions(ans, acc, imp, p.QBits[i*qs:(i+1)*qs])

@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/internal/reference"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // FuzzReadProfiles feeds arbitrary bytes to the profile reader as a Parquet
@@ -22,14 +25,14 @@ import (
 // satisfies the spec's ranges, or an failure.BadData naming the file.
 func FuzzReadProfiles(f *testing.F) {
 	dir := f.TempDir()
-	for i, form := range []writeForm{formArrowFixed, formArrowVariable, formParquetGo} {
-		k := defaultKnobs(12)
+	for i, form := range []synth.Form{synth.ArrowFixed, synth.ArrowVariable, synth.ParquetGo} {
+		k := synth.DefaultKnobs(12)
 		k.Invalid = 0.3
-		ms := genTestPop(uint64(i), k)
-		if !form.canHold(ms, k.D, k.Q) {
-			ms = genTestPop(uint64(i), defaultKnobs(12))
+		ms := synth.Random(uint64(i), k)
+		if !form.CanHold(ms, k.D, k.Q) {
+			ms = synth.Random(uint64(i), synth.DefaultKnobs(12))
 		}
-		p := writeProfiles(f, filepath.Join(dir, form.String()), ms, k.D, k.Q, 1, form)[0]
+		p := synth.MustWriteProfiles(f, filepath.Join(dir, form.String()), ms, k.D, k.Q, 1, form)[0]
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
@@ -107,7 +110,7 @@ func readOne(path string) (*chunk, dims, error) {
 	if d.D > 1<<12 || d.Q > 1<<12 {
 		return nil, d, errors.Join(failure.BadData, errors.New(path+": implausible width"))
 	}
-	c, err := readProfileFile(context.Background(), pf, 0, d, testAsOf, nil)
+	c, err := readProfileFile(context.Background(), pf, 0, d, synth.AsOf, nil)
 	return c, d, err
 }
 
@@ -158,23 +161,23 @@ func FuzzValidateRow(f *testing.F) {
 			return
 		}
 		clamp := func(v, lo, hi int64) int64 { return min(max(v, lo), hi) } // the test schema's uint16/uint8 columns
-		m := tMember{ID: &id, Consent: &consent, Health: ptr(true), Gender: ptr(clamp(gender, 0, 65535)),
-			Seeking: ptr(clamp(seeking, 0, 255)), Birth: &birth, AgeMin: ptr(clamp(ageMin, 0, 255)), AgeMax: ptr(clamp(ageMax, 0, 255)),
+		m := synth.Member{ID: &id, Consent: &consent, Health: synth.Ptr(true), Gender: synth.Ptr(clamp(gender, 0, 65535)),
+			Seeking: synth.Ptr(clamp(seeking, 0, 255)), Birth: &birth, AgeMin: synth.Ptr(clamp(ageMin, 0, 255)), AgeMax: synth.Ptr(clamp(ageMax, 0, 255)),
 			Lat: &lat, Lon: &lon, MaxKm: &maxKm, Trait: []float32{t0, t1}, Ans: ans, Acc: acc, Imp: imp}
 		if len(hla) > 0 {
 			m.HLA = hla
 		}
-		form := formArrowVariable
-		if !variable && formArrowFixed.canHold([]tMember{m}, 2, q) {
-			form = formArrowFixed
+		form := synth.ArrowVariable
+		if !variable && synth.ArrowFixed.CanHold([]synth.Member{m}, 2, q) {
+			form = synth.ArrowFixed
 		}
-		p := writeProfiles(t, filepath.Join(t.TempDir(), "p"), []tMember{m}, 2, q, 1, form)[0]
+		p := synth.MustWriteProfiles(t, filepath.Join(t.TempDir(), "p"), []synth.Member{m}, 2, q, 1, form)[0]
 		pf, err := openParquet(context.Background(), p, memory.NewGoAllocator())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer pf.Close()
-		c, err := readProfileFile(context.Background(), pf, 0, dims{D: 2, Q: q}, testAsOf, nil)
+		c, err := readProfileFile(context.Background(), pf, 0, dims{D: 2, Q: q}, synth.AsOf, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +185,7 @@ func FuzzValidateRow(f *testing.F) {
 		if len(c.rejects) == 1 {
 			got = c.rejects[0].Reason
 		}
-		if want := refReason(m, 2, q, testAsOf); got != want {
+		if want := string(reference.Reason(m, 2, q, synth.AsOf)); got != want {
 			t.Fatalf("%s: reader says %q, reference %q for %+v", form, got, want, m)
 		}
 	})

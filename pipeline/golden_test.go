@@ -12,6 +12,9 @@ import (
 	"time"
 
 	pq "github.com/parquet-go/parquet-go"
+
+	"github.com/osmosis/batchmatch/pipeline/profile"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // goldenDir holds the hand-built fixture and its hand-derived outputs.
@@ -66,17 +69,17 @@ func goldenConfig(t *testing.T) Config {
 	if err := json.Unmarshal(raw, &fx); err != nil {
 		t.Fatal(err)
 	}
-	var ms []tMember
+	var ms []synth.Member
 	for _, g := range fx.Members {
 		b, err := time.Parse(time.DateOnly, g.BirthDate)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := tMember{ID: ptr(g.UserID), Consent: ptr(g.Consent), Health: ptr(g.HealthConsent), Gender: ptr(g.Gender),
-			Seeking: ptr(g.Seeking), Birth: ptr(daysOf(b)), AgeMin: ptr(g.AgeMin), AgeMax: ptr(g.AgeMax),
-			Lat: ptr(g.Lat), Lon: ptr(g.Lon), MaxKm: ptr(g.MaxKm), Trait: g.Trait, Ans: g.Answers, Acc: g.Accept, Imp: g.Importance}
+		m := synth.Member{ID: synth.Ptr(g.UserID), Consent: synth.Ptr(g.Consent), Health: synth.Ptr(g.HealthConsent), Gender: synth.Ptr(g.Gender),
+			Seeking: synth.Ptr(g.Seeking), Birth: synth.Ptr(synth.Days(b)), AgeMin: synth.Ptr(g.AgeMin), AgeMax: synth.Ptr(g.AgeMax),
+			Lat: synth.Ptr(g.Lat), Lon: synth.Ptr(g.Lon), MaxKm: synth.Ptr(g.MaxKm), Trait: g.Trait, Ans: g.Answers, Acc: g.Accept, Imp: g.Importance}
 		if g.HLAAlleles != nil {
-			m.HLA = make([]byte, HLABytes)
+			m.HLA = make([]byte, profile.HLABytes)
 			for _, a := range g.HLAAlleles {
 				m.HLA[a/8] |= 1 << (a % 8)
 			}
@@ -85,7 +88,7 @@ func goldenConfig(t *testing.T) Config {
 	}
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
-	writeArrow(t, filepath.Join(dir, "profiles", "golden.parquet"), ms, 2, 2, false)
+	synth.MustWriteArrow(t, filepath.Join(dir, "profiles", "golden.parquet"), ms, 2, 2, false)
 	type blk struct {
 		UserID    int64 `parquet:"user_id"`
 		BlockedID int64 `parquet:"blocked_id"`

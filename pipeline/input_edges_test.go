@@ -17,10 +17,13 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-	"github.com/osmosis/batchmatch/pipeline/failure"
 	pq "github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/profile"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // rewriteFooter decodes path's Parquet footer, lets edit change it and
@@ -71,11 +74,11 @@ func TestFooterRowClaims(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			k := defaultKnobs(200)
+			k := synth.DefaultKnobs(200)
 			k.D = 2048 // a fixed width: reserving 4·D bytes per claimed row is what ran out of memory
-			ms := genTestPop(3, k)
-			for _, form := range []writeForm{formArrowFixed, formArrowVariable} {
-				p := writeProfiles(t, filepath.Join(dir, form.String()), ms, k.D, k.Q, 1, form)[0]
+			ms := synth.Random(3, k)
+			for _, form := range []synth.Form{synth.ArrowFixed, synth.ArrowVariable} {
+				p := synth.MustWriteProfiles(t, filepath.Join(dir, form.String()), ms, k.D, k.Q, 1, form)[0]
 				rewriteFooter(t, p, c.edit)
 				cfg := baseConfig(dir)
 				cfg.Profiles, cfg.Out = []string{p}, filepath.Join(dir, "out-"+form.String())
@@ -99,9 +102,9 @@ func TestFooterRowClaims(t *testing.T) {
 // not suppressed (spec v1.1): five rows of width 4, three of them
 // suppressed, against three rows of width 5, give D = 5 and no rejects.
 func TestSuppressedRowsDoNotDecideDims(t *testing.T) {
-	k := defaultKnobs(8)
+	k := synth.DefaultKnobs(8)
 	k.Invalid, k.Nulls, k.ConsentP = 0, 0, 1
-	ms := genTestPop(5, k)
+	ms := synth.Random(5, k)
 	var suppress []int64
 	for i := range ms {
 		d, q := 4, 3
@@ -116,7 +119,7 @@ func TestSuppressedRowsDoNotDecideDims(t *testing.T) {
 	}
 	// without suppression, widths 4 and 3 are the most common (5 rows to 3)
 	dir := t.TempDir()
-	writeProfiles(t, filepath.Join(dir, "profiles"), ms, 5, 2, 2, formArrowVariable)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), ms, 5, 2, 2, synth.ArrowVariable)
 	type sup struct {
 		UserID int64 `parquet:"user_id"`
 	}
@@ -144,9 +147,9 @@ func TestSuppressedRowsDoNotDecideDims(t *testing.T) {
 	}
 	// a tie goes to the smaller length
 	cfg.Suppress = nil
-	ms2 := append([]tMember{}, ms[2:]...) // 3 rows of (4, 3) and 3 of (5, 2)
+	ms2 := append([]synth.Member{}, ms[2:]...) // 3 rows of (4, 3) and 3 of (5, 2)
 	dir2 := t.TempDir()
-	writeProfiles(t, filepath.Join(dir2, "profiles"), ms2, 5, 2, 1, formArrowVariable)
+	synth.MustWriteProfiles(t, filepath.Join(dir2, "profiles"), ms2, 5, 2, 1, synth.ArrowVariable)
 	cfg.Profiles = []string{filepath.Join(dir2, "profiles")}
 	if L, err = Load(context.Background(), cfg, discard, nil, nil); err != nil {
 		t.Fatal(err)
@@ -189,7 +192,7 @@ func TestFloatsCheckedAsStored(t *testing.T) {
 		return v
 	}
 	mk := func(id int64, maxKm float64, trait []float64) row {
-		return row{id, true, 0, 7, daysOf(testAsOf) - 30*365, 18, 99, 48.85, 2.35, maxKm, trait, make([]byte, 32), []byte{1}, []byte{1}, []byte{1}}
+		return row{id, true, 0, 7, synth.Days(synth.AsOf) - 30*365, 18, 99, 48.85, 2.35, maxKm, trait, make([]byte, 32), []byte{1}, []byte{1}, []byte{1}}
 	}
 	rows := []row{
 		mk(1, 100, scaled(1)),
@@ -202,7 +205,7 @@ func TestFloatsCheckedAsStored(t *testing.T) {
 		mk(8, 1e-44, scaled(1e-3)), // a float32 subnormal max_km: valid, matches only at distance 0
 	}
 	os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
-	if err := pq.WriteFile(filepath.Join(dir, "profiles", "f64.parquet"), rows, plainBytes); err != nil {
+	if err := pq.WriteFile(filepath.Join(dir, "profiles", "f64.parquet"), rows, synth.PlainBytes); err != nil {
 		t.Fatal(err)
 	}
 	cfg := baseConfig(dir)
@@ -259,7 +262,7 @@ func TestFloatsCheckedAsStored(t *testing.T) {
 // rows could describe different bytes.
 func TestModifiedInPlace(t *testing.T) {
 	dir := t.TempDir()
-	p := writeProfiles(t, filepath.Join(dir, "p"), genTestPop(1, defaultKnobs(30)), 16, 12, 1, formArrowFixed)[0]
+	p := synth.MustWriteProfiles(t, filepath.Join(dir, "p"), synth.Random(1, synth.DefaultKnobs(30)), 16, 12, 1, synth.ArrowFixed)[0]
 	pf, err := openParquet(context.Background(), p, memory.NewGoAllocator())
 	if err != nil {
 		t.Fatal(err)
@@ -287,9 +290,9 @@ func TestModifiedInPlace(t *testing.T) {
 // decoded fails naming the file and that column.
 func TestCorruptColumnIsNamed(t *testing.T) {
 	dir := t.TempDir()
-	k := defaultKnobs(300)
-	ms := genTestPop(4, k)
-	sc := ProfileSchema(k.D, k.Q, false)
+	k := synth.DefaultKnobs(300)
+	ms := synth.Random(4, k)
+	sc := profile.Schema(k.D, k.Q, false)
 	fields := sc.Fields()
 	fields[3].Type = arrow.PrimitiveTypes.Uint16 // as writeArrow: gender as uint16
 	sc = arrow.NewSchema(fields, nil)
@@ -303,7 +306,7 @@ func TestCorruptColumnIsNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := arrowRecord(sc, ms, false)
+	rec := synth.Record(sc, ms, true)
 	if err := w.Write(rec); err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +331,7 @@ func TestCorruptColumnIsNamed(t *testing.T) {
 	}
 	os.WriteFile(p, b, 0o644)
 	_, err = Run(context.Background(), Config{Profiles: []string{filepath.Dir(p)}, Out: filepath.Join(dir, "out"), K: 3,
-		AsOf: testAsOf, AsOfDate: "2026-11-24", Weights: DefaultWeights, Workers: 2, MaxRejectRatio: 1}, discard)
+		AsOf: synth.AsOf, AsOfDate: "2026-11-24", Weights: DefaultWeights, Workers: 2, MaxRejectRatio: 1}, discard)
 	if !errors.Is(err, failure.BadData) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), `column "lat"`) {
 		t.Fatalf("got %v, want failure.BadData naming %s and column lat", err, p)
 	}

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/osmosis/batchmatch/pipeline/failure"
 	pq "github.com/parquet-go/parquet-go"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // TestResolveInputs: what an input path expands to, for every file-system
@@ -243,10 +245,10 @@ func TestSplitURLs(t *testing.T) {
 // --suppress folder is honoured; the member it names appears nowhere.
 func TestSymlinkedSuppressFile(t *testing.T) {
 	dir := t.TempDir()
-	k := defaultKnobs(60)
+	k := synth.DefaultKnobs(60)
 	k.Invalid, k.AllSeekAll, k.WideAges, k.MaxKm, k.ConsentP = 0, true, true, [2]float32{20000, 20000}, 1
-	ms := genTestPop(8, k)
-	writeProfiles(t, filepath.Join(dir, "profiles"), ms, k.D, k.Q, 2, formArrowFixed)
+	ms := synth.Random(8, k)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), ms, k.D, k.Q, 2, synth.ArrowFixed)
 	type sup struct {
 		UserID int64 `parquet:"user_id"`
 	}
@@ -281,9 +283,9 @@ func TestSymlinkedSuppressFile(t *testing.T) {
 // input's path during the run.
 func TestHashIsOfWhatWasRead(t *testing.T) {
 	dir := t.TempDir()
-	k := defaultKnobs(30)
-	p := writeProfiles(t, filepath.Join(dir, "a"), genTestPop(1, k), k.D, k.Q, 1, formArrowFixed)[0]
-	other := writeProfiles(t, filepath.Join(dir, "b"), genTestPop(2, defaultKnobs(80)), k.D, k.Q, 1, formArrowFixed)[0]
+	k := synth.DefaultKnobs(30)
+	p := synth.MustWriteProfiles(t, filepath.Join(dir, "a"), synth.Random(1, k), k.D, k.Q, 1, synth.ArrowFixed)[0]
+	other := synth.MustWriteProfiles(t, filepath.Join(dir, "b"), synth.Random(2, synth.DefaultKnobs(80)), k.D, k.Q, 1, synth.ArrowFixed)[0]
 	orig, _ := os.ReadFile(p)
 	pf, err := openParquet(context.Background(), p, memory.NewGoAllocator())
 	if err != nil {
@@ -322,7 +324,7 @@ func TestInputPermissionDenied(t *testing.T) {
 	}
 	if os.Geteuid() != 0 {
 		dir := t.TempDir()
-		p := writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(1, defaultKnobs(10)), 16, 12, 1, formArrowFixed)[0]
+		p := synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(1, synth.DefaultKnobs(10)), 16, 12, 1, synth.ArrowFixed)[0]
 		os.Chmod(p, 0)
 		_, err := Run(context.Background(), baseConfig(dir), discard)
 		if !errors.Is(err, failure.Permission) || !strings.Contains(err.Error(), p) {
@@ -337,9 +339,9 @@ func TestInputPermissionDenied(t *testing.T) {
 // decoding the new object's rows under the old one's hash.
 func TestObjectReplacedWhileRead(t *testing.T) {
 	dir := t.TempDir()
-	k := defaultKnobs(30)
-	p := writeProfiles(t, filepath.Join(dir, "a"), genTestPop(1, k), k.D, k.Q, 1, formArrowFixed)[0]
-	other := writeProfiles(t, filepath.Join(dir, "b"), genTestPop(2, k), k.D, k.Q, 1, formArrowFixed)[0]
+	k := synth.DefaultKnobs(30)
+	p := synth.MustWriteProfiles(t, filepath.Join(dir, "a"), synth.Random(1, k), k.D, k.Q, 1, synth.ArrowFixed)[0]
+	other := synth.MustWriteProfiles(t, filepath.Join(dir, "b"), synth.Random(2, k), k.D, k.Q, 1, synth.ArrowFixed)[0]
 	pf, err := openParquet(context.Background(), "file://"+p, memory.NewGoAllocator())
 	if err != nil {
 		t.Fatal(err)

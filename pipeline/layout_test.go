@@ -12,6 +12,8 @@ import (
 
 	pq "github.com/parquet-go/parquet-go"
 
+	"github.com/osmosis/batchmatch/pipeline/synth"
+
 	"github.com/apache/arrow-go/v18/parquet/file"
 )
 
@@ -21,9 +23,9 @@ import (
 // filters exactly on the id columns, data page v1, and no NaN.
 func TestOutputLayout(t *testing.T) {
 	dir := t.TempDir()
-	k := defaultKnobs(300)
+	k := synth.DefaultKnobs(300)
 	k.Invalid = 0.05
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(13, k), 16, 12, 2, formArrowVariable)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(13, k), 16, 12, 2, synth.ArrowVariable)
 	res, err := Run(context.Background(), baseConfig(dir), discard)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +144,7 @@ var (
 // valid Parquet files with a schema and no (empty) row group.
 func TestEmptyTablesHaveNoRowGroups(t *testing.T) {
 	dir := t.TempDir()
-	writeProfiles(t, filepath.Join(dir, "profiles"), nil, 16, 12, 1, formArrowVariable)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), nil, 16, 12, 1, synth.ArrowVariable)
 	res, err := Run(context.Background(), baseConfig(dir), discard)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 func TestPublishMetrics(t *testing.T) {
@@ -30,9 +31,9 @@ func TestPublishMetrics(t *testing.T) {
 	defer gw.Close()
 
 	dir := t.TempDir()
-	k := defaultKnobs(200)
+	k := synth.DefaultKnobs(200)
 	k.Invalid = 0.1
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(11, k), 16, 12, 2, formArrowVariable)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(11, k), 16, 12, 2, synth.ArrowVariable)
 	prom := filepath.Join(dir, "batchmatch.prom")
 	o := MetricsOptions{PushURL: gw.URL, Textfile: prom}
 

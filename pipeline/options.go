@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/spf13/pflag"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/profile"
 )
 
 // MaxK bounds --k: every member's heap holds K candidates per worker.
@@ -133,8 +135,8 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 	if !(c.MaxRejectRatio >= 0 && c.MaxRejectRatio <= 1) {
 		return c, failure.Usagef("--max-reject-ratio must be in [0, 1], got %v", c.MaxRejectRatio)
 	}
-	if c.TraitDim < 0 || c.Questions < 0 || c.TraitDim > MaxTraitDim || c.Questions > MaxQuestions {
-		return c, failure.Usagef("--trait-dim must be in [0, %d] and --questions in [0, %d]", MaxTraitDim, MaxQuestions)
+	if c.TraitDim < 0 || c.Questions < 0 || c.TraitDim > profile.MaxTraitDim || c.Questions > profile.MaxQuestions {
+		return c, failure.Usagef("--trait-dim must be in [0, %d] and --questions in [0, %d]", profile.MaxTraitDim, profile.MaxQuestions)
 	}
 	if c.K > MaxK {
 		return c, failure.Usagef("--k must be at most %d, got %d", MaxK, c.K)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/profile"
 )
 
 // TestOptionsBounds: flags that would size buffers past any machine, or
@@ -22,7 +23,7 @@ func TestOptionsBounds(t *testing.T) {
 		ok   bool
 	}{
 		{"defaults", func(o *Options) {}, true},
-		{"D at the maximum", func(o *Options) { o.TraitDim = MaxTraitDim }, true},
+		{"D at the maximum", func(o *Options) { o.TraitDim = profile.MaxTraitDim }, true},
 		{"D of 10^8", func(o *Options) { o.TraitDim = 100_000_000 }, false},
 		{"Q of 2^63-1", func(o *Options) { o.Questions = 1<<63 - 1 }, false},
 		{"K at the maximum", func(o *Options) { o.K = MaxK }, true},

@@ -10,8 +10,9 @@ import (
 	"slices"
 	"syscall"
 
-	"github.com/osmosis/batchmatch/pipeline/failure"
 	"golang.org/x/sys/unix"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // File-system operations inside OUT.

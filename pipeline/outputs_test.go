@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // partitionState reads a local partition as a reader should: _SUCCESS,
@@ -55,7 +56,7 @@ func partitionState(t *testing.T, part string) (runID string, matches []byte, ok
 // and removes the rest; the retry publishes the new partition.
 func TestOverwriteIOFailures(t *testing.T) {
 	dir := t.TempDir()
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(21, defaultKnobs(60)), 16, 12, 1, formArrowFixed)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(21, synth.DefaultKnobs(60)), 16, 12, 1, synth.ArrowFixed)
 	bad := filepath.Join(dir, "bad")
 	os.MkdirAll(bad, 0o755)
 	os.WriteFile(filepath.Join(bad, "x.parquet"), []byte("not parquet"), 0o644)
@@ -92,7 +93,7 @@ func TestOverwriteIOFailures(t *testing.T) {
 	}
 	check := func(t *testing.T, out, when string) string {
 		t.Helper()
-		id, m, ok := partitionState(t, PartitionDir(out, testAsOf))
+		id, m, ok := partitionState(t, PartitionDir(out, synth.AsOf))
 		switch {
 		case !ok:
 			t.Fatalf("%s: no published partition", when)
@@ -195,7 +196,7 @@ var attemptRE = regexp.MustCompile(`\d{8}T\d{6}Z-\d+-[0-9a-f]{8}`)
 // back, the unfinished one removed. Before, the next run removed both.
 func TestRecoverLegacyReplaced(t *testing.T) {
 	dir := t.TempDir()
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(22, defaultKnobs(40)), 16, 12, 1, formArrowFixed)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(22, synth.DefaultKnobs(40)), 16, 12, 1, synth.ArrowFixed)
 	bad := filepath.Join(dir, "bad")
 	os.MkdirAll(bad, 0o755)
 	os.WriteFile(filepath.Join(bad, "x.parquet"), []byte("not parquet"), 0o644)
@@ -250,7 +251,7 @@ func TestCheckPartition(t *testing.T) {
 			t.Errorf("CheckPartition(%q): %v is not a usage error", name, err)
 		}
 		o := Options{Profiles: []string{"p"}, Out: "o", K: 1, Workers: 1, Weights: DefaultWeights[:], AsOf: "2026-11-24", Partition: name}
-		if _, err := o.Config(testAsOf, true); name != "" && ok != (err == nil) {
+		if _, err := o.Config(synth.AsOf, true); name != "" && ok != (err == nil) {
 			t.Errorf("--partition %q: %v", name, err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // TestPartsReady: from a listing alone, PartsReady tells a shard whether
@@ -18,8 +19,8 @@ import (
 // a published partition.
 func TestPartsReady(t *testing.T) {
 	dir := t.TempDir()
-	ms := genTestPop(5, defaultKnobs(300))
-	writeProfiles(t, filepath.Join(dir, "profiles"), ms, 16, 12, 2, formArrowFixed)
+	ms := synth.Random(5, synth.DefaultKnobs(300))
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), ms, 16, 12, 2, synth.ArrowFixed)
 	ctx := context.Background()
 	for _, out := range []string{filepath.Join(dir, "out"), "mem://partsready/out"} {
 		name := "local"
@@ -31,7 +32,7 @@ func TestPartsReady(t *testing.T) {
 				t.Helper()
 				cfg := Config{
 					Profiles: []string{filepath.Join(dir, "profiles")}, Out: out, K: 5,
-					AsOf: testAsOf, AsOfDate: "2026-11-24", Weights: DefaultWeights, Workers: 2,
+					AsOf: synth.AsOf, AsOfDate: "2026-11-24", Weights: DefaultWeights, Workers: 2,
 					MaxRejectRatio: 1, Shard: ShardSpec{i, n}, SpoolDir: t.TempDir(),
 				}
 				if _, err := Run(ctx, cfg, discard); err != nil {
@@ -40,7 +41,7 @@ func TestPartsReady(t *testing.T) {
 			}
 			notReady := func(count int, want string) {
 				t.Helper()
-				err := PartsReady(ctx, out, "", testAsOf, count)
+				err := PartsReady(ctx, out, "", synth.AsOf, count)
 				if !errors.Is(err, failure.NotReady) || !strings.Contains(err.Error(), want) {
 					t.Errorf("PartsReady(count %d): %v, want not ready naming %q", count, err, want)
 				}
@@ -57,28 +58,28 @@ func TestPartsReady(t *testing.T) {
 				}
 			}
 			notReady(3, "indices [1]")
-			_, err := Commit(ctx, CommitConfig{Out: out, AsOf: testAsOf, Workers: 2, SpoolDir: t.TempDir()}, discard)
+			_, err := Commit(ctx, CommitConfig{Out: out, AsOf: synth.AsOf, Workers: 2, SpoolDir: t.TempDir()}, discard)
 			if !errors.Is(err, failure.NotReady) {
 				t.Errorf("Commit with a part missing: %v, want not ready as PartsReady said", err)
 			}
 			shard(1, 3)
 			for _, n := range []int{0, 3} {
-				if err := PartsReady(ctx, out, "", testAsOf, n); err != nil {
+				if err := PartsReady(ctx, out, "", synth.AsOf, n); err != nil {
 					t.Errorf("PartsReady(count %d) with every part: %v", n, err)
 				}
 			}
 			notReady(4, "indices [0 1 2 3]") // another count has no part
-			if ok, err := Published(ctx, out, "", testAsOf); ok || err != nil {
+			if ok, err := Published(ctx, out, "", synth.AsOf); ok || err != nil {
 				t.Errorf("Published before the commit: %v, %v", ok, err)
 			}
-			if _, err := Commit(ctx, CommitConfig{Out: out, AsOf: testAsOf, Workers: 2, SpoolDir: t.TempDir()}, discard); err != nil {
+			if _, err := Commit(ctx, CommitConfig{Out: out, AsOf: synth.AsOf, Workers: 2, SpoolDir: t.TempDir()}, discard); err != nil {
 				t.Fatalf("Commit after PartsReady said ready: %v", err)
 			}
 			notReady(3, "") // the parts are gone once published
-			if ok, err := Published(ctx, out, "", testAsOf); !ok || err != nil {
+			if ok, err := Published(ctx, out, "", synth.AsOf); !ok || err != nil {
 				t.Errorf("Published after the commit: %v, %v", ok, err)
 			}
-			if ok, err := Published(ctx, out, "dt=2026-11-25", testAsOf); ok || err != nil {
+			if ok, err := Published(ctx, out, "dt=2026-11-25", synth.AsOf); ok || err != nil {
 				t.Errorf("Published for another partition: %v, %v", ok, err)
 			}
 		})

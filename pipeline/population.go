@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/osmosis/batchmatch/kernels"
+	"github.com/osmosis/batchmatch/pipeline/profile"
 )
 
 // Population is the eligible members of a run in structure-of-arrays form,
@@ -142,7 +143,7 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dim
 		copy(p.Trait[i*d.D:(i+1)*d.D], c.trait[k*d.D:(k+1)*d.D])
 		p.Health[i] = c.health[k]
 		if p.Health[i] {
-			packHLA(p.HLA[i*kernels.HLAWords:(i+1)*kernels.HLAWords], c.hla[k*HLABytes:(k+1)*HLABytes])
+			packHLA(p.HLA[i*kernels.HLAWords:(i+1)*kernels.HLAWords], c.hla[k*profile.HLABytes:(k+1)*profile.HLABytes])
 		}
 		kernels.PackQuestions(p.QBits[i*qs:(i+1)*qs], c.ans[k*d.Q:(k+1)*d.Q], c.acc[k*d.Q:(k+1)*d.Q], c.imp[k*d.Q:(k+1)*d.Q])
 	}

@@ -9,7 +9,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/profile"
 )
 
 // Reject is one quarantined input row (the rejects table, spec §4).
@@ -67,16 +69,16 @@ func checkProfileSchema(pf *parquetFile) (fixed dims, err error) {
 			return fixed, failure.FileError(failure.BadData, pf.path, cs.name, err)
 		}
 		switch cs.name {
-		case colTrait:
+		case profile.Trait:
 			fixed.D = n
 			if n == 0 && pf.schema.Field(i).Type.ID() == arrow.FIXED_SIZE_LIST {
 				return fixed, failure.FileError(failure.BadData, pf.path, cs.name, errors.New("fixed-size list of width 0"))
 			}
-		case colHLA:
-			if n != 0 && n != HLABytes {
-				return fixed, failure.FileError(failure.BadData, pf.path, cs.name, fmt.Errorf("fixed_size_binary[%d], want [%d]", n, HLABytes))
+		case profile.HLA:
+			if n != 0 && n != profile.HLABytes {
+				return fixed, failure.FileError(failure.BadData, pf.path, cs.name, fmt.Errorf("fixed_size_binary[%d], want [%d]", n, profile.HLABytes))
 			}
-		case colAnswers, colAccept, colImportance:
+		case profile.Answers, profile.Accept, profile.Importance:
 			if n != 0 {
 				fixedQ[cs.name] = n
 			}
@@ -98,18 +100,18 @@ func checkProfileSchema(pf *parquetFile) (fixed dims, err error) {
 // importance together. A row whose user_id is null or out of range cannot
 // be suppressed and counts.
 func lengthHistogram(ctx context.Context, pf *parquetFile, needD, needQ bool, suppress map[int64]struct{}, hd, hq map[int]int64) error {
-	cols := []string{colUserID}
+	cols := []string{profile.UserID}
 	if needD {
-		cols = append(cols, colTrait)
+		cols = append(cols, profile.Trait)
 	}
 	if needQ {
-		cols = append(cols, colAnswers, colAccept, colImportance)
+		cols = append(cols, profile.Answers, profile.Accept, profile.Importance)
 	}
 	return pf.records(ctx, cols, func(rec arrow.RecordBatch) error {
-		idArr := column(rec, colUserID)
+		idArr := column(rec, profile.UserID)
 		ids, err := intAccessor(idArr)
 		if err != nil {
-			return failure.FileError(failure.BadData, pf.path, colUserID, err)
+			return failure.FileError(failure.BadData, pf.path, profile.UserID, err)
 		}
 		suppressed := func(i int) bool {
 			if len(suppress) == 0 || idArr.IsNull(i) {
@@ -121,14 +123,14 @@ func lengthHistogram(ctx context.Context, pf *parquetFile, needD, needQ bool, su
 		}
 		var fl *floatList
 		if needD {
-			if fl, err = newFloatList(column(rec, colTrait)); err != nil {
-				return failure.FileError(failure.BadData, pf.path, colTrait, err)
+			if fl, err = newFloatList(column(rec, profile.Trait)); err != nil {
+				return failure.FileError(failure.BadData, pf.path, profile.Trait, err)
 			}
 		}
 		var qget [3]func(int) []byte
 		var qarr [3]arrow.Array
 		if needQ {
-			for k, c := range []string{colAnswers, colAccept, colImportance} {
+			for k, c := range []string{profile.Answers, profile.Accept, profile.Importance} {
 				qarr[k] = column(rec, c)
 				if qget[k], err = bytesAccessor(qarr[k]); err != nil {
 					return failure.FileError(failure.BadData, pf.path, c, err)
@@ -195,9 +197,9 @@ func (rr *rowReader) bind(rec arrow.RecordBatch) (string, error) {
 		arr  *arrow.Array
 	}
 	for _, b := range []bindInt{
-		{colUserID, &rr.ids, &rr.idArr}, {colGender, &rr.gender, &rr.genderA},
-		{colSeeking, &rr.seeking, &rr.seekingA}, {colAgeMin, &rr.ageMin, &rr.ageMinA},
-		{colAgeMax, &rr.ageMax, &rr.ageMaxA},
+		{profile.UserID, &rr.ids, &rr.idArr}, {profile.Gender, &rr.gender, &rr.genderA},
+		{profile.Seeking, &rr.seeking, &rr.seekingA}, {profile.AgeMin, &rr.ageMin, &rr.ageMinA},
+		{profile.AgeMax, &rr.ageMax, &rr.ageMaxA},
 	} {
 		*b.arr = column(rec, b.name)
 		if *b.get, err = intAccessor(*b.arr); err != nil {
@@ -205,39 +207,39 @@ func (rr *rowReader) bind(rec arrow.RecordBatch) (string, error) {
 		}
 	}
 	var ok bool
-	if rr.consent, ok = column(rec, colConsent).(*array.Boolean); !ok {
-		return colConsent, errors.New("want bool")
+	if rr.consent, ok = column(rec, profile.Consent).(*array.Boolean); !ok {
+		return profile.Consent, errors.New("want bool")
 	}
 	rr.health = nil
-	if a := column(rec, colHealthConsent); a != nil {
+	if a := column(rec, profile.HealthConsent); a != nil {
 		if rr.health, ok = a.(*array.Boolean); !ok {
-			return colHealthConsent, errors.New("want bool")
+			return profile.HealthConsent, errors.New("want bool")
 		}
 	}
-	rr.birthA = column(rec, colBirthDate)
+	rr.birthA = column(rec, profile.BirthDate)
 	if rr.birth, err = dateAccessor(rr.birthA); err != nil {
-		return colBirthDate, err
+		return profile.BirthDate, err
 	}
 	type bindFloat struct {
 		name string
 		get  *func(int) float64
 		arr  *arrow.Array
 	}
-	for _, b := range []bindFloat{{colLat, &rr.lat, &rr.latA}, {colLon, &rr.lon, &rr.lonA}, {colMaxKm, &rr.maxKm, &rr.maxKmA}} {
+	for _, b := range []bindFloat{{profile.Lat, &rr.lat, &rr.latA}, {profile.Lon, &rr.lon, &rr.lonA}, {profile.MaxKm, &rr.maxKm, &rr.maxKmA}} {
 		*b.arr = column(rec, b.name)
 		if *b.get, err = floatAccessor(*b.arr); err != nil {
 			return b.name, err
 		}
 	}
-	if rr.trait, err = newFloatList(column(rec, colTrait)); err != nil {
-		return colTrait, err
+	if rr.trait, err = newFloatList(column(rec, profile.Trait)); err != nil {
+		return profile.Trait, err
 	}
 	type bindBytes struct {
 		name string
 		get  *func(int) []byte
 		arr  *arrow.Array
 	}
-	for _, b := range []bindBytes{{colHLA, &rr.hla, &rr.hlaA}, {colAnswers, &rr.ans, &rr.ansA}, {colAccept, &rr.acc, &rr.accA}, {colImportance, &rr.imp, &rr.impA}} {
+	for _, b := range []bindBytes{{profile.HLA, &rr.hla, &rr.hlaA}, {profile.Answers, &rr.ans, &rr.ansA}, {profile.Accept, &rr.acc, &rr.accA}, {profile.Importance, &rr.imp, &rr.impA}} {
 		*b.arr = column(rec, b.name)
 		if *b.get, err = bytesAccessor(*b.arr); err != nil {
 			return b.name, err
@@ -289,11 +291,11 @@ func (rr *rowReader) row(c *chunk, i int, fileRow int64, path string) {
 func (rr *rowReader) validate(c *chunk, i int) string {
 	consent := rr.consent.IsValid(i) && rr.consent.Value(i)
 	health := rr.health != nil && rr.health.IsValid(i) && rr.health.Value(i)
-	gender, r := smallInt(rr.genderA, rr.gender, i, colGender, 2)
+	gender, r := smallInt(rr.genderA, rr.gender, i, profile.Gender, 2)
 	if r != "" {
 		return r
 	}
-	seeking, r := smallInt(rr.seekingA, rr.seeking, i, colSeeking, 7)
+	seeking, r := smallInt(rr.seekingA, rr.seeking, i, profile.Seeking, 7)
 	if r != "" {
 		return r
 	}
@@ -307,11 +309,11 @@ func (rr *rowReader) validate(c *chunk, i int) string {
 	if birthDays > rr.asOfDays {
 		return "birth_date_after_as_of"
 	}
-	ageMin, r := smallInt(rr.ageMinA, rr.ageMin, i, colAgeMin, 255)
+	ageMin, r := smallInt(rr.ageMinA, rr.ageMin, i, profile.AgeMin, 255)
 	if r != "" {
 		return r
 	}
-	ageMax, r := smallInt(rr.ageMaxA, rr.ageMax, i, colAgeMax, 255)
+	ageMax, r := smallInt(rr.ageMaxA, rr.ageMax, i, profile.AgeMax, 255)
 	if r != "" {
 		return r
 	}
@@ -348,7 +350,7 @@ func (rr *rowReader) validate(c *chunk, i int) string {
 	var hla []byte
 	if !rr.hlaA.IsNull(i) {
 		hla = rr.hla(i)
-		if len(hla) != HLABytes {
+		if len(hla) != profile.HLABytes {
 			return "hla_wrong_length"
 		}
 	}
@@ -359,7 +361,7 @@ func (rr *rowReader) validate(c *chunk, i int) string {
 		arr  arrow.Array
 		get  func(int) []byte
 		max  byte
-	}{{colAnswers, rr.ansA, rr.ans, 8}, {colAccept, rr.accA, rr.acc, 255}, {colImportance, rr.impA, rr.imp, 4}} {
+	}{{profile.Answers, rr.ansA, rr.ans, 8}, {profile.Accept, rr.accA, rr.acc, 255}, {profile.Importance, rr.impA, rr.imp, 4}} {
 		if q.arr.IsNull(i) {
 			return "null_" + q.name
 		}
@@ -387,7 +389,7 @@ func (rr *rowReader) validate(c *chunk, i int) string {
 	c.maxKm = append(c.maxKm, maxKm)
 	c.trait = append(c.trait, rr.scratch...)
 	if hla == nil {
-		hla = make([]byte, HLABytes)
+		hla = make([]byte, profile.HLABytes)
 	}
 	c.hla = append(c.hla, hla...)
 	c.ans = append(c.ans, qcols[0]...)
@@ -418,13 +420,13 @@ func readProfileFile(ctx context.Context, pf *parquetFile, fileIdx int, d dims, 
 	// memory and, traits being incompressible floats, not much less in a
 	// real file; twice the file's size bounds what is reserved, and append
 	// grows past it for a file that compresses better.
-	perRow := int64(4*d.D + HLABytes + 3*d.Q + 64)
+	perRow := int64(4*d.D + profile.HLABytes + 3*d.Q + 64)
 	n := int(min(max(pf.numRows(), 0), 1024+2*pf.size/perRow))
 	c := &chunk{file: fileIdx}
 	c.rows = make([]int64, 0, n)
 	c.id = make([]int64, 0, n)
 	c.trait = make([]float32, 0, n*d.D)
-	c.hla = make([]byte, 0, n*HLABytes)
+	c.hla = make([]byte, 0, n*profile.HLABytes)
 	c.ans = make([]byte, 0, n*d.Q)
 	c.acc = make([]byte, 0, n*d.Q)
 	c.imp = make([]byte, 0, n*d.Q)

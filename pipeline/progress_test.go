@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // syncBuffer is a bytes.Buffer safe for the reporter goroutine.
@@ -39,8 +41,8 @@ func (s *syncBuffer) String() string {
 // bar on a terminal), and the manifest records the memory limit and peaks.
 func TestProgressAndMemory(t *testing.T) {
 	dir := t.TempDir()
-	o := GenOptions{N: 6000, Shards: 2, Seed: 3, D: 64, Q: 32, AsOf: "2026-11-24", Out: filepath.Join(dir, "profiles")}
-	if _, err := Generate(context.Background(), o, 2); err != nil {
+	o := synth.Options{N: 6000, Shards: 2, Seed: 3, D: 64, Q: 32, AsOf: "2026-11-24", Out: filepath.Join(dir, "profiles")}
+	if _, err := synth.Generate(context.Background(), o, 2); err != nil {
 		t.Fatal(err)
 	}
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // refPseudonym is the documented mapping, computed independently.
@@ -27,9 +28,9 @@ func refPseudonym(key []byte, id int64) int64 {
 
 func TestPseudonymize(t *testing.T) {
 	dir := t.TempDir()
-	k := defaultKnobs(250)
+	k := synth.DefaultKnobs(250)
 	k.Invalid = 0.05
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(14, k), 16, 12, 2, formArrowVariable)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(14, k), 16, 12, 2, synth.ArrowVariable)
 	key := []byte("0123456789abcdef-a-test-key")
 	keyFile := filepath.Join(dir, "key")
 	os.WriteFile(keyFile, key, 0o600)

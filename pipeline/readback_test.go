@@ -10,6 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // readArrowTable reads a whole Parquet file with arrow-go (the library that
@@ -70,7 +72,7 @@ func readMatches(t testing.TB, path string, mem memory.Allocator) []MatchRow {
 			r := MatchRow{UserID: uid.Value(i), Rank: rank.Value(i), MatchID: mid.Value(i), Score: sc.Value(i),
 				STrait: st.Value(i), SQuestions: sq.Value(i), SProximity: sp.Value(i), DistanceKm: dk.Value(i), Mutual: mu.Value(i)}
 			if sb.IsValid(i) {
-				r.SBiomarker = ptr(sb.Value(i))
+				r.SBiomarker = synth.Ptr(sb.Value(i))
 			}
 			out = append(out, r)
 		}
@@ -97,7 +99,7 @@ func readRejects(t testing.TB, path string, mem memory.Allocator) []RejectRow {
 		for i := 0; i < int(rec.NumRows()); i++ {
 			row := RejectRow{SourceFile: f.Value(i), Row: r.Value(i), Reason: why.Value(i)}
 			if u.IsValid(i) {
-				row.UserID = ptr(u.Value(i))
+				row.UserID = synth.Ptr(u.Value(i))
 			}
 			out = append(out, row)
 		}

@@ -8,12 +8,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 func TestReport(t *testing.T) {
 	dir := t.TempDir()
-	o := GenOptions{N: 2500, Shards: 2, Seed: 9, D: 16, Q: 12, AsOf: "2026-11-24", InvalidRatio: 0.01, Out: filepath.Join(dir, "profiles")}
-	if _, err := Generate(context.Background(), o, 2); err != nil {
+	o := synth.Options{N: 2500, Shards: 2, Seed: 9, D: 16, Q: 12, AsOf: "2026-11-24", InvalidRatio: 0.01, Out: filepath.Join(dir, "profiles")}
+	if _, err := synth.Generate(context.Background(), o, 2); err != nil {
 		t.Fatal(err)
 	}
 	cfg := baseConfig(dir)

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/profile"
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
@@ -83,7 +84,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 			return nil, err
 		}
 		for _, path := range files {
-			fi, err := readSideInput(ctx, path, []string{colUserID}, mem, func(v []int64, ok bool) {
+			fi, err := readSideInput(ctx, path, []string{profile.UserID}, mem, func(v []int64, ok bool) {
 				if !ok {
 					L.Counts.SuppressRowsInvalid++
 					return
@@ -189,7 +190,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocato
 		}
 		var pairs [][2]int64
 		for _, path := range bfiles {
-			fi, err := readSideInput(ctx, path, []string{colUserID, "blocked_id"}, mem, func(v []int64, ok bool) {
+			fi, err := readSideInput(ctx, path, []string{profile.UserID, "blocked_id"}, mem, func(v []int64, ok bool) {
 				if !ok {
 					L.Counts.BlockRowsInvalid++
 					return
@@ -241,13 +242,13 @@ func resolveDims(ctx context.Context, files []*parquetFile, fixed []dims, cfg Co
 	for i, f := range fixed {
 		if f.D != 0 {
 			if d.D != 0 && d.D != f.D {
-				return d, "", failure.FileError(failure.BadData, files[i].path, colTrait, fmt.Errorf("fixed width %d, but another shard fixes %d", f.D, d.D))
+				return d, "", failure.FileError(failure.BadData, files[i].path, profile.Trait, fmt.Errorf("fixed width %d, but another shard fixes %d", f.D, d.D))
 			}
 			d.D, src["D"] = f.D, "schema"
 		}
 		if f.Q != 0 {
 			if d.Q != 0 && d.Q != f.Q {
-				return d, "", failure.FileError(failure.BadData, files[i].path, colAnswers, fmt.Errorf("fixed width %d, but another shard fixes %d", f.Q, d.Q))
+				return d, "", failure.FileError(failure.BadData, files[i].path, profile.Answers, fmt.Errorf("fixed width %d, but another shard fixes %d", f.Q, d.Q))
 			}
 			d.Q, src["Q"] = f.Q, "schema"
 		}
@@ -278,9 +279,9 @@ func resolveDims(ctx context.Context, files []*parquetFile, fixed []dims, cfg Co
 			d.Q, src["Q"] = mostCommon(hq), "data"
 		}
 	}
-	if d.D > MaxTraitDim || d.Q > MaxQuestions {
+	if d.D > profile.MaxTraitDim || d.Q > profile.MaxQuestions {
 		return d, "", fmt.Errorf("%w: trait width %d or question count %d (%s) above the maximum %d or %d",
-			failure.BadData, d.D, d.Q, fmt.Sprintf("D from %s, Q from %s", orNone(src["D"]), orNone(src["Q"])), MaxTraitDim, MaxQuestions)
+			failure.BadData, d.D, d.Q, fmt.Sprintf("D from %s, Q from %s", orNone(src["D"]), orNone(src["Q"])), profile.MaxTraitDim, profile.MaxQuestions)
 	}
 	if d.D == 0 && len(files) > 0 {
 		// No row has a trait at all: every row will be rejected; keep D at 1

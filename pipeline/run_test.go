@@ -15,6 +15,10 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	pq "github.com/parquet-go/parquet-go"
+
+	"github.com/osmosis/batchmatch/pipeline/internal/reference"
+	"github.com/osmosis/batchmatch/pipeline/profile"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -25,17 +29,17 @@ const scoreTol = 1e-5
 type runCase struct {
 	name     string
 	seed     uint64
-	knobs    popKnobs
+	knobs    synth.Knobs
 	k        int
 	weights  [4]float64
-	form     writeForm
+	form     synth.Form
 	shards   int
 	workers  int
 	suppress float64 // fraction of ids suppressed
 	blocks   int     // random block pairs (some with unknown ids)
 	// check asserts what the scenario is about, so that a scenario that
 	// stops exercising its case fails instead of passing vacuously.
-	check func(t *testing.T, out runOutput, ref *refResult)
+	check func(t *testing.T, out runOutput, ref *reference.Result)
 }
 
 func (c runCase) withDefaults() runCase {
@@ -66,13 +70,13 @@ type runOutput struct {
 // runScenario writes the population, runs the pipeline with a checked
 // allocator, reads every output back with arrow-go and returns it with the
 // reference's view of the same input.
-func runScenario(t *testing.T, c runCase) (runOutput, *refResult) {
+func runScenario(t *testing.T, c runCase) (runOutput, *reference.Result) {
 	t.Helper()
 	c = c.withDefaults()
 	dir := t.TempDir()
-	ms := genTestPop(c.seed, c.knobs)
-	paths := writeProfiles(t, filepath.Join(dir, "profiles"), ms, c.knobs.D, c.knobs.Q, c.shards, c.form)
-	files := map[string][]tMember{}
+	ms := synth.Random(c.seed, c.knobs)
+	paths := synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), ms, c.knobs.D, c.knobs.Q, c.shards, c.form)
+	files := map[string][]synth.Member{}
 	for s, p := range paths {
 		lo, hi := s*len(ms)/c.shards, (s+1)*len(ms)/c.shards
 		files[p] = ms[lo:hi]
@@ -96,7 +100,7 @@ func runScenario(t *testing.T, c runCase) (runOutput, *refResult) {
 	}
 	cfg := Config{
 		Profiles: []string{filepath.Join(dir, "profiles")}, Out: filepath.Join(dir, "out"),
-		K: c.k, AsOf: testAsOf, AsOfDate: "2026-11-24", Weights: c.weights, Workers: c.workers, MaxRejectRatio: 1,
+		K: c.k, AsOf: synth.AsOf, AsOfDate: "2026-11-24", Weights: c.weights, Workers: c.workers, MaxRejectRatio: 1,
 	}
 	if len(suppress) > 0 {
 		type sup struct {
@@ -144,13 +148,13 @@ func runScenario(t *testing.T, c runCase) (runOutput, *refResult) {
 	out.rejects = readRejects(t, tablePath(res.Published, "rejects"), rmem)
 	rmem.AssertSize(t, 0)
 
-	ref := refLoad(files, suppress, blocks, c.knobs.D, c.knobs.Q, testAsOf, c.weights)
+	ref := reference.Load(files, suppress, blocks, c.knobs.D, c.knobs.Q, synth.AsOf, c.weights)
 	return out, ref
 }
 
 // checkAgainstReference asserts every spec §4 property of the output
 // against the reference.
-func checkAgainstReference(t *testing.T, c runCase, out runOutput, ref *refResult) {
+func checkAgainstReference(t *testing.T, c runCase, out runOutput, ref *reference.Result) {
 	t.Helper()
 	c = c.withDefaults()
 	// Suppressed members appear nowhere, not even in rejects.
@@ -177,9 +181,9 @@ func checkAgainstReference(t *testing.T, c runCase, out runOutput, ref *refResul
 		c.check(t, out, ref)
 	}
 	// rejects: exactly the reference's rows and reasons, sorted by file and row.
-	gotRej := map[refKey]string{}
+	gotRej := map[reference.Key]profile.Reason{}
 	for i, r := range out.rejects {
-		gotRej[refKey{r.SourceFile, r.Row}] = r.Reason
+		gotRej[reference.Key{File: r.SourceFile, Row: r.Row}] = profile.Reason(r.Reason)
 		if i > 0 {
 			p := out.rejects[i-1]
 			if cmp.Or(cmp.Compare(p.SourceFile, r.SourceFile), cmp.Compare(p.Row, r.Row)) >= 0 {
@@ -187,18 +191,18 @@ func checkAgainstReference(t *testing.T, c runCase, out runOutput, ref *refResul
 			}
 		}
 	}
-	for k, want := range ref.rejects {
+	for k, want := range ref.Rejects {
 		if got, ok := gotRej[k]; !ok || got != want {
-			t.Errorf("reject %s row %d: got %q, want %q", filepath.Base(k.file), k.row, got, want)
+			t.Errorf("reject %s row %d: got %q, want %q", filepath.Base(k.File), k.Row, got, want)
 		}
 	}
 	for k, got := range gotRej {
-		if _, ok := ref.rejects[k]; !ok {
-			t.Errorf("unexpected reject %s row %d: %q", filepath.Base(k.file), k.row, got)
+		if _, ok := ref.Rejects[k]; !ok {
+			t.Errorf("unexpected reject %s row %d: %q", filepath.Base(k.File), k.Row, got)
 		}
 	}
-	if n := out.res.Manifest.Counts.Eligible; n != int64(len(ref.ids)) {
-		t.Errorf("eligible: got %d, want %d", n, len(ref.ids))
+	if n := out.res.Manifest.Counts.Eligible; n != int64(len(ref.IDs)) {
+		t.Errorf("eligible: got %d, want %d", n, len(ref.IDs))
 	}
 
 	// matches, grouped by member
@@ -213,20 +217,20 @@ func checkAgainstReference(t *testing.T, c runCase, out runOutput, ref *refResul
 		byUser[m.UserID] = append(byUser[m.UserID], m)
 	}
 	for u := range byUser {
-		if ref.eligible[u] == nil {
+		if ref.Eligible[u] == nil {
 			t.Errorf("ineligible member %d has matches", u)
 		}
 	}
 	var compatible int64
-	for _, a := range ref.ids {
+	for _, a := range ref.IDs {
 		// the reference's compatible candidates of a, best first by reference score
 		type cand struct {
 			id int64
-			s  refScoreT
+			s  reference.Score
 		}
 		var cands []cand
-		for _, b := range ref.ids {
-			if s := ref.score(a, b); s.ok {
+		for _, b := range ref.IDs {
+			if s := ref.Score(a, b); s.OK {
 				cands = append(cands, cand{b, s})
 			}
 		}
@@ -246,8 +250,8 @@ func checkAgainstReference(t *testing.T, c runCase, out runOutput, ref *refResul
 			if i > 0 && cmp.Or(cmp.Compare(got[i-1].Score, m.Score)*-1, cmp.Compare(got[i-1].MatchID, m.MatchID)) >= 0 {
 				t.Errorf("member %d: ranks %d and %d out of order (score, then lower match_id)", a, i, i+1)
 			}
-			s := ref.score(a, m.MatchID)
-			if !s.ok {
+			s := ref.Score(a, m.MatchID)
+			if !s.OK {
 				t.Errorf("member %d: match %d is not compatible", a, m.MatchID)
 				continue
 			}
@@ -258,16 +262,16 @@ func checkAgainstReference(t *testing.T, c runCase, out runOutput, ref *refResul
 				got  float32
 				want float64
 				tol  float64
-			}{{"score", m.Score, s.S, scoreTol}, {"s_trait", m.STrait, s.st, scoreTol}, {"s_questions", m.SQuestions, s.sq, scoreTol},
-				{"s_proximity", m.SProximity, s.sd, scoreTol}, {"distance_km", m.DistanceKm, s.dkm, 1e-3 + 1e-6*s.dkm}} {
+			}{{"score", m.Score, s.S, scoreTol}, {"s_trait", m.STrait, s.ST, scoreTol}, {"s_questions", m.SQuestions, s.SQ, scoreTol},
+				{"s_proximity", m.SProximity, s.SD, scoreTol}, {"distance_km", m.DistanceKm, s.DKm, 1e-3 + 1e-6*s.DKm}} {
 				if d := math.Abs(float64(comp.got) - comp.want); !(d <= comp.tol) {
 					t.Errorf("member %d match %d: %s = %v, reference %v (|Δ| %.3g)", a, m.MatchID, comp.name, comp.got, comp.want, d)
 				}
 			}
-			if (m.SBiomarker != nil) != s.hasH {
-				t.Errorf("member %d match %d: s_biomarker null = %v, reference has biomarker = %v", a, m.MatchID, m.SBiomarker == nil, s.hasH)
-			} else if s.hasH && math.Abs(float64(*m.SBiomarker)-s.sh) > scoreTol {
-				t.Errorf("member %d match %d: s_biomarker %v, reference %v", a, m.MatchID, *m.SBiomarker, s.sh)
+			if (m.SBiomarker != nil) != s.HasH {
+				t.Errorf("member %d match %d: s_biomarker null = %v, reference has biomarker = %v", a, m.MatchID, m.SBiomarker == nil, s.HasH)
+			} else if s.HasH && math.Abs(float64(*m.SBiomarker)-s.SH) > scoreTol {
+				t.Errorf("member %d match %d: s_biomarker %v, reference %v", a, m.MatchID, *m.SBiomarker, s.SH)
 			}
 		}
 		if len(got) == 0 {
@@ -283,7 +287,7 @@ func checkAgainstReference(t *testing.T, c runCase, out runOutput, ref *refResul
 			if cd.s.S > minChosen+2*scoreTol {
 				t.Errorf("member %d: left out %d (reference %v) above a kept match (reference %v)", a, cd.id, cd.s.S, minChosen)
 			}
-			if cd.s.S == ref.score(a, last.MatchID).S && cd.id < last.MatchID {
+			if cd.s.S == ref.Score(a, last.MatchID).S && cd.id < last.MatchID {
 				t.Errorf("member %d: tie between %d and kept %d not broken by lower match_id", a, cd.id, last.MatchID)
 			}
 		}
@@ -303,7 +307,14 @@ func checkAgainstReference(t *testing.T, c runCase, out runOutput, ref *refResul
 		}
 	}
 	// soulmates: exactly the greedy rule re-derived from the matches table
-	want := refSoulmates(out.matches)
+	rows := make([]reference.Match, len(out.matches))
+	for i, m := range out.matches {
+		rows[i] = reference.Match{UserID: m.UserID, MatchID: m.MatchID, Rank: m.Rank, Score: m.Score}
+	}
+	var want []SoulmateRow
+	for _, s := range reference.Soulmates(rows) {
+		want = append(want, SoulmateRow{UserA: s.UserA, UserB: s.UserB, Score: s.Score, RankA: s.RankA, RankB: s.RankB})
+	}
 	if !slices.Equal(out.soulmates, want) {
 		t.Errorf("soulmates differ from the greedy rule on the matches table:\n got %v\nwant %v", out.soulmates, want)
 	}
@@ -340,7 +351,7 @@ func checkStable(t *testing.T, matches []MatchRow, souls []SoulmateRow) {
 }
 
 func TestRunMatchesReference(t *testing.T) {
-	base := defaultKnobs(120)
+	base := synth.DefaultKnobs(120)
 	everyone := base
 	everyone.AllSeekAll, everyone.WideAges, everyone.MaxKm, everyone.Dealbreak, everyone.ConsentP = true, true, [2]float32{20000, 20000}, 0, 1
 	nobody := base
@@ -376,29 +387,29 @@ func TestRunMatchesReference(t *testing.T) {
 	nulls.Nulls, nulls.Invalid = 0.3, 0.05
 
 	counts := func(out runOutput) Counts { return out.res.Manifest.Counts }
-	all := func(ref *refResult) int64 { e := int64(len(ref.ids)); return e * (e - 1) }
+	all := func(ref *reference.Result) int64 { e := int64(len(ref.IDs)); return e * (e - 1) }
 	cases := []runCase{
-		{name: "empty", knobs: empty, check: func(t *testing.T, out runOutput, _ *refResult) {
+		{name: "empty", knobs: empty, check: func(t *testing.T, out runOutput, _ *reference.Result) {
 			if c := counts(out); c.RowsRead != 0 || len(out.matches)+len(out.soulmates)+len(out.rejects) != 0 {
 				t.Errorf("empty population produced output: %+v", c)
 			}
 		}},
-		{name: "one member", knobs: tiny, check: func(t *testing.T, out runOutput, ref *refResult) {
-			if len(ref.ids) != 1 || len(out.matches) != 0 || counts(out).MembersWithoutMatch != 1 {
-				t.Errorf("one member: eligible %d, matches %d", len(ref.ids), len(out.matches))
+		{name: "one member", knobs: tiny, check: func(t *testing.T, out runOutput, ref *reference.Result) {
+			if len(ref.IDs) != 1 || len(out.matches) != 0 || counts(out).MembersWithoutMatch != 1 {
+				t.Errorf("one member: eligible %d, matches %d", len(ref.IDs), len(out.matches))
 			}
 		}},
-		{name: "nobody compatible", knobs: nobody, check: func(t *testing.T, out runOutput, ref *refResult) {
-			if len(ref.ids) < 50 || counts(out).PairsCompatible != 0 || len(out.matches) != 0 || len(out.soulmates) != 0 {
-				t.Errorf("nobody compatible: eligible %d, compatible %d", len(ref.ids), counts(out).PairsCompatible)
+		{name: "nobody compatible", knobs: nobody, check: func(t *testing.T, out runOutput, ref *reference.Result) {
+			if len(ref.IDs) < 50 || counts(out).PairsCompatible != 0 || len(out.matches) != 0 || len(out.soulmates) != 0 {
+				t.Errorf("nobody compatible: eligible %d, compatible %d", len(ref.IDs), counts(out).PairsCompatible)
 			}
 		}},
-		{name: "everyone compatible", knobs: everyone, k: 7, check: func(t *testing.T, out runOutput, ref *refResult) {
-			if counts(out).PairsCompatible != all(ref) || len(out.soulmates) < len(ref.ids)*4/10 {
+		{name: "everyone compatible", knobs: everyone, k: 7, check: func(t *testing.T, out runOutput, ref *reference.Result) {
+			if counts(out).PairsCompatible != all(ref) || len(out.soulmates) < len(ref.IDs)*4/10 {
 				t.Errorf("everyone compatible: %d of %d pairs, %d soulmates", counts(out).PairsCompatible, all(ref), len(out.soulmates))
 			}
 		}},
-		{name: "ties", knobs: ties, k: 4, check: func(t *testing.T, out runOutput, _ *refResult) {
+		{name: "ties", knobs: ties, k: 4, check: func(t *testing.T, out runOutput, _ *reference.Result) {
 			ties := 0
 			for i := 1; i < len(out.matches); i++ {
 				if out.matches[i].UserID == out.matches[i-1].UserID && out.matches[i].Score == out.matches[i-1].Score {
@@ -409,39 +420,39 @@ func TestRunMatchesReference(t *testing.T) {
 				t.Errorf("ties scenario has only %d tied neighbours", ties)
 			}
 		}},
-		{name: "k above compatible count", knobs: everyone, k: 500, check: func(t *testing.T, out runOutput, ref *refResult) {
+		{name: "k above compatible count", knobs: everyone, k: 500, check: func(t *testing.T, out runOutput, ref *reference.Result) {
 			if int64(len(out.matches)) != all(ref) {
 				t.Errorf("k=500: %d matches, want every compatible pair (%d)", len(out.matches), all(ref))
 			}
 		}},
-		{name: "dealbreakers", knobs: deal, check: func(t *testing.T, out runOutput, ref *refResult) {
+		{name: "dealbreakers", knobs: deal, check: func(t *testing.T, out runOutput, ref *reference.Result) {
 			if c := counts(out).PairsCompatible; c == 0 || c >= all(ref)/2 {
 				t.Errorf("dealbreakers: %d of %d pairs compatible, want some but well under half", c, all(ref))
 			}
 		}},
-		{name: "blocked pairs", knobs: everyone, blocks: 400, check: func(t *testing.T, out runOutput, ref *refResult) {
+		{name: "blocked pairs", knobs: everyone, blocks: 400, check: func(t *testing.T, out runOutput, ref *reference.Result) {
 			if c := counts(out).PairsCompatible; c >= all(ref) || c < all(ref)-800 || counts(out).BlockPairs < 300 {
 				t.Errorf("blocks: %d of %d pairs compatible with %d block pairs", c, all(ref), counts(out).BlockPairs)
 			}
 		}},
-		{name: "suppressed members", knobs: invalid, suppress: 0.2, check: func(t *testing.T, out runOutput, _ *refResult) {
+		{name: "suppressed members", knobs: invalid, suppress: 0.2, check: func(t *testing.T, out runOutput, _ *reference.Result) {
 			if counts(out).RowsSuppressed < 10 {
 				t.Errorf("only %d rows suppressed", counts(out).RowsSuppressed)
 			}
 		}},
-		{name: "no health consent", knobs: noHealth, check: func(t *testing.T, out runOutput, _ *refResult) {
+		{name: "no health consent", knobs: noHealth, check: func(t *testing.T, out runOutput, _ *reference.Result) {
 			for _, m := range out.matches {
 				if m.SBiomarker != nil {
 					t.Fatalf("s_biomarker set without health consent: %+v", m)
 				}
 			}
 		}},
-		{name: "invalid rows", knobs: invalid, check: func(t *testing.T, out runOutput, _ *refResult) {
+		{name: "invalid rows", knobs: invalid, check: func(t *testing.T, out runOutput, _ *reference.Result) {
 			if n := len(counts(out).QuarantinedByReason); n < 8 {
 				t.Errorf("only %d reject reasons exercised", n)
 			}
 		}},
-		{name: "poles and antimeridian", knobs: world, check: func(t *testing.T, out runOutput, _ *refResult) {
+		{name: "poles and antimeridian", knobs: world, check: func(t *testing.T, out runOutput, _ *reference.Result) {
 			far := 0
 			for _, m := range out.matches {
 				if m.DistanceKm > 50 {
@@ -453,15 +464,15 @@ func TestRunMatchesReference(t *testing.T) {
 			}
 		}},
 		{name: "no questions", knobs: qless},
-		{name: "ages above 255", knobs: ancient, check: func(t *testing.T, out runOutput, ref *refResult) {
+		{name: "ages above 255", knobs: ancient, check: func(t *testing.T, out runOutput, ref *reference.Result) {
 			old, paired := 0, 0
-			for _, id := range ref.ids {
-				if ref.eligible[id].age > 255 {
+			for _, id := range ref.IDs {
+				if ref.Eligible[id].Age > 255 {
 					old++
 				}
 			}
 			for _, m := range out.matches {
-				if ref.eligible[m.UserID].age <= 255 {
+				if ref.Eligible[m.UserID].Age <= 255 {
 					paired++
 				}
 			}
@@ -470,20 +481,20 @@ func TestRunMatchesReference(t *testing.T) {
 			}
 		}},
 		{name: "trait weight only", knobs: everyone, weights: [4]float64{1, 0, 0, 0}},
-		{name: "traits of width 4096", knobs: wide, k: 6, check: func(t *testing.T, out runOutput, ref *refResult) {
-			if out.res.Manifest.Dims.D != 4096 || len(out.matches) < 6*len(ref.ids)*9/10 {
-				t.Errorf("D = %d, %d matches for %d members", out.res.Manifest.Dims.D, len(out.matches), len(ref.ids))
+		{name: "traits of width 4096", knobs: wide, k: 6, check: func(t *testing.T, out runOutput, ref *reference.Result) {
+			if out.res.Manifest.Dims.D != 4096 || len(out.matches) < 6*len(ref.IDs)*9/10 {
+				t.Errorf("D = %d, %d matches for %d members", out.res.Manifest.Dims.D, len(out.matches), len(ref.IDs))
 			}
 		}},
-		{name: "traits of width 10000", knobs: wider, k: 4, check: func(t *testing.T, out runOutput, ref *refResult) {
-			if out.res.Manifest.Dims.D != 10000 || len(out.matches) < 4*len(ref.ids)*9/10 {
-				t.Errorf("D = %d, %d matches for %d members", out.res.Manifest.Dims.D, len(out.matches), len(ref.ids))
+		{name: "traits of width 10000", knobs: wider, k: 4, check: func(t *testing.T, out runOutput, ref *reference.Result) {
+			if out.res.Manifest.Dims.D != 10000 || len(out.matches) < 4*len(ref.IDs)*9/10 {
+				t.Errorf("D = %d, %d matches for %d members", out.res.Manifest.Dims.D, len(out.matches), len(ref.IDs))
 			}
 		}},
-		{name: "float edges", knobs: edges, check: func(t *testing.T, out runOutput, ref *refResult) {
+		{name: "float edges", knobs: edges, check: func(t *testing.T, out runOutput, ref *reference.Result) {
 			tinyKm, hugeKm, tinyTrait, hugeTrait := 0, 0, 0, 0
 			for _, m := range out.matches {
-				e := ref.eligible[m.UserID].m
+				e := ref.Eligible[m.UserID].M
 				switch {
 				case *e.MaxKm == math.SmallestNonzeroFloat32:
 					tinyKm++
@@ -501,7 +512,7 @@ func TestRunMatchesReference(t *testing.T) {
 				t.Errorf("float edges not matched: max_km tiny %d, huge %d; traits tiny %d, huge %d", tinyKm, hugeKm, tinyTrait, hugeTrait)
 			}
 		}},
-		{name: "nulls everywhere", knobs: nulls, check: func(t *testing.T, out runOutput, _ *refResult) {
+		{name: "nulls everywhere", knobs: nulls, check: func(t *testing.T, out runOutput, _ *reference.Result) {
 			nullReasons := 0
 			for r := range counts(out).QuarantinedByReason {
 				if strings.HasPrefix(r, "null_") {
@@ -516,16 +527,16 @@ func TestRunMatchesReference(t *testing.T) {
 		{name: "one worker one shard", knobs: base, workers: 1, shards: 1},
 	}
 	for seed := uint64(1); seed <= 6; seed++ {
-		k := defaultKnobs(60 + int(seed)*40)
+		k := synth.DefaultKnobs(60 + int(seed)*40)
 		k.Invalid, k.Dups, k.Clones = 0.05, 0.02, 0.05
 		cases = append(cases, runCase{name: fmt.Sprintf("random/%d", seed), seed: seed, knobs: k, k: int(seed), suppress: 0.05, blocks: 50})
 	}
 	for _, c := range cases {
-		for _, form := range []writeForm{formArrowFixed, formArrowVariable, formParquetGo, formParquetGoFixed} {
+		for _, form := range []synth.Form{synth.ArrowFixed, synth.ArrowVariable, synth.ParquetGo, synth.ParquetGoFixed} {
 			c := c
 			c.form = form
-			ms := genTestPop(c.seed, c.knobs)
-			if !form.canHold(ms, c.knobs.D, c.knobs.Q) {
+			ms := synth.Random(c.seed, c.knobs)
+			if !form.CanHold(ms, c.knobs.D, c.knobs.Q) {
 				continue
 			}
 			t.Run(c.name+"/"+form.String(), func(t *testing.T) {

@@ -4,37 +4,8 @@ import (
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
-)
 
-// Profile column names (spec §1).
-const (
-	colUserID        = "user_id"
-	colConsent       = "consent"
-	colHealthConsent = "health_consent"
-	colGender        = "gender"
-	colSeeking       = "seeking"
-	colBirthDate     = "birth_date"
-	colAgeMin        = "age_min"
-	colAgeMax        = "age_max"
-	colLat           = "lat"
-	colLon           = "lon"
-	colMaxKm         = "max_km"
-	colTrait         = "trait"
-	colHLA           = "hla"
-	colAnswers       = "answers"
-	colAccept        = "accept"
-	colImportance    = "importance"
-)
-
-// HLABytes is the width of the hla column: a 256-allele bitset.
-const HLABytes = 32
-
-// MaxTraitDim and MaxQuestions bound D and Q, from any source (schema,
-// flag or data): buffers are sized from them per member and per tile, so a
-// file or flag claiming a width of 10^8 must be refused, not allocated.
-const (
-	MaxTraitDim  = 1 << 16
-	MaxQuestions = 1 << 16
+	"github.com/osmosis/batchmatch/pipeline/profile"
 )
 
 type colKind int
@@ -65,22 +36,22 @@ type colSpec struct {
 // profileColumns lists the profile schema in the spec's order; validation
 // reports the first failing column in this order.
 var profileColumns = []colSpec{
-	{colUserID, kindInt, false},
-	{colConsent, kindBool, false},
-	{colHealthConsent, kindBool, true},
-	{colGender, kindInt, false},
-	{colSeeking, kindInt, false},
-	{colBirthDate, kindDate, false},
-	{colAgeMin, kindInt, false},
-	{colAgeMax, kindInt, false},
-	{colLat, kindFloat, false},
-	{colLon, kindFloat, false},
-	{colMaxKm, kindFloat, false},
-	{colTrait, kindFloatList, false},
-	{colHLA, kindBytes, false},
-	{colAnswers, kindBytes, false},
-	{colAccept, kindBytes, false},
-	{colImportance, kindBytes, false},
+	{profile.UserID, kindInt, false},
+	{profile.Consent, kindBool, false},
+	{profile.HealthConsent, kindBool, true},
+	{profile.Gender, kindInt, false},
+	{profile.Seeking, kindInt, false},
+	{profile.BirthDate, kindDate, false},
+	{profile.AgeMin, kindInt, false},
+	{profile.AgeMax, kindInt, false},
+	{profile.Lat, kindFloat, false},
+	{profile.Lon, kindFloat, false},
+	{profile.MaxKm, kindFloat, false},
+	{profile.Trait, kindFloatList, false},
+	{profile.HLA, kindBytes, false},
+	{profile.Answers, kindBytes, false},
+	{profile.Accept, kindBytes, false},
+	{profile.Importance, kindBytes, false},
 }
 
 // checkType reports whether dt is an accepted physical form of kind k, and

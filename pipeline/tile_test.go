@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // TestTiledScoringMatchesPair: the fused tile loop (bit-mask filters,
@@ -18,24 +19,24 @@ import (
 // for every pair of populations built to stress each shortcut, under weight
 // sets that switch each component off.
 func TestTiledScoringMatchesPair(t *testing.T) {
-	tiny := defaultKnobs(300)
+	tiny := synth.DefaultKnobs(300)
 	tiny.MaxKm, tiny.Spread, tiny.AllSeekAll = [2]float32{0.001, 0.5}, 0.003, true
-	exact := defaultKnobs(250)
+	exact := synth.DefaultKnobs(250)
 	exact.Centers = [][2]float64{{0, 180}, {0, -180}, {90, 0}, {-90, 0}}
 	exact.Spread, exact.MaxKm, exact.AllSeekAll, exact.WideAges = 0, [2]float32{0.001, 0.01}, true, true
-	huge := defaultKnobs(260)
+	huge := synth.DefaultKnobs(260)
 	huge.MaxKm, huge.Centers, huge.AllSeekAll = [2]float32{15000, 20038}, [][2]float64{{48.85, 2.35}, {-48.85, -177.65}}, true
-	deal := defaultKnobs(300)
+	deal := synth.DefaultKnobs(300)
 	deal.Dealbreak, deal.Clones, deal.WideAges = 0.3, 0.1, true
-	mixed := defaultKnobs(400)
-	open := defaultKnobs(300) // every tile pair passes whole (allPass)
+	mixed := synth.DefaultKnobs(400)
+	open := synth.DefaultKnobs(300) // every tile pair passes whole (allPass)
 	open.AllSeekAll, open.WideAges, open.MaxKm = true, true, [2]float32{20039, 20040}
 	for _, c := range []struct {
 		name string
-		k    popKnobs
+		k    synth.Knobs
 	}{{"mixed", mixed}, {"tiny max_km", tiny}, {"exact points", exact}, {"antipodes, huge max_km", huge}, {"dealbreakers and clones", deal}, {"open", open}} {
 		dir := t.TempDir()
-		writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(31, c.k), c.k.D, c.k.Q, 1, formArrowVariable)
+		synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(31, c.k), c.k.D, c.k.Q, 1, synth.ArrowVariable)
 		L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -76,10 +77,10 @@ func TestTiledScoringMatchesPair(t *testing.T) {
 // TestScoringDoesNotAllocatePerPair: the scoring stage allocates per member
 // and per tile (heaps, lists), never per pair or per row of a tile pair.
 func TestScoringDoesNotAllocatePerPair(t *testing.T) {
-	k := defaultKnobs(2000)
+	k := synth.DefaultKnobs(2000)
 	k.AllSeekAll, k.WideAges = true, true
 	dir := t.TempDir()
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(51, k), k.D, k.Q, 1, formArrowVariable)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(51, k), k.D, k.Q, 1, synth.ArrowVariable)
 	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -101,10 +102,10 @@ func TestScoringDoesNotAllocatePerPair(t *testing.T) {
 // merged, are the whole run's lists exactly, every pair is scored by one
 // shard (the counts add up), and shards share the work.
 func TestShardedTopKEqualsWhole(t *testing.T) {
-	k := defaultKnobs(900)
+	k := synth.DefaultKnobs(900)
 	k.Clones = 0.05
 	dir := t.TempDir()
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(53, k), k.D, k.Q, 1, formArrowVariable)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(53, k), k.D, k.Q, 1, synth.ArrowVariable)
 	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -187,10 +188,10 @@ func TestResolveShard(t *testing.T) {
 // make proximity 0/0.
 func TestNaNScoreFailsTheRun(t *testing.T) {
 	dir := t.TempDir()
-	k := defaultKnobs(40)
+	k := synth.DefaultKnobs(40)
 	k.AllSeekAll, k.WideAges, k.Invalid, k.ConsentP, k.Dealbreak = true, true, 0, 1, 0
 	k.Spread = 0 // everyone at a city centre
-	writeProfiles(t, filepath.Join(dir, "profiles"), genTestPop(2, k), k.D, k.Q, 1, formArrowVariable)
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(2, k), k.D, k.Q, 1, synth.ArrowVariable)
 	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -8,8 +8,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // SpecVersion is the data contract version the outputs follow.

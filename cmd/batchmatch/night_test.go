@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osmosis/batchmatch/pipeline/failure"
 	"golang.org/x/sys/unix"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // TestNightAsOf: the night's date comes from the schedule, in a fixed order

@@ -137,30 +137,6 @@ func parseWithArgs(fs *pflag.FlagSet, args []string, stderr io.Writer) error {
 	return nil
 }
 
-func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var o pipeline.GenOptions
-	var lo logOptions
-	fs := pflag.NewFlagSet("batchmatch gen", pflag.ContinueOnError)
-	o.AddFlags(fs)
-	lo.AddFlags(fs)
-	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "parallel shard writers")
-	if err := parse(fs, args, stderr); err != nil {
-		return err
-	}
-	log, err := lo.logger(stderr)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	paths, err := pipeline.Generate(ctx, o, *workers)
-	if err != nil {
-		return err
-	}
-	log.Info("population generated", "members", o.N, "shards", len(paths), "dir", o.Out,
-		"seed", o.Seed, "elapsed", time.Since(start).Round(time.Millisecond).String())
-	return nil
-}
-
 // jobCommand holds the flags shared by the commands that read profiles
 // (run, validate, explain).
 type jobCommand struct {

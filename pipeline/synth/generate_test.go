@@ -1,7 +1,8 @@
-package pipeline
+package synth_test
 
 import (
 	"context"
+	"log/slog"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -9,21 +10,24 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"github.com/osmosis/batchmatch/kernels"
+	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 func TestGenerate(t *testing.T) {
 	dir := t.TempDir()
-	o := GenOptions{N: 6000, Shards: 3, Seed: 7, D: 32, Q: 20, AsOf: "2026-11-24", InvalidRatio: 0.02}
-	load := func(name string, o GenOptions) *Loaded {
+	o := synth.Options{N: 6000, Shards: 3, Seed: 7, D: 32, Q: 20, AsOf: "2026-11-24", InvalidRatio: 0.02}
+	load := func(name string, o synth.Options) *pipeline.Loaded {
 		o.Out = filepath.Join(dir, name)
-		if _, err := Generate(context.Background(), o, 2); err != nil {
+		if _, err := synth.Generate(context.Background(), o, 2); err != nil {
 			t.Fatal(err)
 		}
 		cfg := baseConfig(dir)
 		cfg.Profiles = []string{o.Out}
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-		L, err := Load(context.Background(), cfg, discard, mem, nil)
+		L, err := pipeline.Load(context.Background(), cfg, discard, mem, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,10 +49,8 @@ func TestGenerate(t *testing.T) {
 	if q := a.Counts.RowsQuarantined; q < 90 || q > 200 {
 		t.Errorf("%d rows quarantined at --invalid-ratio 0.02 of 6000", q)
 	}
-	for _, reason := range []string{"null_gender", "gender_out_of_range", "seeking_out_of_range", "age_min_above_age_max",
-		"lat_out_of_range", "lon_out_of_range", "max_km_out_of_range", "trait_non_finite", "trait_zero_norm",
-		"answers_out_of_range", "importance_out_of_range", "birth_date_after_as_of", "null_lat", "null_user_id", "duplicate_user_id"} {
-		if a.Counts.QuarantinedByReason[reason] == 0 {
+	for _, reason := range synth.BreakReasons(false) {
+		if a.Counts.QuarantinedByReason[string(reason)] == 0 {
 			t.Errorf("no %s reject generated", reason)
 		}
 	}
@@ -73,7 +75,7 @@ func TestGenerate(t *testing.T) {
 		if distTo(p, i, 48.8566, 2.3522) < 60 {
 			paris++
 		}
-		_, _, imps := p.questionnaire(i)
+		_, _, imps := p.Questionnaire(i)
 		for _, imp := range imps {
 			if imp == kernels.Dealbreaker {
 				deal++
@@ -99,8 +101,8 @@ func TestGenerate(t *testing.T) {
 	ov := o
 	ov.Variable, ov.N, ov.InvalidRatio = true, 3000, 0.05
 	v := load("v", ov)
-	for _, reason := range []string{"trait_wrong_length", "hla_wrong_length", "null_trait"} {
-		if v.Counts.QuarantinedByReason[reason] == 0 {
+	for _, reason := range synth.BreakReasons(true) {
+		if v.Counts.QuarantinedByReason[string(reason)] == 0 {
 			t.Errorf("variable form: no %s reject generated", reason)
 		}
 	}
@@ -109,7 +111,7 @@ func TestGenerate(t *testing.T) {
 	}
 }
 
-func distTo(p *Population, i int, lat, lon float64) float64 {
+func distTo(p *pipeline.Population, i int, lat, lon float64) float64 {
 	g := kernels.NewGeoPoint(lat, lon)
 	return kernels.DistanceFromA(kernels.HaversineA(&p.Geo[i], &g))
 }
@@ -117,11 +119,11 @@ func distTo(p *Population, i int, lat, lon float64) float64 {
 // TestGenerateOpen: --open makes every pair of distinct members compatible.
 func TestGenerateOpen(t *testing.T) {
 	dir := t.TempDir()
-	o := GenOptions{N: 700, Shards: 2, Seed: 9, D: 16, Q: 12, AsOf: "2026-11-24", Out: filepath.Join(dir, "profiles"), Open: true}
-	if _, err := Generate(context.Background(), o, 2); err != nil {
+	o := synth.Options{N: 700, Shards: 2, Seed: 9, D: 16, Q: 12, AsOf: "2026-11-24", Out: filepath.Join(dir, "profiles"), Open: true}
+	if _, err := synth.Generate(context.Background(), o, 2); err != nil {
 		t.Fatal(err)
 	}
-	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
+	L, err := pipeline.Load(context.Background(), baseConfig(dir), discard, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,11 +131,21 @@ func TestGenerateOpen(t *testing.T) {
 	if n != int64(o.N) {
 		t.Fatalf("%d eligible members of %d", n, o.N)
 	}
-	_, st, err := (&Scorer{P: L.Pop, W: DefaultWeights}).TopK(context.Background(), 10, 2)
+	_, st, err := (&pipeline.Scorer{P: L.Pop, W: pipeline.DefaultWeights}).TopK(context.Background(), 10, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.PairsCompatible != n*(n-1) || st.PairsExamined != n*(n-1) {
 		t.Fatalf("examined %d, compatible %d pairs, want %d", st.PairsExamined, st.PairsCompatible, n*(n-1))
+	}
+}
+
+var discard = slog.New(slog.DiscardHandler)
+
+// baseConfig reads dir/profiles.
+func baseConfig(dir string) pipeline.Config {
+	return pipeline.Config{
+		Profiles: []string{filepath.Join(dir, "profiles")}, Out: filepath.Join(dir, "out"),
+		K: 3, AsOf: synth.AsOf, AsOfDate: "2026-11-24", Weights: pipeline.DefaultWeights, Workers: 2, MaxRejectRatio: 1,
 	}
 }
