@@ -40,10 +40,10 @@ test: vet fmt-check generate-check duckdb
 	$(FUZZ) -fuzz '^FuzzFMA32$$' -fuzztime 5s ./kernels
 	$(FUZZ) -fuzz '^FuzzFilterTile$$' -fuzztime 5s ./kernels
 	$(FUZZ) -fuzz '^FuzzTraitScoreRow$$' -fuzztime 5s ./kernels
-	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 15s ./pipeline
-	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 10s ./pipeline
-	$(FUZZ) -fuzz '^FuzzVarColumn$$' -fuzztime 10s ./pipeline
-	$(FUZZ) -fuzz '^FuzzCheckOffsets$$' -fuzztime 5s ./pipeline
+	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 15s ./pipeline/read
+	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 10s ./pipeline/read
+	$(FUZZ) -fuzz '^FuzzVarColumn$$' -fuzztime 10s ./pipeline/read
+	$(FUZZ) -fuzz '^FuzzCheckOffsets$$' -fuzztime 5s ./pipeline/read
 	cd deploy/kubernetes && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # The image's binary, built by the Dockerfile with exactly this command:
@@ -69,10 +69,10 @@ test-slurm: build
 
 # Longer fuzzing; FUZZ_WATCHDOG=/tmp/wd dumps stacks of any exec over 5 s.
 fuzz:
-	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 5m ./pipeline
-	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 2m ./pipeline
-	$(FUZZ) -fuzz '^FuzzVarColumn$$' -fuzztime 2m ./pipeline
-	$(FUZZ) -fuzz '^FuzzCheckOffsets$$' -fuzztime 1m ./pipeline
+	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 5m ./pipeline/read
+	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 2m ./pipeline/read
+	$(FUZZ) -fuzz '^FuzzVarColumn$$' -fuzztime 2m ./pipeline/read
+	$(FUZZ) -fuzz '^FuzzCheckOffsets$$' -fuzztime 1m ./pipeline/read
 	$(FUZZ) -fuzz '^FuzzQuestions$$' -fuzztime 1m ./kernels
 	$(FUZZ) -fuzz '^FuzzDot$$' -fuzztime 1m ./kernels
 	$(FUZZ) -fuzz '^FuzzDotTile$$' -fuzztime 1m ./kernels

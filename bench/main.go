@@ -33,6 +33,7 @@ import (
 
 	"github.com/osmosis/batchmatch/kernels"
 	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/read"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
@@ -399,9 +400,7 @@ func timeRuns(ctx context.Context, o options, profiles, weights string) (runStat
 // the orientation and distance filters alone (ages, blocks and dealbreakers
 // opened), the yardstick for how many pairs blocking examines.
 func geoOrientationPairs(ctx context.Context, profiles string) (int64, error) {
-	cfg := pipeline.Config{Profiles: []string{profiles}, AsOfDate: asOf, MaxRejectRatio: 1, Workers: runtime.GOMAXPROCS(0)}
-	cfg.AsOf, _ = time.Parse(time.DateOnly, asOf)
-	L, err := pipeline.Load(ctx, cfg, slog.New(slog.DiscardHandler), nil, nil)
+	L, err := loadPopulation(ctx, profiles)
 	if err != nil {
 		return 0, err
 	}
@@ -415,15 +414,20 @@ func geoOrientationPairs(ctx context.Context, profiles string) (int64, error) {
 	return st.PairsCompatible, err
 }
 
+// loadPopulation reads a generated workload as a run would.
+func loadPopulation(ctx context.Context, profiles string) (*read.Loaded, error) {
+	day, _ := time.Parse(time.DateOnly, asOf)
+	cfg := read.Config{Profiles: []string{profiles}, AsOf: day, MaxRejectRatio: 1, Workers: runtime.GOMAXPROCS(0)}
+	return read.Load(ctx, cfg, slog.New(slog.DiscardHandler), nil)
+}
+
 // faissCompare writes the population's unit traits for FAISS, times the
 // FAISS process o.Reps times, prints the BLAS it loaded, the ratio of whole-
 // process times, and how often the two agree on a member's top K.
 func faissCompare(ctx context.Context, o options, w io.Writer, profiles string, printBM func(runStats)) error {
 	dir := filepath.Dir(profiles)
 	traits := filepath.Join(dir, "traits.f32")
-	cfg := pipeline.Config{Profiles: []string{profiles}, AsOfDate: asOf, MaxRejectRatio: 1, Workers: runtime.GOMAXPROCS(0)}
-	cfg.AsOf, _ = time.Parse(time.DateOnly, asOf)
-	L, err := pipeline.Load(ctx, cfg, slog.New(slog.DiscardHandler), nil, nil)
+	L, err := loadPopulation(ctx, profiles)
 	if err != nil {
 		return err
 	}

@@ -7,11 +7,12 @@ import (
 	"testing"
 
 	"github.com/osmosis/batchmatch/kernels"
+	"github.com/osmosis/batchmatch/pipeline/read"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // loadGenerated generates n members with the real generator and loads them.
-func loadGenerated(b *testing.B, n int) *Population {
+func loadGenerated(b *testing.B, n int) *read.Population {
 	b.Helper()
 	dir := b.TempDir()
 	o := synth.Options{N: n, Shards: 2, Seed: 1, D: 128, Q: 64, AsOf: "2026-11-24", Out: filepath.Join(dir, "p")}
@@ -20,7 +21,7 @@ func loadGenerated(b *testing.B, n int) *Population {
 	}
 	cfg := baseConfig(dir)
 	cfg.Profiles = []string{o.Out}
-	L, err := Load(context.Background(), cfg, discard, nil, nil)
+	L, err := read.Load(context.Background(), cfg.readConfig(), discard, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/osmosis/batchmatch/kernels"
+	"github.com/osmosis/batchmatch/pipeline/read"
 )
 
 // blockTile is the number of members per blocking tile; it is also the
@@ -71,7 +72,7 @@ const blockAgeBand = 4
 // ~10 m grid, so that the members of a tile are alike in what they offer
 // and accept and close together on the map. The order only makes tiles
 // compact; it never affects results. Each tile and sub-block is summarised.
-func blockingTiles(p *Population) []tileSummary {
+func blockingTiles(p *read.Population) []tileSummary {
 	type key struct {
 		group  uint16
 		cell   int32
@@ -113,7 +114,7 @@ func blockingTiles(p *Population) []tileSummary {
 }
 
 // summarize bounds a group of members.
-func summarize(p *Population, vec [][3]float64, members []int32) bounds {
+func summarize(p *read.Population, vec [][3]float64, members []int32) bounds {
 	t := bounds{ageLo: math.MaxUint16, accLo: math.MaxUint16, seeksAll: 7, accHiMin: math.MaxUint16, minKm: math.Inf(1)}
 	var c [3]float64
 	for _, i := range members {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/osmosis/batchmatch/pipeline/read"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
@@ -90,7 +91,7 @@ func TestAllPassIsSound(t *testing.T) {
 	for _, k := range []synth.Knobs{open, near, synth.DefaultKnobs(900)} {
 		dir := t.TempDir()
 		synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(41, k), k.D, k.Q, 1, synth.ArrowVariable)
-		L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
+		L, err := read.Load(context.Background(), baseConfig(dir).readConfig(), discard, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +133,7 @@ func TestCountOnly(t *testing.T) {
 	k.Spread, k.MaxKm = 0.3, [2]float32{2, 200}
 	dir := t.TempDir()
 	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(43, k), k.D, k.Q, 1, synth.ArrowVariable)
-	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
+	L, err := read.Load(context.Background(), baseConfig(dir).readConfig(), discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/osmosis/batchmatch/pipeline/read"
 )
 
 // CoverageRow counts, for one group of eligible members, how many got a
@@ -63,7 +65,7 @@ func abs(x int) int {
 }
 
 // computeCoverage aggregates match and soulmate coverage over the population.
-func computeCoverage(p *Population, lists [][]Cand, souls []Soulmate) *Coverage {
+func computeCoverage(p *read.Population, lists [][]Cand, souls []Soulmate) *Coverage {
 	hasSoul := make([]bool, p.N)
 	for _, s := range souls {
 		hasSoul[s.A], hasSoul[s.B] = true, true

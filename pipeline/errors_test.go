@@ -11,13 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	pq "github.com/parquet-go/parquet-go"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
-	"github.com/osmosis/batchmatch/pipeline/internal/reference"
-	"github.com/osmosis/batchmatch/pipeline/profile"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
@@ -160,52 +157,6 @@ func TestRejectRatio(t *testing.T) {
 	}
 }
 
-func TestDimsResolution(t *testing.T) {
-	k := synth.DefaultKnobs(50)
-	k.Invalid = 0.1 // some wrong lengths: the mode is still D
-	ms := synth.Random(4, k)
-	for _, tc := range []struct {
-		name     string
-		form     synth.Form
-		flagD    int
-		wantD    int
-		wantErr  error
-		wantFrom string
-	}{
-		{"schema fixes D", synth.ArrowFixed, 0, 16, nil, "D from schema"},
-		{"most common length", synth.ArrowVariable, 0, 16, nil, "D from data"},
-		{"flag", synth.ArrowVariable, 15, 15, nil, "D from flag"},
-		{"flag disagrees with schema", synth.ArrowFixed, 15, 0, failure.Usage, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			pop := ms
-			if tc.form == synth.ArrowFixed {
-				pop = synth.Random(4, synth.DefaultKnobs(50))
-			}
-			synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), pop, 16, 12, 2, tc.form)
-			cfg := baseConfig(dir)
-			cfg.TraitDim = tc.flagD
-			L, err := Load(context.Background(), cfg, discard, nil, nil)
-			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("got %v, want %v", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if L.Dims.D != tc.wantD || L.Dims.Q != 12 || !strings.Contains(L.Dims.Source, tc.wantFrom) {
-				t.Fatalf("dims %+v, want D=%d Q=12 (%s)", L.Dims, tc.wantD, tc.wantFrom)
-			}
-			if tc.flagD == 15 && L.Counts.QuarantinedByReason["trait_wrong_length"] < 40 {
-				t.Fatalf("D forced to 15: only %d trait_wrong_length rejects", L.Counts.QuarantinedByReason["trait_wrong_length"])
-			}
-		})
-	}
-}
-
 // TestDeterministic runs the same population sharded and scheduled
 // differently: the match and soulmate tables must be byte-identical.
 func TestDeterministic(t *testing.T) {
@@ -311,55 +262,6 @@ func TestCancelledRunPublishesNothing(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 	assertNothingPublished(t, cfg.Out)
-}
-
-// TestReadDeltaEncodedBinary reads byte columns in parquet-go's default
-// DELTA_LENGTH_BYTE_ARRAY encoding (no allocator check: see pqgoRow).
-func TestReadDeltaEncodedBinary(t *testing.T) {
-	ms := synth.Random(8, synth.DefaultKnobs(30))
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
-	p := filepath.Join(dir, "profiles", "delta.parquet")
-	synth.MustWriteParquetGo(t, p, ms) // parquet-go's default encodings
-	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := reference.Load(map[string][]synth.Member{p: ms}, nil, nil, 16, 12, synth.AsOf, DefaultWeights)
-	if L.Pop.N != len(ref.IDs) || len(L.Rejects) != len(ref.Rejects) {
-		t.Fatalf("eligible %d rejects %d, reference %d and %d", L.Pop.N, len(L.Rejects), len(ref.IDs), len(ref.Rejects))
-	}
-	for i, id := range ref.IDs {
-		m := ref.Eligible[id].M
-		ans, _, imp := L.Pop.Questionnaire(i)
-		if L.Pop.ID[i] != id || !bytes.Equal(ans, m.Ans) || !bytes.Equal(imp, m.Imp) {
-			t.Fatalf("member %d read back wrong", id)
-		}
-	}
-}
-
-// TestWriteFormsPhysicalTypes pins what each test form puts on disk, as
-// arrow-go reads it, so the reader really sees every accepted form.
-func TestWriteFormsPhysicalTypes(t *testing.T) {
-	want := map[synth.Form][4]arrow.Type{ // user_id, trait, hla, answers
-		synth.ArrowFixed:     {arrow.INT64, arrow.FIXED_SIZE_LIST, arrow.FIXED_SIZE_BINARY, arrow.FIXED_SIZE_BINARY},
-		synth.ArrowVariable:  {arrow.INT64, arrow.LIST, arrow.BINARY, arrow.BINARY},
-		synth.ParquetGo:      {arrow.INT64, arrow.LIST, arrow.BINARY, arrow.BINARY},
-		synth.ParquetGoFixed: {arrow.UINT64, arrow.LIST, arrow.FIXED_SIZE_BINARY, arrow.FIXED_SIZE_BINARY},
-	}
-	for form, types := range want {
-		p := synth.MustWriteProfiles(t, filepath.Join(t.TempDir(), "p"), synth.Random(1, synth.DefaultKnobs(5)), 16, 12, 1, form)[0]
-		pf, err := openParquet(context.Background(), p, memory.DefaultAllocator)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, c := range []string{profile.UserID, profile.Trait, profile.HLA, profile.Answers} {
-			if got := pf.schema.Field(pf.fields[c]).Type.ID(); got != types[i] {
-				t.Errorf("%s: %s is %s, want %s", form, c, got, types[i])
-			}
-		}
-		pf.Close()
-	}
 }
 
 // TestUnfinishedPublishIsReplaced: a partition without _SUCCESS (a crash

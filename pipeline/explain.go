@@ -10,6 +10,7 @@ import (
 
 	"github.com/osmosis/batchmatch/kernels"
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/read"
 )
 
 // Verdict is one hard filter's outcome for a pair, named from A's side.
@@ -233,7 +234,7 @@ func less(sm Soulmate, i, j int) bool {
 }
 
 // Write prints the member explanation for a support agent.
-func (me MemberExplanation) Write(w io.Writer, p *Population) {
+func (me MemberExplanation) Write(w io.Writer, p *read.Population) {
 	fmt.Fprintf(w, "member %d\n", me.ID)
 	if me.Soulmate == nil {
 		fmt.Fprintln(w, "  soulmate: none")
@@ -262,7 +263,7 @@ func Explain(ctx context.Context, cfg Config, log *slog.Logger, w io.Writer, ids
 	if len(ids) < 1 || len(ids) > 2 {
 		return failure.Usagef("explain takes one member id or two")
 	}
-	L, err := Load(ctx, cfg, log, cfg.Alloc, nil)
+	L, err := load(ctx, cfg, log, nil)
 	if err != nil {
 		return err
 	}
@@ -295,13 +296,4 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// Questionnaire returns member i's answers, accept masks and importance
-// levels, unpacked from the bit-sliced form the population keeps.
-func (p *Population) Questionnaire(i int) (ans, acc, imp []byte) {
-	ans, acc, imp = make([]byte, p.Q), make([]byte, p.Q), make([]byte, p.Q)
-	qs := kernels.QMaskWords * p.QW
-	kernels.UnpackQuestions(ans, acc, imp, p.QBits[i*qs:(i+1)*qs])
-	return ans, acc, imp
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/osmosis/batchmatch/pipeline/read"
 )
 
 // Manifest describes one run: what it read, how it was configured, what it
@@ -24,8 +26,8 @@ type Manifest struct {
 	// PseudonymKeyID identifies the key ids were pseudonymized with; empty
 	// when the tables carry internal ids.
 	PseudonymKeyID string           `json:"pseudonym_key_id,omitempty"`
-	Dims           ManifestDims     `json:"dims"`
-	Inputs         ManifestInputs   `json:"inputs"`
+	Dims           read.Dims        `json:"dims"`
+	Inputs         read.Inputs      `json:"inputs"`
 	Counts         Counts           `json:"counts"`
 	Outputs        map[string]Table `json:"outputs,omitempty"`
 	Coverage       *Coverage        `json:"coverage,omitempty"`
@@ -38,49 +40,17 @@ type Manifest struct {
 	ShardRunID string `json:"shard_run_id,omitempty"`
 }
 
-// ManifestDims are the trait width and question count of the run and where they came from.
-type ManifestDims struct {
-	D      int    `json:"trait_dim"`
-	Q      int    `json:"questions"`
-	Source string `json:"source"`
-}
-
-// InputFile is one input file of the run: its fingerprint is path, size and
-// the SHA-256 of its bytes.
-type InputFile struct {
-	Path   string `json:"path"`
-	Size   int64  `json:"size_bytes"`
-	SHA256 string `json:"sha256"`
-	Rows   int64  `json:"rows"`
-}
-
-// ManifestInputs lists the run's input files by role.
-type ManifestInputs struct {
-	Profiles []InputFile `json:"profiles"`
-	Blocks   []InputFile `json:"blocks,omitempty"`
-	Suppress []InputFile `json:"suppress,omitempty"`
-}
-
-// Counts are the row and pair counts of every stage.
+// Counts are the row and pair counts of every stage: reading and
+// validation's, then scoring's and the outputs'.
 type Counts struct {
-	RowsRead               int64            `json:"rows_read"`
-	RowsSuppressed         int64            `json:"rows_suppressed"`
-	RowsQuarantined        int64            `json:"rows_quarantined"`
-	QuarantinedByReason    map[string]int64 `json:"quarantined_by_reason"`
-	RowsValid              int64            `json:"rows_valid"`
-	IneligibleNoConsent    int64            `json:"ineligible_no_consent"`
-	Eligible               int64            `json:"eligible"`
-	BlockPairs             int64            `json:"block_pairs"`
-	BlockRowsInvalid       int64            `json:"block_rows_invalid"`
-	SuppressIDs            int64            `json:"suppress_ids"`
-	SuppressRowsInvalid    int64            `json:"suppress_rows_invalid"`
-	PairsExamined          int64            `json:"pairs_examined"`
-	PairsCompatible        int64            `json:"pairs_compatible"`
-	Matches                int64            `json:"matches"`
-	MutualMatches          int64            `json:"mutual_matches"`
-	Soulmates              int64            `json:"soulmates"`
-	MembersWithoutMatch    int64            `json:"members_without_match"`
-	MembersWithoutSoulmate int64            `json:"members_without_soulmate"`
+	read.Counts
+	PairsExamined          int64 `json:"pairs_examined"`
+	PairsCompatible        int64 `json:"pairs_compatible"`
+	Matches                int64 `json:"matches"`
+	MutualMatches          int64 `json:"mutual_matches"`
+	Soulmates              int64 `json:"soulmates"`
+	MembersWithoutMatch    int64 `json:"members_without_match"`
+	MembersWithoutSoulmate int64 `json:"members_without_soulmate"`
 }
 
 // MemoryStats are the run's memory limit and peaks.
@@ -99,7 +69,7 @@ type Table struct {
 // configHash is a SHA-256 over everything in the configuration that can
 // change the tables (not workers, paths or --overwrite), with the tool and
 // spec versions: equal hashes on equal inputs mean equal outputs.
-func configHash(c Config, d ManifestDims, keyID string) string {
+func configHash(c Config, d read.Dims, keyID string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "batchmatch %s spec %s\nk=%d as_of=%s weights=%v max_reject_ratio=%v D=%d Q=%d pseudonym_key=%s\n",
 		Version, SpecVersion, c.K, c.AsOfDate, c.Weights, c.MaxRejectRatio, d.D, d.Q, keyID)

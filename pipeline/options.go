@@ -12,6 +12,7 @@ import (
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/profile"
+	"github.com/osmosis/batchmatch/pipeline/read"
 )
 
 // MaxK bounds --k: every member's heap holds K candidates per worker.
@@ -207,4 +208,12 @@ func ParseWeights(ws []float64) ([4]float64, error) {
 		return w, failure.Usagef("--weights: trait + questions + proximity must be positive, got %s", fmt.Sprint(ws))
 	}
 	return w, nil
+}
+
+// readConfig is what read.Load needs of the configuration.
+func (c Config) readConfig() read.Config {
+	return read.Config{
+		Profiles: c.Profiles, Blocks: c.Blocks, Suppress: c.Suppress, AsOf: c.AsOf,
+		TraitDim: c.TraitDim, Questions: c.Questions, MaxRejectRatio: c.MaxRejectRatio, Workers: c.Workers, Alloc: c.Alloc,
+	}
 }

@@ -50,10 +50,11 @@ func readArrowTable(t testing.TB, path string, mem memory.Allocator, fn func(rec
 
 func col[T arrow.Array](t testing.TB, rec arrow.RecordBatch, name string) T {
 	t.Helper()
-	a := column(rec, name)
-	if a == nil {
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) == 0 {
 		t.Fatalf("output lacks column %q", name)
 	}
+	a := rec.Column(idx[0])
 	v, ok := a.(T)
 	if !ok {
 		t.Fatalf("column %q has type %s", name, a.DataType())

@@ -22,6 +22,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/read"
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
@@ -42,7 +43,7 @@ type reportStats struct {
 
 // readReportStats streams the matches table once.
 func readReportStats(path string, eligible int64) (*reportStats, error) {
-	f, _, err := openSource(context.Background(), path)
+	f, _, err := read.OpenSource(context.Background(), path)
 	if err != nil {
 		return nil, err
 	}

@@ -15,22 +15,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
-	"github.com/osmosis/batchmatch/pipeline/profile"
+	"github.com/osmosis/batchmatch/pipeline/read"
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
-
-// Loaded is the validated input of a run.
-type Loaded struct {
-	Pop     *Population
-	Rejects []Reject
-	Dims    ManifestDims
-	Inputs  ManifestInputs
-	Counts  Counts
-}
 
 // stageTimer records how long each stage took.
 type stageTimer struct {
@@ -58,244 +48,6 @@ func (t *stageTimer) end() {
 	t.ms[t.name] = d.Milliseconds()
 	t.log.Info("stage done", "stage", t.name, "elapsed", d.Round(time.Millisecond).String())
 	t.name = ""
-}
-
-// Load resolves, reads and validates the inputs of cfg: profiles, suppression
-// list and blocks. It fails when the rejected rows exceed cfg.MaxRejectRatio.
-func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocator, tm *stageTimer) (*Loaded, error) {
-	if tm == nil {
-		tm = newStageTimer(log)
-	}
-	if mem == nil {
-		mem = memory.DefaultAllocator
-	}
-	profiles, err := resolveInputs(ctx, "profiles", cfg.Profiles)
-	if err != nil {
-		return nil, err
-	}
-	L := &Loaded{}
-	L.Counts.QuarantinedByReason = map[string]int64{}
-
-	tm.begin("read_suppress")
-	suppress := map[int64]struct{}{}
-	if len(cfg.Suppress) > 0 {
-		files, err := resolveInputs(ctx, "suppress", cfg.Suppress)
-		if err != nil {
-			return nil, err
-		}
-		for _, path := range files {
-			fi, err := readSideInput(ctx, path, []string{profile.UserID}, mem, func(v []int64, ok bool) {
-				if !ok {
-					L.Counts.SuppressRowsInvalid++
-					return
-				}
-				suppress[v[0]] = struct{}{}
-			})
-			if err != nil {
-				return nil, err
-			}
-			L.Inputs.Suppress = append(L.Inputs.Suppress, fi)
-		}
-		if L.Counts.SuppressRowsInvalid > 0 {
-			log.Warn("suppression list rows with a null or out-of-range user_id were skipped", "rows", L.Counts.SuppressRowsInvalid)
-		}
-	}
-	L.Counts.SuppressIDs = int64(len(suppress))
-
-	tm.begin("read_profiles")
-	files := make([]*parquetFile, len(profiles))
-	defer func() {
-		for _, f := range files {
-			if f != nil {
-				f.Close()
-			}
-		}
-	}()
-	fixed := make([]dims, len(profiles))
-	for i, path := range profiles {
-		if files[i], err = openParquet(ctx, path, mem); err != nil {
-			return nil, err
-		}
-		if fixed[i], err = checkProfileSchema(files[i]); err != nil {
-			return nil, err
-		}
-	}
-	d, src, err := resolveDims(ctx, files, fixed, cfg, suppress)
-	if err != nil {
-		return nil, err
-	}
-	L.Dims = ManifestDims{D: d.D, Q: d.Q, Source: src}
-	log.Info("profile shards opened", "files", len(files), "trait_dim", d.D, "questions", d.Q, "dims_from", src)
-
-	chunks := make([]*chunk, len(files))
-	sums := make([]string, len(files))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(cfg.Workers)
-	for i, pf := range files {
-		g.Go(func() (err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					err = failure.FileError(failure.BadData, pf.path, "", fmt.Errorf("panic while reading: %v", r))
-				}
-			}()
-			if sums[i], err = pf.sha256(gctx); err != nil {
-				return err
-			}
-			if chunks[i], err = readProfileFile(gctx, pf, i, d, cfg.AsOf, suppress); err != nil {
-				return err
-			}
-			return pf.checkUnchanged()
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	for i, c := range chunks {
-		L.Inputs.Profiles = append(L.Inputs.Profiles, InputFile{Path: files[i].path, Size: files[i].size, SHA256: sums[i], Rows: c.read})
-		L.Counts.RowsRead += c.read
-		L.Counts.RowsSuppressed += c.suppressed
-		files[i].Close()
-		files[i] = nil
-	}
-
-	tm.begin("validate")
-	pop, rejects, bst, err := buildPopulation(ctx, chunks, profiles, d)
-	if err != nil {
-		return nil, err
-	}
-	chunks = nil
-	L.Pop, L.Rejects = pop, rejects
-	for _, r := range rejects {
-		L.Counts.QuarantinedByReason[r.Reason]++
-	}
-	L.Counts.RowsQuarantined = int64(len(rejects))
-	L.Counts.RowsValid = L.Counts.RowsRead - L.Counts.RowsSuppressed - L.Counts.RowsQuarantined
-	L.Counts.IneligibleNoConsent = bst.NoConsent
-	L.Counts.Eligible = int64(pop.N)
-	log.Info("profiles validated", "rows_read", L.Counts.RowsRead, "suppressed", L.Counts.RowsSuppressed,
-		"quarantined", L.Counts.RowsQuarantined, "eligible", pop.N)
-	if base := L.Counts.RowsRead - L.Counts.RowsSuppressed; base > 0 {
-		ratio := float64(L.Counts.RowsQuarantined) / float64(base)
-		if ratio > cfg.MaxRejectRatio {
-			return L, fmt.Errorf("%w: %d of %d rows quarantined (%.4g%%), above --max-reject-ratio %g; by reason: %v",
-				failure.BadData, L.Counts.RowsQuarantined, base, 100*ratio, cfg.MaxRejectRatio, L.Counts.QuarantinedByReason)
-		}
-	}
-
-	tm.begin("read_blocks")
-	if len(cfg.Blocks) > 0 {
-		bfiles, err := resolveInputs(ctx, "blocks", cfg.Blocks)
-		if err != nil {
-			return nil, err
-		}
-		var pairs [][2]int64
-		for _, path := range bfiles {
-			fi, err := readSideInput(ctx, path, []string{profile.UserID, "blocked_id"}, mem, func(v []int64, ok bool) {
-				if !ok {
-					L.Counts.BlockRowsInvalid++
-					return
-				}
-				pairs = append(pairs, [2]int64{v[0], v[1]})
-			})
-			if err != nil {
-				return nil, err
-			}
-			L.Inputs.Blocks = append(L.Inputs.Blocks, fi)
-		}
-		L.Counts.BlockPairs = int64(len(pairs))
-		if L.Counts.BlockRowsInvalid > 0 {
-			log.Warn("block rows with a null or out-of-range id were skipped", "rows", L.Counts.BlockRowsInvalid)
-		}
-		pop.setBlocks(pairs)
-	}
-	tm.end()
-	return L, nil
-}
-
-func readSideInput(ctx context.Context, path string, cols []string, mem memory.Allocator, fn func(v []int64, ok bool)) (InputFile, error) {
-	pf, err := openParquet(ctx, path, mem)
-	if err != nil {
-		return InputFile{}, err
-	}
-	defer pf.Close()
-	sum, err := pf.sha256(ctx)
-	if err != nil {
-		return InputFile{}, err
-	}
-	var rows int64
-	err = readIDColumns(ctx, pf, cols, func(_ int64, v []int64, ok bool) {
-		rows++
-		fn(v, ok)
-	})
-	if err == nil {
-		err = pf.checkUnchanged()
-	}
-	return InputFile{Path: path, Size: pf.size, SHA256: sum, Rows: rows}, err
-}
-
-// resolveDims applies spec §1: a fixed-size schema type gives D and Q (and
-// all files that fix them must agree), else the flags, else the most common
-// length among the rows that are not suppressed (ties: the smaller).
-func resolveDims(ctx context.Context, files []*parquetFile, fixed []dims, cfg Config, suppress map[int64]struct{}) (dims, string, error) {
-	var d dims
-	src := map[string]string{}
-	for i, f := range fixed {
-		if f.D != 0 {
-			if d.D != 0 && d.D != f.D {
-				return d, "", failure.FileError(failure.BadData, files[i].path, profile.Trait, fmt.Errorf("fixed width %d, but another shard fixes %d", f.D, d.D))
-			}
-			d.D, src["D"] = f.D, "schema"
-		}
-		if f.Q != 0 {
-			if d.Q != 0 && d.Q != f.Q {
-				return d, "", failure.FileError(failure.BadData, files[i].path, profile.Answers, fmt.Errorf("fixed width %d, but another shard fixes %d", f.Q, d.Q))
-			}
-			d.Q, src["Q"] = f.Q, "schema"
-		}
-	}
-	if cfg.TraitDim != 0 {
-		if d.D != 0 && d.D != cfg.TraitDim {
-			return d, "", failure.Usagef("--trait-dim %d disagrees with the schema's fixed width %d", cfg.TraitDim, d.D)
-		}
-		d.D, src["D"] = cfg.TraitDim, "flag"
-	}
-	if cfg.Questions != 0 {
-		if d.Q != 0 && d.Q != cfg.Questions {
-			return d, "", failure.Usagef("--questions %d disagrees with the schema's fixed width %d", cfg.Questions, d.Q)
-		}
-		d.Q, src["Q"] = cfg.Questions, "flag"
-	}
-	if d.D == 0 || d.Q == 0 {
-		hd, hq := map[int]int64{}, map[int]int64{}
-		for _, f := range files {
-			if err := lengthHistogram(ctx, f, d.D == 0, d.Q == 0, suppress, hd, hq); err != nil {
-				return d, "", err
-			}
-		}
-		if d.D == 0 {
-			d.D, src["D"] = mostCommon(hd), "data"
-		}
-		if d.Q == 0 {
-			d.Q, src["Q"] = mostCommon(hq), "data"
-		}
-	}
-	if d.D > profile.MaxTraitDim || d.Q > profile.MaxQuestions {
-		return d, "", fmt.Errorf("%w: trait width %d or question count %d (%s) above the maximum %d or %d",
-			failure.BadData, d.D, d.Q, fmt.Sprintf("D from %s, Q from %s", orNone(src["D"]), orNone(src["Q"])), profile.MaxTraitDim, profile.MaxQuestions)
-	}
-	if d.D == 0 && len(files) > 0 {
-		// No row has a trait at all: every row will be rejected; keep D at 1
-		// so that buffers are well formed.
-		d.D = 1
-	}
-	return d, fmt.Sprintf("D from %s, Q from %s", orNone(src["D"]), orNone(src["Q"])), nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
 }
 
 // Result is what Run produced.
@@ -338,7 +90,7 @@ func runLocal(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, e
 	tm := newStageTimer(log)
 
 	// Fail fast on inputs that are missing before taking the output lock.
-	if _, err := resolveInputs(ctx, "profiles", cfg.Profiles); err != nil {
+	if _, err := read.ResolveInputs(ctx, "profiles", cfg.Profiles); err != nil {
 		return nil, err
 	}
 	if cfg.MemoryLimit > 0 {
@@ -373,14 +125,14 @@ func runLocal(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, e
 		pub = cfg.remotePub
 	}
 
-	L, err := Load(ctx, cfg, log, cfg.Alloc, tm)
+	L, err := load(ctx, cfg, log, tm)
 	if err != nil {
 		if L != nil {
-			m.Dims, m.Inputs, m.Counts = L.Dims, L.Inputs, L.Counts
+			m.Dims, m.Inputs, m.Counts.Counts = L.Dims, L.Inputs, L.Counts
 		}
 		return nil, err
 	}
-	m.Dims, m.Inputs, m.Counts = L.Dims, L.Inputs, L.Counts
+	m.Dims, m.Inputs, m.Counts.Counts = L.Dims, L.Inputs, L.Counts
 	m.ConfigHash = configHash(cfg, L.Dims, m.PseudonymKeyID)
 	pop := L.Pop
 	rid := sha256.Sum256([]byte(m.ConfigHash + pop.Fingerprint()))
@@ -427,7 +179,7 @@ func runLocal(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, e
 // publishRun is the part of a run after scoring, shared by Run and Commit:
 // soulmates, the tables, the manifest, and publishing.
 func publishRun(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, tm *stageTimer, peakHeap *atomic.Uint64,
-	com *committer, L *Loaded, sc *Scorer, pz *pseudonymizer, lists [][]Cand, started time.Time) (*Result, error) {
+	com *committer, L *read.Loaded, sc *Scorer, pz *pseudonymizer, lists [][]Cand, started time.Time) (*Result, error) {
 	var err error
 	pop := L.Pop
 	tm.begin("soulmates")
@@ -560,7 +312,7 @@ func publishRun(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, 
 				p := pz.id(*uid)
 				uid = &p
 			}
-			if err := add(RejectRow{SourceFile: r.File, Row: r.Row, UserID: uid, Reason: r.Reason}); err != nil {
+			if err := add(RejectRow{SourceFile: r.File, Row: r.Row, UserID: uid, Reason: string(r.Reason)}); err != nil {
 				return err
 			}
 		}

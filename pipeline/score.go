@@ -10,6 +10,7 @@ import (
 
 	"github.com/osmosis/batchmatch/kernels"
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/read"
 )
 
 // queryTile is the number of query members one worker task scores.
@@ -24,7 +25,7 @@ type PairScore struct {
 
 // Scorer decides compatibility and scores pairs of a population (spec §2, §3).
 type Scorer struct {
-	P *Population
+	P *read.Population
 	W [4]float64 // trait, questions, biomarker, proximity
 	// NoBlocking scores every pair instead of skipping tiles that cannot
 	// match; the results are identical (tested), only slower.

@@ -157,14 +157,14 @@ type partManifest struct {
 // attempt in its own directory, renamed into place only when complete.
 func runShard(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, tm *stageTimer, peakHeap *atomic.Uint64, partition string, started time.Time) (*Result, error) {
 	log = log.With("shard", cfg.Shard.String())
-	L, err := Load(ctx, cfg, log, cfg.Alloc, tm)
+	L, err := load(ctx, cfg, log, tm)
 	if err != nil {
 		if L != nil {
-			m.Dims, m.Inputs, m.Counts = L.Dims, L.Inputs, L.Counts
+			m.Dims, m.Inputs, m.Counts.Counts = L.Dims, L.Inputs, L.Counts
 		}
 		return nil, err
 	}
-	m.Dims, m.Inputs, m.Counts = L.Dims, L.Inputs, L.Counts
+	m.Dims, m.Inputs, m.Counts.Counts = L.Dims, L.Inputs, L.Counts
 	pop := L.Pop
 	fp := pop.Fingerprint()
 	m.ConfigHash = configHash(cfg, L.Dims, "")
@@ -758,11 +758,11 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 		}
 		m.PseudonymKeyID = pz.keyID
 	}
-	L, err := Load(ctx, cfg, log, nil, tm)
+	L, err := load(ctx, cfg, log, tm)
 	if err != nil {
 		return nil, err
 	}
-	m.Dims, m.Inputs, m.Counts = L.Dims, L.Inputs, L.Counts
+	m.Dims, m.Inputs, m.Counts.Counts = L.Dims, L.Inputs, L.Counts
 	pop := L.Pop
 	fp := pop.Fingerprint()
 	// The set to publish: the newest complete one over these inputs (sets

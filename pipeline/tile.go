@@ -5,6 +5,7 @@ import (
 	"math/bits"
 
 	"github.com/osmosis/batchmatch/kernels"
+	"github.com/osmosis/batchmatch/pipeline/read"
 )
 
 // cosMargin is the band around a pair's distance threshold, in cosine
@@ -40,7 +41,7 @@ type tiledPop struct {
 	genMask, seekMask [][3]uint64
 }
 
-func newTiledPop(p *Population, tiles []tileSummary) *tiledPop {
+func newTiledPop(p *read.Population, tiles []tileSummary) *tiledPop {
 	T := len(tiles)
 	n := T * blockTile
 	tp := &tiledPop{
@@ -368,7 +369,7 @@ func (tp *tiledPop) filter(a, b int, w *tileWork) bool {
 
 // distance applies the distance filter of Pair exactly: the great-circle
 // distance of i and j, the pair's limit, and whether d ≤ limit.
-func distance(p *Population, i, j int) (d, limit float64, ok bool) {
+func distance(p *read.Population, i, j int) (d, limit float64, ok bool) {
 	return distanceOf(&p.Geo[i], &p.Geo[j], p.HavMax[i], p.HavMax[j], p.MaxKm[i], p.MaxKm[j])
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/read"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
@@ -37,7 +38,7 @@ func TestTiledScoringMatchesPair(t *testing.T) {
 	}{{"mixed", mixed}, {"tiny max_km", tiny}, {"exact points", exact}, {"antipodes, huge max_km", huge}, {"dealbreakers and clones", deal}, {"open", open}} {
 		dir := t.TempDir()
 		synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(31, c.k), c.k.D, c.k.Q, 1, synth.ArrowVariable)
-		L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
+		L, err := read.Load(context.Background(), baseConfig(dir).readConfig(), discard, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +82,7 @@ func TestScoringDoesNotAllocatePerPair(t *testing.T) {
 	k.AllSeekAll, k.WideAges = true, true
 	dir := t.TempDir()
 	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(51, k), k.D, k.Q, 1, synth.ArrowVariable)
-	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
+	L, err := read.Load(context.Background(), baseConfig(dir).readConfig(), discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestShardedTopKEqualsWhole(t *testing.T) {
 	k.Clones = 0.05
 	dir := t.TempDir()
 	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(53, k), k.D, k.Q, 1, synth.ArrowVariable)
-	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
+	L, err := read.Load(context.Background(), baseConfig(dir).readConfig(), discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestNaNScoreFailsTheRun(t *testing.T) {
 	k.AllSeekAll, k.WideAges, k.Invalid, k.ConsentP, k.Dealbreak = true, true, 0, 1, 0
 	k.Spread = 0 // everyone at a city centre
 	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(2, k), k.D, k.Q, 1, synth.ArrowVariable)
-	L, err := Load(context.Background(), baseConfig(dir), discard, nil, nil)
+	L, err := read.Load(context.Background(), baseConfig(dir).readConfig(), discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

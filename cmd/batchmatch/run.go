@@ -291,7 +291,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	L, lerr := pipeline.Load(ctx, cfg, log, nil, nil)
+	L, lerr := pipeline.Validate(ctx, cfg, log)
 	if L == nil {
 		return lerr
 	}

@@ -13,13 +13,14 @@ import (
 
 	"github.com/osmosis/batchmatch/kernels"
 	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/read"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 func TestGenerate(t *testing.T) {
 	dir := t.TempDir()
 	o := synth.Options{N: 6000, Shards: 3, Seed: 7, D: 32, Q: 20, AsOf: "2026-11-24", InvalidRatio: 0.02}
-	load := func(name string, o synth.Options) *pipeline.Loaded {
+	load := func(name string, o synth.Options) *read.Loaded {
 		o.Out = filepath.Join(dir, name)
 		if _, err := synth.Generate(context.Background(), o, 2); err != nil {
 			t.Fatal(err)
@@ -27,7 +28,8 @@ func TestGenerate(t *testing.T) {
 		cfg := baseConfig(dir)
 		cfg.Profiles = []string{o.Out}
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-		L, err := pipeline.Load(context.Background(), cfg, discard, mem, nil)
+		cfg.Alloc = mem
+		L, err := read.Load(context.Background(), cfg, discard, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +113,7 @@ func TestGenerate(t *testing.T) {
 	}
 }
 
-func distTo(p *pipeline.Population, i int, lat, lon float64) float64 {
+func distTo(p *read.Population, i int, lat, lon float64) float64 {
 	g := kernels.NewGeoPoint(lat, lon)
 	return kernels.DistanceFromA(kernels.HaversineA(&p.Geo[i], &g))
 }
@@ -123,7 +125,7 @@ func TestGenerateOpen(t *testing.T) {
 	if _, err := synth.Generate(context.Background(), o, 2); err != nil {
 		t.Fatal(err)
 	}
-	L, err := pipeline.Load(context.Background(), baseConfig(dir), discard, nil, nil)
+	L, err := read.Load(context.Background(), baseConfig(dir), discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,9 +145,6 @@ func TestGenerateOpen(t *testing.T) {
 var discard = slog.New(slog.DiscardHandler)
 
 // baseConfig reads dir/profiles.
-func baseConfig(dir string) pipeline.Config {
-	return pipeline.Config{
-		Profiles: []string{filepath.Join(dir, "profiles")}, Out: filepath.Join(dir, "out"),
-		K: 3, AsOf: synth.AsOf, AsOfDate: "2026-11-24", Weights: pipeline.DefaultWeights, Workers: 2, MaxRejectRatio: 1,
-	}
+func baseConfig(dir string) read.Config {
+	return read.Config{Profiles: []string{filepath.Join(dir, "profiles")}, AsOf: synth.AsOf, Workers: 2, MaxRejectRatio: 1}
 }

@@ -1,4 +1,4 @@
-package pipeline
+package read
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/osmosis/batchmatch/pipeline/profile"
 )
 
 // Accessors that read one value of any accepted physical form. They are
@@ -117,15 +119,15 @@ func newFloatList(a arrow.Array) (*floatList, error) {
 // float32), so float64 traits too small or too large for float32 keep
 // their direction; a finite float64 value beyond float32's range is still
 // invalid (the spec's trait type is float32).
-func (fl *floatList) read(i int, dst []float32) string {
+func (fl *floatList) read(i int, dst []float32) profile.Reason {
 	start, end := fl.list.ValueOffsets(i)
 	if int(end-start) != len(dst) {
-		return "trait_wrong_length"
+		return profile.TraitWrongLength
 	}
 	if fl.values.NullN() > 0 {
 		for j := start; j < end; j++ {
 			if fl.values.IsNull(int(j)) {
-				return "null_trait"
+				return profile.NullTrait
 			}
 		}
 	}
@@ -134,12 +136,12 @@ func (fl *floatList) read(i int, dst []float32) string {
 		for _, x := range fl.f32[start:end] {
 			f := float64(x)
 			if math.IsNaN(f) || math.IsInf(f, 0) {
-				return "trait_non_finite"
+				return profile.TraitNonFinite
 			}
 			s += f * f
 		}
 		if s == 0 {
-			return "trait_zero_norm"
+			return profile.TraitZeroNorm
 		}
 		inv := 1 / math.Sqrt(s)
 		for k, x := range fl.f32[start:end] {
@@ -150,19 +152,19 @@ func (fl *floatList) read(i int, dst []float32) string {
 	v := fl.f64[start:end]
 	for _, x := range v {
 		if !math.IsInf(x, 0) && !math.IsNaN(x) && math.Abs(x) > math.MaxFloat32 {
-			return "trait_out_of_range" // finite, but not a float32 (the spec's trait type)
+			return profile.TraitOutOfRange // finite, but not a float32 (the spec's trait type)
 		}
 	}
 	var s, m float64
 	for _, x := range v {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return "trait_non_finite"
+			return profile.TraitNonFinite
 		}
 		s += x * x
 		m = max(m, math.Abs(x))
 	}
 	if m == 0 {
-		return "trait_zero_norm"
+		return profile.TraitZeroNorm
 	}
 	if s >= 0x1p-900 { // no square that matters underflowed: as for float32 input
 		inv := 1 / math.Sqrt(s)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -95,67 +94,6 @@ func TestFooterRowClaims(t *testing.T) {
 				mem.AssertSize(t, 0)
 			}
 		})
-	}
-}
-
-// TestSuppressedRowsDoNotDecideDims: D and Q come from the rows that are
-// not suppressed (spec v1.1): five rows of width 4, three of them
-// suppressed, against three rows of width 5, give D = 5 and no rejects.
-func TestSuppressedRowsDoNotDecideDims(t *testing.T) {
-	k := synth.DefaultKnobs(8)
-	k.Invalid, k.Nulls, k.ConsentP = 0, 0, 1
-	ms := synth.Random(5, k)
-	var suppress []int64
-	for i := range ms {
-		d, q := 4, 3
-		if i >= 5 {
-			d, q = 5, 2
-		}
-		ms[i].Trait = ms[i].Trait[:d]
-		ms[i].Ans, ms[i].Acc, ms[i].Imp = ms[i].Ans[:q], ms[i].Acc[:q], ms[i].Imp[:q]
-		if i < 3 {
-			suppress = append(suppress, *ms[i].ID)
-		}
-	}
-	// without suppression, widths 4 and 3 are the most common (5 rows to 3)
-	dir := t.TempDir()
-	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), ms, 5, 2, 2, synth.ArrowVariable)
-	type sup struct {
-		UserID int64 `parquet:"user_id"`
-	}
-	rows := make([]sup, len(suppress))
-	for i, id := range suppress {
-		rows[i] = sup{id}
-	}
-	sp := filepath.Join(dir, "suppress.parquet")
-	if err := pq.WriteFile(sp, rows); err != nil {
-		t.Fatal(err)
-	}
-	cfg := baseConfig(dir)
-	cfg.Suppress, cfg.MaxRejectRatio = []string{sp}, 1
-	L, err := Load(context.Background(), cfg, discard, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// 2 rows of (4, 3) and 3 of (5, 2) remain: D = 5, Q = 2 (answers,
-	// accept and importance counted together: 6 of width 3, 9 of width 2).
-	if L.Dims.D != 5 || L.Dims.Q != 2 || L.Counts.RowsSuppressed != 3 {
-		t.Fatalf("dims %+v, suppressed %d; want D=5 Q=2 and 3 suppressed", L.Dims, L.Counts.RowsSuppressed)
-	}
-	if got := L.Counts.RowsQuarantined; got != 2 {
-		t.Fatalf("%d rows quarantined (%v), want the 2 unsuppressed rows of the other widths", got, L.Counts.QuarantinedByReason)
-	}
-	// a tie goes to the smaller length
-	cfg.Suppress = nil
-	ms2 := append([]synth.Member{}, ms[2:]...) // 3 rows of (4, 3) and 3 of (5, 2)
-	dir2 := t.TempDir()
-	synth.MustWriteProfiles(t, filepath.Join(dir2, "profiles"), ms2, 5, 2, 1, synth.ArrowVariable)
-	cfg.Profiles = []string{filepath.Join(dir2, "profiles")}
-	if L, err = Load(context.Background(), cfg, discard, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if L.Dims.D != 4 || L.Dims.Q != 2 {
-		t.Fatalf("tie: dims %+v, want D=4 (tie to the smaller) and Q=2 (9 values of width 2, 9 of width 3: tie to the smaller)", L.Dims)
 	}
 }
 
@@ -254,35 +192,6 @@ func TestFloatsCheckedAsStored(t *testing.T) {
 	}
 	if n8 != 4 {
 		t.Errorf("member 8 has %d matches, want 4: %+v", n8, matches)
-	}
-}
-
-// TestModifiedInPlace: a local input modified in place while it is read
-// (same inode) fails with failure.IO (retry) naming the file: its hash and its
-// rows could describe different bytes.
-func TestModifiedInPlace(t *testing.T) {
-	dir := t.TempDir()
-	p := synth.MustWriteProfiles(t, filepath.Join(dir, "p"), synth.Random(1, synth.DefaultKnobs(30)), 16, 12, 1, synth.ArrowFixed)[0]
-	pf, err := openParquet(context.Background(), p, memory.NewGoAllocator())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pf.Close()
-	if err := pf.checkUnchanged(); err != nil {
-		t.Fatalf("unchanged file: %v", err)
-	}
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteAt([]byte("12345678"), 100) // same size, same inode
-	f.Close()
-	// a file system with coarse timestamps could leave mtime equal within
-	// its tick; move it on so the test does not depend on the tick
-	later := pf.opened.ModTime().Add(time.Second)
-	os.Chtimes(p, later, later)
-	if err := pf.checkUnchanged(); !errors.Is(err, failure.IO) || !strings.Contains(err.Error(), p) {
-		t.Fatalf("got %v, want failure.IO naming %s", err, p)
 	}
 }
 

@@ -1,4 +1,4 @@
-package pipeline
+package read
 
 import (
 	"context"
@@ -28,7 +28,7 @@ const readBatchRows = 1 << 15
 type parquetFile struct {
 	path   string
 	size   int64
-	src    source      // what pr reads: the manifest's hash is taken from it too
+	src    Source      // what pr reads: the manifest's hash is taken from it too
 	opened fs.FileInfo // a local file's fstat at open (checkUnchanged)
 	pr     *file.Reader
 	fr     *pqarrow.FileReader
@@ -44,7 +44,7 @@ func openParquet(ctx context.Context, path string, mem memory.Allocator) (pf *pa
 			err = failure.FileError(failure.BadData, path, "", fmt.Errorf("corrupt Parquet footer: %v", r))
 		}
 	}()
-	src, size, err := openSource(ctx, path)
+	src, size, err := OpenSource(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -100,17 +100,17 @@ func openParquet(ctx context.Context, path string, mem memory.Allocator) (pf *pa
 	return pf, nil
 }
 
-// source is what a Parquet reader reads: a local file or an object.
-type source interface {
+// Source is what a Parquet reader reads: a local file or an object.
+type Source interface {
 	io.ReaderAt
 	io.Seeker
 	io.Closer
 }
 
-// openSource opens a local file or, for an s3://, gs://, file:// or mem://
+// OpenSource opens a local file or, for an s3://, gs://, file:// or mem://
 // URL, a range reader of the object. A missing file is failure.NoInput; an
 // object store that keeps failing is failure.IO.
-func openSource(ctx context.Context, path string) (source, int64, error) {
+func OpenSource(ctx context.Context, path string) (Source, int64, error) {
 	if store.IsURL(path) {
 		r, err := store.Default().Open(ctx, path)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -140,7 +140,7 @@ func openSource(ctx context.Context, path string) (source, int64, error) {
 }
 
 // statOf is a local file's fstat, or nil for an object.
-func statOf(src source) fs.FileInfo {
+func statOf(src Source) fs.FileInfo {
 	if f, ok := src.(*os.File); ok {
 		if st, err := f.Stat(); err == nil {
 			return st
@@ -397,48 +397,4 @@ func column(rec arrow.RecordBatch, name string) arrow.Array {
 		return nil
 	}
 	return rec.Column(idx[0])
-}
-
-// readIDColumns reads integer id columns (blocks, suppress side inputs) of a
-// file and calls fn for each row with the values; a null or out-of-range value
-// is reported with ok=false.
-func readIDColumns(ctx context.Context, pf *parquetFile, cols []string, fn func(row int64, vals []int64, ok bool)) error {
-	for _, c := range cols {
-		i, ok := pf.fields[c]
-		if !ok {
-			return failure.FileError(failure.BadData, pf.path, c, errors.New("column is missing"))
-		}
-		if _, err := checkType(kindInt, pf.schema.Field(i).Type); err != nil {
-			return failure.FileError(failure.BadData, pf.path, c, err)
-		}
-	}
-	var row int64
-	vals := make([]int64, len(cols))
-	return pf.records(ctx, cols, func(rec arrow.RecordBatch) error {
-		gets := make([]intGetter, len(cols))
-		arrs := make([]arrow.Array, len(cols))
-		for k, c := range cols {
-			arrs[k] = column(rec, c)
-			g, err := intAccessor(arrs[k])
-			if err != nil {
-				return failure.FileError(failure.BadData, pf.path, c, err)
-			}
-			gets[k] = g
-		}
-		for r := 0; r < int(rec.NumRows()); r++ {
-			ok := true
-			for k := range cols {
-				if arrs[k].IsNull(r) {
-					ok = false
-					continue
-				}
-				v, fits := gets[k](r)
-				ok = ok && fits
-				vals[k] = v
-			}
-			fn(row, vals, ok)
-			row++
-		}
-		return nil
-	})
 }

@@ -1,4 +1,4 @@
-package pipeline
+package read
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
-// resolveInputs expands the values of a path flag into a sorted list of
+// ResolveInputs expands the values of a path flag into a sorted list of
 // distinct files. A value that names an existing local path is taken
 // literally, whatever characters it holds ('[', ',', '*'); otherwise commas
 // separate several paths (or URLs) and '*', '?' and '[' make a glob ('\'
@@ -31,7 +31,7 @@ import (
 // or a *.parquet name that is not a regular file (a FIFO would block the
 // open) fails the run. A file reached by several paths is read once. A
 // spec that matches nothing is failure.NoInput.
-func resolveInputs(ctx context.Context, what string, specs []string) ([]string, error) {
+func ResolveInputs(ctx context.Context, what string, specs []string) ([]string, error) {
 	var out []string
 	w := &inputWalk{ctx: ctx, what: what, onPath: map[fileKey]bool{}, seen: map[fileKey]bool{}}
 	for _, spec := range specs {

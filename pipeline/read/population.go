@@ -1,4 +1,4 @@
-package pipeline
+package read
 
 import (
 	"cmp"
@@ -69,7 +69,7 @@ type rowRef struct {
 // buildPopulation merges the chunks: a user id on more than one row (valid
 // or not) sends every copy to rejects; of the rest, consenting members form
 // the population. Rejects are returned sorted by file and row.
-func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dims) (*Population, []Reject, buildStats, error) {
+func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d widths) (*Population, []Reject, buildStats, error) {
 	var st buildStats
 	var refs []rowRef
 	var rejects []Reject
@@ -99,7 +99,7 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d dim
 				if r.pos >= 0 {
 					c := chunks[r.chunk]
 					id := r.id
-					rejects = append(rejects, Reject{File: paths[c.file], Row: c.rows[r.pos], UserID: &id, Reason: "duplicate_user_id"})
+					rejects = append(rejects, Reject{File: paths[c.file], Row: c.rows[r.pos], UserID: &id, Reason: profile.DuplicateUserID})
 					st.Duplicates++
 				}
 			}
@@ -226,4 +226,13 @@ func asBytes[T any](s []T) []byte {
 		return nil
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(s[0])))
+}
+
+// Questionnaire returns member i's answers, accept masks and importance
+// levels, unpacked from the bit-sliced form the population keeps.
+func (p *Population) Questionnaire(i int) (ans, acc, imp []byte) {
+	ans, acc, imp = make([]byte, p.Q), make([]byte, p.Q), make([]byte, p.Q)
+	qs := kernels.QMaskWords * p.QW
+	kernels.UnpackQuestions(ans, acc, imp, p.QBits[i*qs:(i+1)*qs])
+	return ans, acc, imp
 }

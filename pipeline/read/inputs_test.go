@@ -1,4 +1,4 @@
-package pipeline
+package read
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	pq "github.com/parquet-go/parquet-go"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/synth"
@@ -202,7 +201,7 @@ func TestResolveInputs(t *testing.T) {
 			var err error
 			go func() { // a FIFO that blocks must fail the test, not hang it
 				defer close(done)
-				got, err = resolveInputs(context.Background(), "profiles", spec)
+				got, err = ResolveInputs(context.Background(), "profiles", spec)
 			}()
 			select {
 			case <-done:
@@ -241,43 +240,6 @@ func TestSplitURLs(t *testing.T) {
 	}
 }
 
-// TestSymlinkedSuppressFile: a suppression file that is a link inside the
-// --suppress folder is honoured; the member it names appears nowhere.
-func TestSymlinkedSuppressFile(t *testing.T) {
-	dir := t.TempDir()
-	k := synth.DefaultKnobs(60)
-	k.Invalid, k.AllSeekAll, k.WideAges, k.MaxKm, k.ConsentP = 0, true, true, [2]float32{20000, 20000}, 1
-	ms := synth.Random(8, k)
-	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), ms, k.D, k.Q, 2, synth.ArrowFixed)
-	type sup struct {
-		UserID int64 `parquet:"user_id"`
-	}
-	gone := []int64{*ms[3].ID, *ms[17].ID}
-	real := filepath.Join(dir, "erasures", "today.parquet")
-	os.MkdirAll(filepath.Dir(real), 0o755)
-	if err := pq.WriteFile(real, []sup{{gone[0]}, {gone[1]}}); err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Join(dir, "suppress"), 0o755)
-	if err := os.Symlink(real, filepath.Join(dir, "suppress", "today.parquet")); err != nil {
-		t.Fatal(err)
-	}
-	cfg := baseConfig(dir)
-	cfg.Suppress = []string{filepath.Join(dir, "suppress")}
-	res, err := Run(context.Background(), cfg, discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Manifest.Counts.RowsSuppressed != 2 || len(res.Manifest.Inputs.Suppress) != 1 {
-		t.Fatalf("suppressed %d rows from %d files, want 2 from 1", res.Manifest.Counts.RowsSuppressed, len(res.Manifest.Inputs.Suppress))
-	}
-	for _, m := range readMatches(t, tablePath(res.Published, "matches"), memory.NewGoAllocator()) {
-		if slices.Contains(gone, m.UserID) || slices.Contains(gone, m.MatchID) {
-			t.Fatalf("suppressed member in matches: %+v", m)
-		}
-	}
-}
-
 // TestHashIsOfWhatWasRead: the manifest's SHA-256 and size describe the
 // bytes the decoder read, even when another file is renamed over the
 // input's path during the run.
@@ -305,34 +267,6 @@ func TestHashIsOfWhatWasRead(t *testing.T) {
 	}
 }
 
-// TestInputPermissionDenied: an unreadable input is exit 77's kind (a retry
-// cannot help), naming the file. Root reads everything, so the test drops
-// to an unprivileged user's view with a path error, as the OS reports it.
-func TestInputPermissionDenied(t *testing.T) {
-	err := &os.PathError{Op: "open", Path: "/data/shard.parquet", Err: syscall.EACCES}
-	for _, c := range []struct {
-		fallback, want error
-	}{{failure.NoInput, failure.Permission}, {failure.IO, failure.Permission}} {
-		if got := failure.OSKind(err, c.fallback); got != c.want {
-			t.Errorf("failure.OSKind(EACCES, %v) = %v, want %v", c.fallback, got, c.want)
-		}
-	}
-	for errno, want := range map[syscall.Errno]error{syscall.EROFS: failure.Permission, syscall.EMFILE: failure.System, syscall.ENFILE: failure.System, syscall.EIO: failure.IO, syscall.ENOSPC: failure.IO} {
-		if got := failure.OSKind(&os.PathError{Op: "open", Path: "x", Err: errno}, failure.IO); got != want {
-			t.Errorf("failure.OSKind(%v) = %v, want %v", errno, got, want)
-		}
-	}
-	if os.Geteuid() != 0 {
-		dir := t.TempDir()
-		p := synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(1, synth.DefaultKnobs(10)), 16, 12, 1, synth.ArrowFixed)[0]
-		os.Chmod(p, 0)
-		_, err := Run(context.Background(), baseConfig(dir), discard)
-		if !errors.Is(err, failure.Permission) || !strings.Contains(err.Error(), p) {
-			t.Fatalf("unreadable shard: %v, want failure.Permission naming it", err)
-		}
-	}
-}
-
 // TestObjectReplacedWhileRead: an input given as a URL (file:// here; S3
 // and GCS pin the version the same way, pipeline/store) that is replaced
 // while the job reads it fails with failure.IO (retry) naming it, instead of
@@ -355,5 +289,33 @@ func TestObjectReplacedWhileRead(t *testing.T) {
 	_, err = pf.sha256(context.Background())
 	if !errors.Is(err, failure.IO) || !strings.Contains(err.Error(), "changed") || !strings.Contains(err.Error(), p) {
 		t.Fatalf("got %v, want failure.IO: the object changed", err)
+	}
+}
+
+// TestInputPermissionDenied: an unreadable input is exit 77's kind (a retry
+// cannot help), naming the file. Root reads everything, so the test drops
+// to an unprivileged user's view with a path error, as the OS reports it.
+func TestInputPermissionDenied(t *testing.T) {
+	err := &os.PathError{Op: "open", Path: "/data/shard.parquet", Err: syscall.EACCES}
+	for _, c := range []struct {
+		fallback, want error
+	}{{failure.NoInput, failure.Permission}, {failure.IO, failure.Permission}} {
+		if got := failure.OSKind(err, c.fallback); got != c.want {
+			t.Errorf("failure.OSKind(EACCES, %v) = %v, want %v", c.fallback, got, c.want)
+		}
+	}
+	for errno, want := range map[syscall.Errno]error{syscall.EROFS: failure.Permission, syscall.EMFILE: failure.System, syscall.ENFILE: failure.System, syscall.EIO: failure.IO, syscall.ENOSPC: failure.IO} {
+		if got := failure.OSKind(&os.PathError{Op: "open", Path: "x", Err: errno}, failure.IO); got != want {
+			t.Errorf("failure.OSKind(%v) = %v, want %v", errno, got, want)
+		}
+	}
+	if os.Geteuid() != 0 {
+		dir := t.TempDir()
+		p := synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(1, synth.DefaultKnobs(10)), 16, 12, 1, synth.ArrowFixed)[0]
+		os.Chmod(p, 0)
+		_, err := Load(context.Background(), baseConfig(dir), discard, nil)
+		if !errors.Is(err, failure.Permission) || !strings.Contains(err.Error(), p) {
+			t.Fatalf("unreadable shard: %v, want failure.Permission naming it", err)
+		}
 	}
 }
