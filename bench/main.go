@@ -33,6 +33,7 @@ import (
 
 	"github.com/osmosis/batchmatch/kernels"
 	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/read"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
@@ -410,8 +411,7 @@ func geoOrientationPairs(ctx context.Context, profiles string) (int64, error) {
 		p.AgeMax[i] = math.MaxUint16
 	}
 	p.Blocked = nil
-	_, st, err := (&pipeline.Scorer{P: &p, W: pipeline.DefaultWeights, CountOnly: true}).TopK(ctx, 1, runtime.GOMAXPROCS(0))
-	return st.PairsCompatible, err
+	return match.CountCompatible(ctx, &p, runtime.GOMAXPROCS(0))
 }
 
 // loadPopulation reads a generated workload as a run would.

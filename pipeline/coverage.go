@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/read"
 )
 
@@ -65,7 +66,7 @@ func abs(x int) int {
 }
 
 // computeCoverage aggregates match and soulmate coverage over the population.
-func computeCoverage(p *read.Population, lists [][]Cand, souls []Soulmate) *Coverage {
+func computeCoverage(p *read.Population, lists [][]match.Cand, souls []match.Soulmate) *Coverage {
 	hasSoul := make([]bool, p.N)
 	for _, s := range souls {
 		hasSoul[s.A], hasSoul[s.B] = true, true

@@ -15,6 +15,7 @@ import (
 	pq "github.com/parquet-go/parquet-go"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
@@ -22,7 +23,7 @@ import (
 func baseConfig(dir string) Config {
 	return Config{
 		Profiles: []string{filepath.Join(dir, "profiles")}, Out: filepath.Join(dir, "out"),
-		K: 3, AsOf: synth.AsOf, AsOfDate: "2026-11-24", Weights: DefaultWeights, Workers: 2, MaxRejectRatio: 1,
+		K: 3, AsOf: synth.AsOf, AsOfDate: "2026-11-24", Weights: match.DefaultWeights, Workers: 2, MaxRejectRatio: 1,
 	}
 }
 
@@ -328,7 +329,7 @@ func TestPartitionFlag(t *testing.T) {
 		ok         bool
 	}{{"", "dt=2026-11-24", true}, {"date=2026-11-24", "date=2026-11-24", true}, {"latest", "latest", true},
 		{"a/b", "", false}, {"..", "", false}, {"_temporary", "", false}, {".hidden", "", false}} {
-		o := Options{Profiles: []string{"p"}, Out: "o", K: 1, Workers: 1, Weights: DefaultWeights[:], AsOf: "2026-11-24", Partition: tc.flag}
+		o := Options{Profiles: []string{"p"}, Out: "o", K: 1, Workers: 1, Weights: defaultWeights[:], AsOf: "2026-11-24", Partition: tc.flag}
 		c, err := o.Config(synth.AsOf, true)
 		if tc.ok != (err == nil) || (tc.ok && c.Partition != tc.want) {
 			t.Errorf("--partition %q: %q, %v", tc.flag, c.Partition, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/profile"
 	"github.com/osmosis/batchmatch/pipeline/read"
 )
@@ -18,9 +19,7 @@ import (
 // MaxK bounds --k: every member's heap holds K candidates per worker.
 const MaxK = 10000
 
-// DefaultWeights are the spec's component weights: trait, questions,
-// biomarker, proximity.
-var DefaultWeights = [4]float64{0.40, 0.35, 0.15, 0.10}
+var defaultWeights = match.DefaultWeights.Array()
 
 // Options are the flags of `batchmatch run` and `batchmatch validate`, as the
 // user typed them. Config turns them into a checked Config.
@@ -51,7 +50,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Out, "out", "", "output root, a directory or an s3://, gs://, file:// or mem:// URL; the run is published under OUT/dt=<as-of>/")
 	fs.IntVar(&o.K, "k", 10, "matches kept per member")
 	fs.StringVar(&o.AsOf, "as-of", "", "as-of date YYYY-MM-DD for ages and the output partition (default: today, UTC)")
-	fs.Float64SliceVar(&o.Weights, "weights", DefaultWeights[:], "component weights: trait,questions,biomarker,proximity")
+	fs.Float64SliceVar(&o.Weights, "weights", defaultWeights[:], "component weights: trait,questions,biomarker,proximity")
 	fs.StringArrayVar(&o.Blocks, "blocks", nil, "blocked pairs (user_id, blocked_id): Parquet files, directories or globs (as for --profiles)")
 	fs.StringArrayVar(&o.Suppress, "suppress", nil, "members to erase (user_id): Parquet files, directories or globs (as for --profiles)")
 	fs.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "parallel workers")
@@ -69,20 +68,20 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 
 // Config is a checked, immutable run configuration.
 type Config struct {
-	Profiles       []string   `json:"profiles"`
-	Out            string     `json:"out"`
-	K              int        `json:"k"`
-	AsOf           time.Time  `json:"-"`
-	AsOfDate       string     `json:"as_of"`
-	Weights        [4]float64 `json:"weights"`
-	Blocks         []string   `json:"blocks,omitempty"`
-	Suppress       []string   `json:"suppress,omitempty"`
-	Workers        int        `json:"workers"`
-	MaxRejectRatio float64    `json:"max_reject_ratio"`
-	TraitDim       int        `json:"trait_dim_flag,omitempty"`
-	Questions      int        `json:"questions_flag,omitempty"`
-	Overwrite      bool       `json:"overwrite"`
-	Partition      string     `json:"partition"`
+	Profiles       []string      `json:"profiles"`
+	Out            string        `json:"out"`
+	K              int           `json:"k"`
+	AsOf           time.Time     `json:"-"`
+	AsOfDate       string        `json:"as_of"`
+	Weights        match.Weights `json:"weights"`
+	Blocks         []string      `json:"blocks,omitempty"`
+	Suppress       []string      `json:"suppress,omitempty"`
+	Workers        int           `json:"workers"`
+	MaxRejectRatio float64       `json:"max_reject_ratio"`
+	TraitDim       int           `json:"trait_dim_flag,omitempty"`
+	Questions      int           `json:"questions_flag,omitempty"`
+	Overwrite      bool          `json:"overwrite"`
+	Partition      string        `json:"partition"`
 	// PseudonymKey is the key file's path; neither it nor the key is
 	// recorded (the manifest has a key id).
 	PseudonymKey string `json:"-"`
@@ -97,7 +96,7 @@ type Config struct {
 	ProgressEvery time.Duration `json:"-"`
 	// Shard is this process's part of a sharded run (zero: a whole run).
 	// It is not part of the configuration hash: every shard shares it.
-	Shard ShardSpec `json:"shard,omitzero"`
+	Shard match.ShardSpec `json:"shard,omitzero"`
 	// RemoteOut is the object-store --out of a run staged in a spool
 	// directory (then Out is the spool); see remote.go.
 	RemoteOut string `json:"remote_out,omitempty"`
@@ -178,33 +177,28 @@ func (o *Options) Config(now time.Time, needOut bool) (Config, error) {
 	return c, nil
 }
 
-// MinWeight and MaxWeight bound a non-zero weight (ParseWeights).
-const (
-	MinWeight = 1e-9
-	MaxWeight = 1e9
-)
-
 // ParseWeights checks the four component weights: each finite and
 // non-negative, and W_t + W_q + W_d > 0 (spec §3).
-func ParseWeights(ws []float64) ([4]float64, error) {
-	var w [4]float64
+func ParseWeights(ws []float64) (match.Weights, error) {
 	if len(ws) != 4 {
-		return w, failure.Usagef("--weights takes four numbers (trait,questions,biomarker,proximity), got %d", len(ws))
+		return match.Weights{}, failure.Usagef("--weights takes four numbers (trait,questions,biomarker,proximity), got %d", len(ws))
 	}
+	var a [4]float64
 	for i, x := range ws {
 		if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
-			return w, failure.Usagef("--weights: weight %d is %v; weights must be finite and non-negative", i+1, x)
+			return match.Weights{}, failure.Usagef("--weights: weight %d is %v; weights must be finite and non-negative", i+1, x)
 		}
 		// Weights are relative: only their ratios matter. Bounding them
 		// keeps the weighted sums from overflowing (1e308 + 1e308) or
 		// flushing products to zero (5e-324 · 0.3), which would publish
 		// scores of 0 or NaN.
-		if x != 0 && (x < MinWeight || x > MaxWeight) {
-			return w, failure.Usagef("--weights: weight %d is %v; a weight is 0 or between %g and %g (only their ratios matter)", i+1, x, MinWeight, MaxWeight)
+		if x != 0 && (x < match.MinWeight || x > match.MaxWeight) {
+			return match.Weights{}, failure.Usagef("--weights: weight %d is %v; a weight is 0 or between %g and %g (only their ratios matter)", i+1, x, match.MinWeight, match.MaxWeight)
 		}
-		w[i] = x
+		a[i] = x
 	}
-	if w[0]+w[1]+w[3] <= 0 {
+	w := match.WeightsOf(a)
+	if w.Trait+w.Questions+w.Proximity <= 0 {
 		return w, failure.Usagef("--weights: trait + questions + proximity must be positive, got %s", fmt.Sprint(ws))
 	}
 	return w, nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/profile"
 )
 
@@ -15,7 +16,7 @@ import (
 func TestOptionsBounds(t *testing.T) {
 	now := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
 	base := func() Options {
-		return Options{Profiles: []string{"p"}, Out: "o", K: 10, Workers: 2, MaxRejectRatio: 0.001, Weights: DefaultWeights[:]}
+		return Options{Profiles: []string{"p"}, Out: "o", K: 10, Workers: 2, MaxRejectRatio: 0.001, Weights: defaultWeights[:]}
 	}
 	for _, c := range []struct {
 		name string
@@ -30,7 +31,7 @@ func TestOptionsBounds(t *testing.T) {
 		{"K of 2e9", func(o *Options) { o.K = 2_000_000_000 }, false},
 		{"weights summing past float64", func(o *Options) { o.Weights = []float64{1e308, 1e308, 0, 0} }, false},
 		{"a subnormal weight", func(o *Options) { o.Weights = []float64{5e-324, 0, 0, 0} }, false},
-		{"weights at the bounds", func(o *Options) { o.Weights = []float64{MaxWeight, MinWeight, 0, 1} }, true},
+		{"weights at the bounds", func(o *Options) { o.Weights = []float64{match.MaxWeight, match.MinWeight, 0, 1} }, true},
 		{"a zero weight", func(o *Options) { o.Weights = []float64{1, 0, 0, 0} }, true},
 		{"negative weight", func(o *Options) { o.Weights = []float64{1, -1, 0, 0} }, false},
 		{"no weight on trait, questions or proximity", func(o *Options) { o.Weights = []float64{0, 0, 1, 0} }, false},

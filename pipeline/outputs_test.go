@@ -250,7 +250,7 @@ func TestCheckPartition(t *testing.T) {
 		if err != nil && !errors.Is(err, failure.Usage) {
 			t.Errorf("CheckPartition(%q): %v is not a usage error", name, err)
 		}
-		o := Options{Profiles: []string{"p"}, Out: "o", K: 1, Workers: 1, Weights: DefaultWeights[:], AsOf: "2026-11-24", Partition: name}
+		o := Options{Profiles: []string{"p"}, Out: "o", K: 1, Workers: 1, Weights: defaultWeights[:], AsOf: "2026-11-24", Partition: name}
 		if _, err := o.Config(synth.AsOf, true); name != "" && ok != (err == nil) {
 			t.Errorf("--partition %q: %v", name, err)
 		}

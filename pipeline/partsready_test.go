@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
@@ -32,8 +33,8 @@ func TestPartsReady(t *testing.T) {
 				t.Helper()
 				cfg := Config{
 					Profiles: []string{filepath.Join(dir, "profiles")}, Out: out, K: 5,
-					AsOf: synth.AsOf, AsOfDate: "2026-11-24", Weights: DefaultWeights, Workers: 2,
-					MaxRejectRatio: 1, Shard: ShardSpec{i, n}, SpoolDir: t.TempDir(),
+					AsOf: synth.AsOf, AsOfDate: "2026-11-24", Weights: match.DefaultWeights, Workers: 2,
+					MaxRejectRatio: 1, Shard: match.ShardSpec{Index: i, Count: n}, SpoolDir: t.TempDir(),
 				}
 				if _, err := Run(ctx, cfg, discard); err != nil {
 					t.Fatalf("shard %d of %d: %v", i, n, err)
@@ -53,7 +54,7 @@ func TestPartsReady(t *testing.T) {
 			notReady(0, "indices [0 1]")
 			shard(0, 3)
 			if !strings.Contains(out, "://") { // an attempt cut short leaves a .tmp: not a part
-				if err := os.MkdirAll(filepath.Join(shardDir(out, "dt=2026-11-24", ShardSpec{1, 3}), "x.tmp"), 0o750); err != nil {
+				if err := os.MkdirAll(filepath.Join(shardDir(out, "dt=2026-11-24", match.ShardSpec{Index: 1, Count: 3}), "x.tmp"), 0o750); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -13,41 +13,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/osmosis/batchmatch/pipeline/match"
 )
-
-// progress counts finished query tiles and examined pairs; workers update
-// it, a reporter goroutine reads it.
-type progress struct {
-	total atomic.Int64
-	done  atomic.Int64
-	pairs atomic.Int64
-	start time.Time
-}
-
-func (p *progress) tileDone(pairs int64) {
-	if p != nil {
-		p.done.Add(1)
-		p.pairs.Add(pairs)
-	}
-}
-
-// line describes progress so far: tiles, pairs per second and an ETA.
-func (p *progress) snapshot() (done, total int64, rate float64, eta time.Duration) {
-	done, total = p.done.Load(), p.total.Load()
-	el := time.Since(p.start).Seconds()
-	if el > 0 {
-		rate = float64(p.pairs.Load()) / el
-	}
-	if done > 0 && total > done {
-		eta = time.Duration(float64(time.Since(p.start)) * float64(total-done) / float64(done)).Round(time.Second)
-	}
-	return
-}
 
 // reportProgress reports p until the returned stop is called: a bar redrawn
 // on bar (a terminal) every 200 ms, or, when bar is nil, a log line every
 // `every`. It also samples the live heap for the manifest's peak.
-func reportProgress(ctx context.Context, log *slog.Logger, p *progress, bar io.Writer, every time.Duration, peakHeap *atomic.Uint64) (stop func()) {
+func reportProgress(ctx context.Context, log *slog.Logger, p *match.Progress, bar io.Writer, every time.Duration, peakHeap *atomic.Uint64) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -62,7 +35,7 @@ func reportProgress(ctx context.Context, log *slog.Logger, p *progress, bar io.W
 		report := time.NewTicker(tick)
 		defer report.Stop()
 		draw := func() {
-			done, total, rate, eta := p.snapshot()
+			done, total, rate, eta := p.Snapshot()
 			if total == 0 {
 				return
 			}

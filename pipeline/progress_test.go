@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
@@ -53,7 +54,7 @@ func TestProgressAndMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tiles := (res.Manifest.Counts.Eligible + queryTile - 1) / queryTile
+	tiles := (res.Manifest.Counts.Eligible + match.TileSize - 1) / match.TileSize
 	if !strings.Contains(logs.String(), `"msg":"scoring progress"`) || !strings.Contains(logs.String(), fmt.Sprintf(`"tiles_total":%d`, tiles)) {
 		t.Errorf("no progress lines in:\n%.2000s", logs.String())
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/profile"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
@@ -240,7 +241,7 @@ func TestCorruptColumnIsNamed(t *testing.T) {
 	}
 	os.WriteFile(p, b, 0o644)
 	_, err = Run(context.Background(), Config{Profiles: []string{filepath.Dir(p)}, Out: filepath.Join(dir, "out"), K: 3,
-		AsOf: synth.AsOf, AsOfDate: "2026-11-24", Weights: DefaultWeights, Workers: 2, MaxRejectRatio: 1}, discard)
+		AsOf: synth.AsOf, AsOfDate: "2026-11-24", Weights: match.DefaultWeights, Workers: 2, MaxRejectRatio: 1}, discard)
 	if !errors.Is(err, failure.BadData) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), `column "lat"`) {
 		t.Fatalf("got %v, want failure.BadData naming %s and column lat", err, p)
 	}

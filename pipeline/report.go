@@ -269,10 +269,10 @@ func writeReport(w io.Writer, m *Manifest, matches string) (err error) {
 	if m.Coverage != nil {
 		byAge, byRegion = m.Coverage.ByAgeBand, m.Coverage.ByRegion
 	}
-	if err := cover("chart-coverage-age", "Soulmate coverage by age band", byAge, false); err != nil {
+	if err := cover("chart-coverage-age", "match.Soulmate coverage by age band", byAge, false); err != nil {
 		return err
 	}
-	if err := cover("chart-coverage-region", "Soulmate coverage by region (2°×2° cells)", byRegion, true); err != nil {
+	if err := cover("chart-coverage-region", "match.Soulmate coverage by region (2°×2° cells)", byRegion, true); err != nil {
 		return err
 	}
 

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/read"
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
@@ -158,15 +159,15 @@ func runLocal(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, e
 	}
 
 	tm.begin("score_topk")
-	prog := &progress{start: time.Now()}
-	sc := &Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking, progress: prog}
+	prog := match.NewProgress()
+	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking, Progress: prog}
 	every := cfg.ProgressEvery
 	if every <= 0 {
 		every = 30 * time.Second
 	}
 	sampleHeap(&peakHeap)
 	stopProgress := reportProgress(ctx, log, prog, cfg.ProgressBar, every, &peakHeap)
-	lists, st, err := sc.TopK(ctx, cfg.K, cfg.Workers)
+	lists, st, err := sc.TopK(ctx, match.Block(pop), cfg.K, cfg.Workers)
 	stopProgress()
 	sampleHeap(&peakHeap)
 	if err != nil {
@@ -179,11 +180,11 @@ func runLocal(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, e
 // publishRun is the part of a run after scoring, shared by Run and Commit:
 // soulmates, the tables, the manifest, and publishing.
 func publishRun(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, tm *stageTimer, peakHeap *atomic.Uint64,
-	com *committer, L *read.Loaded, sc *Scorer, pz *pseudonymizer, lists [][]Cand, started time.Time) (*Result, error) {
+	com *committer, L *read.Loaded, sc *match.Scorer, pz *pseudonymizer, lists [][]match.Cand, started time.Time) (*Result, error) {
 	var err error
 	pop := L.Pop
 	tm.begin("soulmates")
-	souls, err := SoulmatesParallel(ctx, lists, cfg.Workers)
+	souls, err := match.SoulmatesParallel(ctx, lists, cfg.Workers)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +244,7 @@ func publishRun(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, 
 							row := MatchRow{
 								UserID: ids[i], Rank: int32(r + 1), MatchID: ids[c.J], Score: c.S,
 								STrait: ps.Trait, SQuestions: ps.Questions, SProximity: ps.Proximity,
-								DistanceKm: ps.DistanceKm, Mutual: rankOf(lists[c.J], int32(i)) != 0,
+								DistanceKm: ps.DistanceKm, Mutual: match.RankOf(lists[c.J], int32(i)) != 0,
 							}
 							if ps.HasBiomarker {
 								b := ps.Biomarker

@@ -17,6 +17,7 @@ import (
 	pq "github.com/parquet-go/parquet-go"
 
 	"github.com/osmosis/batchmatch/pipeline/internal/reference"
+	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/profile"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
@@ -31,7 +32,7 @@ type runCase struct {
 	seed     uint64
 	knobs    synth.Knobs
 	k        int
-	weights  [4]float64
+	weights  match.Weights
 	form     synth.Form
 	shards   int
 	workers  int
@@ -46,8 +47,8 @@ func (c runCase) withDefaults() runCase {
 	if c.k == 0 {
 		c.k = 5
 	}
-	if c.weights == ([4]float64{}) {
-		c.weights = DefaultWeights
+	if c.weights == (match.Weights{}) {
+		c.weights = match.DefaultWeights
 	}
 	if c.shards == 0 {
 		c.shards = 3
@@ -148,7 +149,7 @@ func runScenario(t *testing.T, c runCase) (runOutput, *reference.Result) {
 	out.rejects = readRejects(t, tablePath(res.Published, "rejects"), rmem)
 	rmem.AssertSize(t, 0)
 
-	ref := reference.Load(files, suppress, blocks, c.knobs.D, c.knobs.Q, synth.AsOf, c.weights)
+	ref := reference.Load(files, suppress, blocks, c.knobs.D, c.knobs.Q, synth.AsOf, c.weights.Array())
 	return out, ref
 }
 
@@ -480,7 +481,7 @@ func TestRunMatchesReference(t *testing.T) {
 				t.Errorf("scenario too thin: %d members over 255, %d matches", old, paired)
 			}
 		}},
-		{name: "trait weight only", knobs: everyone, weights: [4]float64{1, 0, 0, 0}},
+		{name: "trait weight only", knobs: everyone, weights: match.Weights{Trait: 1}},
 		{name: "traits of width 4096", knobs: wide, k: 6, check: func(t *testing.T, out runOutput, ref *reference.Result) {
 			if out.res.Manifest.Dims.D != 4096 || len(out.matches) < 6*len(ref.IDs)*9/10 {
 				t.Errorf("D = %d, %d matches for %d members", out.res.Manifest.Dims.D, len(out.matches), len(ref.IDs))
@@ -523,7 +524,7 @@ func TestRunMatchesReference(t *testing.T) {
 				t.Errorf("only %d null_ reasons exercised: %v", nullReasons, counts(out).QuarantinedByReason)
 			}
 		}},
-		{name: "biomarker and proximity", knobs: base, weights: [4]float64{0, 0, 1, 1}},
+		{name: "biomarker and proximity", knobs: base, weights: match.Weights{Biomarker: 1, Proximity: 1}},
 		{name: "one worker one shard", knobs: base, workers: 1, shards: 1},
 	}
 	for seed := uint64(1); seed <= 6; seed++ {

@@ -24,27 +24,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
-
-// ShardSpec names one part of a run spread over Count processes.
-type ShardSpec struct {
-	Index int `json:"index"`
-	Count int `json:"count"`
-}
-
-// ShardOf returns the shard, of n, that key belongs to: a fixed, seedless
-// mix of the key (the SplitMix64 finalizer) modulo n, the same on every
-// machine. Shards own scoring tasks by tile number (Scorer.Shard).
-func ShardOf(key int64, n int) int {
-	x := uint64(key)
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return int(x % uint64(n))
-}
 
 // shardEnv are the environment variables array schedulers set, as (index,
 // count) pairs; a Kubernetes Indexed Job sets only the index, the count
@@ -59,8 +41,8 @@ var shardEnv = [][2]string{
 
 // ResolveShard decides the shard of this process: the flags when set
 // (index -1 and count 0 mean unset), else the first scheduler variable
-// present in getenv. No shard at all is the zero ShardSpec (a whole run).
-func ResolveShard(index, count int, getenv func(string) string) (ShardSpec, error) {
+// present in getenv. No shard at all is the zero match.ShardSpec (a whole run).
+func ResolveShard(index, count int, getenv func(string) string) (match.ShardSpec, error) {
 	if index < 0 {
 		for _, e := range shardEnv {
 			v := getenv(e[0])
@@ -69,13 +51,13 @@ func ResolveShard(index, count int, getenv func(string) string) (ShardSpec, erro
 			}
 			i, err := strconv.Atoi(v)
 			if err != nil {
-				return ShardSpec{}, failure.Usagef("%s=%q is not a shard index", e[0], v)
+				return match.ShardSpec{}, failure.Usagef("%s=%q is not a shard index", e[0], v)
 			}
 			index = i
 			if count == 0 && e[1] != "" {
 				if c := getenv(e[1]); c != "" {
 					if count, err = strconv.Atoi(c); err != nil {
-						return ShardSpec{}, failure.Usagef("%s=%q is not a shard count", e[1], c)
+						return match.ShardSpec{}, failure.Usagef("%s=%q is not a shard count", e[1], c)
 					}
 				}
 			}
@@ -84,18 +66,16 @@ func ResolveShard(index, count int, getenv func(string) string) (ShardSpec, erro
 	}
 	switch {
 	case index < 0 && count == 0:
-		return ShardSpec{}, nil
+		return match.ShardSpec{}, nil
 	case index < 0:
-		return ShardSpec{}, failure.Usagef("--shard-count %d without a shard index (--shard-index or a scheduler's index variable)", count)
+		return match.ShardSpec{}, failure.Usagef("--shard-count %d without a shard index (--shard-index or a scheduler's index variable)", count)
 	case count < 1:
-		return ShardSpec{}, failure.Usagef("shard index %d without a shard count (--shard-count)", index)
+		return match.ShardSpec{}, failure.Usagef("shard index %d without a shard count (--shard-count)", index)
 	case index >= count:
-		return ShardSpec{}, failure.Usagef("shard index %d is not below the shard count %d", index, count)
+		return match.ShardSpec{}, failure.Usagef("shard index %d is not below the shard count %d", index, count)
 	}
-	return ShardSpec{Index: index, Count: count}, nil
+	return match.ShardSpec{Index: index, Count: count}, nil
 }
-
-func (s ShardSpec) String() string { return fmt.Sprintf("%d-of-%d", s.Index, s.Count) }
 
 // ShardOptions are the flags that make `batchmatch run` one shard of a
 // sharded run.
@@ -110,7 +90,9 @@ func (o *ShardOptions) AddFlags(fs *pflag.FlagSet) {
 }
 
 // Resolve applies the flags, falling back to the scheduler's variables.
-func (o *ShardOptions) Resolve() (ShardSpec, error) { return ResolveShard(o.Index, o.Count, os.Getenv) }
+func (o *ShardOptions) Resolve() (match.ShardSpec, error) {
+	return ResolveShard(o.Index, o.Count, os.Getenv)
+}
 
 // Shard parts live under the output's temporary area, one directory per
 // attempt, renamed into place when complete:
@@ -121,7 +103,7 @@ func (o *ShardOptions) Resolve() (ShardSpec, error) { return ResolveShard(o.Inde
 // Shards take no lock and publish nothing; `batchmatch commit` does.
 const shardsDir = "shards"
 
-func shardDir(out, partition string, spec ShardSpec) string {
+func shardDir(out, partition string, spec match.ShardSpec) string {
 	return filepath.Join(out, stagingDir, shardsDir, partition, strconv.Itoa(spec.Count), strconv.Itoa(spec.Index))
 }
 
@@ -136,10 +118,10 @@ type PartRow struct {
 
 // PartRef names the part a commit used for one shard.
 type PartRef struct {
-	Shard   ShardSpec `json:"shard"`
-	Attempt string    `json:"attempt"`
-	Members int64     `json:"members"`
-	Rows    int64     `json:"rows"`
+	Shard   match.ShardSpec `json:"shard"`
+	Attempt string          `json:"attempt"`
+	Members int64           `json:"members"`
+	Rows    int64           `json:"rows"`
 }
 
 // partManifest is part.json: the shard's manifest (its counts are the
@@ -151,7 +133,7 @@ type partManifest struct {
 	ShardRunID string  `json:"shard_run_id"`
 }
 
-// runShard scores this process's shard (Scorer.Shard: its tasks, each
+// runShard scores this process's shard (match.Scorer.Shard: its tasks, each
 // unordered pair once, as in a whole run) and writes every member's partial
 // top-K as its part. It takes no lock: shards of one run (and retries of a shard) run side by side, each
 // attempt in its own directory, renamed into place only when complete.
@@ -172,14 +154,14 @@ func runShard(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, tm
 	m.RunID = hex.EncodeToString(rid[:16])
 
 	tm.begin("score_topk")
-	prog := &progress{start: time.Now()}
-	sc := &Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking, Shard: cfg.Shard, progress: prog}
+	prog := match.NewProgress()
+	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking, Shard: cfg.Shard, Progress: prog}
 	every := cfg.ProgressEvery
 	if every <= 0 {
 		every = 30 * time.Second
 	}
 	stopProgress := reportProgress(ctx, log, prog, cfg.ProgressBar, every, peakHeap)
-	lists, st, err := sc.TopK(ctx, cfg.K, cfg.Workers)
+	lists, st, err := sc.TopK(ctx, match.Block(pop), cfg.K, cfg.Workers)
 	stopProgress()
 	if err != nil {
 		return nil, err
@@ -265,7 +247,7 @@ const (
 
 // openShardDir opens (creating) OUT/_temporary/shards/<partition>/<count>/<index>,
 // following no link on the way.
-func openShardDir(out, partition string, spec ShardSpec) (*outDir, error) {
+func openShardDir(out, partition string, spec match.ShardSpec) (*outDir, error) {
 	d, err := openOutRoot(out)
 	if err != nil {
 		return nil, err
@@ -435,7 +417,7 @@ func scanParts(shards *outDir, partition string, count int) (int, []*partAttempt
 			if err == nil && ok {
 				err = json.Unmarshal(raw, &pm)
 			}
-			if err != nil || !ok || pm.Part.Shard != (ShardSpec{i, count}) || pm.ShardRunID == "" {
+			if err != nil || !ok || pm.Part.Shard != (match.ShardSpec{Index: i, Count: count}) || pm.ShardRunID == "" {
 				bad = append(bad, id.join(n))
 				continue
 			}
@@ -473,7 +455,7 @@ func groupParts(count int, parts []*partAttempt) []*partSet {
 // is dead because the published partition pub holds its result: pub was
 // published from it (the manifest lists it, or names its shard run id), or
 // by a run with the same run id (identical tables).
-func consumed(pub *publishedInfo, runID string, shard ShardSpec, attempt string) bool {
+func consumed(pub *publishedInfo, runID string, shard match.ShardSpec, attempt string) bool {
 	if pub == nil || pub.manifest == nil {
 		return false
 	}
@@ -530,7 +512,7 @@ func (c *committer) sweepParts(skip string) error {
 // part that is not being written is removed (a commit that has published
 // or found its partition published by them).
 func (c *committer) sweepPartition(shards *outDir, partition string, pub *publishedInfo, all bool) error {
-	return walkPartDirs(shards, partition, func(id *outDir, shard ShardSpec, name string) error {
+	return walkPartDirs(shards, partition, func(id *outDir, shard match.ShardSpec, name string) error {
 		st, ok, err := id.lstat(name)
 		if err != nil || !ok {
 			return err
@@ -576,7 +558,7 @@ func (c *committer) sweepPartition(shards *outDir, partition string, pub *publis
 
 // walkPartDirs calls fn for every entry of every <count>/<index> directory
 // of partition under shards, then removes the directories left empty.
-func walkPartDirs(shards *outDir, partition string, fn func(id *outDir, shard ShardSpec, name string) error) error {
+func walkPartDirs(shards *outDir, partition string, fn func(id *outDir, shard match.ShardSpec, name string) error) error {
 	st, ok, err := shards.lstat(partition)
 	if err != nil || !ok {
 		return err
@@ -626,7 +608,7 @@ func walkPartDirs(shards *outDir, partition string, fn func(id *outDir, shard Sh
 			}
 			ns, err := id.names()
 			for _, n := range ns {
-				if err = fn(id, ShardSpec{index, count}, n); err != nil {
+				if err = fn(id, match.ShardSpec{Index: index, Count: count}, n); err != nil {
 					break
 				}
 			}
@@ -817,7 +799,7 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 	tm.begin("merge_parts")
 	// Every pair was scored by exactly one shard: a member's list is the
 	// best K of the union of its partial lists.
-	lists := make([][]Cand, pop.N)
+	lists := make([][]match.Cand, pop.N)
 	for _, p := range chosen.parts {
 		if p.pm.Part.Members != int64(pop.N) {
 			return nil, failure.FileError(failure.BadData, p.dir, "", fmt.Errorf("the part covers %d members, the population has %d", p.pm.Part.Members, pop.N))
@@ -837,7 +819,7 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 			if i < 0 || j < 0 || r.Rank != rank || rank > int32(cfg.K) {
 				return nil, failure.FileError(failure.BadData, path, "", fmt.Errorf("row %d (user %d, rank %d, match %d) does not fit the population or the part", k, r.UserID, r.Rank, r.MatchID))
 			}
-			lists[i] = append(lists[i], Cand{J: int32(j), S: r.Score})
+			lists[i] = append(lists[i], match.Cand{J: int32(j), S: r.Score})
 		}
 		m.Counts.PairsExamined += p.pm.Counts.PairsExamined
 		m.Counts.PairsCompatible += p.pm.Counts.PairsCompatible
@@ -847,10 +829,10 @@ func commitLocal(ctx context.Context, cc CommitConfig, log *slog.Logger) (res *R
 	}
 	for i, l := range lists {
 		if len(l) > 0 {
-			lists[i] = MergeLists(cfg.K, l)
+			lists[i] = match.MergeLists(cfg.K, l)
 		}
 	}
-	res, err = publishRun(ctx, cfg, log, m, tm, &peakHeap, com, L, &Scorer{P: pop, W: cfg.Weights}, pz, lists, started)
+	res, err = publishRun(ctx, cfg, log, m, tm, &peakHeap, com, L, &match.Scorer{P: pop, W: cfg.Weights}, pz, lists, started)
 	if err != nil {
 		return nil, err
 	}
@@ -888,7 +870,7 @@ func sameInputs(a, b Config) bool {
 // commit's output, partition and flags.
 func (cc CommitConfig) runConfig(partition string, cfg Config) (Config, error) {
 	cfg.Out, cfg.Partition, cfg.Overwrite, cfg.Workers, cfg.Report = cc.Out, partition, cc.Overwrite, cc.Workers, cc.Report
-	cfg.PseudonymKey, cfg.ProgressBar, cfg.Shard = cc.PseudonymKey, cc.ProgressBar, ShardSpec{}
+	cfg.PseudonymKey, cfg.ProgressBar, cfg.Shard = cc.PseudonymKey, cc.ProgressBar, match.ShardSpec{}
 	cfg.RemoteOut, cfg.SpoolDir = cc.RemoteOut, cc.SpoolDir
 	var err error
 	if cfg.AsOf, err = time.Parse(time.DateOnly, cfg.AsOfDate); err != nil || cfg.AsOfDate != cc.AsOf.Format(time.DateOnly) {

@@ -12,7 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/osmosis/batchmatch/kernels"
-	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/read"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
@@ -133,7 +133,7 @@ func TestGenerateOpen(t *testing.T) {
 	if n != int64(o.N) {
 		t.Fatalf("%d eligible members of %d", n, o.N)
 	}
-	_, st, err := (&pipeline.Scorer{P: L.Pop, W: pipeline.DefaultWeights}).TopK(context.Background(), 10, 2)
+	_, st, err := (&match.Scorer{P: L.Pop, W: match.DefaultWeights}).TopK(context.Background(), match.Block(L.Pop), 10, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

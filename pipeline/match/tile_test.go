@@ -1,4 +1,4 @@
-package pipeline
+package match
 
 import (
 	"context"
@@ -38,14 +38,14 @@ func TestTiledScoringMatchesPair(t *testing.T) {
 	}{{"mixed", mixed}, {"tiny max_km", tiny}, {"exact points", exact}, {"antipodes, huge max_km", huge}, {"dealbreakers and clones", deal}, {"open", open}} {
 		dir := t.TempDir()
 		synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(31, c.k), c.k.D, c.k.Q, 1, synth.ArrowVariable)
-		L, err := read.Load(context.Background(), baseConfig(dir).readConfig(), discard, nil)
+		L, err := read.Load(context.Background(), baseConfig(dir), discard, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		p := L.Pop
-		for _, w := range [][4]float64{DefaultWeights, {1, 0, 0, 0}, {0, 1, 0, 0}, {0.2, 0.3, 0, 0.5}, {0, 0, 1, 1}} {
+		for _, w := range []Weights{DefaultWeights, {Trait: 1}, {Questions: 1}, {Trait: 0.2, Questions: 0.3, Proximity: 0.5}, {Biomarker: 1, Proximity: 1}} {
 			sc := &Scorer{P: p, W: w}
-			lists, st, err := sc.TopK(context.Background(), p.N, 2)
+			lists, st, err := sc.topK(context.Background(), p.N, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,18 +82,18 @@ func TestScoringDoesNotAllocatePerPair(t *testing.T) {
 	k.AllSeekAll, k.WideAges = true, true
 	dir := t.TempDir()
 	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(51, k), k.D, k.Q, 1, synth.ArrowVariable)
-	L, err := read.Load(context.Background(), baseConfig(dir).readConfig(), discard, nil)
+	L, err := read.Load(context.Background(), baseConfig(dir), discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc := &Scorer{P: L.Pop, W: DefaultWeights}
 	var st ScoreStats
 	allocs := testing.AllocsPerRun(2, func() {
-		if _, st, err = sc.TopK(context.Background(), 10, 2); err != nil {
+		if _, st, err = sc.topK(context.Background(), 10, 2); err != nil {
 			t.Fatal(err)
 		}
 	})
-	n, tiles := float64(L.Pop.N), float64((L.Pop.N+blockTile-1)/blockTile)
+	n, tiles := float64(L.Pop.N), float64((L.Pop.N+tileSize-1)/tileSize)
 	if bound := 3*n + 40*tiles + 2000; allocs > bound || st.PairsExamined < int64(n*n/4) {
 		t.Fatalf("%.0f allocations for %d members, %.0f tiles, %d pairs examined (bound %.0f)", allocs, L.Pop.N, tiles, st.PairsExamined, bound)
 	}
@@ -107,13 +107,13 @@ func TestShardedTopKEqualsWhole(t *testing.T) {
 	k.Clones = 0.05
 	dir := t.TempDir()
 	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(53, k), k.D, k.Q, 1, synth.ArrowVariable)
-	L, err := read.Load(context.Background(), baseConfig(dir).readConfig(), discard, nil)
+	L, err := read.Load(context.Background(), baseConfig(dir), discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := L.Pop
 	for _, noBlocking := range []bool{false, true} {
-		whole, wst, err := (&Scorer{P: p, W: DefaultWeights, NoBlocking: noBlocking}).TopK(context.Background(), 5, 2)
+		whole, wst, err := (&Scorer{P: p, W: DefaultWeights, NoBlocking: noBlocking}).topK(context.Background(), 5, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,8 +121,8 @@ func TestShardedTopKEqualsWhole(t *testing.T) {
 			var sum ScoreStats
 			union := make([][]Cand, p.N)
 			for sh := range n {
-				sc := &Scorer{P: p, W: DefaultWeights, NoBlocking: noBlocking, Shard: ShardSpec{sh, n}}
-				part, st, err := sc.TopK(context.Background(), 5, 2)
+				sc := &Scorer{P: p, W: DefaultWeights, NoBlocking: noBlocking, Shard: ShardSpec{Index: sh, Count: n}}
+				part, st, err := sc.topK(context.Background(), 5, 2)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -147,41 +147,6 @@ func TestShardedTopKEqualsWhole(t *testing.T) {
 	}
 }
 
-func TestResolveShard(t *testing.T) {
-	env := func(kv ...string) func(string) string {
-		return func(k string) string {
-			for i := 0; i+1 < len(kv); i += 2 {
-				if kv[i] == k {
-					return kv[i+1]
-				}
-			}
-			return ""
-		}
-	}
-	for _, c := range []struct {
-		index, count int
-		env          func(string) string
-		want         ShardSpec
-		err          bool
-	}{
-		{-1, 0, env(), ShardSpec{}, false},
-		{2, 5, env(), ShardSpec{2, 5}, false},
-		{-1, 4, env("JOB_COMPLETION_INDEX", "3"), ShardSpec{3, 4}, false},
-		{-1, 0, env("AWS_BATCH_JOB_ARRAY_INDEX", "1", "AWS_BATCH_JOB_ARRAY_SIZE", "6"), ShardSpec{1, 6}, false},
-		{-1, 0, env("CLOUD_RUN_TASK_INDEX", "0", "CLOUD_RUN_TASK_COUNT", "2"), ShardSpec{0, 2}, false},
-		{1, 3, env("JOB_COMPLETION_INDEX", "2"), ShardSpec{1, 3}, false}, // flags win
-		{-1, 0, env("JOB_COMPLETION_INDEX", "3"), ShardSpec{}, true},     // Kubernetes gives no count
-		{-1, 4, env("JOB_COMPLETION_INDEX", "x"), ShardSpec{}, true},
-		{4, 4, env(), ShardSpec{}, true},
-		{-1, 3, env(), ShardSpec{}, true},
-	} {
-		got, err := ResolveShard(c.index, c.count, c.env)
-		if (err != nil) != c.err || got != c.want {
-			t.Errorf("ResolveShard(%d, %d): %v, %v; want %v (error %v)", c.index, c.count, got, err, c.want, c.err)
-		}
-	}
-}
-
 // TestNaNScoreFailsTheRun: a compatible pair whose score comes out NaN is
 // never dropped silently. Validation keeps every such input out (a max_km
 // that rounds to 0 is rejected), so the population is corrupted after
@@ -193,13 +158,13 @@ func TestNaNScoreFailsTheRun(t *testing.T) {
 	k.AllSeekAll, k.WideAges, k.Invalid, k.ConsentP, k.Dealbreak = true, true, 0, 1, 0
 	k.Spread = 0 // everyone at a city centre
 	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(2, k), k.D, k.Q, 1, synth.ArrowVariable)
-	L, err := read.Load(context.Background(), baseConfig(dir).readConfig(), discard, nil)
+	L, err := read.Load(context.Background(), baseConfig(dir), discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := L.Pop
 	p.MaxKm[0], p.HavMax[0] = 0, 0
-	_, _, err = (&Scorer{P: p, W: DefaultWeights}).TopK(context.Background(), 5, 2)
+	_, _, err = (&Scorer{P: p, W: DefaultWeights}).topK(context.Background(), 5, 2)
 	if !errors.Is(err, failure.Internal) || !strings.Contains(err.Error(), "NaN") {
 		t.Fatalf("got %v, want failure.Internal about NaN scores", err)
 	}

@@ -1,4 +1,4 @@
-package pipeline
+package match
 
 import (
 	"cmp"
@@ -31,7 +31,7 @@ func Soulmates(lists [][]Cand) []Soulmate {
 			if a > b {
 				// Keep the edge once: from the smaller end, or from the larger
 				// end only when the smaller end does not list it.
-				if rankOf(lists[b], a) != 0 {
+				if RankOf(lists[b], a) != 0 {
 					continue
 				}
 				a, b = b, a
@@ -49,7 +49,7 @@ func Soulmates(lists [][]Cand) []Soulmate {
 			continue
 		}
 		taken[e.A], taken[e.B] = true, true
-		out = append(out, Soulmate{A: e.A, B: e.B, S: e.S, RankA: rankOf(lists[e.A], e.B), RankB: rankOf(lists[e.B], e.A)})
+		out = append(out, Soulmate{A: e.A, B: e.B, S: e.S, RankA: RankOf(lists[e.A], e.B), RankB: RankOf(lists[e.B], e.A)})
 	}
 	slices.SortFunc(out, func(x, y Soulmate) int { return cmp.Compare(x.A, y.A) })
 	return out

@@ -1,4 +1,4 @@
-package pipeline
+package match
 
 import (
 	"context"
@@ -21,7 +21,7 @@ func loadGenerated(b *testing.B, n int) *read.Population {
 	}
 	cfg := baseConfig(dir)
 	cfg.Profiles = []string{o.Out}
-	L, err := read.Load(context.Background(), cfg.readConfig(), discard, nil)
+	L, err := read.Load(context.Background(), cfg, discard, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func BenchmarkTopK(b *testing.B) {
 			p := pop
 			w := DefaultWeights
 			if mode == "embedding-only" {
-				w = [4]float64{1, 0, 0, 0}
+				w = Weights{Trait: 1}
 			}
 			if mode != "realistic" {
 				cp := *pop
@@ -66,7 +66,7 @@ func BenchmarkTopK(b *testing.B) {
 				var st ScoreStats
 				for b.Loop() {
 					var err error
-					_, st, err = sc.TopK(context.Background(), 10, 2)
+					_, st, err = sc.topK(context.Background(), 10, 2)
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -1,4 +1,4 @@
-package pipeline
+package match
 
 import (
 	"cmp"
@@ -9,9 +9,13 @@ import (
 	"github.com/osmosis/batchmatch/pipeline/read"
 )
 
-// blockTile is the number of members per blocking tile; it is also the
-// query tile, so a worker task keeps one heap per query of its tile.
-const blockTile = queryTile
+// tileSize is the number of members per blocking tile; it is also the
+// query tile of a scoring task, which keeps one heap per query of its tile.
+const tileSize = 64
+
+// TileSize is the number of members per tile: a scoring task (and a unit
+// of the progress report) is one tile.
+const TileSize = tileSize
 
 // angleMargin widens every tile's angular radius (radians, about 64 m on the
 // Earth) so that rounding in the bounds can never skip a compatible pair.
@@ -33,13 +37,13 @@ type bounds struct {
 	minKm              float64 // smallest max_km
 }
 
-// subTile is the size of the sub-blocks a tile is also summarised in, so
-// that a tile pair that may match is examined only in the 16×16 blocks
-// that may match.
-const subTile = 16
+// subTileSize is the size of the sub-tiles a tile is also summarised in,
+// so that a tile pair that may match is examined only in the 16×16
+// sub-tile pairs that may match.
+const subTileSize = 16
 
-// tileSummary is a tile of blockTile members in blocking order: its bounds,
-// and the bounds of each run of subTile members.
+// tileSummary is a tile of tileSize members in blocking order: its bounds,
+// and the bounds of each run of subTileSize members (its sub-tiles).
 type tileSummary struct {
 	bounds
 	members []int32 // population indices, in blocking order
@@ -62,16 +66,32 @@ func angle(a, b [3]float64) float64 {
 	return math.Atan2(math.Sqrt(cx*cx+cy*cy+cz*cz), a[0]*b[0]+a[1]*b[1]+a[2]*b[2])
 }
 
-// blockAgeBand is the width in years of the age bands of the blocking
+// blockingAgeBand is the width in years of the age bands of the blocking
 // order.
-const blockAgeBand = 4
+const blockingAgeBand = 4
+
+// Blocking is a population ordered for blocking and cut into summarised
+// tiles (blockingTiles): the first stage of scoring, which lets TopK skip
+// the tile pairs that cannot hold a compatible pair.
+type Blocking struct {
+	p     *read.Population
+	tiles []tileSummary
+}
+
+// Block orders p for blocking and cuts it into tiles of tileSize members.
+func Block(p *read.Population) *Blocking {
+	return &Blocking{p: p, tiles: blockingTiles(p)}
+}
+
+// Tiles is the number of tiles.
+func (b *Blocking) Tiles() int { return len(b.tiles) }
 
 // blockingTiles orders the population by orientation group, 1° cell,
 // max_km class (powers of two from 5 km: a tile's reach is its largest
 // max_km), age band, and then location along a Morton (Z-order) curve of a
 // ~10 m grid, so that the members of a tile are alike in what they offer
 // and accept and close together on the map. The order only makes tiles
-// compact; it never affects results. Each tile and sub-block is summarised.
+// compact; it never affects results. Each tile and sub-tile is summarised.
 func blockingTiles(p *read.Population) []tileSummary {
 	type key struct {
 		group  uint16
@@ -92,21 +112,21 @@ func blockingTiles(p *read.Population) []tileSummary {
 		x := uint32(min(max((lon+180)/360, 0), 1) * (1<<22 - 1))
 		cell := int32(math.Floor(lat+90))*400 + int32(math.Floor(lon+180))
 		class := uint16(max(0, min(15, math.Floor(math.Log2(float64(p.MaxKm[i])/5)))))
-		keys[i] = key{uint16(p.Gender[i])<<8 | uint16(p.Seeking[i]), cell, class, p.Age[i] / blockAgeBand, interleave(x, y), int32(i)}
+		keys[i] = key{uint16(p.Gender[i])<<8 | uint16(p.Seeking[i]), cell, class, p.Age[i] / blockingAgeBand, interleave(x, y), int32(i)}
 	}
 	slices.SortFunc(keys, func(a, b key) int {
 		return cmp.Or(cmp.Compare(a.group, b.group), cmp.Compare(a.cell, b.cell), cmp.Compare(a.class, b.class),
 			cmp.Compare(a.band, b.band), cmp.Compare(a.morton, b.morton), cmp.Compare(a.index, b.index))
 	})
-	tiles := make([]tileSummary, 0, (p.N+blockTile-1)/blockTile)
-	for lo := 0; lo < p.N; lo += blockTile {
-		t := tileSummary{members: make([]int32, 0, blockTile)}
-		for _, k := range keys[lo:min(lo+blockTile, p.N)] {
+	tiles := make([]tileSummary, 0, (p.N+tileSize-1)/tileSize)
+	for lo := 0; lo < p.N; lo += tileSize {
+		t := tileSummary{members: make([]int32, 0, tileSize)}
+		for _, k := range keys[lo:min(lo+tileSize, p.N)] {
 			t.members = append(t.members, k.index)
 		}
 		t.bounds = summarize(p, vec, t.members)
-		for s := 0; s < len(t.members); s += subTile {
-			t.sub = append(t.sub, summarize(p, vec, t.members[s:min(s+subTile, len(t.members))]))
+		for s := 0; s < len(t.members); s += subTileSize {
+			t.sub = append(t.sub, summarize(p, vec, t.members[s:min(s+subTileSize, len(t.members))]))
 		}
 		tiles = append(tiles, t)
 	}
@@ -158,13 +178,13 @@ func canMatch(a, b *bounds) bool {
 	}
 	dx, dy, dz := a.centre[0]-b.centre[0], a.centre[1]-b.centre[1], a.centre[2]-b.centre[2]
 	// (a.radius + b.radius) in one term keeps canMatch(a, b) == canMatch(b, a)
-	// bit for bit, so sharded and whole runs examine the same blocks.
+	// bit for bit, so sharded and whole runs examine the same tile pairs.
 	gap := math.Sqrt(dx*dx+dy*dy+dz*dz) - (a.radius + b.radius)
 	return gap <= 0 || gap*kernels.EarthRadiusKm <= min(a.maxKm, b.maxKm)*(1+1e-9)
 }
 
-// subPairs returns the 16×16 sub-block pairs of tiles a and b that may
-// match: bit x·4+y for sub-block x of a and y of b.
+// subPairs returns the 16×16 sub-tile pairs of tiles a and b that may
+// match: bit x·4+y for sub-tile x of a and y of b.
 func subPairs(a, b *tileSummary) uint16 {
 	var m uint16
 	for x := range a.sub {

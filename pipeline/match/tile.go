@@ -1,4 +1,4 @@
-package pipeline
+package match
 
 import (
 	"math"
@@ -8,6 +8,10 @@ import (
 	"github.com/osmosis/batchmatch/pipeline/read"
 )
 
+// dotCell is the side of the cells a tile pair's dot products are computed
+// in: one DotTile call per 16×16 cell that holds a kept pair.
+const dotCell = 16
+
 // cosMargin is the band around a pair's distance threshold, in cosine
 // space, where the unit-vector prefilter defers to the exact haversine test
 // of Pair. Rounding in the unit vectors, the threshold and the haversine is
@@ -16,13 +20,13 @@ import (
 const cosMargin = 1e-11
 
 // tiledPop is the population laid out for tile-by-tile scoring: members in
-// blocking order, blockTile to a tile, traits packed k-major per tile (the
-// panels kernels.DotTile reads, zero-padded to blockTile columns), and the
-// hard-filter columns gathered per tile position pos = tile·blockTile + r.
+// blocking order, tileSize to a tile, traits packed k-major per tile (the
+// panels kernels.DotTile reads, zero-padded to tileSize columns), and the
+// hard-filter columns gathered per tile position pos = tile·tileSize + r.
 type tiledPop struct {
 	tiles    []tileSummary
 	D        int
-	panel    []float32 // tile t: panel[t·D·blockTile:], element k of member r at [k·blockTile + r]
+	panel    []float32 // tile t: panel[t·D·tileSize:], element k of member r at [k·tileSize + r]
 	idx      []int32   // population index at pos, -1 for padding
 	gen      []uint8
 	seek     []uint8
@@ -43,10 +47,10 @@ type tiledPop struct {
 
 func newTiledPop(p *read.Population, tiles []tileSummary) *tiledPop {
 	T := len(tiles)
-	n := T * blockTile
+	n := T * tileSize
 	tp := &tiledPop{
 		tiles: tiles, D: p.D,
-		panel: make([]float32, T*p.D*blockTile),
+		panel: make([]float32, T*p.D*tileSize),
 		idx:   make([]int32, n), gen: make([]uint8, n), seek: make([]uint8, n),
 		filt: make([]kernels.FilterCands, T), deal: make([]bool, n), tileDeal: make([]bool, T),
 		qbits: make([]uint64, n*kernels.QMaskWords*p.QW), hla: make([]uint64, n*kernels.HLAWords),
@@ -54,15 +58,15 @@ func newTiledPop(p *read.Population, tiles []tileSummary) *tiledPop {
 		genMask: make([][3]uint64, T), seekMask: make([][3]uint64, T),
 	}
 	QS := kernels.QMaskWords * p.QW
-	rows := make([]float32, blockTile*p.D)
+	rows := make([]float32, tileSize*p.D)
 	for t := range tiles {
 		f := &tp.filt[t]
-		for r := range blockTile {
-			tp.idx[t*blockTile+r] = -1
+		for r := range tileSize {
+			tp.idx[t*tileSize+r] = -1
 			f.AgeMin[r], f.AgeMax[r] = 1, 0 // padding: no age passes
 		}
 		for r, i := range tiles[t].members {
-			pos := t*blockTile + r
+			pos := t*tileSize + r
 			tp.idx[pos] = i
 			tp.gen[pos], tp.seek[pos] = p.Gender[i], p.Seeking[i]
 			f.Age[r], f.AgeMin[r], f.AgeMax[r] = int32(p.Age[i]), int32(p.AgeMin[i]), int32(p.AgeMax[i])
@@ -93,43 +97,39 @@ func newTiledPop(p *read.Population, tiles []tileSummary) *tiledPop {
 			copy(rows[r*p.D:(r+1)*p.D], p.Trait[int(i)*p.D:(int(i)+1)*p.D])
 		}
 		m := len(tiles[t].members)
-		kernels.PackPanel(tp.panel[t*p.D*blockTile:(t+1)*p.D*blockTile], rows[:m*p.D], m, p.D)
+		kernels.PackPanel(tp.panel[t*p.D*tileSize:(t+1)*p.D*tileSize], rows[:m*p.D], m, p.D)
 	}
 	return tp
 }
 
 // tileWork is one worker's scratch space for a query tile.
 type tileWork struct {
-	cols [blockTile / subTile]uint64 // per 16-row sub-block: the candidate columns it meets
-	mask [blockTile]uint64           // candidates of the current tile passing the cheap filters
-	sure [blockTile]uint64           // ... of which certainly within distance
-	dots []float32                   // blockTile×blockTile dot products
-	cand [blockTile]int32            // positions of one query's kept candidates
-	srow [blockTile]float32          // trait-only scores of one row
-	qs   [blockTile]kernels.QStats
-	sd   [blockTile]float64 // proximity of each kept candidate (0 when not computed)
-	far  [blockTile]bool    // ... beyond either member's max_km
+	cols [tileSize / subTileSize]uint64 // per 16-row sub-tile: the candidate columns it meets
+	mask [tileSize]uint64               // candidates of the current tile passing the cheap filters
+	sure [tileSize]uint64               // ... of which certainly within distance
+	dots []float32                      // tileSize×tileSize dot products
+	cand [tileSize]int32                // positions of one query's kept candidates
+	srow [tileSize]float32              // trait-only scores of one row
+	qs   [tileSize]kernels.QStats
+	sd   [tileSize]float64 // proximity of each kept candidate (0 when not computed)
+	far  [tileSize]bool    // ... beyond either member's max_km
 	q    kernels.FilterQuery
 }
 
-// scoreTilePair scores tile a against tile b in the 16×16 sub-block pairs
-// subs (bit x·4+y: sub-block x of a, y of b), fusing filter → score →
-// top-K: orientation by per-tile bit masks, ages, distance by unit-vector dot products against the per-member
-// threshold (exact haversine only inside the margin band or when proximity
-// is weighted), trait dot products by the register-blocked DotTile on the
-// 6×16 blocks that hold a passing pair, then blocks, dealbreakers and the
-// remaining components for the survivors. Scores are bit-identical to
-// Scorer.Pair (tested). For a == b every ordered pair of the tile is scored
-// into hA; otherwise each unordered pair once, offered to hA (a's members)
-// and hB (b's members), and counted as the two ordered pairs it stands for.
-func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tileHeaps, w *tileWork, st *ScoreStats) {
-	p := s.P
+// examine is the start of a tile pair's work, shared by scoring and
+// counting: the candidate columns each 16-row sub-tile of a meets (subs,
+// bit x·4+y: sub-tile x of a, y of b), the ordered pairs that makes
+// (added to st.PairsExamined), and the pairs passing orientation by
+// per-tile bit masks, ages, and distance by unit-vector dot products
+// against the per-member threshold, in w.mask (kept) and w.sure (kept and
+// certainly within distance). It returns how many ordered pairs a scored
+// pair stands for (2 for two distinct tiles, whose unordered pairs are
+// scored once) and whether any pair is kept.
+func (tp *tiledPop) examine(a, b int, subs uint16, w *tileWork, st *ScoreStats) (per int64, kept bool) {
 	ta, tb := &tp.tiles[a], &tp.tiles[b]
 	na := len(ta.members)
-	// the candidate columns each 16-row sub-block of a meets (subs), and
-	// the ordered pairs that makes
-	per := int64(1) // ordered pairs per scored pair: 2 when both heaps get it
-	if hB != nil {
+	per = 1 // ordered pairs per scored pair: 2 when both members' heaps get it
+	if a != b {
 		per = 2
 	}
 	for x := range w.cols {
@@ -141,8 +141,8 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tile
 		if x >= len(ta.sub) || y >= len(tb.sub) {
 			continue
 		}
-		nx, ny := min(subTile, na-subTile*x), min(subTile, len(tb.members)-subTile*y)
-		w.cols[x] |= (uint64(1)<<ny - 1) << (subTile * y)
+		nx, ny := min(subTileSize, na-subTileSize*x), min(subTileSize, len(tb.members)-subTileSize*y)
+		w.cols[x] |= (uint64(1)<<ny - 1) << (subTileSize * y)
 		st.PairsExamined += per * int64(nx*ny)
 		if a == b && x == y {
 			st.PairsExamined -= int64(nx)
@@ -150,57 +150,82 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tile
 	}
 	if allPass(&ta.bounds, &tb.bounds) { // every pair passes orientation, ages and distance
 		for r := 0; r < na; r++ {
-			m := w.cols[r/subTile]
+			m := w.cols[r/subTileSize]
 			if a == b {
 				m &^= 1 << r
 			}
 			w.mask[r], w.sure[r] = m, m
 		}
-	} else if !tp.filter(a, b, w) {
+		return per, true
+	}
+	return per, tp.filter(a, b, w)
+}
+
+// countTilePair counts the ordered pairs of tiles a and b (in the sub-tile
+// pairs subs) that pass orientation, ages and distance, computing no score
+// (CountCompatible).
+func (tp *tiledPop) countTilePair(a, b int, subs uint16, w *tileWork, st *ScoreStats) {
+	per, kept := tp.examine(a, b, subs, w, st)
+	if !kept {
 		return
 	}
-
-	if s.CountOnly {
-		for r := 0; r < na; r++ {
-			pi := a*blockTile + r
-			st.PairsCompatible += per * int64(bits.OnesCount64(w.sure[r]))
-			for m := w.mask[r] &^ w.sure[r]; m != 0; m &= m - 1 {
-				pj := b*blockTile + bits.TrailingZeros64(m)
-				if _, _, ok := distanceOf(&tp.geo[pi], &tp.geo[pj], tp.havMax[pi], tp.havMax[pj], tp.maxKm[pi], tp.maxKm[pj]); ok {
-					st.PairsCompatible += per
-				}
+	for r := 0; r < len(tp.tiles[a].members); r++ {
+		pi := a*tileSize + r
+		st.PairsCompatible += per * int64(bits.OnesCount64(w.sure[r]))
+		for m := w.mask[r] &^ w.sure[r]; m != 0; m &= m - 1 {
+			pj := b*tileSize + bits.TrailingZeros64(m)
+			if _, _, ok := distanceOf(&tp.geo[pi], &tp.geo[pj], tp.havMax[pi], tp.havMax[pj], tp.maxKm[pi], tp.maxKm[pj]); ok {
+				st.PairsCompatible += per
 			}
 		}
+	}
+}
+
+// scoreTilePair scores tile a against tile b in the sub-tile pairs subs,
+// fusing filter → score → top-K: the filters of examine (exact haversine
+// only inside the margin band or when proximity is weighted), trait dot
+// products by the register-blocked DotTile on the 16×16 dot cells that hold
+// a kept pair, then blocked pairs, dealbreakers and the remaining
+// components for the survivors, each pair's score computed by total as
+// Pair computes it (bit-identical, tested). For a == b every ordered pair
+// of the tile is scored into hA; otherwise each unordered pair once,
+// offered to hA (a's members) and hB (b's members), and counted as the two
+// ordered pairs it stands for.
+func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tileHeaps, w *tileWork, st *ScoreStats) {
+	per, kept := tp.examine(a, b, subs, w, st)
+	if !kept {
 		return
 	}
-	// trait dot products on the 6×16 blocks holding a kept pair
+	p := s.P
+	na := len(tp.tiles[a].members)
+	// Trait dot products on the 16×16 dot cells (16 rows of a, 16 columns
+	// of b) holding a kept pair; a dense tile in one call. The panels are
+	// zero-padded to tileSize, so every cell is whole (padding results are
+	// never read).
 	D := tp.D
-	qa := tp.panel[a*D*blockTile : (a+1)*D*blockTile]
-	cb := tp.panel[b*D*blockTile : (b+1)*D*blockTile]
-	// Whole 16-row × 16-column blocks holding a kept pair; a dense tile in
-	// one call. The panels are zero-padded to blockTile, so every block is
-	// whole (padding results are never read).
-	var blocks [blockTile / 16]uint8
+	qa := tp.panel[a*D*tileSize : (a+1)*D*tileSize]
+	cb := tp.panel[b*D*tileSize : (b+1)*D*tileSize]
+	var cells [tileSize / dotCell]uint8 // per row of cells: bit c for column of cells c
 	active := 0
-	for rb := range blockTile / 16 {
+	for rc := range tileSize / dotCell {
 		var u uint64
-		for r := 16 * rb; r < min(16*rb+16, na); r++ {
+		for r := dotCell * rc; r < min(dotCell*rc+dotCell, na); r++ {
 			u |= w.mask[r]
 		}
-		for cb := range blockTile / 16 {
-			if u>>(16*cb)&0xffff != 0 {
-				blocks[rb] |= 1 << cb
+		for cc := range tileSize / dotCell {
+			if u>>(dotCell*cc)&(1<<dotCell-1) != 0 {
+				cells[rc] |= 1 << cc
 				active++
 			}
 		}
 	}
-	if 4*active >= 3*len(blocks)*len(blocks) { // dense: one call for the tile
-		kernels.DotTile(w.dots, blockTile, qa, cb, blockTile, blockTile, D)
+	if 4*active >= 3*len(cells)*len(cells) { // dense: one call for the tile
+		kernels.DotTile(w.dots, tileSize, qa, cb, tileSize, tileSize, D)
 	} else {
-		for rb, bits := range blocks {
-			for c := range blockTile / 16 {
-				if bits&(1<<c) != 0 {
-					kernels.DotTile(w.dots[16*rb*blockTile+16*c:], blockTile, qa[16*rb*D:], cb[16*c*D:], 16, 16, D)
+		for rc, row := range cells {
+			for cc := range tileSize / dotCell {
+				if row&(1<<cc) != 0 {
+					kernels.DotTile(w.dots[dotCell*rc*tileSize+dotCell*cc:], tileSize, qa[dotCell*rc*D:], cb[dotCell*cc*D:], dotCell, dotCell, D)
 				}
 			}
 		}
@@ -215,28 +240,29 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tile
 		minB = &hB.min
 	}
 	// Trait-only fast path: with no weight on questions, biomarker or
-	// proximity, no dealbreaker, block or distance test left, S depends on
-	// the dot product alone: num = W_t·s_t exactly (the other terms are +0).
-	traitOnly := W[1] == 0 && W[2] == 0 && W[3] == 0 && p.Blocked == nil
-	den := W[0] + W[1] + W[3]
+	// proximity, no dealbreaker, blocked pair or distance test left, S
+	// depends on the dot product alone: num = W_t·s_t exactly (the other
+	// terms are +0), which kernels.TraitScoreRow computes as total does.
+	traitOnly := W.Questions == 0 && W.Biomarker == 0 && W.Proximity == 0 && p.Blocked == nil
+	den := W.Trait + W.Questions + W.Proximity
 	for r := 0; r < na; r++ {
 		m := w.mask[r]
 		if m == 0 {
 			continue
 		}
-		pi := a*blockTile + r
+		pi := a*tileSize + r
 		i := int(tp.idx[pi])
 		minA := hA.min[r]
-		needQ := QS > 0 && (W[1] != 0 || tp.deal[pi] || tp.tileDeal[b])
+		needQ := QS > 0 && (W.Questions != 0 || tp.deal[pi] || tp.tileDeal[b])
 		if traitOnly && !needQ {
 			fast := m & w.sure[r]
 			m &^= fast
 			st.PairsCompatible += per * int64(bits.OnesCount64(fast))
-			beat := fast & kernels.TraitScoreRow(&w.srow, (*[blockTile]float32)(w.dots[r*blockTile:(r+1)*blockTile]), W[0], den, minA, minB)
+			beat := fast & kernels.TraitScoreRow(&w.srow, (*[tileSize]float32)(w.dots[r*tileSize:(r+1)*tileSize]), W.Trait, den, minA, minB)
 			for ; beat != 0; beat &= beat - 1 {
 				c := bits.TrailingZeros64(beat)
 				S := w.srow[c]
-				j := int(tp.idx[b*blockTile+c])
+				j := int(tp.idx[b*tileSize+c])
 				if S >= minA {
 					hA.offer(r, Cand{J: int32(j), S: S})
 					minA = hA.min[r]
@@ -253,7 +279,7 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tile
 		// batch when it is needed (weighted, or a dealbreaker in play)
 		n := 0
 		for mm := m; mm != 0; mm &= mm - 1 {
-			w.cand[n] = int32(b*blockTile + bits.TrailingZeros64(mm))
+			w.cand[n] = int32(b*tileSize + bits.TrailingZeros64(mm))
 			n++
 		}
 		if needQ {
@@ -265,16 +291,16 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tile
 		// consecutive pairs instead of waiting for each.
 		for k, pj32 := range w.cand[:n] {
 			pj := int(pj32)
-			c := pj - b*blockTile
+			c := pj - b*tileSize
 			w.sd[k], w.far[k] = 0, false
-			if W[3] != 0 || w.sure[r]&(1<<c) == 0 {
+			if W.Proximity != 0 || w.sure[r]&(1<<c) == 0 {
 				d, limit, ok := distanceOf(&tp.geo[pi], &tp.geo[pj], tp.havMax[pi], tp.havMax[pj], tp.maxKm[pi], tp.maxKm[pj])
 				w.sd[k], w.far[k] = proximity(d, limit), !ok
 			}
 		}
 		for k, pj32 := range w.cand[:n] {
 			pj := int(pj32)
-			c := pj - b*blockTile
+			c := pj - b*tileSize
 			j := int(tp.idx[pj])
 			if w.far[k] {
 				continue
@@ -293,12 +319,12 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tile
 			st.PairsCompatible += per
 			var sh float64
 			hasH := tp.health[pi] && tp.health[pj]
-			if hasH && W[2] != 0 {
+			if hasH && W.Biomarker != 0 {
 				H := kernels.HLAWords
 				x, o := kernels.XorOrCount(tp.hla[pi*H:(pi+1)*H], tp.hla[pj*H:(pj+1)*H])
 				sh = kernels.HLAScore(x, o)
 			}
-			S := s.total(traitScore(w.dots[r*blockTile+c]), sq, sh, sd, hasH)
+			S := s.total(traitScore(w.dots[r*tileSize+c]), sq, sh, sd, hasH)
 			if S != S { // never: ScoreStats.nanScores
 				st.nanScores++
 				st.nanPair = [2]int64{p.ID[i], p.ID[j]}
@@ -315,23 +341,6 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tile
 	}
 }
 
-// infRow is minB for a tile scored against itself: no pair reaches it.
-var infRow = func() (r [blockTile]float32) {
-	for i := range r {
-		r[i] = float32(math.Inf(1))
-	}
-	return r
-}()
-
-// heapMin is the score a candidate must reach to enter h: the root's score
-// once h is full, -Inf before.
-func heapMin(h *topK) float32 {
-	if len(h.h) < h.k {
-		return float32(math.Inf(-1))
-	}
-	return h.h[0].S
-}
-
 // filter fills w.mask and w.sure for tile a against b with the bit-mask
 // orientation test and FilterTile, and reports whether any pair is kept.
 func (tp *tiledPop) filter(a, b int, w *tileWork) bool {
@@ -339,7 +348,7 @@ func (tp *tiledPop) filter(a, b int, w *tileWork) bool {
 	any := false
 	ga, gb := &tp.genMask[b], &tp.seekMask[b]
 	for r := 0; r < na; r++ {
-		pi := a*blockTile + r
+		pi := a*tileSize + r
 		var m uint64
 		sk := tp.seek[pi]
 		for g := range 3 {
@@ -347,7 +356,7 @@ func (tp *tiledPop) filter(a, b int, w *tileWork) bool {
 				m |= ga[g]
 			}
 		}
-		m &= gb[tp.gen[pi]] & w.cols[r/subTile]
+		m &= gb[tp.gen[pi]] & w.cols[r/subTileSize]
 		if a == b {
 			m &^= 1 << r
 		}
@@ -365,40 +374,4 @@ func (tp *tiledPop) filter(a, b int, w *tileWork) bool {
 		any = any || keep != 0
 	}
 	return any
-}
-
-// distance applies the distance filter of Pair exactly: the great-circle
-// distance of i and j, the pair's limit, and whether d ≤ limit.
-func distance(p *read.Population, i, j int) (d, limit float64, ok bool) {
-	return distanceOf(&p.Geo[i], &p.Geo[j], p.HavMax[i], p.HavMax[j], p.MaxKm[i], p.MaxKm[j])
-}
-
-func distanceOf(gi, gj *kernels.GeoPoint, havI, havJ float64, maxI, maxJ float32) (d, limit float64, ok bool) {
-	// sin² is monotone on [0, π/2], so a > min(HavMax) means d > the limit;
-	// the margin leaves every borderline pair to the exact test below.
-	ha := kernels.HaversineA(gi, gj)
-	if ha > min(havI, havJ)*(1+1e-9)+1e-300 {
-		return 0, 0, false
-	}
-	limit = float64(min(maxI, maxJ))
-	d = kernels.DistanceFromA(ha)
-	return d, limit, d <= limit
-}
-
-func proximity(d, limit float64) float64 { return min(max(1-d/limit, 0), 1) }
-
-func traitScore(dot float32) float64 { return min(max((1+float64(dot))/2, 0), 1) }
-
-// total combines the components with the weights (spec §3). Each product is
-// rounded explicitly so that no compiler may fuse it into an FMA: Pair and
-// the tiled loop must agree bit for bit, and a component whose weight is
-// zero may be passed as 0 without changing the result.
-func (s *Scorer) total(st, sq, sh, sd float64, hasH bool) float32 {
-	num := float64(s.W[0]*st) + float64(s.W[1]*sq) + float64(s.W[3]*sd)
-	den := s.W[0] + s.W[1] + s.W[3]
-	if hasH {
-		num += float64(s.W[2] * sh)
-		den += s.W[2]
-	}
-	return float32(num / den)
 }

@@ -1,4 +1,4 @@
-package pipeline
+package match
 
 import (
 	"cmp"
@@ -40,7 +40,7 @@ func SoulmatesParallel(ctx context.Context, lists [][]Cand, workers int) ([]Soul
 	deg := make([]int32, n+1)
 	for i, l := range lists {
 		for _, c := range l {
-			if c.J < int32(i) && rankOf(lists[c.J], int32(i)) != 0 {
+			if c.J < int32(i) && RankOf(lists[c.J], int32(i)) != 0 {
 				continue // listed both ways: counted from the smaller end
 			}
 			deg[i]++
@@ -55,7 +55,7 @@ func SoulmatesParallel(ctx context.Context, lists [][]Cand, workers int) ([]Soul
 	fill := slices.Clone(start[:n])
 	for i, l := range lists {
 		for _, c := range l {
-			if c.J < int32(i) && rankOf(lists[c.J], int32(i)) != 0 {
+			if c.J < int32(i) && RankOf(lists[c.J], int32(i)) != 0 {
 				continue
 			}
 			adj[fill[i]] = adjEdge{c.J, c.S}
@@ -178,7 +178,7 @@ func SoulmatesParallel(ctx context.Context, lists [][]Cand, workers int) ([]Soul
 					break
 				}
 			}
-			out = append(out, Soulmate{A: int32(v), B: p, S: s, RankA: rankOf(lists[v], p), RankB: rankOf(lists[p], int32(v))})
+			out = append(out, Soulmate{A: int32(v), B: p, S: s, RankA: RankOf(lists[v], p), RankB: RankOf(lists[p], int32(v))})
 		}
 	}
 	slices.SortFunc(out, func(x, y Soulmate) int { return cmp.Compare(x.A, y.A) })
