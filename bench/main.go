@@ -32,8 +32,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/osmosis/batchmatch/kernels"
-	"github.com/osmosis/batchmatch/pipeline"
 	"github.com/osmosis/batchmatch/pipeline/match"
+	"github.com/osmosis/batchmatch/pipeline/publish"
 	"github.com/osmosis/batchmatch/pipeline/read"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
@@ -386,7 +386,7 @@ func timeRuns(ctx context.Context, o options, profiles, weights string) (runStat
 		if err != nil {
 			return last, err
 		}
-		var m pipeline.Manifest
+		var m publish.Manifest
 		if err := json.Unmarshal(b, &m); err != nil {
 			return last, err
 		}

@@ -4,21 +4,21 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/match"
 )
 
 // Explain loads the population of cfg and writes, for one id, the member
-// explanation, and for two ids, the pair explanation. A member who is not
+// explanation (the member's place in a whole run: blocking, scoring and the
+// soulmate assignment of everyone), and for two ids, the pair explanation. A member who is not
 // eligible (unknown, rejected, without consent or suppressed) is reported
 // only as "not an eligible member", so that erasures stay invisible.
-func Explain(ctx context.Context, cfg Config, log *slog.Logger, w io.Writer, ids []int64) error {
+func Explain(ctx context.Context, cfg Config, env Env, w io.Writer, ids []int64) error {
 	if len(ids) < 1 || len(ids) > 2 {
 		return failure.Usagef("explain takes one member id or two")
 	}
-	L, err := load(ctx, cfg, log, nil)
+	L, err := load(ctx, cfg, env.Alloc, env.logger(), nil)
 	if err != nil {
 		return err
 	}

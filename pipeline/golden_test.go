@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"context"
@@ -13,7 +13,10 @@ import (
 
 	pq "github.com/parquet-go/parquet-go"
 
+	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/internal/runtest"
 	"github.com/osmosis/batchmatch/pipeline/profile"
+	"github.com/osmosis/batchmatch/pipeline/publish"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
@@ -55,7 +58,7 @@ func readCSV(t *testing.T, name string) [][]string {
 
 // goldenConfig writes the golden fixture (profiles, blocks, suppression list)
 // under a temporary directory and returns a K=2 run configuration over it.
-func goldenConfig(t *testing.T) Config {
+func goldenConfig(t *testing.T) pipeline.Config {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(goldenDir, "profiles.json"))
 	if err != nil {
@@ -106,7 +109,7 @@ func goldenConfig(t *testing.T) Config {
 	}
 	pq.WriteFile(filepath.Join(dir, "blocks.parquet"), blocks)
 	pq.WriteFile(filepath.Join(dir, "suppress.parquet"), sups)
-	cfg := baseConfig(dir)
+	cfg := runtest.BaseConfig(dir)
 	cfg.K = 2
 	cfg.Blocks = []string{filepath.Join(dir, "blocks.parquet")}
 	cfg.Suppress = []string{filepath.Join(dir, "suppress.parquet")}
@@ -115,13 +118,13 @@ func goldenConfig(t *testing.T) Config {
 
 func TestGolden(t *testing.T) {
 	cfg := goldenConfig(t)
-	res, err := Run(context.Background(), cfg, discard)
+	res, err := pipeline.Run(context.Background(), cfg, runtest.Quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	matches := readMatches(t, tablePath(res.Published, "matches"), nil)
-	souls := readSoulmates(t, tablePath(res.Published, "soulmates"), nil)
-	rejects := readRejects(t, tablePath(res.Published, "rejects"), nil)
+	matches := runtest.ReadMatches(t, publish.TablePath(res.Published, "matches"), nil)
+	souls := runtest.ReadSoulmates(t, publish.TablePath(res.Published, "soulmates"), nil)
+	rejects := runtest.ReadRejects(t, publish.TablePath(res.Published, "rejects"), nil)
 
 	f := func(s string) float64 {
 		v, err := strconv.ParseFloat(s, 64)

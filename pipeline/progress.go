@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/osmosis/batchmatch/pipeline/match"
 )
@@ -65,56 +62,4 @@ func reportProgress(ctx context.Context, log *slog.Logger, p *match.Progress, ba
 		}
 	}()
 	return func() { cancel(); wg.Wait() }
-}
-
-var heapSample = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-
-// sampleHeap raises peak to the current live heap if larger.
-func sampleHeap(peak *atomic.Uint64) {
-	if peak == nil {
-		return
-	}
-	s := make([]metrics.Sample, 1)
-	copy(s, heapSample)
-	metrics.Read(s)
-	if s[0].Value.Kind() == metrics.KindUint64 {
-		v := s[0].Value.Uint64()
-		for {
-			old := peak.Load()
-			if v <= old || peak.CompareAndSwap(old, v) {
-				return
-			}
-		}
-	}
-}
-
-// peakRSS is the process's peak resident set size in bytes (getrusage).
-func peakRSS() int64 {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Maxrss * 1024 // kilobytes on Linux
-}
-
-// ParseBytes reads a size like 4GiB, 512MiB, 3G or 1000000.
-func ParseBytes(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("not a positive size: %q", s)
-	}
-	return int64(v * float64(mult)), nil
 }

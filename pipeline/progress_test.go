@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/internal/runtest"
 	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
@@ -48,9 +50,10 @@ func TestProgressAndMemory(t *testing.T) {
 	}
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	logs := &syncBuffer{mu: make(chanMutex, 1)}
-	cfg := baseConfig(dir)
-	cfg.ProgressEvery, cfg.NoBlocking, cfg.MemoryLimit = 20*time.Millisecond, true, 8<<30
-	res, err := Run(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	cfg := runtest.BaseConfig(dir)
+	cfg.NoBlocking, cfg.MemoryLimit = true, 8<<30
+	env := pipeline.Env{Log: slog.New(slog.NewJSONHandler(logs, nil)), ProgressEvery: 20 * time.Millisecond}
+	res, err := pipeline.Run(context.Background(), cfg, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,24 +67,11 @@ func TestProgressAndMemory(t *testing.T) {
 	}
 
 	bar := &syncBuffer{mu: make(chanMutex, 1)}
-	cfg.Out, cfg.ProgressBar = filepath.Join(dir, "out-bar"), bar
-	if _, err := Run(context.Background(), cfg, discard); err != nil {
+	cfg.Out = filepath.Join(dir, "out-bar")
+	if _, err := pipeline.Run(context.Background(), cfg, pipeline.Env{Log: runtest.Discard, ProgressEvery: 20 * time.Millisecond, ProgressBar: bar}); err != nil {
 		t.Fatal(err)
 	}
 	if s := bar.String(); !strings.Contains(s, "\rscoring [") && !strings.Contains(s, "scoring [#") {
 		t.Errorf("no progress bar drawn: %q", s)
-	}
-}
-
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{"4GiB": 4 << 30, "512MiB": 512 << 20, "3G": 3 << 30, "1000000": 1e6, "2.5GB": 2.5e9} {
-		if got, err := ParseBytes(in); err != nil || got != want {
-			t.Errorf("%q: %d, %v", in, got, err)
-		}
-	}
-	for _, bad := range []string{"", "lots", "-1G", "0"} {
-		if _, err := ParseBytes(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
 	}
 }

@@ -1,13 +1,16 @@
-package pipeline
+package pipeline_test
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,13 +19,15 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	pq "github.com/parquet-go/parquet-go"
 
+	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/internal/reference"
+	"github.com/osmosis/batchmatch/pipeline/internal/runtest"
 	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/profile"
+	"github.com/osmosis/batchmatch/pipeline/publish"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
-
-var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // scoreTol is the spec's bound between float32 kernels and a float64 reference.
 const scoreTol = 1e-5
@@ -62,10 +67,10 @@ func (c runCase) withDefaults() runCase {
 // runOutput is what a run published, read back with arrow-go.
 type runOutput struct {
 	suppressed []int64
-	res        *Result
-	matches    []MatchRow
-	soulmates  []SoulmateRow
-	rejects    []RejectRow
+	res        *pipeline.Result
+	matches    []publish.MatchRow
+	soulmates  []publish.SoulmateRow
+	rejects    []publish.RejectRow
 }
 
 // runScenario writes the population, runs the pipeline with a checked
@@ -99,9 +104,9 @@ func runScenario(t *testing.T, c runCase) (runOutput, *reference.Result) {
 	if c.blocks > 0 {
 		blocks = append(blocks, [2]int64{1, 2}) // unknown ids are ignored
 	}
-	cfg := Config{
+	cfg := pipeline.Config{
 		Profiles: []string{filepath.Join(dir, "profiles")}, Out: filepath.Join(dir, "out"),
-		K: c.k, AsOf: synth.AsOf, AsOfDate: "2026-11-24", Weights: c.weights, Workers: c.workers, MaxRejectRatio: 1,
+		K: c.k, AsOf: synth.AsOf, Weights: c.weights, Workers: c.workers, MaxRejectRatio: 1,
 	}
 	if len(suppress) > 0 {
 		type sup struct {
@@ -135,8 +140,8 @@ func runScenario(t *testing.T, c runCase) (runOutput, *reference.Result) {
 		cfg.Blocks = []string{p}
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	cfg.Alloc = mem
-	res, err := Run(context.Background(), cfg, discard)
+	env := pipeline.Env{Log: runtest.Discard, Alloc: mem}
+	res, err := pipeline.Run(context.Background(), cfg, env)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -144,9 +149,9 @@ func runScenario(t *testing.T, c runCase) (runOutput, *reference.Result) {
 
 	rmem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	out := runOutput{res: res, suppressed: suppress}
-	out.matches = readMatches(t, tablePath(res.Published, "matches"), rmem)
-	out.soulmates = readSoulmates(t, tablePath(res.Published, "soulmates"), rmem)
-	out.rejects = readRejects(t, tablePath(res.Published, "rejects"), rmem)
+	out.matches = runtest.ReadMatches(t, publish.TablePath(res.Published, "matches"), rmem)
+	out.soulmates = runtest.ReadSoulmates(t, publish.TablePath(res.Published, "soulmates"), rmem)
+	out.rejects = runtest.ReadRejects(t, publish.TablePath(res.Published, "rejects"), rmem)
 	rmem.AssertSize(t, 0)
 
 	ref := reference.Load(files, suppress, blocks, c.knobs.D, c.knobs.Q, synth.AsOf, c.weights.Array())
@@ -207,7 +212,7 @@ func checkAgainstReference(t *testing.T, c runCase, out runOutput, ref *referenc
 	}
 
 	// matches, grouped by member
-	byUser := map[int64][]MatchRow{}
+	byUser := map[int64][]publish.MatchRow{}
 	for i, m := range out.matches {
 		if i > 0 {
 			p := out.matches[i-1]
@@ -312,9 +317,9 @@ func checkAgainstReference(t *testing.T, c runCase, out runOutput, ref *referenc
 	for i, m := range out.matches {
 		rows[i] = reference.Match{UserID: m.UserID, MatchID: m.MatchID, Rank: m.Rank, Score: m.Score}
 	}
-	var want []SoulmateRow
+	var want []publish.SoulmateRow
 	for _, s := range reference.Soulmates(rows) {
-		want = append(want, SoulmateRow{UserA: s.UserA, UserB: s.UserB, Score: s.Score, RankA: s.RankA, RankB: s.RankB})
+		want = append(want, publish.SoulmateRow{UserA: s.UserA, UserB: s.UserB, Score: s.Score, RankA: s.RankA, RankB: s.RankB})
 	}
 	if !slices.Equal(out.soulmates, want) {
 		t.Errorf("soulmates differ from the greedy rule on the matches table:\n got %v\nwant %v", out.soulmates, want)
@@ -324,7 +329,7 @@ func checkAgainstReference(t *testing.T, c runCase, out runOutput, ref *referenc
 
 // checkStable asserts spec §4's consequence: no edge of the top-K graph
 // whose two ends both prefer each other to their assigned soulmates.
-func checkStable(t *testing.T, matches []MatchRow, souls []SoulmateRow) {
+func checkStable(t *testing.T, matches []publish.MatchRow, souls []publish.SoulmateRow) {
 	t.Helper()
 	partner := map[int64]float32{}
 	for _, s := range souls {
@@ -387,7 +392,7 @@ func TestRunMatchesReference(t *testing.T) {
 	nulls := base
 	nulls.Nulls, nulls.Invalid = 0.3, 0.05
 
-	counts := func(out runOutput) Counts { return out.res.Manifest.Counts }
+	counts := func(out runOutput) publish.Counts { return out.res.Manifest.Counts }
 	all := func(ref *reference.Result) int64 { e := int64(len(ref.IDs)); return e * (e - 1) }
 	cases := []runCase{
 		{name: "empty", knobs: empty, check: func(t *testing.T, out runOutput, _ *reference.Result) {
@@ -545,6 +550,206 @@ func TestRunMatchesReference(t *testing.T) {
 				out, ref := runScenario(t, c)
 				checkAgainstReference(t, c, out, ref)
 			})
+		}
+	}
+}
+
+func TestBadFiles(t *testing.T) {
+	good := func(t *testing.T, dir string) string {
+		ms := synth.Random(1, synth.DefaultKnobs(20))
+		return synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), ms, 16, 12, 1, synth.ArrowFixed)[0]
+	}
+	cases := []struct {
+		name    string
+		make    func(t *testing.T, dir string)
+		kind    error
+		mention []string // the message must name these
+	}{
+		{"zero-byte file", func(t *testing.T, dir string) {
+			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+			os.WriteFile(filepath.Join(dir, "profiles", "empty.parquet"), nil, 0o644)
+		}, failure.BadData, []string{"empty.parquet"}},
+		{"not parquet", func(t *testing.T, dir string) {
+			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+			os.WriteFile(filepath.Join(dir, "profiles", "notes.parquet"), []byte("user_id,gender\n1,0\n"), 0o644)
+		}, failure.BadData, []string{"notes.parquet", "Parquet"}},
+		{"truncated file", func(t *testing.T, dir string) {
+			p := good(t, dir)
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, b[:len(b)/2], 0o644)
+		}, failure.BadData, []string{"shard-a.parquet"}},
+		{"corrupted page", func(t *testing.T, dir string) {
+			p := good(t, dir)
+			b, _ := os.ReadFile(p)
+			for i := 200; i < len(b)/2; i += 7 { // scribble over data pages, keep the footer
+				b[i] ^= 0x5a
+			}
+			os.WriteFile(p, b, 0o644)
+		}, failure.BadData, []string{"shard-a.parquet"}},
+		{"missing column", func(t *testing.T, dir string) {
+			type row struct {
+				UserID int64 `parquet:"user_id"`
+			}
+			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+			pq.WriteFile(filepath.Join(dir, "profiles", "ids.parquet"), []row{{1}})
+		}, failure.BadData, []string{"ids.parquet", `"consent"`, "missing"}},
+		{"wrong column type", func(t *testing.T, dir string) {
+			type row struct {
+				UserID     int64     `parquet:"user_id"`
+				Consent    bool      `parquet:"consent"`
+				Gender     string    `parquet:"gender"` // wrong: a string
+				Seeking    int64     `parquet:"seeking"`
+				BirthDate  int32     `parquet:"birth_date,date"`
+				AgeMin     int64     `parquet:"age_min"`
+				AgeMax     int64     `parquet:"age_max"`
+				Lat        float64   `parquet:"lat"`
+				Lon        float64   `parquet:"lon"`
+				MaxKm      float32   `parquet:"max_km"`
+				Trait      []float32 `parquet:"trait,list"`
+				HLA        []byte    `parquet:"hla"`
+				Answers    []byte    `parquet:"answers"`
+				Accept     []byte    `parquet:"accept"`
+				Importance []byte    `parquet:"importance"`
+			}
+			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+			if err := pq.WriteFile(filepath.Join(dir, "profiles", "typed.parquet"), []row{{Gender: "woman"}},
+				pq.SchemaOf(row{})); err != nil {
+				t.Fatal(err)
+			}
+		}, failure.BadData, []string{"typed.parquet", `"gender"`, "want an integer"}},
+		{"shards disagree on D", func(t *testing.T, dir string) {
+			ms := synth.Random(1, synth.DefaultKnobs(10))
+			synth.MustWriteArrow(t, filepath.Join(dir, "profiles", "a.parquet"), ms, 16, 12, false)
+			k := synth.DefaultKnobs(10)
+			k.D = 8
+			synth.MustWriteArrow(t, filepath.Join(dir, "profiles", "b.parquet"), synth.Random(2, k), 8, 12, false)
+		}, failure.BadData, []string{"b.parquet", `"trait"`, "fixed width 8"}},
+		{"no such input", func(t *testing.T, dir string) {}, failure.NoInput, []string{"profiles"}},
+		{"empty directory", func(t *testing.T, dir string) {
+			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+		}, failure.NoInput, []string{"no .parquet file"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
+			if c.name == "no such input" {
+				os.Remove(filepath.Join(dir, "profiles"))
+			}
+			c.make(t, dir)
+			cfg := runtest.BaseConfig(dir)
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			env := pipeline.Env{Log: runtest.Discard, Alloc: mem}
+			_, err := pipeline.Run(context.Background(), cfg, env)
+			if !errors.Is(err, c.kind) {
+				t.Fatalf("got %v, want %v", err, c.kind)
+			}
+			for _, m := range c.mention {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+			runtest.AssertNothingPublished(t, cfg.Out)
+			mem.AssertSize(t, 0)
+		})
+	}
+}
+
+func TestRejectRatio(t *testing.T) {
+	dir := t.TempDir()
+	k := synth.DefaultKnobs(200)
+	k.Invalid = 0.1
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(3, k), 16, 12, 2, synth.ArrowVariable)
+	cfg := runtest.BaseConfig(dir)
+	cfg.MaxRejectRatio = 0.01
+	_, err := pipeline.Run(context.Background(), cfg, runtest.Quiet)
+	if !errors.Is(err, failure.BadData) || !strings.Contains(err.Error(), "--max-reject-ratio") {
+		t.Fatalf("got %v, want a reject-ratio failure.BadData", err)
+	}
+	runtest.AssertNothingPublished(t, cfg.Out)
+	cfg.MaxRejectRatio = 0.5
+	if _, err := pipeline.Run(context.Background(), cfg, runtest.Quiet); err != nil {
+		t.Fatalf("with a higher ratio: %v", err)
+	}
+}
+
+// TestDeterministic runs the same population sharded and scheduled
+// differently: the match and soulmate tables must be byte-identical.
+func TestDeterministic(t *testing.T) {
+	k := synth.DefaultKnobs(300)
+	k.Invalid, k.Clones = 0.02, 0.1
+	ms := synth.Random(5, k)
+	var first map[string][]byte
+	for _, v := range []struct{ shards, workers int }{{1, 1}, {4, 2}, {7, 8}} {
+		dir := t.TempDir()
+		synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), ms, 16, 12, v.shards, synth.ArrowVariable)
+		cfg := runtest.BaseConfig(dir)
+		cfg.Workers = v.workers
+		res, err := pipeline.Run(context.Background(), cfg, runtest.Quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]byte{}
+		for _, tb := range []string{"matches", "soulmates"} {
+			got[tb], _ = os.ReadFile(publish.TablePath(res.Published, tb))
+		}
+		if first == nil {
+			first = got
+			continue
+		}
+		for tb, b := range got {
+			if !bytes.Equal(b, first[tb]) {
+				t.Errorf("%s differs with %d shards and %d workers", tb, v.shards, v.workers)
+			}
+		}
+	}
+}
+
+func TestCancelledRunPublishesNothing(t *testing.T) {
+	dir := t.TempDir()
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(7, synth.DefaultKnobs(100)), 16, 12, 2, synth.ArrowFixed)
+	cfg := runtest.BaseConfig(dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := pipeline.Run(ctx, cfg, runtest.Quiet); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	runtest.AssertNothingPublished(t, cfg.Out)
+}
+
+// TestManifestFingerprint: the manifest names every input with its size and
+// checksum, and the configuration hash changes exactly when output can.
+func TestManifestFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	paths := synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(10, synth.DefaultKnobs(40)), 16, 12, 2, synth.ArrowFixed)
+	cfg := runtest.BaseConfig(dir)
+	res, err := pipeline.Run(context.Background(), cfg, runtest.Quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	if len(m.Inputs.Profiles) != 2 || m.Version != publish.Version || m.AsOf != "2026-11-24" {
+		t.Fatalf("manifest %+v", m)
+	}
+	for i, in := range m.Inputs.Profiles {
+		b, _ := os.ReadFile(paths[i])
+		sum := sha256.Sum256(b)
+		if in.Path != paths[i] || in.Size != int64(len(b)) || in.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("input %d: %+v", i, in)
+		}
+	}
+	same := m.Config // as recorded; workers, overwrite and paths do not change the tables
+	same.Workers, same.Overwrite, same.Out = 7, true, "elsewhere"
+	other := m.Config
+	other.K = 4
+	if publish.ConfigHash(same, m.Dims, "") != m.ConfigHash || publish.ConfigHash(other, m.Dims, "") == m.ConfigHash || publish.ConfigHash(m.Config, m.Dims, "k1") == m.ConfigHash {
+		t.Error("config hash does not track exactly the output-relevant configuration")
+	}
+	// the manifest on disk is the one returned, and holds no member data
+	raw, _ := os.ReadFile(filepath.Join(res.Published, "manifest.json"))
+	for _, banned := range []string{`"trait"`, `"lat"`, `"hla"`, `"answers"`, `"gender"`} {
+		if strings.Contains(string(raw), banned) {
+			t.Errorf("manifest mentions %s", banned)
 		}
 	}
 }

@@ -199,3 +199,6 @@ func CountCompatible(ctx context.Context, p *read.Population, workers int) (int6
 	}
 	return n, err
 }
+
+// MaxK bounds --k: every member's heap holds K candidates per worker.
+const MaxK = 10000
