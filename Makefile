@@ -31,7 +31,7 @@ FUZZ = $(GO) test -count=1 -run '^$$' -fuzzminimizetime 2s
 DUCKDB := testdata/duckdb
 test: vet fmt-check generate-check duckdb
 	BATCHMATCH_DUCKDB_DIR=$(CURDIR)/$(DUCKDB) $(GO) test -count=1 ./...
-	$(GO) test -count=1 -tags purego ./kernels ./pipeline
+	$(GO) test -count=1 -tags purego ./kernels ./pipeline ./pipeline/read ./pipeline/match ./pipeline/publish ./pipeline/report ./pipeline/synth
 	GODEBUG=cpu.all=off $(GO) test -count=1 ./kernels
 	$(GO) test -count=1 -race -short ./pipeline/... ./cmd/...
 	$(FUZZ) -fuzz '^FuzzQuestions$$' -fuzztime 5s ./kernels
@@ -59,7 +59,7 @@ image-check: static
 
 # The version the image is tagged with: docker build -t osmosis/batchmatch:$$(make -s version) .
 version:
-	@sed -n 's/^const Version = "\(.*\)"$$/\1/p' pipeline/version.go
+	@sed -n 's/^const Version = "\(.*\)"$$/\1/p' pipeline/publish/version.go
 
 # The sharded night on a real Slurm (slurmctld, slurmd, munged on this
 # machine, as root; apt-get install -y slurm-wlm munge): deploy/slurm.
@@ -81,7 +81,7 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzTraitScoreRow$$' -fuzztime 1m ./kernels
 
 # DuckDB (npm @duckdb/node-api, pinned by package-lock.json) is a real
-# analytics client in the tests: pipeline/duckdb_test.go.
+# analytics client in the tests: pipeline/read/reader_duckdb_test.go.
 duckdb: $(DUCKDB)/node_modules/.installed
 $(DUCKDB)/node_modules/.installed: $(DUCKDB)/package-lock.json
 	cd $(DUCKDB) && npm ci --no-audit --no-fund

@@ -21,4 +21,5 @@ func ShardOf(key int64, n int) int {
 	return int(x % uint64(n))
 }
 
+// String names the shard as "index-of-count".
 func (s ShardSpec) String() string { return fmt.Sprintf("%d-of-%d", s.Index, s.Count) }

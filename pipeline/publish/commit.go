@@ -27,7 +27,7 @@ import (
 //	OUT/_temporary/<attempt>/aside/<partition>/
 //	                                       a published partition moved aside by a replace
 //	                                       on a file system without RENAME_EXCHANGE
-//	OUT/_temporary/shards/...              parts of sharded runs awaiting commit (shard.go)
+//	OUT/_temporary/shards/...              parts of sharded runs awaiting commit (parts.go)
 //	OUT/<partition>/                       a published run: tables, manifest, _SUCCESS
 //
 // Publishing (committer.publish): the staged partition is complete,

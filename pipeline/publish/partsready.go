@@ -35,7 +35,7 @@ func PartsReady(ctx context.Context, out, partition string, asOf time.Time, coun
 	if err != nil {
 		return failure.IOf("listing the shard parts: %w", err)
 	}
-	// complete parts: <count>/<index>/<attempt>/part.json, as commitRemote
+	// complete parts: <count>/<index>/<attempt>/part.json, as a commit to object storage
 	// chooses them
 	have := map[int]map[int]bool{}
 	for _, k := range keys {

@@ -16,7 +16,7 @@ import (
 	"github.com/osmosis/batchmatch/pipeline/store/storetest"
 )
 
-// stagePartition writes a staged local partition as publishRun leaves it
+// stagePartition writes a staged local partition as a run leaves it
 // for pushPartition: files named after the attempt, a manifest, and
 // _SUCCESS listing them.
 func stagePartition(t *testing.T, runID, attempt string, files map[string]string) string {

@@ -13,7 +13,7 @@ import (
 )
 
 // FuzzValidateRow writes one profile row of arbitrary values and checks the
-// reader's verdict against the reference validation (ref_test.go): the same
+// reader's verdict against the reference validation (pipeline/internal/reference): the same
 // reason, or valid on both sides.
 func FuzzValidateRow(f *testing.F) {
 	f.Add(int64(1), true, int64(0), int64(2), int32(9000), int64(25), int64(35), 48.85, 2.35, float32(50), float32(1), float32(0), []byte{1, 2}, []byte{3, 255}, []byte{4, 0}, []byte{1}, false)
