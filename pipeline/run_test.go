@@ -154,7 +154,7 @@ func runScenario(t *testing.T, c runCase) (runOutput, *reference.Result) {
 	out.rejects = runtest.ReadRejects(t, publish.TablePath(res.Published, "rejects"), rmem)
 	rmem.AssertSize(t, 0)
 
-	ref := reference.Load(files, suppress, blocks, c.knobs.D, c.knobs.Q, synth.AsOf, c.weights.Array())
+	ref := reference.Load(files, suppress, blocks, c.knobs.D, c.knobs.Q, synth.AsOf, reference.Weights(c.weights))
 	return out, ref
 }
 

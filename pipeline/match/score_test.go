@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/osmosis/batchmatch/kernels"
@@ -74,6 +75,54 @@ func BenchmarkTopK(b *testing.B) {
 				b.ReportMetric(float64(st.PairsExamined)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpairs/s")
 				b.ReportMetric(float64(st.PairsCompatible)/float64(st.PairsExamined), "compatible-frac")
 			})
+		}
+	}
+}
+
+// TestShardedTopKEqualsWhole: the partial lists of a sharded scoring,
+// merged, are the whole run's lists exactly, every pair is scored by one
+// shard (the counts add up), and shards share the work.
+func TestShardedTopKEqualsWhole(t *testing.T) {
+	k := synth.DefaultKnobs(900)
+	k.Clones = 0.05
+	dir := t.TempDir()
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(53, k), k.D, k.Q, 1, synth.ArrowVariable)
+	L, err := read.Load(context.Background(), baseConfig(dir), discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := L.Pop
+	for _, noBlocking := range []bool{false, true} {
+		whole, wst, err := (&Scorer{P: p, W: DefaultWeights, NoBlocking: noBlocking}).topK(context.Background(), 5, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{2, 3, 7} {
+			var sum ScoreStats
+			union := make([][]Cand, p.N)
+			for sh := range n {
+				sc := &Scorer{P: p, W: DefaultWeights, NoBlocking: noBlocking, Shard: ShardSpec{Index: sh, Count: n}}
+				part, st, err := sc.topK(context.Background(), 5, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.PairsExamined == wst.PairsExamined { // a shard may get no tile of 15, never all of them here
+					t.Errorf("shard %d of %d examined all %d pairs: the work is not shared", sh, n, st.PairsExamined)
+				}
+				sum.PairsExamined += st.PairsExamined
+				sum.PairsCompatible += st.PairsCompatible
+				for i := range part {
+					union[i] = append(union[i], part[i]...)
+				}
+			}
+			for i := range union {
+				if got := MergeLists(5, union[i]); !slices.Equal(got, whole[i]) {
+					t.Fatalf("%d shards, member %d: merged %v, whole run %v", n, i, got, whole[i])
+				}
+			}
+			if sum != wst {
+				t.Fatalf("%d shards (no blocking %v): pair counts %+v, whole run %+v", n, noBlocking, sum, wst)
+			}
 		}
 	}
 }

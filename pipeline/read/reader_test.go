@@ -60,7 +60,7 @@ func TestReadDeltaEncodedBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := reference.Load(map[string][]synth.Member{p: ms}, nil, nil, 16, 12, synth.AsOf, [4]float64{0.40, 0.35, 0.15, 0.10})
+	ref := reference.Load(map[string][]synth.Member{p: ms}, nil, nil, 16, 12, synth.AsOf, reference.Weights{Trait: 0.40, Questions: 0.35, Biomarker: 0.15, Proximity: 0.10})
 	if L.Pop.N != len(ref.IDs) || len(L.Rejects) != len(ref.Rejects) {
 		t.Fatalf("eligible %d rejects %d, reference %d and %d", L.Pop.N, len(L.Rejects), len(ref.IDs), len(ref.Rejects))
 	}

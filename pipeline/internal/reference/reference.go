@@ -28,6 +28,12 @@ type Member struct {
 	Age int
 }
 
+// Weights are the component weights (spec §3); the same fields as
+// match.Weights, so that one converts to the other.
+type Weights struct {
+	Trait, Questions, Biomarker, Proximity float64
+}
+
 // Result is the reference's view of an input: its rejects, its eligible
 // members and its blocked pairs, with the weights to score them with.
 type Result struct {
@@ -35,7 +41,7 @@ type Result struct {
 	Eligible map[int64]*Member
 	IDs      []int64 // eligible ids, sorted
 	Blocked  map[[2]int64]bool
-	W        [4]float64 // trait, questions, biomarker, proximity
+	W        Weights
 }
 
 // Age is spec §2's age rule.
@@ -142,7 +148,7 @@ func Reason(m synth.Member, d, q int, asOf time.Time) profile.Reason {
 }
 
 // Load applies spec §1's order of checks to files of rows.
-func Load(files map[string][]synth.Member, suppress []int64, blocks [][2]int64, d, q int, asOf time.Time, w [4]float64) *Result {
+func Load(files map[string][]synth.Member, suppress []int64, blocks [][2]int64, d, q int, asOf time.Time, w Weights) *Result {
 	res := &Result{Rejects: map[Key]profile.Reason{}, Eligible: map[int64]*Member{}, Blocked: map[[2]int64]bool{}, W: w}
 	sup := map[int64]bool{}
 	for _, s := range suppress {
@@ -281,8 +287,8 @@ func (r *Result) Score(ai, bi int64) Score {
 	}
 	out.SD = 1 - d/lim
 	W := r.W
-	num := W[0]*out.ST + W[1]*out.SQ + W[3]*out.SD
-	den := W[0] + W[1] + W[3]
+	num := W.Trait*out.ST + W.Questions*out.SQ + W.Proximity*out.SD
+	den := W.Trait + W.Questions + W.Proximity
 	if Health(a) && Health(b) {
 		x, o := 0, 0
 		for i := range a.HLA {
@@ -294,8 +300,8 @@ func (r *Result) Score(ai, bi int64) Score {
 			out.SH = float64(x) / float64(o)
 		}
 		out.HasH = true
-		num += W[2] * out.SH
-		den += W[2]
+		num += W.Biomarker * out.SH
+		den += W.Biomarker
 	}
 	out.S = num / den
 	return out
