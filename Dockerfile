@@ -3,7 +3,7 @@
 #
 #   docker build -t osmosis/batchmatch:$(make -s version) .
 #
-# The tag is the version the binary reports (pipeline.Version, `batchmatch
+# The tag is the version the binary reports (publish.Version, `batchmatch
 # version`); deploy/kubernetes's test checks that the manifests use it.
 # Not built in CI (the build machines have no Docker engine): `make
 # image-check` builds the same binary with the same command (`make static`),

@@ -31,7 +31,7 @@ FUZZ = $(GO) test -count=1 -run '^$$' -fuzzminimizetime 2s
 DUCKDB := testdata/duckdb
 test: vet fmt-check generate-check duckdb
 	BATCHMATCH_DUCKDB_DIR=$(CURDIR)/$(DUCKDB) $(GO) test -count=1 ./...
-	$(GO) test -count=1 -tags purego ./kernels ./pipeline
+	$(GO) test -count=1 -tags purego ./kernels ./pipeline ./pipeline/read ./pipeline/match ./pipeline/publish ./pipeline/report ./pipeline/synth
 	GODEBUG=cpu.all=off $(GO) test -count=1 ./kernels
 	$(GO) test -count=1 -race -short ./pipeline/... ./cmd/...
 	$(FUZZ) -fuzz '^FuzzQuestions$$' -fuzztime 5s ./kernels
@@ -42,10 +42,10 @@ test: vet fmt-check generate-check duckdb
 	$(FUZZ) -fuzz '^FuzzTraitScoreRow$$' -fuzztime 5s ./kernels
 	$(FUZZ) -fuzz '^FuzzScoreRow$$' -fuzztime 5s ./kernels
 	$(FUZZ) -fuzz '^FuzzQuestionsTile$$' -fuzztime 5s ./kernels
-	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 15s ./pipeline
-	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 10s ./pipeline
-	$(FUZZ) -fuzz '^FuzzVarColumn$$' -fuzztime 10s ./pipeline
-	$(FUZZ) -fuzz '^FuzzCheckOffsets$$' -fuzztime 5s ./pipeline
+	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 15s ./pipeline/read
+	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 10s ./pipeline/read
+	$(FUZZ) -fuzz '^FuzzVarColumn$$' -fuzztime 10s ./pipeline/read
+	$(FUZZ) -fuzz '^FuzzCheckOffsets$$' -fuzztime 5s ./pipeline/read
 	cd deploy/kubernetes && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # The image's binary, built by the Dockerfile with exactly this command:
@@ -61,7 +61,7 @@ image-check: static
 
 # The version the image is tagged with: docker build -t osmosis/batchmatch:$$(make -s version) .
 version:
-	@sed -n 's/^const Version = "\(.*\)"$$/\1/p' pipeline/version.go
+	@sed -n 's/^const Version = "\(.*\)"$$/\1/p' pipeline/publish/version.go
 
 # The sharded night on a real Slurm (slurmctld, slurmd, munged on this
 # machine, as root; apt-get install -y slurm-wlm munge): deploy/slurm.
@@ -71,10 +71,10 @@ test-slurm: build
 
 # Longer fuzzing; FUZZ_WATCHDOG=/tmp/wd dumps stacks of any exec over 5 s.
 fuzz:
-	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 5m ./pipeline
-	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 2m ./pipeline
-	$(FUZZ) -fuzz '^FuzzVarColumn$$' -fuzztime 2m ./pipeline
-	$(FUZZ) -fuzz '^FuzzCheckOffsets$$' -fuzztime 1m ./pipeline
+	$(FUZZ) -fuzz '^FuzzReadProfiles$$' -fuzztime 5m ./pipeline/read
+	$(FUZZ) -fuzz '^FuzzValidateRow$$' -fuzztime 2m ./pipeline/read
+	$(FUZZ) -fuzz '^FuzzVarColumn$$' -fuzztime 2m ./pipeline/read
+	$(FUZZ) -fuzz '^FuzzCheckOffsets$$' -fuzztime 1m ./pipeline/read
 	$(FUZZ) -fuzz '^FuzzQuestions$$' -fuzztime 1m ./kernels
 	$(FUZZ) -fuzz '^FuzzDot$$' -fuzztime 1m ./kernels
 	$(FUZZ) -fuzz '^FuzzDotTile$$' -fuzztime 1m ./kernels
@@ -85,7 +85,7 @@ fuzz:
 	$(FUZZ) -fuzz '^FuzzQuestionsTile$$' -fuzztime 1m ./kernels
 
 # DuckDB (npm @duckdb/node-api, pinned by package-lock.json) is a real
-# analytics client in the tests: pipeline/duckdb_test.go.
+# analytics client in the tests: pipeline/read/reader_duckdb_test.go.
 duckdb: $(DUCKDB)/node_modules/.installed
 $(DUCKDB)/node_modules/.installed: $(DUCKDB)/package-lock.json
 	cd $(DUCKDB) && npm ci --no-audit --no-fund

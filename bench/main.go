@@ -33,7 +33,10 @@ import (
 	"golang.org/x/sys/cpu"
 
 	"github.com/osmosis/batchmatch/kernels"
-	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/match"
+	"github.com/osmosis/batchmatch/pipeline/publish"
+	"github.com/osmosis/batchmatch/pipeline/read"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // options are the harness's flags.
@@ -137,7 +140,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 
 	// 2. whole runs of the binary
 	if o.NEmbed > 0 {
-		embed, err := workload(ctx, o, "embed", pipeline.GenOptions{N: o.NEmbed, D: dim, Q: 0, Open: true})
+		embed, err := workload(ctx, o, "embed", synth.Options{N: o.NEmbed, D: dim, Q: 0, Open: true})
 		if err != nil {
 			return err
 		}
@@ -168,7 +171,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		fmt.Fprintln(w)
 	}
 	if o.NFull > 0 {
-		full, err := workload(ctx, o, "full", pipeline.GenOptions{N: o.NFull, D: dim, Q: 64, Open: true})
+		full, err := workload(ctx, o, "full", synth.Options{N: o.NFull, D: dim, Q: 64, Open: true})
 		if err != nil {
 			return err
 		}
@@ -186,7 +189,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		fmt.Fprintf(w, "realistic populations (generator defaults, D = %d, Q = 64, K = %d, default weights); runs above 100 000 members are timed once:\n", dim, topK)
 		fmt.Fprintf(w, "  %9s  %8s  %8s  %9s  %14s  %14s  %14s  %6s\n", "members", "run (s)", "score (s)", "RSS (MiB)", "pairs examined", "geo+orient.", "compatible", "ex/geo")
 		for _, n := range o.NReal {
-			real, err := workload(ctx, o, "real", pipeline.GenOptions{N: n, D: dim, Q: 64})
+			real, err := workload(ctx, o, "real", synth.Options{N: n, D: dim, Q: 64})
 			if err != nil {
 				return err
 			}
@@ -349,7 +352,7 @@ func questionsWork() func() int64 {
 
 // workload generates a population once into the work directory (reused
 // while its parameters match) and returns its profile directory.
-func workload(ctx context.Context, o options, name string, g pipeline.GenOptions) (string, error) {
+func workload(ctx context.Context, o options, name string, g synth.Options) (string, error) {
 	g.Shards, g.Seed, g.AsOf = 4, 42, asOf
 	dir := filepath.Join(o.Work, fmt.Sprintf("%s-n%d-d%d-q%d-open%v", name, g.N, g.D, g.Q, g.Open))
 	g.Out = filepath.Join(dir, "profiles")
@@ -360,7 +363,7 @@ func workload(ctx context.Context, o options, name string, g pipeline.GenOptions
 	if err := os.RemoveAll(dir); err != nil {
 		return "", err
 	}
-	if _, err := pipeline.Generate(ctx, g, runtime.GOMAXPROCS(0)); err != nil {
+	if _, err := synth.Generate(ctx, g, runtime.GOMAXPROCS(0)); err != nil {
 		return "", fmt.Errorf("generating %s: %w", name, err)
 	}
 	return g.Out, os.WriteFile(stamp, nil, 0o644)
@@ -401,7 +404,7 @@ func timeRuns(ctx context.Context, o options, profiles, weights string) (runStat
 		if err != nil {
 			return last, err
 		}
-		var m pipeline.Manifest
+		var m publish.Manifest
 		if err := json.Unmarshal(b, &m); err != nil {
 			return last, err
 		}
@@ -416,9 +419,7 @@ func timeRuns(ctx context.Context, o options, profiles, weights string) (runStat
 // the orientation and distance filters alone (ages, blocks and dealbreakers
 // opened), the yardstick for how many pairs blocking examines.
 func geoOrientationPairs(ctx context.Context, profiles string) (int64, error) {
-	cfg := pipeline.Config{Profiles: []string{profiles}, AsOfDate: asOf, MaxRejectRatio: 1, Workers: runtime.GOMAXPROCS(0)}
-	cfg.AsOf, _ = time.Parse(time.DateOnly, asOf)
-	L, err := pipeline.Load(ctx, cfg, slog.New(slog.DiscardHandler), nil, nil)
+	L, err := loadPopulation(ctx, profiles)
 	if err != nil {
 		return 0, err
 	}
@@ -428,8 +429,14 @@ func geoOrientationPairs(ctx context.Context, profiles string) (int64, error) {
 		p.AgeMax[i] = math.MaxUint16
 	}
 	p.Blocked = nil
-	_, st, err := (&pipeline.Scorer{P: &p, W: pipeline.DefaultWeights, CountOnly: true}).TopK(ctx, 1, runtime.GOMAXPROCS(0))
-	return st.PairsCompatible, err
+	return match.CountCompatible(ctx, &p, runtime.GOMAXPROCS(0))
+}
+
+// loadPopulation reads a generated workload as a run would.
+func loadPopulation(ctx context.Context, profiles string) (*read.Loaded, error) {
+	day, _ := time.Parse(time.DateOnly, asOf)
+	cfg := read.Config{Profiles: []string{profiles}, AsOf: day, MaxRejectRatio: 1, Workers: runtime.GOMAXPROCS(0)}
+	return read.Load(ctx, cfg, slog.New(slog.DiscardHandler), nil)
 }
 
 // faissCompare writes the population's unit traits for FAISS, times the
@@ -438,9 +445,7 @@ func geoOrientationPairs(ctx context.Context, profiles string) (int64, error) {
 func faissCompare(ctx context.Context, o options, w io.Writer, profiles string, printBM func(runStats)) error {
 	dir := filepath.Dir(profiles)
 	traits := filepath.Join(dir, "traits.f32")
-	cfg := pipeline.Config{Profiles: []string{profiles}, AsOfDate: asOf, MaxRejectRatio: 1, Workers: runtime.GOMAXPROCS(0)}
-	cfg.AsOf, _ = time.Parse(time.DateOnly, asOf)
-	L, err := pipeline.Load(ctx, cfg, slog.New(slog.DiscardHandler), nil, nil)
+	L, err := loadPopulation(ctx, profiles)
 	if err != nil {
 		return err
 	}

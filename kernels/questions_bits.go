@@ -22,6 +22,11 @@ const (
 	qImp      = 17 // + level
 )
 
+// QImportanceMask is the index of the first importance-level mask: mask
+// QImportanceMask+l holds the questions of importance level l (so
+// QImportanceMask+Dealbreaker marks a member's dealbreaker questions).
+const QImportanceMask = qImp
+
 // QWords is the number of 64-bit words per mask for q questions.
 func QWords(q int) int { return (q + 63) / 64 }
 

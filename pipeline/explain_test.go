@@ -1,10 +1,13 @@
-package pipeline
+package pipeline_test
 
 import (
 	"bytes"
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/internal/runtest"
 )
 
 // TestExplain asks the questions support teams get about the golden fixture,
@@ -13,7 +16,7 @@ func TestExplain(t *testing.T) {
 	cfg := goldenConfig(t)
 	ask := func(ids ...int64) string {
 		var b bytes.Buffer
-		if err := Explain(context.Background(), cfg, discard, &b, ids); err != nil {
+		if err := pipeline.Explain(context.Background(), cfg, runtest.Quiet, &b, ids); err != nil {
 			t.Fatal(err)
 		}
 		return b.String()
@@ -49,7 +52,7 @@ func TestExplain(t *testing.T) {
 			}
 		}
 	}
-	if err := Explain(context.Background(), cfg, discard, &bytes.Buffer{}, []int64{1, 2, 3}); err == nil {
+	if err := pipeline.Explain(context.Background(), cfg, runtest.Quiet, &bytes.Buffer{}, []int64{1, 2, 3}); err == nil {
 		t.Error("three ids accepted")
 	}
 }

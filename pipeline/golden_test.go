@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"context"
@@ -12,6 +12,12 @@ import (
 	"time"
 
 	pq "github.com/parquet-go/parquet-go"
+
+	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/internal/runtest"
+	"github.com/osmosis/batchmatch/pipeline/profile"
+	"github.com/osmosis/batchmatch/pipeline/publish"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // goldenDir holds the hand-built fixture and its hand-derived outputs.
@@ -52,7 +58,7 @@ func readCSV(t *testing.T, name string) [][]string {
 
 // goldenConfig writes the golden fixture (profiles, blocks, suppression list)
 // under a temporary directory and returns a K=2 run configuration over it.
-func goldenConfig(t *testing.T) Config {
+func goldenConfig(t *testing.T) pipeline.Config {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(goldenDir, "profiles.json"))
 	if err != nil {
@@ -66,17 +72,17 @@ func goldenConfig(t *testing.T) Config {
 	if err := json.Unmarshal(raw, &fx); err != nil {
 		t.Fatal(err)
 	}
-	var ms []tMember
+	var ms []synth.Member
 	for _, g := range fx.Members {
 		b, err := time.Parse(time.DateOnly, g.BirthDate)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := tMember{ID: ptr(g.UserID), Consent: ptr(g.Consent), Health: ptr(g.HealthConsent), Gender: ptr(g.Gender),
-			Seeking: ptr(g.Seeking), Birth: ptr(daysOf(b)), AgeMin: ptr(g.AgeMin), AgeMax: ptr(g.AgeMax),
-			Lat: ptr(g.Lat), Lon: ptr(g.Lon), MaxKm: ptr(g.MaxKm), Trait: g.Trait, Ans: g.Answers, Acc: g.Accept, Imp: g.Importance}
+		m := synth.Member{ID: synth.Ptr(g.UserID), Consent: synth.Ptr(g.Consent), Health: synth.Ptr(g.HealthConsent), Gender: synth.Ptr(g.Gender),
+			Seeking: synth.Ptr(g.Seeking), Birth: synth.Ptr(synth.Days(b)), AgeMin: synth.Ptr(g.AgeMin), AgeMax: synth.Ptr(g.AgeMax),
+			Lat: synth.Ptr(g.Lat), Lon: synth.Ptr(g.Lon), MaxKm: synth.Ptr(g.MaxKm), Trait: g.Trait, Ans: g.Answers, Acc: g.Accept, Imp: g.Importance}
 		if g.HLAAlleles != nil {
-			m.HLA = make([]byte, HLABytes)
+			m.HLA = make([]byte, profile.HLABytes)
 			for _, a := range g.HLAAlleles {
 				m.HLA[a/8] |= 1 << (a % 8)
 			}
@@ -85,7 +91,7 @@ func goldenConfig(t *testing.T) Config {
 	}
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "profiles"), 0o755)
-	writeArrow(t, filepath.Join(dir, "profiles", "golden.parquet"), ms, 2, 2, false)
+	synth.MustWriteArrow(t, filepath.Join(dir, "profiles", "golden.parquet"), ms, 2, 2, false)
 	type blk struct {
 		UserID    int64 `parquet:"user_id"`
 		BlockedID int64 `parquet:"blocked_id"`
@@ -103,7 +109,7 @@ func goldenConfig(t *testing.T) Config {
 	}
 	pq.WriteFile(filepath.Join(dir, "blocks.parquet"), blocks)
 	pq.WriteFile(filepath.Join(dir, "suppress.parquet"), sups)
-	cfg := baseConfig(dir)
+	cfg := runtest.BaseConfig(dir)
 	cfg.K = 2
 	cfg.Blocks = []string{filepath.Join(dir, "blocks.parquet")}
 	cfg.Suppress = []string{filepath.Join(dir, "suppress.parquet")}
@@ -112,13 +118,13 @@ func goldenConfig(t *testing.T) Config {
 
 func TestGolden(t *testing.T) {
 	cfg := goldenConfig(t)
-	res, err := Run(context.Background(), cfg, discard)
+	res, err := pipeline.Run(context.Background(), cfg, runtest.Quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	matches := readMatches(t, tablePath(res.Published, "matches"), nil)
-	souls := readSoulmates(t, tablePath(res.Published, "soulmates"), nil)
-	rejects := readRejects(t, tablePath(res.Published, "rejects"), nil)
+	matches := runtest.ReadMatches(t, publish.TablePath(res.Published, "matches"), nil)
+	souls := runtest.ReadSoulmates(t, publish.TablePath(res.Published, "soulmates"), nil)
+	rejects := runtest.ReadRejects(t, publish.TablePath(res.Published, "rejects"), nil)
 
 	f := func(s string) float64 {
 		v, err := strconv.ParseFloat(s, 64)

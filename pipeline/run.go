@@ -1,609 +1,95 @@
 package pipeline
 
 import (
-	"bytes"
-	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"log/slog"
-	"math"
-	"path/filepath"
-	"runtime/debug"
-	"slices"
-	"sync/atomic"
-	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"golang.org/x/sync/errgroup"
-
+	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/match"
+	"github.com/osmosis/batchmatch/pipeline/publish"
 	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
-// Loaded is the validated input of a run.
-type Loaded struct {
-	Pop     *Population
-	Rejects []Reject
-	Dims    ManifestDims
-	Inputs  ManifestInputs
-	Counts  Counts
-}
-
-// stageTimer records how long each stage took.
-type stageTimer struct {
-	log   *slog.Logger
-	ms    map[string]int64
-	start time.Time
-	name  string
-}
-
-func newStageTimer(log *slog.Logger) *stageTimer {
-	return &stageTimer{log: log, ms: map[string]int64{}}
-}
-
-func (t *stageTimer) begin(name string) {
-	t.end()
-	t.name, t.start = name, time.Now()
-	t.log.Info("stage started", "stage", name)
-}
-
-func (t *stageTimer) end() {
-	if t.name == "" {
-		return
-	}
-	d := time.Since(t.start)
-	t.ms[t.name] = d.Milliseconds()
-	t.log.Info("stage done", "stage", t.name, "elapsed", d.Round(time.Millisecond).String())
-	t.name = ""
-}
-
-// Load resolves, reads and validates the inputs of cfg: profiles, suppression
-// list and blocks. It fails when the rejected rows exceed cfg.MaxRejectRatio.
-func Load(ctx context.Context, cfg Config, log *slog.Logger, mem memory.Allocator, tm *stageTimer) (*Loaded, error) {
-	if tm == nil {
-		tm = newStageTimer(log)
-	}
-	if mem == nil {
-		mem = memory.DefaultAllocator
-	}
-	profiles, err := resolveInputs(ctx, "profiles", cfg.Profiles)
-	if err != nil {
-		return nil, err
-	}
-	L := &Loaded{}
-	L.Counts.QuarantinedByReason = map[string]int64{}
-
-	tm.begin("read_suppress")
-	suppress := map[int64]struct{}{}
-	if len(cfg.Suppress) > 0 {
-		files, err := resolveInputs(ctx, "suppress", cfg.Suppress)
-		if err != nil {
-			return nil, err
-		}
-		for _, path := range files {
-			fi, err := readSideInput(ctx, path, []string{colUserID}, mem, func(v []int64, ok bool) {
-				if !ok {
-					L.Counts.SuppressRowsInvalid++
-					return
-				}
-				suppress[v[0]] = struct{}{}
-			})
-			if err != nil {
-				return nil, err
-			}
-			L.Inputs.Suppress = append(L.Inputs.Suppress, fi)
-		}
-		if L.Counts.SuppressRowsInvalid > 0 {
-			log.Warn("suppression list rows with a null or out-of-range user_id were skipped", "rows", L.Counts.SuppressRowsInvalid)
-		}
-	}
-	L.Counts.SuppressIDs = int64(len(suppress))
-
-	tm.begin("read_profiles")
-	files := make([]*parquetFile, len(profiles))
-	defer func() {
-		for _, f := range files {
-			if f != nil {
-				f.Close()
-			}
-		}
-	}()
-	fixed := make([]dims, len(profiles))
-	for i, path := range profiles {
-		if files[i], err = openParquet(ctx, path, mem); err != nil {
-			return nil, err
-		}
-		if fixed[i], err = checkProfileSchema(files[i]); err != nil {
-			return nil, err
-		}
-	}
-	d, src, err := resolveDims(ctx, files, fixed, cfg, suppress)
-	if err != nil {
-		return nil, err
-	}
-	L.Dims = ManifestDims{D: d.D, Q: d.Q, Source: src}
-	log.Info("profile shards opened", "files", len(files), "trait_dim", d.D, "questions", d.Q, "dims_from", src)
-
-	chunks := make([]*chunk, len(files))
-	sums := make([]string, len(files))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(cfg.Workers)
-	for i, pf := range files {
-		g.Go(func() (err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					err = fileError(ErrBadData, pf.path, "", fmt.Errorf("panic while reading: %v", r))
-				}
-			}()
-			if sums[i], err = pf.sha256(gctx); err != nil {
-				return err
-			}
-			if chunks[i], err = readProfileFile(gctx, pf, i, d, cfg.AsOf, suppress); err != nil {
-				return err
-			}
-			return pf.checkUnchanged()
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	for i, c := range chunks {
-		L.Inputs.Profiles = append(L.Inputs.Profiles, InputFile{Path: files[i].path, Size: files[i].size, SHA256: sums[i], Rows: c.read})
-		L.Counts.RowsRead += c.read
-		L.Counts.RowsSuppressed += c.suppressed
-		files[i].Close()
-		files[i] = nil
-	}
-
-	tm.begin("validate")
-	pop, rejects, bst, err := buildPopulation(ctx, chunks, profiles, d)
-	if err != nil {
-		return nil, err
-	}
-	chunks = nil
-	L.Pop, L.Rejects = pop, rejects
-	for _, r := range rejects {
-		L.Counts.QuarantinedByReason[r.Reason]++
-	}
-	L.Counts.RowsQuarantined = int64(len(rejects))
-	L.Counts.RowsValid = L.Counts.RowsRead - L.Counts.RowsSuppressed - L.Counts.RowsQuarantined
-	L.Counts.IneligibleNoConsent = bst.NoConsent
-	L.Counts.Eligible = int64(pop.N)
-	log.Info("profiles validated", "rows_read", L.Counts.RowsRead, "suppressed", L.Counts.RowsSuppressed,
-		"quarantined", L.Counts.RowsQuarantined, "eligible", pop.N)
-	if base := L.Counts.RowsRead - L.Counts.RowsSuppressed; base > 0 {
-		ratio := float64(L.Counts.RowsQuarantined) / float64(base)
-		if ratio > cfg.MaxRejectRatio {
-			return L, fmt.Errorf("%w: %d of %d rows quarantined (%.4g%%), above --max-reject-ratio %g; by reason: %v",
-				ErrBadData, L.Counts.RowsQuarantined, base, 100*ratio, cfg.MaxRejectRatio, L.Counts.QuarantinedByReason)
-		}
-	}
-
-	tm.begin("read_blocks")
-	if len(cfg.Blocks) > 0 {
-		bfiles, err := resolveInputs(ctx, "blocks", cfg.Blocks)
-		if err != nil {
-			return nil, err
-		}
-		var pairs [][2]int64
-		for _, path := range bfiles {
-			fi, err := readSideInput(ctx, path, []string{colUserID, "blocked_id"}, mem, func(v []int64, ok bool) {
-				if !ok {
-					L.Counts.BlockRowsInvalid++
-					return
-				}
-				pairs = append(pairs, [2]int64{v[0], v[1]})
-			})
-			if err != nil {
-				return nil, err
-			}
-			L.Inputs.Blocks = append(L.Inputs.Blocks, fi)
-		}
-		L.Counts.BlockPairs = int64(len(pairs))
-		if L.Counts.BlockRowsInvalid > 0 {
-			log.Warn("block rows with a null or out-of-range id were skipped", "rows", L.Counts.BlockRowsInvalid)
-		}
-		pop.setBlocks(pairs)
-	}
-	tm.end()
-	return L, nil
-}
-
-func readSideInput(ctx context.Context, path string, cols []string, mem memory.Allocator, fn func(v []int64, ok bool)) (InputFile, error) {
-	pf, err := openParquet(ctx, path, mem)
-	if err != nil {
-		return InputFile{}, err
-	}
-	defer pf.Close()
-	sum, err := pf.sha256(ctx)
-	if err != nil {
-		return InputFile{}, err
-	}
-	var rows int64
-	err = readIDColumns(ctx, pf, cols, func(_ int64, v []int64, ok bool) {
-		rows++
-		fn(v, ok)
-	})
-	if err == nil {
-		err = pf.checkUnchanged()
-	}
-	return InputFile{Path: path, Size: pf.size, SHA256: sum, Rows: rows}, err
-}
-
-// resolveDims applies spec §1: a fixed-size schema type gives D and Q (and
-// all files that fix them must agree), else the flags, else the most common
-// length among the rows that are not suppressed (ties: the smaller).
-func resolveDims(ctx context.Context, files []*parquetFile, fixed []dims, cfg Config, suppress map[int64]struct{}) (dims, string, error) {
-	var d dims
-	src := map[string]string{}
-	for i, f := range fixed {
-		if f.D != 0 {
-			if d.D != 0 && d.D != f.D {
-				return d, "", fileError(ErrBadData, files[i].path, colTrait, fmt.Errorf("fixed width %d, but another shard fixes %d", f.D, d.D))
-			}
-			d.D, src["D"] = f.D, "schema"
-		}
-		if f.Q != 0 {
-			if d.Q != 0 && d.Q != f.Q {
-				return d, "", fileError(ErrBadData, files[i].path, colAnswers, fmt.Errorf("fixed width %d, but another shard fixes %d", f.Q, d.Q))
-			}
-			d.Q, src["Q"] = f.Q, "schema"
-		}
-	}
-	if cfg.TraitDim != 0 {
-		if d.D != 0 && d.D != cfg.TraitDim {
-			return d, "", usageErrorf("--trait-dim %d disagrees with the schema's fixed width %d", cfg.TraitDim, d.D)
-		}
-		d.D, src["D"] = cfg.TraitDim, "flag"
-	}
-	if cfg.Questions != 0 {
-		if d.Q != 0 && d.Q != cfg.Questions {
-			return d, "", usageErrorf("--questions %d disagrees with the schema's fixed width %d", cfg.Questions, d.Q)
-		}
-		d.Q, src["Q"] = cfg.Questions, "flag"
-	}
-	if d.D == 0 || d.Q == 0 {
-		hd, hq := map[int]int64{}, map[int]int64{}
-		for _, f := range files {
-			if err := lengthHistogram(ctx, f, d.D == 0, d.Q == 0, suppress, hd, hq); err != nil {
-				return d, "", err
-			}
-		}
-		if d.D == 0 {
-			d.D, src["D"] = mostCommon(hd), "data"
-		}
-		if d.Q == 0 {
-			d.Q, src["Q"] = mostCommon(hq), "data"
-		}
-	}
-	if d.D > MaxTraitDim || d.Q > MaxQuestions {
-		return d, "", fmt.Errorf("%w: trait width %d or question count %d (%s) above the maximum %d or %d",
-			ErrBadData, d.D, d.Q, fmt.Sprintf("D from %s, Q from %s", orNone(src["D"]), orNone(src["Q"])), MaxTraitDim, MaxQuestions)
-	}
-	if d.D == 0 && len(files) > 0 {
-		// No row has a trait at all: every row will be rejected; keep D at 1
-		// so that buffers are well formed.
-		d.D = 1
-	}
-	return d, fmt.Sprintf("D from %s, Q from %s", orNone(src["D"]), orNone(src["Q"])), nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}
-
-// Result is what Run produced.
-type Result struct {
-	Manifest  *Manifest
-	Published string // the published partition directory
-	// AlreadyPublished: the partition was published by a run with the same
-	// run id (the same tables) before this one; nothing was written.
-	AlreadyPublished bool
-}
-
-// Run executes the whole job: load, score, select, assign soulmates, write
-// the tables to a staging area and publish them in one step. On failure it
-// returns the error with a Result whose Manifest holds what was counted so
-// far (for metrics) and whose Published is empty.
+// Run executes a whole run: read and validate the inputs, block and score,
+// assign soulmates, write the tables, the manifest (and the report) to a
+// staging area and publish them in one step, to the target --out names (a
+// directory, or an object store through a local spool). A configuration of
+// several shards is RunShard's. A partition already published by the same
+// run id is left as it is (Result.AlreadyPublished); one of another run id
+// is failure.Exists without cfg.Overwrite.
 //
-// An --out that is an object-store URL (s3://, gs://, file://, mem://) is
-// staged in a local spool directory and pushed when complete (remote.go).
-func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
+// On failure it returns the error with a Result whose Manifest holds what
+// was counted so far (for metrics), or none when the target could not even
+// be opened.
+func Run(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
+	if cfg.Shard.Count > 1 {
+		return RunShard(ctx, cfg, env)
+	}
+	log := env.logger()
 	store.Default().SetLogger(log)
-	if store.IsURL(cfg.Out) {
-		return runRemote(ctx, cfg, log)
+	t, err := publish.OpenTarget(ctx, publish.TargetConfig{Out: cfg.Out, Partition: cfg.partition(), SpoolDir: cfg.SpoolDir, Published: true}, log, env.Hooks)
+	if err != nil {
+		return nil, err
 	}
-	return runLocal(ctx, cfg, log)
-}
-
-func runLocal(ctx context.Context, cfg Config, log *slog.Logger) (res *Result, err error) {
-	started := time.Now()
-	attempt := newAttemptID(started)
-	m := &Manifest{
-		Tool: "batchmatch", Version: Version, SpecVersion: SpecVersion, AttemptID: attempt,
-		AsOf: cfg.AsOfDate, StartedAt: started.UTC(), Config: cfg,
-	}
+	defer t.Close()
+	j := newJob(env, log)
+	m := j.m
+	m.AsOf, m.Config = cfg.asOfDate(), cfg.record(t)
 	defer func() {
 		if err != nil {
-			res = &Result{Manifest: m}
+			res = j.failed()
 		}
 	}()
-	log = log.With("attempt_id", attempt)
-	tm := newStageTimer(log)
-
-	// Fail fast on inputs that are missing before taking the output lock.
-	if _, err := resolveInputs(ctx, "profiles", cfg.Profiles); err != nil {
-		return nil, err
-	}
-	if cfg.MemoryLimit > 0 {
-		debug.SetMemoryLimit(cfg.MemoryLimit)
-	}
-	if lim := debug.SetMemoryLimit(-1); lim != math.MaxInt64 {
-		m.Memory.LimitBytes = lim
-	}
-	var peakHeap atomic.Uint64
-	defer func() {
-		sampleHeap(&peakHeap)
-		m.Memory.PeakHeapBytes, m.Memory.PeakRSSBytes = peakHeap.Load(), peakRSS()
-	}()
-	var pz *pseudonymizer
-	if cfg.PseudonymKey != "" {
-		if pz, err = loadPseudonymizer(cfg.PseudonymKey); err != nil {
-			return nil, err
-		}
-		m.PseudonymKeyID = pz.keyID
-	}
-	partition := partitionOr(cfg.Partition, cfg.AsOf)
-	if cfg.Shard.Count > 1 {
-		return runShard(ctx, cfg, log, m, tm, &peakHeap, partition, started)
-	}
-	com, err := openCommitter(cfg.Out, partition, attempt, log, false)
+	pz, sampleMemory, err := j.prepare(ctx, cfg)
+	defer sampleMemory()
 	if err != nil {
 		return nil, err
 	}
-	defer com.cleanup()
-	pub := com.published
-	if cfg.RemoteOut != "" {
-		pub = cfg.remotePub
-	}
-
-	L, err := Load(ctx, cfg, log, cfg.Alloc, tm)
+	st, err := t.Lock(m.AttemptID, false)
 	if err != nil {
-		if L != nil {
-			m.Dims, m.Inputs, m.Counts = L.Dims, L.Inputs, L.Counts
-		}
 		return nil, err
 	}
-	m.Dims, m.Inputs, m.Counts = L.Dims, L.Inputs, L.Counts
-	m.ConfigHash = configHash(cfg, L.Dims, m.PseudonymKeyID)
+	defer st.Close()
+
+	L, err := j.read(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	pop := L.Pop
-	rid := sha256.Sum256([]byte(m.ConfigHash + pop.Fingerprint()))
-	m.RunID = hex.EncodeToString(rid[:16])
-	log.Info("population fingerprinted", "run_id", m.RunID)
-	if pub != nil && !cfg.Overwrite {
-		where := com.final
-		if cfg.RemoteOut != "" {
-			where = redactURL(cfg.remoteDst)
-		}
-		if pub.success.RunID != m.RunID {
+	j.identify(pop, m.PseudonymKeyID)
+	j.log.Info("population fingerprinted", "run_id", m.RunID)
+	if pub := st.Published(); pub != nil && !cfg.Overwrite {
+		if pub.RunID() != m.RunID {
 			return nil, fmt.Errorf("%w: %s is already published by run %s, and this run's inputs and settings give run %s: pass --overwrite to replace it",
-				ErrExists, where, pub.success.RunID, m.RunID)
+				failure.Exists, st.Location(), pub.RunID(), m.RunID)
 		}
 		// A re-run of the same night (a retry after a crash or a lost
 		// exit status): the published tables are the ones this run would
 		// write, byte for byte.
-		log.Info("already published by this run: nothing to do", "partition", where, "run_id", m.RunID)
-		if pub.manifest != nil {
-			m.Counts = pub.manifest.Counts // the metrics describe what is published
+		j.log.Info("already published by this run: nothing to do", "partition", st.Location(), "run_id", m.RunID)
+		if pm := pub.Manifest(); pm != nil {
+			m.Counts = pm.Counts // the metrics describe what is published
 		}
-		return &Result{Manifest: m, Published: com.final, AlreadyPublished: true}, nil
+		return &Result{Manifest: m, Published: st.Location(), AlreadyPublished: true}, nil
 	}
 
-	tm.begin("score_topk")
-	prog := &progress{start: time.Now()}
-	sc := &Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking, progress: prog}
-	every := cfg.ProgressEvery
-	if every <= 0 {
-		every = 30 * time.Second
-	}
-	sampleHeap(&peakHeap)
-	stopProgress := reportProgress(ctx, log, prog, cfg.ProgressBar, every, &peakHeap)
-	lists, st, err := sc.TopK(ctx, cfg.K, cfg.Workers)
-	stopProgress()
-	sampleHeap(&peakHeap)
+	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking}
+	lists, err := j.score(ctx, sc, cfg.K, cfg.Workers)
 	if err != nil {
 		return nil, err
 	}
-	m.Counts.PairsExamined, m.Counts.PairsCompatible = st.PairsExamined, st.PairsCompatible
-	return publishRun(ctx, cfg, log, m, tm, &peakHeap, com, L, sc, pz, lists, started)
-}
-
-// publishRun is the part of a run after scoring, shared by Run and Commit:
-// soulmates, the tables, the manifest, and publishing.
-func publishRun(ctx context.Context, cfg Config, log *slog.Logger, m *Manifest, tm *stageTimer, peakHeap *atomic.Uint64,
-	com *committer, L *Loaded, sc *Scorer, pz *pseudonymizer, lists [][]Cand, started time.Time) (*Result, error) {
-	var err error
-	pop := L.Pop
-	tm.begin("soulmates")
-	souls, err := SoulmatesParallel(ctx, lists, cfg.Workers)
+	souls, err := j.assign(ctx, pop, lists, cfg.Workers)
 	if err != nil {
 		return nil, err
 	}
-	m.Counts.Soulmates = int64(len(souls))
-	m.Counts.MembersWithoutSoulmate = int64(pop.N - 2*len(souls))
-	m.Coverage = computeCoverage(pop, lists, souls)
-
-	tm.begin("write")
-	dir := com.stagedPartition()
-	// A partition for object storage names its files after the attempt:
-	// a publish never overwrites an object another publish's _SUCCESS
-	// lists (remote.go). A local partition is swapped whole.
-	tag := ""
-	if cfg.RemoteOut != "" {
-		tag = m.AttemptID
-	}
-	tableFile := func(table string) string { return filepath.Join(table, taggedName(partFile, tag)) }
-	// Footer metadata is deterministic (a content run id, no attempt id or
-	// timestamp) so that the same population and configuration give
-	// byte-identical tables however the input was sharded.
-	meta := map[string]string{"batchmatch.run_id": m.RunID, "batchmatch.as_of": cfg.AsOfDate,
-		"batchmatch.spec_version": SpecVersion, "batchmatch.version": Version, "batchmatch.config_hash": m.ConfigHash}
-	// Output ids: internal ids, or their pseudonyms. Rows are written in
-	// output-id order so that the tables stay sorted either way.
-	ids, order := pop.ID, make([]int32, pop.N)
-	for i := range order {
-		order[i] = int32(i)
-	}
-	if pz != nil {
-		if ids, err = pz.mapPopulation(pop.ID); err != nil {
-			return nil, err
-		}
-		slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(ids[a], ids[b]) })
-		meta["batchmatch.pseudonym_key_id"] = pz.keyID
-	}
-	m.Outputs = map[string]Table{}
-	rows, err := writeTable(filepath.Join(dir, tableFile("matches")), meta, matchesLayout, func(add func(MatchRow) error) error {
-		// Rows are built in parallel a chunk of members at a time (the
-		// components are recomputed by Pair, bit-identical to the scores in
-		// the lists), then added in order: memory stays one chunk deep.
-		const chunk = 1 << 14
-		buf := make([][]MatchRow, chunk)
-		for lo := 0; lo < len(order); lo += chunk {
-			hi := min(lo+chunk, len(order))
-			g, gctx := errgroup.WithContext(ctx)
-			g.SetLimit(cfg.Workers)
-			for w0 := lo; w0 < hi; w0 += 1024 {
-				g.Go(func() error {
-					if gctx.Err() != nil {
-						return gctx.Err()
-					}
-					for k := w0; k < min(w0+1024, hi); k++ {
-						i := int(order[k])
-						out := buf[k-lo][:0]
-						for r, c := range lists[i] {
-							ps, _ := sc.Pair(i, int(c.J))
-							row := MatchRow{
-								UserID: ids[i], Rank: int32(r + 1), MatchID: ids[c.J], Score: c.S,
-								STrait: ps.Trait, SQuestions: ps.Questions, SProximity: ps.Proximity,
-								DistanceKm: ps.DistanceKm, Mutual: rankOf(lists[c.J], int32(i)) != 0,
-							}
-							if ps.HasBiomarker {
-								b := ps.Biomarker
-								row.SBiomarker = &b
-							}
-							out = append(out, row)
-						}
-						buf[k-lo] = out
-					}
-					return nil
-				})
-			}
-			if err := g.Wait(); err != nil {
-				return err
-			}
-			for _, member := range buf[:hi-lo] {
-				if len(member) == 0 {
-					m.Counts.MembersWithoutMatch++
-				}
-				for _, row := range member {
-					if row.Mutual {
-						m.Counts.MutualMatches++
-					}
-					if err := add(row); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		return nil
-	})
+	dir, err := j.publish(ctx, cfg, st, publish.Tables{Pop: pop, Scorer: sc, Lists: lists, Souls: souls, Rejects: L.Rejects, Pseudonyms: pz})
 	if err != nil {
 		return nil, err
 	}
-	m.Counts.Matches = rows
-	m.Outputs["matches"] = Table{Path: tableFile("matches"), Rows: rows}
-
-	rows, err = writeTable(filepath.Join(dir, tableFile("soulmates")), meta, soulmatesLayout, func(add func(SoulmateRow) error) error {
-		rows := make([]SoulmateRow, len(souls))
-		for k, s := range souls {
-			r := SoulmateRow{UserA: ids[s.A], UserB: ids[s.B], Score: s.S, RankA: s.RankA, RankB: s.RankB}
-			if r.UserA > r.UserB { // pseudonyms do not keep the order
-				r.UserA, r.UserB, r.RankA, r.RankB = r.UserB, r.UserA, r.RankB, r.RankA
-			}
-			rows[k] = r
-		}
-		if pz != nil {
-			slices.SortFunc(rows, func(a, b SoulmateRow) int { return cmp.Compare(a.UserA, b.UserA) })
-		}
-		for _, r := range rows {
-			if err := add(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	st.Close()
+	already, err := t.Push(ctx, dir, cfg.Overwrite, m.RunID)
 	if err != nil {
 		return nil, err
 	}
-	m.Outputs["soulmates"] = Table{Path: tableFile("soulmates"), Rows: rows}
-
-	rows, err = writeTable(filepath.Join(dir, tableFile("rejects")), meta, rejectsLayout, func(add func(RejectRow) error) error {
-		for _, r := range L.Rejects {
-			uid := r.UserID
-			if pz != nil && uid != nil {
-				p := pz.id(*uid)
-				uid = &p
-			}
-			if err := add(RejectRow{SourceFile: r.File, Row: r.Row, UserID: uid, Reason: r.Reason}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	m.Outputs["rejects"] = Table{Path: tableFile("rejects"), Rows: rows}
-	for _, t := range []string{"matches", "soulmates", "rejects"} {
-		if err := syncDir(filepath.Join(dir, t)); err != nil {
-			return nil, err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-
-	tm.end()
-	m.TimingsMs = tm.ms
-	sampleHeap(peakHeap)
-	m.Memory.PeakHeapBytes, m.Memory.PeakRSSBytes = peakHeap.Load(), peakRSS()
-	m.FinishedAt = time.Now().UTC()
-	b, err := m.encode()
-	if err != nil {
-		return nil, fmt.Errorf("encoding manifest: %w", err)
-	}
-	manifest := taggedName(manifestFile, tag)
-	if err := writeFileSync(filepath.Join(dir, manifest), b); err != nil {
-		return nil, err
-	}
-	if cfg.Report {
-		var html bytes.Buffer
-		if err := writeReport(&html, m, filepath.Join(dir, m.Outputs["matches"].Path)); err != nil {
-			return nil, fmt.Errorf("writing the report: %w", err)
-		}
-		if err := writeFileSync(filepath.Join(dir, taggedName(ReportFile, tag)), html.Bytes()); err != nil {
-			return nil, err
-		}
-	}
-	if err := com.publish(cfg.Overwrite, m.RunID, manifest); err != nil {
-		return nil, err
-	}
-	log.Info("run published", "dir", com.final, "eligible", m.Counts.Eligible, "matches", m.Counts.Matches,
-		"soulmates", m.Counts.Soulmates, "quarantined", m.Counts.RowsQuarantined,
-		"pairs_examined", m.Counts.PairsExamined, "elapsed", time.Since(started).Round(time.Millisecond).String())
-	return &Result{Manifest: m, Published: com.final}, nil
+	return &Result{Manifest: m, Published: t.Location(dir), AlreadyPublished: already}, nil
 }

@@ -2,10 +2,20 @@
 // profile shards, scores every compatible pair and writes the matches,
 // soulmates and rejects tables (see SPEC.md and README.md).
 //
-//	batchmatch gen      --out DIR [--n N --shards S --seed X ...]
-//	batchmatch run      --profiles DIR --out OUT [--k 10 --as-of DATE ...]
-//	batchmatch validate --profiles DIR
-//	batchmatch version
+//	batchmatch gen      --out DIR [--n N --shards S --seed X ...]   a synthetic population (gen.go)
+//	batchmatch run      --profiles PATH --out OUT [--k 10 --as-of DATE ...] [--shard-index I --shard-count N]
+//	                                                               the job, or one shard of it (run.go)
+//	batchmatch commit   --out OUT --as-of DATE                     publish a sharded run from its parts (commit.go)
+//	batchmatch night    RUN FLAGS                                  a scheduled shard: run, then commit if it completed the set (night.go)
+//	batchmatch validate --profiles PATH                            read and check only (validate.go)
+//	batchmatch explain  --profiles PATH MEMBER [OTHER]             why a member got what it got (explain.go)
+//	batchmatch report   PARTITION [--output FILE]                  the HTML report of a published run (report.go)
+//	batchmatch version                                             versions and kernel implementation (version.go)
+//
+// This package is the only one that knows flags (each command's Options
+// with AddFlags), Prometheus (metrics.go) and exit codes (exitCode, below:
+// the one place that maps an error's kind to a number). main is thin: it
+// sets up the signal context and maps run's error to the exit code.
 package main
 
 import (
@@ -19,7 +29,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/spf13/pflag"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // Exit codes (sysexits.h), which schedulers key retries on. README.md has
@@ -49,7 +61,7 @@ func main() {
 	stopInt()
 	stopTerm()
 	if err != nil && !errors.Is(err, errHelp) {
-		if k := pipeline.Kind(err); k != nil && !strings.HasPrefix(err.Error(), k.Error()) {
+		if k := failure.Kind(err); k != nil && !strings.HasPrefix(err.Error(), k.Error()) {
 			// A permanent cause decided the code, not the operation's kind
 			// the message starts with: say so first.
 			fmt.Fprintf(os.Stderr, "batchmatch: %v (exit %d): %v\n", k, code, err)
@@ -65,7 +77,7 @@ func main() {
 func runCaught(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: panic: %v\n%s", pipeline.ErrInternal, r, debug.Stack())
+			err = fmt.Errorf("%w: panic: %v\n%s", failure.Internal, r, debug.Stack())
 		}
 	}()
 	if os.Getenv("BATCHMATCH_TEST_PANIC") != "" {
@@ -90,7 +102,7 @@ func exitCodeFor(ctx context.Context, err error) int {
 }
 
 // exitCode maps an error to the process exit code; this is the only place
-// that does. pipeline.Kind decides the kind (a permanent cause such as
+// that does. failure.Kind decides the kind (a permanent cause such as
 // permission denied outranks the generic kind of the operation that met
 // it); an error of no kind is a bug in batchmatch (70).
 func exitCode(err error, terminated, interrupted bool) int {
@@ -102,27 +114,110 @@ func exitCode(err error, terminated, interrupted bool) int {
 	case interrupted || errors.Is(err, context.Canceled):
 		return exitInterrupted
 	}
-	switch pipeline.Kind(err) {
-	case pipeline.ErrUsage:
+	switch failure.Kind(err) {
+	case failure.Usage:
 		return exitUsage
-	case pipeline.ErrPermission:
+	case failure.Permission:
 		return exitNoPerm
-	case pipeline.ErrConfig:
+	case failure.Config:
 		return exitConfig
-	case pipeline.ErrInternal:
+	case failure.Internal:
 		return exitSoftware
-	case pipeline.ErrSystem:
+	case failure.System:
 		return exitOSErr
-	case pipeline.ErrNoInput:
+	case failure.NoInput:
 		return exitNoInput
-	case pipeline.ErrBadData:
+	case failure.BadData:
 		return exitDataErr
-	case pipeline.ErrExists:
+	case failure.Exists:
 		return exitCantCreat
-	case pipeline.ErrLocked, pipeline.ErrNotReady:
+	case failure.Locked, failure.NotReady:
 		return exitTempFail
-	case pipeline.ErrIO:
+	case failure.IO:
 		return exitIOErr
 	}
 	return exitSoftware
+}
+
+// errHelp is returned after printing help: exit 0, nothing more to say.
+var errHelp = errors.New("help requested")
+
+// usage is the help of the command line.
+const usage = `batchmatch: Osmosis's nightly matching job
+
+Usage:
+  batchmatch gen      --out DIR [--n 10000] [--shards 4] [--seed 1] [--invalid-ratio 0]
+  batchmatch run      --profiles PATH --out OUT [--k 10] [--as-of YYYY-MM-DD] [--weights 0.4,0.35,0.15,0.1]
+                      [--blocks PATH] [--suppress PATH] [--workers N] [--max-reject-ratio 0.001] [--overwrite]
+                      [--shard-index I --shard-count N]   (one shard of a sharded run; see commit)
+  batchmatch commit   --out OUT --as-of YYYY-MM-DD [--shard-count N] [--overwrite]   (publish a sharded run)
+  batchmatch night    RUN FLAGS   (a scheduled shard: run, then commit if its part completed the set)
+  batchmatch validate --profiles PATH [--as-of YYYY-MM-DD]
+  batchmatch explain  --profiles PATH [--blocks PATH] [--suppress PATH] [--as-of DATE] MEMBER [OTHER]
+  batchmatch report   PARTITION_DIR [--output FILE]
+  batchmatch version
+
+Run "batchmatch COMMAND --help" for a command's flags.
+Exit codes (retry? in brackets): 0 published or already published by the same
+run; 64 usage [no]; 65 bad input data [no]; 66 input missing [after upstream];
+70 internal error [no]; 71 OS limit, e.g. open files [no]; 73 published by
+another run, no --overwrite [no]; 74 transient I/O error [yes]; 75 output locked,
+or (commit) shard parts not ready [later]; 77 permission denied [no]; 78 TLS
+trust or credentials [no]; 130/143 interrupted [yes]. See README.md.
+`
+
+// run executes one command line (without the program name).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: no command given", failure.Usage)
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return errHelp
+	case "version", "--version":
+		return cmdVersion(stdout)
+	case "gen":
+		return cmdGen(ctx, args, stdout, stderr)
+	case "run":
+		return cmdRun(ctx, args, stdout, stderr)
+	case "validate":
+		return cmdValidate(ctx, args, stdout, stderr)
+	case "explain":
+		return cmdExplain(ctx, args, stdout, stderr)
+	case "report":
+		return cmdReport(args, stdout, stderr)
+	case "commit":
+		return cmdCommit(ctx, args, stdout, stderr)
+	case "night":
+		return cmdNight(ctx, args, stdout, stderr)
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("%w: unknown command %q", failure.Usage, cmd)
+}
+
+// parse parses a command's flags, turning pflag errors into usage errors.
+// Commands without positional arguments reject them.
+func parse(fs *pflag.FlagSet, args []string, stderr io.Writer) error {
+	if err := parseWithArgs(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", failure.Usage, fs.Arg(0))
+	}
+	return nil
+}
+
+// parseWithArgs is parse for commands that take positional arguments.
+func parseWithArgs(fs *pflag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return errHelp
+		}
+		return fmt.Errorf("%w: %v", failure.Usage, err)
+	}
+	return nil
 }

@@ -12,7 +12,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/publish"
 )
 
 // cmdNight is one shard of the nightly run as a scheduler starts it (a pod
@@ -30,7 +34,7 @@ import (
 // The last shard to finish always sees every part (each part is complete
 // before its shard looks), so exactly the shards that find the set complete
 // commit, usually one. Two that finish together both commit: on a local
-// --out the second waits for the output lock (ErrLocked); either way it
+// --out the second waits for the output lock (failure.Locked); either way it
 // finds the partition published by the other, which it was not when it
 // looked before committing, and succeeds (on object storage both may upload
 // the same run id, which the conditional create of _SUCCESS accepts). A
@@ -39,33 +43,31 @@ import (
 // after it was published relies on `commit` accepting an already published
 // partition of the same run id (issue 12).
 func cmdNight(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var mo pipeline.MetricsOptions
-	var so pipeline.ShardOptions
-	jc := newJobCommand("night")
-	mo.AddFlags(jc.fs)
-	so.AddFlags(jc.fs)
-	if err := parse(jc.fs, args, stderr); err != nil {
+	var o RunOptions
+	fs := pflag.NewFlagSet("batchmatch night", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
-	log, err := jc.lo.logger(stderr)
+	log, err := o.Log.logger(stderr)
 	if err != nil {
 		return err
 	}
 	runArgs := slices.Clip(args)
-	if jc.o.AsOf == "" {
+	if o.Job.AsOf == "" {
 		asOf, from, err := nightAsOf(os.Getenv)
 		if err != nil {
 			return err
 		}
-		jc.o.AsOf = asOf
+		o.Job.AsOf = asOf
 		runArgs = append(runArgs, "--as-of="+asOf)
 		log.Info("night: as-of date from the schedule", "as_of", asOf, "from", from)
 	}
-	cfg, err := jc.o.Config(time.Now(), true)
+	cfg, err := o.Job.Config(time.Now(), true)
 	if err != nil {
 		return err
 	}
-	shard, err := so.Resolve()
+	shard, err := o.Shard.Resolve()
 	if err != nil {
 		return err
 	}
@@ -85,7 +87,7 @@ func cmdNight(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Overwrite: cfg.Overwrite, Workers: cfg.Workers, Report: cfg.Report,
 		PseudonymKey: cfg.PseudonymKey, SpoolDir: cfg.SpoolDir,
 	}
-	return nightCommit(ctx, cc, mo, log, stdout)
+	return nightCommit(ctx, cc, o.Metrics, log, stdout)
 }
 
 // nightLockWait bounds how long a shard that found every part waits for
@@ -94,9 +96,9 @@ func cmdNight(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 var nightLockWait = 30 * time.Minute
 
 // nightCommit publishes the night if every shard has a part: see cmdNight.
-func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo pipeline.MetricsOptions, log *slog.Logger, stdout io.Writer) error {
-	if err := pipeline.PartsReady(ctx, cc.Out, cc.Partition, cc.AsOf, cc.ShardCount); err != nil {
-		if errors.Is(err, pipeline.ErrNotReady) {
+func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo MetricsOptions, log *slog.Logger, stdout io.Writer) error {
+	if err := publish.PartsReady(ctx, cc.Out, cc.Partition, cc.AsOf, cc.ShardCount); err != nil {
+		if errors.Is(err, failure.NotReady) {
 			log.Info("night: part written; the shard that completes the set publishes", "parts", err.Error())
 			return nil
 		}
@@ -107,7 +109,7 @@ func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo pipeline.Metr
 	// night's, when this shard is a retry): commit decides. One published
 	// after this point was published by another shard of this night that
 	// also found every part.
-	before, err := pipeline.Published(ctx, cc.Out, cc.Partition, cc.AsOf)
+	before, err := publish.IsPublished(ctx, cc.Out, cc.Partition, cc.AsOf)
 	if err != nil {
 		log.Error("night: checking the partition failed", "exit_code", exitCodeFor(ctx, err), "err", err)
 		return err
@@ -116,18 +118,18 @@ func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo pipeline.Metr
 	deadline := time.Now().Add(nightLockWait)
 	wait := time.Second
 	for {
-		res, err := pipeline.Commit(ctx, cc, log)
+		res, err := pipeline.Commit(ctx, cc, pipeline.Env{Log: log})
 		switch {
 		case err == nil:
-			publishCommitMetrics(ctx, mo, res, nil, log)
+			publishMetrics(ctx, mo, res, nil, log)
 			printSummary(stdout, res)
 			return nil
-		case errors.Is(err, pipeline.ErrNotReady):
+		case errors.Is(err, failure.NotReady):
 			// the parts PartsReady saw are not a set commit can publish
 			// (e.g. another shard's commit has just taken them)
 			log.Info("night: part written; the shard that completes the set publishes", "parts", err.Error())
 			return nil
-		case errors.Is(err, pipeline.ErrLocked) && time.Now().Before(deadline):
+		case errors.Is(err, failure.Locked) && time.Now().Before(deadline):
 			log.Info("night: another commit holds the output lock; waiting", "retry_in_seconds", wait.Seconds())
 			select {
 			case <-ctx.Done():
@@ -136,29 +138,16 @@ func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo pipeline.Metr
 			}
 			wait = min(2*wait, 30*time.Second)
 			continue
-		case errors.Is(err, pipeline.ErrExists) && !before:
+		case errors.Is(err, failure.Exists) && !before:
 			// Another shard had every part too and has published the night
 			// in the meantime (it held the lock, or won the conditional
 			// create of _SUCCESS on object storage).
 			log.Info("night: published meanwhile by another shard of this night", "detail", err.Error())
 			return nil
 		}
-		publishCommitMetrics(ctx, mo, res, err, log)
+		publishMetrics(ctx, mo, res, err, log)
 		log.Error("night: commit failed", "exit_code", exitCodeFor(ctx, err), "err", err)
 		return err
-	}
-}
-
-// publishCommitMetrics reports a commit the night ran, as `batchmatch
-// commit` does.
-func publishCommitMetrics(ctx context.Context, mo pipeline.MetricsOptions, res *pipeline.Result, err error, log *slog.Logger) {
-	var m *pipeline.Manifest
-	if res != nil {
-		m = res.Manifest
-	}
-	host, _ := os.Hostname()
-	if merr := pipeline.PublishMetrics(mo, m, exitCodeFor(ctx, err), host); merr != nil {
-		log.Warn("publishing metrics failed", "err", merr)
 	}
 }
 
@@ -194,14 +183,14 @@ var (
 func nightAsOf(getenv func(string) string) (date, from string, err error) {
 	if v := getenv(envAsOf); v != "" {
 		if _, err := time.Parse(time.DateOnly, v); err != nil {
-			return "", "", fmt.Errorf("%w: %s=%q is not a date (YYYY-MM-DD)", pipeline.ErrUsage, envAsOf, v)
+			return "", "", fmt.Errorf("%w: %s=%q is not a date (YYYY-MM-DD)", failure.Usage, envAsOf, v)
 		}
 		return v, envAsOf, nil
 	}
 	if v := getenv(envScheduledTime); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			return "", "", fmt.Errorf("%w: %s=%q is not an RFC 3339 time", pipeline.ErrUsage, envScheduledTime, v)
+			return "", "", fmt.Errorf("%w: %s=%q is not an RFC 3339 time", failure.Usage, envScheduledTime, v)
 		}
 		return t.Format(time.DateOnly), envScheduledTime, nil
 	}
@@ -217,8 +206,8 @@ func nightAsOf(getenv func(string) string) (date, from string, err error) {
 			}
 		}
 		return "", "", fmt.Errorf("%w: %s=%q carries no scheduled time: a CronJob's Job is named <cronjob>-<minutes since 1970>; "+
-			"name a Job made by hand <name>-YYYY-MM-DD, or pass --as-of", pipeline.ErrUsage, envJobName, v)
+			"name a Job made by hand <name>-YYYY-MM-DD, or pass --as-of", failure.Usage, envJobName, v)
 	}
 	return "", "", fmt.Errorf("%w: night needs its as-of date from the schedule (%s, %s or %s) or --as-of; it never uses the clock",
-		pipeline.ErrUsage, envAsOf, envScheduledTime, envJobName)
+		failure.Usage, envAsOf, envScheduledTime, envJobName)
 }

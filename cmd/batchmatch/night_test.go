@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // TestNightAsOf: the night's date comes from the schedule, in a fixed order
@@ -49,7 +49,7 @@ func TestNightAsOf(t *testing.T) {
 	} {
 		got, from, err := nightAsOf(func(k string) string { return c.env[k] })
 		if c.want == "" {
-			if !errors.Is(err, pipeline.ErrUsage) {
+			if !errors.Is(err, failure.Usage) {
 				t.Errorf("%v: %q from %s, %v; want a usage error", c.env, got, from, err)
 			}
 			continue

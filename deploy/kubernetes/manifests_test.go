@@ -247,13 +247,13 @@ func TestObjectStorageAndSpool(t *testing.T) {
 // TestImageIsTheVersion: the image tag is the binary's version, so that a
 // manifest names exactly the release it was written for.
 func TestImageIsTheVersion(t *testing.T) {
-	b, err := os.ReadFile("../../pipeline/version.go")
+	b, err := os.ReadFile("../../pipeline/publish/version.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile(`(?m)^const Version = "([^"]+)"$`).FindSubmatch(b)
 	if m == nil {
-		t.Fatal("no Version constant in pipeline/version.go: update this test with the version's new home")
+		t.Fatal("no Version constant in pipeline/publish/version.go: update this test with the version's new home")
 	}
 	_, cj := manifests(t)
 	for _, c := range cj.Spec.JobTemplate.Spec.Template.Spec.Containers {

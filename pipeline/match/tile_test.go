@@ -1,0 +1,123 @@
+package match
+
+import (
+	"context"
+	"errors"
+	"math"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/read"
+	"github.com/osmosis/batchmatch/pipeline/synth"
+)
+
+// TestTiledScoringMatchesPair: the fused tile loop (bit-mask filters,
+// unit-vector distance prefilter, DotTile, skipped zero-weight components)
+// finds exactly the pairs Pair calls compatible, with bit-identical scores,
+// for every pair of populations built to stress each shortcut, under weight
+// sets that switch each component off.
+func TestTiledScoringMatchesPair(t *testing.T) {
+	tiny := synth.DefaultKnobs(300)
+	tiny.MaxKm, tiny.Spread, tiny.AllSeekAll = [2]float32{0.001, 0.5}, 0.003, true
+	exact := synth.DefaultKnobs(250)
+	exact.Centers = [][2]float64{{0, 180}, {0, -180}, {90, 0}, {-90, 0}}
+	exact.Spread, exact.MaxKm, exact.AllSeekAll, exact.WideAges = 0, [2]float32{0.001, 0.01}, true, true
+	huge := synth.DefaultKnobs(260)
+	huge.MaxKm, huge.Centers, huge.AllSeekAll = [2]float32{15000, 20038}, [][2]float64{{48.85, 2.35}, {-48.85, -177.65}}, true
+	deal := synth.DefaultKnobs(300)
+	deal.Dealbreak, deal.Clones, deal.WideAges = 0.3, 0.1, true
+	mixed := synth.DefaultKnobs(400)
+	open := synth.DefaultKnobs(300) // every tile pair passes whole (allPass)
+	open.AllSeekAll, open.WideAges, open.MaxKm = true, true, [2]float32{20039, 20040}
+	for _, c := range []struct {
+		name string
+		k    synth.Knobs
+	}{{"mixed", mixed}, {"tiny max_km", tiny}, {"exact points", exact}, {"antipodes, huge max_km", huge}, {"dealbreakers and clones", deal}, {"open", open}} {
+		dir := t.TempDir()
+		synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(31, c.k), c.k.D, c.k.Q, 1, synth.ArrowVariable)
+		L, err := read.Load(context.Background(), baseConfig(dir), discard, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := L.Pop
+		for _, w := range []Weights{DefaultWeights, {Trait: 1}, {Questions: 1}, {Trait: 0.2, Questions: 0.3, Proximity: 0.5}, {Biomarker: 1, Proximity: 1}} {
+			sc := &Scorer{P: p, W: w}
+			lists, st, err := sc.topK(context.Background(), p.N, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var compatible int64
+			for i := range p.N {
+				var want []Cand
+				for j := range p.N {
+					if ps, ok := sc.Pair(i, j); ok {
+						want = append(want, Cand{J: int32(j), S: ps.S})
+					}
+				}
+				compatible += int64(len(want))
+				slices.SortFunc(want, func(a, b Cand) int {
+					if better(a, b) {
+						return -1
+					}
+					return 1
+				})
+				if !slices.EqualFunc(lists[i], want, func(a, b Cand) bool { return a.J == b.J && math.Float32bits(a.S) == math.Float32bits(b.S) }) {
+					t.Fatalf("%s, weights %v, member %d: tiled %v, Pair %v", c.name, w, i, lists[i], want)
+				}
+			}
+			if st.PairsCompatible != compatible || compatible == 0 {
+				t.Fatalf("%s, weights %v: tiled counts %d compatible pairs, Pair %d", c.name, w, st.PairsCompatible, compatible)
+			}
+		}
+	}
+}
+
+// TestScoringDoesNotAllocatePerPair: the scoring stage allocates per member
+// and per tile (heaps, lists), never per pair or per row of a tile pair.
+func TestScoringDoesNotAllocatePerPair(t *testing.T) {
+	k := synth.DefaultKnobs(2000)
+	k.AllSeekAll, k.WideAges = true, true
+	dir := t.TempDir()
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(51, k), k.D, k.Q, 1, synth.ArrowVariable)
+	L, err := read.Load(context.Background(), baseConfig(dir), discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &Scorer{P: L.Pop, W: DefaultWeights}
+	var st ScoreStats
+	allocs := testing.AllocsPerRun(2, func() {
+		if _, st, err = sc.topK(context.Background(), 10, 2); err != nil {
+			t.Fatal(err)
+		}
+	})
+	n, tiles := float64(L.Pop.N), float64((L.Pop.N+tileSize-1)/tileSize)
+	if bound := 3*n + 40*tiles + 2000; allocs > bound || st.PairsExamined < int64(n*n/4) {
+		t.Fatalf("%.0f allocations for %d members, %.0f tiles, %d pairs examined (bound %.0f)", allocs, L.Pop.N, tiles, st.PairsExamined, bound)
+	}
+}
+
+// TestNaNScoreFailsTheRun: a compatible pair whose score comes out NaN is
+// never dropped silently. Validation keeps every such input out (a max_km
+// that rounds to 0 is rejected), so the population is corrupted after
+// loading to reach the guard: two members at the same place with max_km 0
+// make proximity 0/0.
+func TestNaNScoreFailsTheRun(t *testing.T) {
+	dir := t.TempDir()
+	k := synth.DefaultKnobs(40)
+	k.AllSeekAll, k.WideAges, k.Invalid, k.ConsentP, k.Dealbreak = true, true, 0, 1, 0
+	k.Spread = 0 // everyone at a city centre
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(2, k), k.D, k.Q, 1, synth.ArrowVariable)
+	L, err := read.Load(context.Background(), baseConfig(dir), discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := L.Pop
+	p.MaxKm[0], p.HavMax[0] = 0, 0
+	_, _, err = (&Scorer{P: p, W: DefaultWeights}).topK(context.Background(), 5, 2)
+	if !errors.Is(err, failure.Internal) || !strings.Contains(err.Error(), "NaN") {
+		t.Fatalf("got %v, want failure.Internal about NaN scores", err)
+	}
+}
