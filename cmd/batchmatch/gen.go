@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
@@ -30,6 +31,8 @@ func (o *GenOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AsOf, "as-of", "", "date ages are drawn against, YYYY-MM-DD (default: today, UTC)")
 	fs.BoolVar(&o.Variable, "variable-width", false, "write trait as list<float32> and byte columns as binary (the forms DuckDB and pandas write)")
 	fs.BoolVar(&o.Open, "open", false, "make every pair compatible: all consent, seek every gender, accept ages 18-99 and any distance, no dealbreakers (benchmark workloads)")
+	fs.IntVar(&o.Night, "night", 0, "write night K of an evolving population: DIR/profiles/, DIR/suppress.parquet, DIR/blocks.parquet (night 0's profiles are plain gen's); --as-of is night K's date")
+	fs.Float64Var(&o.Churn, "churn", 0, "with --night: fraction of the members that change each night (sign-ups, edits, leaving, erasure, consent, blocks)")
 	o.Log.AddFlags(fs)
 	fs.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "parallel shard writers")
 }
@@ -47,6 +50,19 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	start := time.Now()
+	if fs.Changed("night") {
+		nf, err := synth.GenerateNight(ctx, o.Options, o.Workers)
+		if err != nil {
+			return err
+		}
+		log.Info("night generated", "night", o.Night, "churn", o.Churn, "rows", nf.Rows, "shards", len(nf.Profiles),
+			"dir", o.Out, "seed", o.Seed, "changes", nf.Events, "run_with", nf.RunHint(),
+			"elapsed", time.Since(start).Round(time.Millisecond).String())
+		return nil
+	}
+	if fs.Changed("churn") {
+		return failure.Usagef("gen: --churn needs --night")
+	}
 	paths, err := synth.Generate(ctx, o.Options, o.Workers)
 	if err != nil {
 		return err

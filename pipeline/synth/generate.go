@@ -36,6 +36,12 @@ type Options struct {
 	// is a dealbreaker. Locations, traits, answers and biomarkers are drawn
 	// as usual.
 	Open bool
+	// Night is the night of an evolving population GenerateNight writes
+	// (0: the members Generate writes); Generate ignores it.
+	Night int
+	// Churn is the fraction of the members present that change each night
+	// (GenerateNight).
+	Churn float64
 }
 
 // Generate writes a synthetic population into o.Shards Parquet files under
@@ -56,18 +62,26 @@ func Generate(ctx context.Context, o Options, workers int) ([]string, error) {
 		return nil, failure.IOf("creating %s: %w", o.Out, err)
 	}
 	w := newWorld(o, asOf)
+	return w.writeShards(ctx, o.Out, o.N, w.row, workers)
+}
+
+// writeShards writes rows [0, n) (drawn by row) into o.Shards files
+// profiles-SSSSS-of-NNNNN.parquet under dir, contiguous ranges of rows in
+// file order, and returns their paths.
+func (w *world) writeShards(ctx context.Context, dir string, n int, row func(i int) Member, workers int) ([]string, error) {
+	o := w.o
 	paths := make([]string, o.Shards)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(workers, 1))
 	for s := range o.Shards {
-		paths[s] = filepath.Join(o.Out, fmt.Sprintf("profiles-%05d-of-%05d.parquet", s, o.Shards))
-		lo, hi := s*o.N/o.Shards, (s+1)*o.N/o.Shards
-		g.Go(func() error { return w.writeShard(gctx, paths[s], lo, hi) })
+		paths[s] = filepath.Join(dir, fmt.Sprintf("profiles-%05d-of-%05d.parquet", s, o.Shards))
+		lo, hi := s*n/o.Shards, (s+1)*n/o.Shards
+		g.Go(func() error { return w.writeShard(gctx, paths[s], lo, hi, row) })
 	}
 	return paths, g.Wait()
 }
 
-func (w *world) writeShard(ctx context.Context, path string, lo, hi int) error {
+func (w *world) writeShard(ctx context.Context, path string, lo, hi int, row func(i int) Member) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
 	if err != nil {
@@ -80,7 +94,16 @@ func (w *world) writeShard(ctx context.Context, path string, lo, hi int) error {
 	// writes wrong fixed_size_list values when it splits a record larger
 	// than the row-group length itself, so batch == row-group length.
 	const batch = 1 << 14
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(batch))
+	// No dictionary for the wide columns: their values are nearly all
+	// distinct, so a dictionary fills up and falls back to PLAIN within a
+	// row group, and arrow-go v18.8.0 then lists the chunk's two data
+	// encodings in its footer in map order, which made two runs of the
+	// same gen differ in a few footer bytes. With one encoding per chunk
+	// gen is byte for byte reproducible.
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(batch),
+		parquet.WithDictionaryFor("trait.list.element", false),
+		parquet.WithDictionaryFor(profile.HLA, false), parquet.WithDictionaryFor(profile.Answers, false),
+		parquet.WithDictionaryFor(profile.Accept, false), parquet.WithDictionaryFor(profile.Importance, false))
 	fw, err := pqarrow.NewFileWriter(sc, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		return failure.IOf("writing %s: %w", path, err)
@@ -90,7 +113,7 @@ func (w *world) writeShard(ctx context.Context, path string, lo, hi int) error {
 			fw.Close()
 			return err
 		}
-		rec := w.record(sc, start, min(start+batch, hi))
+		rec := record(sc, start, min(start+batch, hi), row)
 		err := fw.Write(rec)
 		rec.Release()
 		if err != nil {
@@ -108,15 +131,22 @@ func (w *world) writeShard(ctx context.Context, path string, lo, hi int) error {
 }
 
 // record builds the rows [lo, hi) as one Arrow record batch.
-func (w *world) record(sc *arrow.Schema, lo, hi int) arrow.RecordBatch {
+func record(sc *arrow.Schema, lo, hi int, row func(i int) Member) arrow.RecordBatch {
 	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
 	defer b.Release()
 	for i := lo; i < hi; i++ {
-		m := w.member(i)
-		if w.o.InvalidRatio > 0 && rand.New(rand.NewPCG(w.o.Seed^0x2545f4914f6cdd1d, uint64(i))).Float64() < w.o.InvalidRatio {
-			w.breakRow(&m, i)
-		}
+		m := row(i)
 		appendMember(b, &m, false)
 	}
 	return b.NewRecordBatch()
+}
+
+// row draws member i as gen writes it: broken in one of the ways the spec
+// lists for a share --invalid-ratio of the rows.
+func (w *world) row(i int) Member {
+	m := w.member(i)
+	if w.o.InvalidRatio > 0 && rand.New(rand.NewPCG(w.o.Seed^0x2545f4914f6cdd1d, uint64(i))).Float64() < w.o.InvalidRatio {
+		w.breakRow(&m, i)
+	}
+	return m
 }
