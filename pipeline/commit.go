@@ -176,7 +176,28 @@ func Commit(ctx context.Context, cc CommitConfig, env Env) (res *Result, err err
 		return nil, err
 	}
 	sc := &match.Scorer{P: pop, W: cfg.Weights}
-	dir, err := j.publish(ctx, cfg, st, publish.Tables{Pop: pop, Scorer: sc, Lists: lists, Souls: souls, Rejects: L.Rejects, Pseudonyms: pz})
+	// A sharded night is computed in full; the previous night, when
+	// readable, serves the churn figures.
+	out, err := newOutIDs(pop, pz)
+	if err != nil {
+		return nil, err
+	}
+	pc := cfg
+	pc.Out = cc.Out // the output root (cfg.Out is the spool of an object-store commit)
+	prev, _, err := j.readPrevious(ctx, pc)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		j.log.Warn("the previous night could not be read", "error", err)
+		prev = nil
+	}
+	m.Night = &publish.NightInfo{Mode: "full", MembersRescored: int64(pop.N)}
+	if err := j.nightStats(ctx, sc, L, prev, out, lists, souls, cfg.K, cfg.Workers); err != nil {
+		return nil, err
+	}
+	digests := pop.Digests(digestSalt(pz), cfg.Workers)
+	dir, err := j.publish(ctx, cfg, st, publish.Tables{Pop: pop, Scorer: sc, Lists: lists, Souls: souls, Rejects: L.Rejects, Pseudonyms: pz, Digests: digests})
 	if err != nil {
 		return nil, err
 	}

@@ -55,6 +55,9 @@ type Config struct {
 	SpoolDir string
 	// Shard is this process's part of a sharded run (zero: a whole run).
 	Shard match.ShardSpec
+	// Incremental computes the lists from the latest night published
+	// under Out before AsOf when it can be trusted (--incremental).
+	Incremental bool
 }
 
 // Env is the runtime wiring of a run: where its logs and progress go, and

@@ -80,6 +80,8 @@ type job struct {
 	tm       *stageTimer
 	peakHeap atomic.Uint64
 	started  time.Time
+	// progressEvery is how often scoring progress is logged (no terminal).
+	progressEvery time.Duration
 }
 
 // newJob starts the job of a new attempt.
@@ -88,8 +90,12 @@ func newJob(env Env, log *slog.Logger) *job {
 	attempt := publish.NewAttemptID(started)
 	j := &job{env: env, started: started, log: log.With("attempt_id", attempt)}
 	j.m = &publish.Manifest{Tool: "batchmatch", Version: publish.Version, SpecVersion: publish.SpecVersion,
-		AttemptID: attempt, StartedAt: started.UTC()}
+		AttemptID: attempt, StartedAt: started.UTC(), ScoringVersion: match.ScoringVersion}
 	j.tm = newStageTimer(j.log)
+	j.progressEvery = env.ProgressEvery
+	if j.progressEvery <= 0 {
+		j.progressEvery = 30 * time.Second
+	}
 	return j
 }
 
@@ -160,12 +166,8 @@ func (j *job) score(ctx context.Context, sc *match.Scorer, k, workers int) ([][]
 	j.tm.begin(stageScore)
 	sc.Progress = match.NewProgress()
 	blocking := match.Block(sc.P)
-	every := j.env.ProgressEvery
-	if every <= 0 {
-		every = 30 * time.Second
-	}
 	sampleHeap(&j.peakHeap)
-	stop := reportProgress(ctx, j.log, sc.Progress, j.env.ProgressBar, every, &j.peakHeap)
+	stop := reportProgress(ctx, j.log, sc.Progress, j.env.ProgressBar, j.progressEvery, &j.peakHeap)
 	lists, st, err := sc.TopK(ctx, blocking, k, workers)
 	stop()
 	sampleHeap(&j.peakHeap)

@@ -73,8 +73,13 @@ func Run(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 		return &Result{Manifest: m, Published: st.Location(), AlreadyPublished: true}, nil
 	}
 
+	out, err := newOutIDs(pop, pz)
+	if err != nil {
+		return nil, err
+	}
+	digests := pop.Digests(digestSalt(pz), cfg.Workers)
 	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking}
-	lists, err := j.score(ctx, sc, cfg.K, cfg.Workers)
+	prev, lists, err := j.lists(ctx, cfg, sc, out, digests)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +87,10 @@ func Run(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := j.publish(ctx, cfg, st, publish.Tables{Pop: pop, Scorer: sc, Lists: lists, Souls: souls, Rejects: L.Rejects, Pseudonyms: pz})
+	if err := j.nightStats(ctx, sc, L, prev, out, lists, souls, cfg.K, cfg.Workers); err != nil {
+		return nil, err
+	}
+	dir, err := j.publish(ctx, cfg, st, publish.Tables{Pop: pop, Scorer: sc, Lists: lists, Souls: souls, Rejects: L.Rejects, Pseudonyms: pz, Digests: digests})
 	if err != nil {
 		return nil, err
 	}

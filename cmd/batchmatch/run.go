@@ -21,6 +21,9 @@ type RunOptions struct {
 	Log     logOptions
 	Metrics MetricsOptions
 	Shard   ShardOptions
+	// Incremental: compute the lists from the latest night published
+	// under --out before --as-of, when it can be trusted.
+	Incremental bool
 }
 
 // AddFlags registers the run's flags.
@@ -29,6 +32,7 @@ func (o *RunOptions) AddFlags(fs *pflag.FlagSet) {
 	o.Log.AddFlags(fs)
 	o.Metrics.AddFlags(fs)
 	o.Shard.AddFlags(fs)
+	fs.BoolVar(&o.Incremental, "incremental", false, "rescore only what can have changed since the latest night published under --out before --as-of (same tables as a full run; a full run, logged with the reason, when that night cannot be trusted)")
 }
 
 // parseRun parses the flags of the run command name and returns the
@@ -48,6 +52,7 @@ func parseRun(name string, args []string, stderr io.Writer) (*RunOptions, pipeli
 	if err != nil {
 		return &o, cfg, log, err
 	}
+	cfg.Incremental = o.Incremental
 	cfg.Shard, err = o.Shard.Resolve()
 	return &o, cfg, log, err
 }

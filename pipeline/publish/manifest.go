@@ -48,6 +48,39 @@ type Manifest struct {
 	// ShardRunID is the run id the parts carry (sharded runs only): parts
 	// left with it are known to be consumed.
 	ShardRunID string `json:"shard_run_id,omitempty"`
+	// ScoringVersion is match.ScoringVersion of the build that scored:
+	// an incremental run trusts the scores of a night with its own.
+	ScoringVersion int `json:"scoring_version"`
+	// Night says how the lists were computed: a full run, or an
+	// incremental one from an earlier night (and why not, when asked).
+	Night *NightInfo `json:"night,omitempty"`
+	// Churn compares tonight's lists and soulmates with the previous
+	// published night's.
+	Churn *Churn `json:"churn,omitempty"`
+	// Stability is the certificate of the soulmate assignment against
+	// every compatible pair of the population.
+	Stability *match.Certificate `json:"stability,omitempty"`
+}
+
+// NightInfo is how a night's lists were computed (the manifest's "night").
+type NightInfo struct {
+	// Mode is "full" or "incremental".
+	Mode string `json:"mode"`
+	// IncrementalRequested: the run was asked for --incremental.
+	IncrementalRequested bool `json:"incremental_requested"`
+	// FullReason is why a run asked for --incremental ran in full.
+	FullReason string `json:"full_reason,omitempty"`
+	// From is the partition an incremental run started from, its run id
+	// and as-of date.
+	From      string `json:"from,omitempty"`
+	FromRunID string `json:"from_run_id,omitempty"`
+	FromAsOf  string `json:"from_as_of,omitempty"`
+	// MembersRescored were scored against everyone (changed + repaired).
+	MembersRescored int64 `json:"members_rescored"`
+	// MembersGone were in the previous night's state and are not eligible
+	// tonight.
+	MembersGone int64 `json:"members_gone,omitempty"`
+	match.IncrementalStats
 }
 
 // Counts are the row and pair counts of every stage: reading and
@@ -70,10 +103,14 @@ type MemoryStats struct {
 	PeakRSSBytes  int64  `json:"peak_rss_bytes"`  // getrusage maximum resident set size
 }
 
-// Table is one published output table.
+// Table is one published output table: where it is in the partition, its
+// rows, and its size and SHA-256 as written (an incremental run checks the
+// previous night's tables against them).
 type Table struct {
-	Path string `json:"path"`
-	Rows int64  `json:"rows"`
+	Path   string `json:"path"`
+	Rows   int64  `json:"rows"`
+	Bytes  int64  `json:"bytes,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // RunConfig is the configuration a run was computed with, as the manifest

@@ -69,3 +69,19 @@ func (p *Pseudonymizer) mapPopulation(ids []int64) ([]int64, error) {
 	}
 	return out, nil
 }
+
+// ID returns the pseudonym of a member id.
+func (p *Pseudonymizer) ID(v int64) int64 { return p.id(v) }
+
+// IDs returns the pseudonym of every id, failing on a collision.
+func (p *Pseudonymizer) IDs(ids []int64) ([]int64, error) { return p.mapPopulation(ids) }
+
+// DigestSalt is what member digests (read.Population.Digests) are salted
+// with in a pseudonymized export: a MAC of a fixed label under the key, so
+// that the state table of an export cannot be joined with an internal
+// one's to map pseudonyms back to ids.
+func (p *Pseudonymizer) DigestSalt() []byte {
+	p.mac.Reset()
+	p.mac.Write([]byte("batchmatch member digest"))
+	return p.mac.Sum(nil)
+}

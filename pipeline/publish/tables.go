@@ -3,11 +3,17 @@ package publish
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/read"
 )
@@ -22,7 +28,15 @@ type Tables struct {
 	Rejects []read.Reject
 	// Pseudonyms, when set, rewrites every id (--pseudonymize-key).
 	Pseudonyms *Pseudonymizer
+	// Digests are the members' digests (read.Population.Digests, salted
+	// with Pseudonyms.DigestSalt when pseudonymized): the state table.
+	Digests []read.Digest
 }
+
+// TableNames is the list of the tables a partition holds, in the order they
+// are written: the spec's three, then the state the next night's
+// incremental run starts from.
+var TableNames = []string{"matches", "soulmates", "rejects", "state"}
 
 // WriteTables writes the matches, soulmates and rejects tables into the
 // staged partition, each as one zstd Parquet file named after the attempt
@@ -157,11 +171,58 @@ func (s *Staging) WriteTables(ctx context.Context, t Tables, m *Manifest, worker
 		return err
 	}
 	m.Outputs["rejects"] = Table{Path: tableFile("rejects"), Rows: rows}
-	for _, table := range []string{"matches", "soulmates", "rejects"} {
+
+	if len(t.Digests) != pop.N {
+		return fmt.Errorf("%w: %d member digests for %d members", failure.Internal, len(t.Digests), pop.N)
+	}
+	rows, err = writeTable(filepath.Join(dir, tableFile("state")), meta, stateLayout, s.com.hooks, func(add func(StateRow) error) error {
+		for _, i := range order {
+			if err := add(StateRow{UserID: ids[i], Digest: t.Digests[i]}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.Outputs["state"] = Table{Path: tableFile("state"), Rows: rows}
+	// Each table's size and SHA-256 as written, read back from the page
+	// cache, tables in parallel.
+	sums := make([]Table, len(TableNames))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for k, table := range TableNames {
 		if err := s.com.hooks.syncDir(filepath.Join(dir, table)); err != nil {
 			return err
 		}
+		sums[k] = m.Outputs[table]
+		g.Go(func() (err error) {
+			sums[k].Bytes, sums[k].SHA256, err = fileSHA256(gctx, filepath.Join(dir, sums[k].Path))
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for k, table := range TableNames {
+		m.Outputs[table] = sums[k]
 	}
 	return ctx.Err()
 
+}
+
+// fileSHA256 returns the size and the hex SHA-256 of a file.
+func fileSHA256(ctx context.Context, path string) (int64, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", fsError(err, "reading back", path)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, "", fsError(err, "reading back", path)
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), ctx.Err()
 }

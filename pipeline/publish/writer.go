@@ -11,6 +11,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/read"
 )
 
 // MatchRow is one row of the matches table (spec §4).
@@ -44,6 +45,14 @@ type RejectRow struct {
 	Reason     string `parquet:"reason,dict"`
 }
 
+// StateRow is one row of the state table: a member's output id and the
+// digest of everything scoring read of the member (read.Digest). It is what
+// the next night's incremental run compares its members against.
+type StateRow struct {
+	UserID int64                 `parquet:"user_id"`
+	Digest [read.DigestSize]byte `parquet:"digest"`
+}
+
 // writeBatchRows is how many rows are handed to the Parquet writer at once.
 const writeBatchRows = 1 << 14
 
@@ -60,6 +69,7 @@ var (
 	matchesLayout   = tableLayout{sortedBy: []string{"user_id", "rank"}, bloom: []string{"user_id", "match_id"}, rgRows: 3 << 20}
 	soulmatesLayout = tableLayout{sortedBy: []string{"user_a"}, bloom: []string{"user_a", "user_b"}, rgRows: 4 << 20}
 	rejectsLayout   = tableLayout{sortedBy: []string{"source_file", "row"}, rgRows: 1 << 20}
+	stateLayout     = tableLayout{sortedBy: []string{"user_id"}, bloom: []string{"user_id"}, rgRows: 4 << 20}
 )
 
 func (l tableLayout) options() []parquet.WriterOption {

@@ -9,6 +9,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -44,6 +46,9 @@ type Loaded struct {
 	Dims    Dims
 	Inputs  Inputs
 	Counts  Counts
+	// Suppressed are the ids of the suppression list, sorted (whether a
+	// member who left was erased: churn's reasons).
+	Suppressed []int64
 }
 
 // Dims are the trait width and question count of the run and where they
@@ -138,6 +143,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, stage func(name str
 		}
 	}
 	L.Counts.SuppressIDs = int64(len(suppress))
+	L.Suppressed = slices.Sorted(maps.Keys(suppress))
 
 	stage(StageReadProfiles)
 	files := make([]*parquetFile, len(profiles))

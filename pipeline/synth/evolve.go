@@ -26,6 +26,15 @@ const (
 	numEventKinds
 )
 
+// EventKinds lists every kind of change.
+func EventKinds() []EventKind {
+	ks := make([]EventKind, numEventKinds)
+	for k := range ks {
+		ks[k] = EventKind(k)
+	}
+	return ks
+}
+
 // String names the kind as gen logs it.
 func (k EventKind) String() string {
 	return [...]string{"sign_up", "edit_location", "edit_preferences", "edit_answers", "edit_traits",

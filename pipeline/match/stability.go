@@ -1,0 +1,181 @@
+package match
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/bits"
+	"runtime/debug"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/osmosis/batchmatch/kernels"
+	"github.com/osmosis/batchmatch/pipeline/failure"
+)
+
+// Certificate is the stability check of a soulmate assignment against
+// every compatible pair of the population, not only the top-K graph it was
+// computed on (the manifest's "stability").
+//
+// A blocking pair is two compatible members who each score strictly
+// higher with the other than with their soulmate (or have none). The
+// greedy rule leaves none inside the top-K graph. Outside it, a member
+// whose soulmate scores at least their K-th candidate (or who has fewer
+// than K candidates: every compatible member is then in their list) cannot
+// be in one: anyone they prefer is in their list, so the pair is an edge
+// of the graph. Only the other members are checked, against each other.
+type Certificate struct {
+	// MembersChecked could be in a blocking pair: a full list and no
+	// soulmate, or one scoring below their K-th candidate. The others are
+	// certified by their lists alone.
+	MembersChecked int64 `json:"members_checked"`
+	// PairsExamined are the ordered pairs of checked members the blocking
+	// tiles did not rule out; PairsScored of them were scored (the rest
+	// failed a filter or could not beat both soulmates).
+	PairsExamined int64 `json:"pairs_examined"`
+	PairsScored   int64 `json:"pairs_scored"`
+	// BlockingPairs in the whole compatible graph (unordered), and how
+	// many members are in at least one.
+	BlockingPairs          int64 `json:"blocking_pairs"`
+	MembersInBlockingPairs int64 `json:"members_in_blocking_pairs"`
+}
+
+// Stability checks the assignment souls over lists (each member's top k,
+// TopK's) against every compatible pair of the population: it scores the
+// pairs between the members it must check (Certificate) with the tiled
+// loop's filters and trait dot products and Pair's component functions,
+// so each pair's score and compatibility are Pair's bit for bit
+// (TestStabilityMatchesPair), skipping the pairs whose trait score alone
+// bounds their score below one of the two soulmates'.
+func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate, k, workers int) (*Certificate, error) {
+	p := s.P
+	thr := make([]float32, p.N) // the score a partner must beat: the soulmate's, or -Inf
+	for i := range thr {
+		thr[i] = float32(math.Inf(-1))
+	}
+	for _, sm := range souls {
+		thr[sm.A], thr[sm.B] = sm.S, sm.S
+	}
+	var checked []int32
+	for i, l := range lists {
+		if len(l) >= k && thr[i] < l[k-1].S {
+			checked = append(checked, int32(i))
+		}
+	}
+	cert := &Certificate{MembersChecked: int64(len(checked))}
+	if len(checked) < 2 {
+		return cert, nil
+	}
+	tiles := subsetTiles(p, checked)
+	tp := newTiledPop(p, tiles)
+	type result struct {
+		examined, scored, blocking int64
+		members                    []int32
+	}
+	res := make([]result, len(tiles))
+	W := &s.W
+	// The best score a pair can have given its trait score: every other
+	// component at 1, with or without the biomarker, a hair above for the
+	// rounding of total.
+	bound := func(st float64) float64 {
+		a := (W.Trait*st + W.Questions + W.Proximity) / (W.Trait + W.Questions + W.Proximity)
+		b := (W.Trait*st + W.Questions + W.Proximity + W.Biomarker) / (W.Trait + W.Questions + W.Proximity + W.Biomarker)
+		return max(a, b)*(1+1e-6) + 1e-7
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(workers, 1))
+	for t := range tiles {
+		g.Go(func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("%w: stability check, tile %d: panic: %v\n%s", failure.Internal, t, r, debug.Stack())
+				}
+			}()
+			w := &tileWork{dots: make([]float32, tileSize*tileSize)}
+			var st ScoreStats
+			rs := &res[t]
+			inBlocking := map[int32]bool{}
+			QS := kernels.QMaskWords * p.QW
+			H := kernels.HLAWords
+			for c := t; c < len(tiles); c++ {
+				if (c-t)%64 == 0 && gctx.Err() != nil {
+					return gctx.Err()
+				}
+				subs := uint16(0xffff)
+				if !s.NoBlocking {
+					if c != t && !canMatch(&tiles[t].bounds, &tiles[c].bounds) {
+						continue
+					}
+					if subs = subPairs(&tiles[t], &tiles[c]); subs == 0 {
+						continue
+					}
+				}
+				before := st.PairsExamined
+				_, kept := tp.examine(t, c, subs, w, &st)
+				rs.examined += st.PairsExamined - before
+				if !kept {
+					continue
+				}
+				D := tp.D
+				na := len(tiles[t].members)
+				kernels.DotTile(w.dots, tileSize, tp.panel[t*D*tileSize:(t+1)*D*tileSize], tp.panel[c*D*tileSize:(c+1)*D*tileSize], tileSize, tileSize, D)
+				for r := 0; r < na; r++ {
+					pi := t*tileSize + r
+					i := int(tp.idx[pi])
+					for m := w.mask[r]; m != 0; m &= m - 1 {
+						col := bits.TrailingZeros64(m)
+						if c == t && col <= r {
+							continue // each unordered pair once
+						}
+						pj := c*tileSize + col
+						j := int(tp.idx[pj])
+						dot := w.dots[r*tileSize+col]
+						sTrait := traitScore(dot)
+						need := float64(max(thr[i], thr[j]))
+						if bound(sTrait) <= need {
+							continue // cannot beat both soulmates
+						}
+						d, limit, ok := distanceOf(&tp.geo[pi], &tp.geo[pj], tp.havMax[pi], tp.havMax[pj], tp.maxKm[pi], tp.maxKm[pj])
+						if !ok || p.IsBlocked(i, j) {
+							continue
+						}
+						qs := kernels.QuestionsBits(tp.qbits[pi*QS:(pi+1)*QS], tp.qbits[pj*QS:(pj+1)*QS], p.QW)
+						if qs.Dealbreak {
+							continue
+						}
+						hasH := tp.health[pi] && tp.health[pj]
+						var sh float64
+						if hasH {
+							x, o := kernels.XorOrCount(tp.hla[pi*H:(pi+1)*H], tp.hla[pj*H:(pj+1)*H])
+							sh = kernels.HLAScore(x, o)
+						}
+						S := s.total(sTrait, kernels.QuestionScore(qs), sh, proximity(d, limit), hasH)
+						rs.scored++
+						if S > thr[i] && S > thr[j] {
+							rs.blocking++
+							inBlocking[int32(i)], inBlocking[int32(j)] = true, true
+						}
+					}
+				}
+			}
+			for i := range inBlocking {
+				rs.members = append(rs.members, i)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	members := map[int32]bool{}
+	for _, r := range res {
+		cert.PairsExamined += r.examined
+		cert.PairsScored += r.scored
+		cert.BlockingPairs += r.blocking
+		for _, i := range r.members {
+			members[i] = true
+		}
+	}
+	cert.MembersInBlockingPairs = int64(len(members))
+	return cert, nil
+}

@@ -1,0 +1,72 @@
+package match
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/osmosis/batchmatch/pipeline/read"
+	"github.com/osmosis/batchmatch/pipeline/synth"
+)
+
+// TestStabilityMatchesPair: the certificate's count of blocking pairs is
+// the count over every pair of the population scored by Pair (a member
+// without a soulmate prefers anyone compatible), for populations with
+// ties, dealbreakers and blocks, several K and weight sets; none is an
+// edge of the top-K graph.
+func TestStabilityMatchesPair(t *testing.T) {
+	ties := synth.DefaultKnobs(500)
+	ties.Clones = 0.15
+	deal := synth.DefaultKnobs(400)
+	deal.Dealbreak, deal.WideAges = 0.3, true
+	open := synth.DefaultKnobs(300)
+	open.AllSeekAll, open.WideAges, open.MaxKm = true, true, [2]float32{20039, 20040}
+	for _, c := range []struct {
+		name string
+		k    synth.Knobs
+	}{{"clones", ties}, {"dealbreakers", deal}, {"open", open}} {
+		dir := t.TempDir()
+		synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(81, c.k), c.k.D, c.k.Q, 1, synth.ArrowVariable)
+		L, err := read.Load(context.Background(), baseConfig(dir), discard, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := L.Pop
+		for _, w := range []Weights{DefaultWeights, {Trait: 1}, {Questions: 1, Proximity: 1}} {
+			for _, k := range []int{1, 3, 10} {
+				sc := &Scorer{P: p, W: w}
+				lists, _, err := sc.topK(context.Background(), k, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				souls := Soulmates(lists)
+				cert, err := sc.Stability(context.Background(), lists, souls, k, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				thr := make([]float32, p.N)
+				has := make([]bool, p.N)
+				for _, s := range souls {
+					thr[s.A], thr[s.B], has[s.A], has[s.B] = s.S, s.S, true, true
+				}
+				var want int64
+				for i := range p.N {
+					for j := i + 1; j < p.N; j++ {
+						ps, ok := sc.Pair(i, j)
+						if !ok || (has[i] && ps.S <= thr[i]) || (has[j] && ps.S <= thr[j]) {
+							continue
+						}
+						if RankOf(lists[i], int32(j)) != 0 || RankOf(lists[j], int32(i)) != 0 {
+							t.Fatalf("%s k=%d: members %d and %d block the assignment inside the top-K graph", c.name, k, i, j)
+						}
+						want++
+					}
+				}
+				if cert.BlockingPairs != want {
+					t.Fatalf("%s weights %v k=%d: certificate %+v, Pair counts %d blocking pairs", c.name, w, k, cert, want)
+				}
+				t.Logf("%s weights %v k=%d: %+v", c.name, w, k, *cert)
+			}
+		}
+	}
+}
