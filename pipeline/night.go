@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/publish"
@@ -34,13 +35,13 @@ type outIDs struct {
 
 func newOutIDs(pop *read.Population, pz *publish.Pseudonymizer) (*outIDs, error) {
 	if pz == nil {
-		return &outIDs{ids: pop.ID, index: pop.Index}, nil
+		return &outIDs{ids: pop.ID, index: publish.NewIndex(pop.ID).Of}, nil
 	}
 	ids, err := pz.IDs(pop.ID)
 	if err != nil {
 		return nil, err
 	}
-	return &outIDs{ids: ids, index: publish.SortedIndex(ids), pz: pz}, nil
+	return &outIDs{ids: ids, index: publish.NewIndex(ids).Of, pz: pz}, nil
 }
 
 // erased returns whether an output id is that of a suppressed id.
@@ -157,10 +158,12 @@ func (j *job) incremental(ctx context.Context, sc *match.Scorer, prev *previous,
 	j.tm.begin(stageScore)
 	pop := sc.P
 	changed := make([]bool, pop.N)
-	for i := range pop.N {
-		d, ok := prev.state.DigestOf(out.ids[i])
-		changed[i] = !ok || d != digests[i]
-	}
+	parallel(pop.N, workers, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d, ok := prev.state.DigestOf(out.ids[i])
+			changed[i] = !ok || d != digests[i]
+		}
+	})
 	gone := int64(0)
 	for _, u := range prev.state.User {
 		if out.index(u) < 0 {
@@ -168,26 +171,28 @@ func (j *job) incremental(ctx context.Context, sc *match.Scorer, prev *previous,
 		}
 	}
 	lists := make([][]match.PrevCand, pop.N)
-	for i := range pop.N {
-		if changed[i] {
-			continue
-		}
-		ms, ss := prev.lists.Of(out.ids[i])
-		l := make([]match.PrevCand, len(ms))
-		for r, m := range ms {
-			c := match.PrevCand{S: ss[r], J: -1}
-			if jj := out.index(m); jj >= 0 {
-				c.ID, c.IDKnown = pop.ID[jj], true
-				if !changed[jj] {
-					c.J = int32(jj)
-				}
-			} else if out.pz == nil {
-				c.ID, c.IDKnown = m, true // internal ids: a departed member's id is its output id
+	parallel(pop.N, workers, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if changed[i] {
+				continue
 			}
-			l[r] = c
+			ms, ss := prev.lists.Of(out.ids[i])
+			l := make([]match.PrevCand, len(ms))
+			for r, m := range ms {
+				c := match.PrevCand{S: ss[r], J: -1}
+				if jj := out.index(m); jj >= 0 {
+					c.ID, c.IDKnown = pop.ID[jj], true
+					if !changed[jj] {
+						c.J = int32(jj)
+					}
+				} else if out.pz == nil {
+					c.ID, c.IDKnown = m, true // internal ids: a departed member's id is its output id
+				}
+				l[r] = c
+			}
+			lists[i] = l
 		}
-		lists[i] = l
-	}
+	})
 	sc.Progress = match.NewProgress()
 	stop := reportProgress(ctx, j.log, sc.Progress, j.env.ProgressBar, j.progressEvery, &j.peakHeap)
 	res, st, err := sc.Incremental(ctx, match.Block(pop), lists, changed, k, workers)
@@ -264,4 +269,19 @@ func (j *job) lists(ctx context.Context, cfg Config, sc *match.Scorer, out *outI
 	night.MembersRescored = int64(sc.P.N)
 	j.m.Night = night
 	return prev, lists, nil
+}
+
+// parallel calls f on n items cut into ranges, on workers goroutines.
+func parallel(n, workers int, f func(lo, hi int)) {
+	var wg sync.WaitGroup
+	step := max(1, (n+workers*4-1)/max(workers*4, 1))
+	sem := make(chan struct{}, max(workers, 1))
+	for lo := 0; lo < n; lo += step {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(lo, min(lo+step, n))
+		})
+	}
+	wg.Wait()
 }

@@ -126,3 +126,40 @@ func TestShardedTopKEqualsWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestListScoresMatchesPair: the components ListScores computes for a
+// member's list are Pair's bit for bit, for every member and several
+// weight sets and widths (one and several dot blocks).
+func TestListScoresMatchesPair(t *testing.T) {
+	for _, d := range []int{16, 300} {
+		k := synth.DefaultKnobs(400)
+		k.D, k.Clones = d, 0.05
+		dir := t.TempDir()
+		synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(57, k), k.D, k.Q, 1, synth.ArrowVariable)
+		L, err := read.Load(context.Background(), baseConfig(dir), discard, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := L.Pop
+		for _, w := range []Weights{DefaultWeights, {Trait: 1}, {Questions: 1, Biomarker: 2, Proximity: 1}} {
+			sc := &Scorer{P: p, W: w}
+			lists, _, err := sc.topK(context.Background(), 12, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ws RowScratch
+			for i, l := range lists {
+				got, err := sc.ListScores(i, l, &ws)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for r, c := range l {
+					want, _ := sc.Pair(i, int(c.J))
+					if got[r] != want {
+						t.Fatalf("D=%d weights %v member %d candidate %d: %+v, Pair %+v", d, w, i, c.J, got[r], want)
+					}
+				}
+			}
+		}
+	}
+}

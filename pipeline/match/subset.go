@@ -202,12 +202,27 @@ func subsetTiles(p *read.Population, sub []int32) []tileSummary {
 		return cmp.Or(cmp.Compare(a.group, b.group), cmp.Compare(a.cell, b.cell), cmp.Compare(a.class, b.class),
 			cmp.Compare(a.band, b.band), cmp.Compare(a.morton, b.morton), cmp.Compare(a.index, b.index))
 	})
+	// A subset is sparse: cut a tile short where the orientation group, the
+	// 1° cell, the max_km class or the age band changes (once it holds a
+	// sub-tile), so that each tile stays as compact as the population's
+	// and meets as few tiles as they do.
 	tiles := make([]tileSummary, 0, (len(sub)+tileSize-1)/tileSize)
-	for lo := 0; lo < len(keys); lo += tileSize {
-		t := tileSummary{members: make([]int32, 0, tileSize)}
-		for _, k := range keys[lo:min(lo+tileSize, len(keys))] {
+	same := func(a, b key) bool {
+		return a.group == b.group && a.cell == b.cell && a.class == b.class && a.band == b.band
+	}
+	for lo := 0; lo < len(keys); {
+		hi := min(lo+tileSize, len(keys))
+		for e := lo + subTileSize; e < hi; e++ {
+			if !same(keys[e-1], keys[e]) {
+				hi = e
+				break
+			}
+		}
+		t := tileSummary{members: make([]int32, 0, hi-lo)}
+		for _, k := range keys[lo:hi] {
 			t.members = append(t.members, k.index)
 		}
+		lo = hi
 		t.bounds = summarize(p, vec, t.members)
 		for s := 0; s < len(t.members); s += subTileSize {
 			t.sub = append(t.sub, summarize(p, vec, t.members[s:min(s+subTileSize, len(t.members))]))

@@ -1,9 +1,7 @@
 package publish
 
 import (
-	"cmp"
 	"math"
-	"slices"
 
 	"github.com/osmosis/batchmatch/pipeline/match"
 )
@@ -193,26 +191,4 @@ func ComputeChurn(in ChurnInput) *Churn {
 		d.MeanListBefore, d.MeanList = listB/float64(entriesB), list/float64(entries)
 	}
 	return c
-}
-
-// SortedIndex returns a function from output id to member index for
-// members whose output ids are outIDs (any order): a binary search over
-// the ids sorted once.
-func SortedIndex(outIDs []int64) func(int64) int {
-	type pair struct {
-		id int64
-		i  int32
-	}
-	s := make([]pair, len(outIDs))
-	for i, id := range outIDs {
-		s[i] = pair{id, int32(i)}
-	}
-	slices.SortFunc(s, func(a, b pair) int { return cmp.Compare(a.id, b.id) })
-	return func(id int64) int {
-		k, ok := slices.BinarySearchFunc(s, id, func(p pair, id int64) int { return cmp.Compare(p.id, id) })
-		if !ok {
-			return -1
-		}
-		return int(s[k].i)
-	}
 }

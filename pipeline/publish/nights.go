@@ -189,13 +189,14 @@ type Lists struct {
 	Start []int // len(User)+1
 	Match []int64
 	Score []float32
+	index *Index
 }
 
 // Of returns the matches and scores of user u, best first (nil when u
 // has none).
 func (l *Lists) Of(u int64) ([]int64, []float32) {
-	k, ok := slices.BinarySearch(l.User, u)
-	if !ok {
+	k := l.index.Of(u)
+	if k < 0 {
 		return nil, nil
 	}
 	return l.Match[l.Start[k]:l.Start[k+1]], l.Score[l.Start[k]:l.Start[k+1]]
@@ -205,12 +206,13 @@ func (l *Lists) Of(u int64) ([]int64, []float32) {
 type State struct {
 	User   []int64
 	Digest []read.Digest
+	index  *Index
 }
 
-// Digest returns user u's digest.
+// DigestOf returns user u's digest.
 func (s *State) DigestOf(u int64) (read.Digest, bool) {
-	k, ok := slices.BinarySearch(s.User, u)
-	if !ok {
+	k := s.index.Of(u)
+	if k < 0 {
 		return read.Digest{}, false
 	}
 	return s.Digest[k], true
@@ -258,6 +260,7 @@ func ParseLists(b []byte, k int) (*Lists, error) {
 		}
 	}
 	l.Start = append(l.Start, n)
+	l.index = NewIndex(l.User)
 	return l, nil
 }
 
@@ -284,7 +287,7 @@ func ParseState(b []byte) (*State, error) {
 			return nil, fmt.Errorf("%w: the state table is not sorted by user_id", ErrUntrusted)
 		}
 	}
-	return &State{User: user, Digest: digests}, nil
+	return &State{User: user, Digest: digests, index: NewIndex(user)}, nil
 }
 
 // ParseSoulmates reads a soulmates table (the bytes of its file).

@@ -71,8 +71,9 @@ func (s *Staging) WriteTables(ctx context.Context, t Tables, m *Manifest, worker
 	m.Outputs = map[string]Table{}
 	rows, err := writeTable(filepath.Join(dir, tableFile("matches")), meta, matchesLayout, s.com.hooks, func(add func(MatchRow) error) error {
 		// Rows are built in parallel a chunk of members at a time (the
-		// components are recomputed by Pair, bit-identical to the scores in
-		// the lists), then added in order: memory stays one chunk deep.
+		// components are recomputed as Pair computes them, ListScores,
+		// bit-identical to the scores in the lists), then added in order:
+		// memory stays one chunk deep.
 		const chunk = 1 << 14
 		buf := make([][]MatchRow, chunk)
 		for lo := 0; lo < len(order); lo += chunk {
@@ -81,14 +82,19 @@ func (s *Staging) WriteTables(ctx context.Context, t Tables, m *Manifest, worker
 			g.SetLimit(workers)
 			for w0 := lo; w0 < hi; w0 += 1024 {
 				g.Go(func() error {
+					var scratch match.RowScratch
 					if gctx.Err() != nil {
 						return gctx.Err()
 					}
 					for k := w0; k < min(w0+1024, hi); k++ {
 						i := int(order[k])
 						out := buf[k-lo][:0]
+						pss, err := t.Scorer.ListScores(i, lists[i], &scratch)
+						if err != nil {
+							return err
+						}
 						for r, c := range lists[i] {
-							ps, _ := t.Scorer.Pair(i, int(c.J))
+							ps := pss[r]
 							row := MatchRow{
 								UserID: ids[i], Rank: int32(r + 1), MatchID: ids[c.J], Score: c.S,
 								STrait: ps.Trait, SQuestions: ps.Questions, SProximity: ps.Proximity,
