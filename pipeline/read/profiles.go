@@ -133,7 +133,7 @@ func readProfileFile(ctx context.Context, pf *parquetFile, fileIdx int, d widths
 		return nil, err
 	}
 	c.read = fileRow
-	if fileRow != pf.numRows() {
+	if fileRow != pf.numRows() && pf.only == nil {
 		return nil, failure.FileError(failure.BadData, pf.path, "", fmt.Errorf("decoded %d rows, footer says %d", fileRow, pf.numRows()))
 	}
 	return c, nil

@@ -34,6 +34,9 @@ type parquetFile struct {
 	fr     *pqarrow.FileReader
 	schema *arrow.Schema
 	fields map[string]int // top-level field index by name
+	// only, when set, limits records to these row groups (explain reads
+	// the row groups that hold the members it explains).
+	only map[int]bool
 }
 
 // openParquet opens path and reads its footer and Arrow schema. Corrupt or
@@ -243,6 +246,10 @@ func (pf *parquetFile) records(ctx context.Context, columns []string, fn func(re
 	md := pf.pr.MetaData()
 	var total int64
 	for rg := 0; rg < pf.pr.NumRowGroups(); rg++ {
+		if pf.only != nil && !pf.only[rg] {
+			total += md.RowGroup(rg).NumRows()
+			continue
+		}
 		rgRows := md.RowGroup(rg).NumRows()
 		if rgRows < 0 {
 			return failure.FileError(failure.BadData, pf.path, "", fmt.Errorf("row group %d claims %d rows", rg, rgRows))
