@@ -89,8 +89,8 @@ func TestExplainPartition(t *testing.T) {
 			{[]int64{105}, []string{"Member 105 has no match this night", "Of the 5 other eligible members, 2 are ruled out by gender",
 				"3 of the rest by age", "0 of the rest by distance", "0 of the rest are blocked", "the remaining 0 each fail a dealbreaker"}},
 			{[]int64{108}, []string{"Member 108 is not an eligible member of this night"}}, // suppressed: indistinguishable
-			{[]int64{106}, []string{"Member 106 is not an eligible member"}},                 // no consent
-			{[]int64{999, 101}, []string{"Member 999 is not an eligible member"}},            // unknown
+			{[]int64{106}, []string{"Member 106 is not an eligible member"}},               // no consent
+			{[]int64{999, 101}, []string{"Member 999 is not an eligible member"}},          // unknown
 		}
 		for _, c := range cases {
 			var b bytes.Buffer
