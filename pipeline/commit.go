@@ -184,6 +184,7 @@ func Commit(ctx context.Context, cc CommitConfig, env Env) (res *Result, err err
 	}
 	pc := cfg
 	pc.Out = cc.Out // the output root (cfg.Out is the spool of an object-store commit)
+	j.outRoot = cc.Out
 	prev, _, err := j.readPrevious(ctx, pc)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -82,6 +82,9 @@ type job struct {
 	started  time.Time
 	// progressEvery is how often scoring progress is logged (no terminal).
 	progressEvery time.Duration
+	// outRoot is the output root the user named (--out), where earlier
+	// nights are published ("": cfg.Out).
+	outRoot string
 }
 
 // newJob starts the job of a new attempt.
@@ -220,7 +223,15 @@ func (j *job) publish(ctx context.Context, cfg Config, st *publish.Staging, t pu
 	}
 	if cfg.Report {
 		var html bytes.Buffer
-		if err := report.Write(&html, m, filepath.Join(st.Dir(), m.Outputs["matches"].Path)); err != nil {
+		root := j.outRoot
+		if root == "" {
+			root = cfg.Out
+		}
+		history, err := report.History(ctx, root, m.AsOf)
+		if err != nil {
+			return "", fmt.Errorf("reading the history for the report: %w", err)
+		}
+		if err := report.Write(&html, m, filepath.Join(st.Dir(), m.Outputs["matches"].Path), history); err != nil {
 			return "", fmt.Errorf("writing the report: %w", err)
 		}
 		if err := st.WriteFile(st.Tagged(report.File), html.Bytes()); err != nil {

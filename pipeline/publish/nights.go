@@ -50,6 +50,10 @@ func partitionDate(name string) (time.Time, bool) {
 	return t, err == nil && DefaultPartition(t) == name
 }
 
+// DefaultPartitionName is the Hive-style partition name of the date
+// asOf written YYYY-MM-DD.
+func DefaultPartitionName(asOf string) string { return "dt=" + asOf }
+
 // ListNights returns the names of the partitions named dt=YYYY-MM-DD
 // under out that hold a _SUCCESS, oldest first. A local out is listed
 // without following links into it.

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/parquet-go/parquet-go"
 	"gonum.org/v1/plot"
@@ -184,13 +185,60 @@ func WritePartition(w io.Writer, partition string) (err error) {
 	if matches == "" {
 		matches = "matches/" + publish.PartFile
 	}
-	return Write(w, &m, join(partition, matches))
+	parent := filepath.Dir(filepath.Clean(partition))
+	if store.IsURL(partition) {
+		parent = partition[:strings.LastIndex(strings.TrimSuffix(partition, "/"), "/")]
+	}
+	history, err := History(context.Background(), parent, m.AsOf)
+	if err != nil {
+		return err
+	}
+	return Write(w, &m, join(partition, matches), history)
+}
+
+// HistoryNights is how many nights the history section covers, this one
+// included.
+const HistoryNights = 30
+
+// History reads the manifests of the nights published under out before
+// the date asOf (YYYY-MM-DD), the latest HistoryNights-1 of them, oldest
+// first: the history section of a report. Only manifests are read, no
+// member data. A night whose manifest cannot be read is left out.
+func History(ctx context.Context, out, asOf string) ([]*publish.Manifest, error) {
+	names, err := publish.ListNights(ctx, out)
+	if err != nil {
+		return nil, err
+	}
+	var before []string
+	for _, n := range names {
+		if n < publish.DefaultPartitionName(asOf) {
+			before = append(before, n)
+		}
+	}
+	before = before[max(0, len(before)-(HistoryNights-1)):]
+	var ms []*publish.Manifest
+	for _, n := range before {
+		loc := filepath.Join(out, n)
+		if store.IsURL(out) {
+			loc = store.Join(out, n)
+		}
+		pn, err := publish.OpenNight(ctx, loc)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		ms = append(ms, pn.Manifest)
+	}
+	return ms, nil
 }
 
 // Write writes the report of the run m whose matches table is at
-// matches (a path or an object URL). The plotting library panics on some
-// inputs; a panic becomes an internal error.
-func Write(w io.Writer, m *publish.Manifest, matches string) (err error) {
+// matches (a path or an object URL), with the manifests of the nights
+// before it (oldest first) for the history section. The plotting library
+// panics on some inputs; a panic becomes an internal error.
+func Write(w io.Writer, m *publish.Manifest, matches string, history []*publish.Manifest) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: building the report: panic: %v", failure.Internal, r)
@@ -328,10 +376,22 @@ func Write(w io.Writer, m *publish.Manifest, matches string) (err error) {
 		return err
 	}
 
+	nightCharts, err := nightCharts(m)
+	if err != nil {
+		return err
+	}
+	histCharts, err := historyCharts(append(slices.Clip(history), m))
+	if err != nil {
+		return err
+	}
 	return reportTemplate.Execute(w, struct {
-		M      *publish.Manifest
-		Charts []chart
-	}{m, charts})
+		M       *publish.Manifest
+		Charts  []chart
+		Night   []chart
+		History []chart
+		Nights  int
+		Lost    []lostRow
+	}{m, charts, nightCharts, histCharts, len(history) + 1, lostRows(m)})
 }
 
 var reportTemplate = template.Must(template.New("report").Parse(`<!doctype html>
@@ -356,8 +416,202 @@ th{text-align:left}figure{margin:2rem 0}figcaption{color:#555}
 <tr><th>members without a match</th><td>{{.M.Counts.MembersWithoutMatch}}</td></tr>
 </table>
 {{range .Charts}}<figure id="{{.ID}}"><h2>{{.Title}}</h2>{{.SVG}}<figcaption>{{.Caption}}</figcaption></figure>
-{{end}}</body></html>
+{{end}}<section id="night"><h2>This night against the one before</h2>
+{{with .M.Night}}<p id="night-mode">Lists computed {{if eq .Mode "incremental"}}incrementally from {{.From}}: {{.MembersRescored}} members rescored against everyone ({{.Changed}} changed, {{.Repaired}} whose list lost a candidate), {{.Carried}} carried over{{else}}in full{{if .FullReason}} (incremental run not possible: {{.FullReason}}){{end}}{{end}}.</p>{{end}}
+{{with .M.Churn}}<table id="churn">
+<tr><th>compared with</th><td>{{.From}}</td></tr>
+<tr><th>soulmate pairs kept</th><td>{{.SoulmatePairsKept}}</td></tr>
+<tr><th>soulmate pairs broken</th><td>{{.SoulmatePairsBroken}}</td></tr>
+<tr><th>soulmate pairs new</th><td>{{.SoulmatePairsNew}}</td></tr>
+<tr><th>members compared</th><td>{{.MembersCompared}}</td></tr>
+<tr><th>members whose top-K changed</th><td>{{.TopKChanged}}</td></tr>
+<tr><th>pairs listed both nights</th><td>{{.Drift.PairsInBoth}}</td></tr>
+<tr><th>of which with another score</th><td>{{.Drift.PairsChanged}}</td></tr>
+<tr><th>mean best score, before → now</th><td>{{printf "%.4f" .Drift.MeanTop1Before}} → {{printf "%.4f" .Drift.MeanTop1}}</td></tr>
+</table>
+<table id="lost-soulmate"><tr><th>members who lost their soulmate, because</th><th></th></tr>
+{{range $.Lost}}<tr><th>{{.Why}}</th><td>{{.N}}</td></tr>
+{{end}}</table>{{else}}<p>No earlier night to compare with.</p>{{end}}
+{{with .M.Stability}}<p id="stability">Stability certificate: {{.BlockingPairs}} blocking pairs in the whole compatible graph (pairs of compatible members who both score higher together than with their soulmates), involving {{.MembersInBlockingPairs}} members; {{.MembersChecked}} members checked, the others certified by their own lists.</p>{{end}}
+{{range .Night}}<figure id="{{.ID}}"><h3>{{.Title}}</h3>{{.SVG}}<figcaption>{{.Caption}}</figcaption></figure>
+{{end}}</section>
+<section id="history"><h2>History of the last {{.Nights}} nights</h2>
+<p>From the nights' manifests only.</p>
+{{range .History}}<figure id="{{.ID}}"><h3>{{.Title}}</h3>{{.SVG}}<figcaption>{{.Caption}}</figcaption></figure>
+{{end}}</section></body></html>
 `))
 
 // plotterColor is the bars' colour.
 var plotterColor = color.RGBA{R: 0x3b, G: 0x6e, B: 0xa8, A: 0xff}
+
+// lostRow is one reason members lost their soulmate, for the table.
+type lostRow struct {
+	Why string
+	N   int64
+}
+
+func lostRows(m *publish.Manifest) []lostRow {
+	if m.Churn == nil {
+		return nil
+	}
+	var rows []lostRow
+	for _, r := range []struct{ key, why string }{
+		{publish.LostPartnerLeft, "the partner left"}, {publish.LostPartnerErased, "the partner was erased"},
+		{publish.LostIncompatible, "the pair became incompatible"}, {publish.LostOutScored, "out-scored"},
+	} {
+		rows = append(rows, lostRow{r.why, m.Churn.LostSoulmate[r.key]})
+	}
+	return rows
+}
+
+// render turns a plot into a chart.
+func render(id, title, caption string, p *plot.Plot, h vg.Length) (chart, error) {
+	s, err := svg(p, 16*vg.Centimeter, h)
+	if err != nil {
+		return chart{}, fmt.Errorf("chart %s: %w", id, err)
+	}
+	return chart{ID: id, Title: title, Caption: caption, SVG: s}, nil
+}
+
+// nightCharts are the charts of this night against the one before.
+func nightCharts(m *publish.Manifest) ([]chart, error) {
+	c := m.Churn
+	if c == nil {
+		return nil, nil
+	}
+	labels := make([]string, len(c.TopKPlacesChanged))
+	vals := make([]float64, len(c.TopKPlacesChanged))
+	for i, v := range c.TopKPlacesChanged {
+		labels[i], vals[i] = fmt.Sprint(i), float64(v)
+	}
+	p, err := bars("", "places of the top-K holding someone else than the night before", "members (log10)", labels, vals, false, true)
+	if err != nil {
+		return nil, err
+	}
+	ch, err := render("chart-topk-changes", "How much the lists moved",
+		fmt.Sprintf("%d of %d members compared have a list that changed", c.TopKChanged, c.MembersCompared), p, 7*vg.Centimeter)
+	return []chart{ch}, err
+}
+
+// series is one line of a history chart.
+type series struct {
+	name string
+	v    func(m *publish.Manifest) (float64, bool)
+}
+
+// lines draws one line per series over the nights (x labelled by date).
+func lines(nights []*publish.Manifest, ylabel string, ss ...series) (*plot.Plot, error) {
+	p := plot.New()
+	p.Y.Label.Text = ylabel
+	labels := make([]string, len(nights))
+	step := max(1, len(nights)/8)
+	for i, m := range nights {
+		if i%step == 0 || i == len(nights)-1 {
+			labels[i] = strings.TrimPrefix(m.AsOf, m.AsOf[:min(5, len(m.AsOf))])
+		}
+	}
+	p.NominalX(labels...)
+	p.Legend.Top = true
+	for k, s := range ss {
+		var xys plotter.XYs
+		for i, m := range nights {
+			if v, ok := s.v(m); ok {
+				xys = append(xys, plotter.XY{X: float64(i), Y: v})
+			}
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		l, pts, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return nil, err
+		}
+		col := palette[k%len(palette)]
+		l.Color, pts.Color = col, col
+		p.Add(l, pts)
+		p.Legend.Add(s.name, l, pts)
+	}
+	return p, nil
+}
+
+var palette = []color.Color{plotterColor, color.RGBA{R: 0xd0, G: 0x6b, B: 0x2c, A: 0xff}, color.RGBA{R: 0x3a, G: 0x9a, B: 0x4b, A: 0xff},
+	color.RGBA{R: 0x8e, G: 0x4b, B: 0xa8, A: 0xff}}
+
+func churnOf(f func(c *publish.Churn) float64) func(m *publish.Manifest) (float64, bool) {
+	return func(m *publish.Manifest) (float64, bool) {
+		if m.Churn == nil {
+			return 0, false
+		}
+		return f(m.Churn), true
+	}
+}
+
+// historyCharts are the charts of the history section, one point a night.
+func historyCharts(nights []*publish.Manifest) ([]chart, error) {
+	var out []chart
+	add := func(id, title, caption, ylabel string, ss ...series) error {
+		p, err := lines(nights, ylabel, ss...)
+		if err != nil {
+			return fmt.Errorf("chart %s: %w", id, err)
+		}
+		ch, err := render(id, title, caption, p, 7*vg.Centimeter)
+		out = append(out, ch)
+		return err
+	}
+	n := len(nights)
+	if err := add("chart-history-soulmates", "Soulmate pairs, night to night", fmt.Sprintf("%d nights", n), "pairs",
+		series{"kept", churnOf(func(c *publish.Churn) float64 { return float64(c.SoulmatePairsKept) })},
+		series{"broken", churnOf(func(c *publish.Churn) float64 { return float64(c.SoulmatePairsBroken) })},
+		series{"new", churnOf(func(c *publish.Churn) float64 { return float64(c.SoulmatePairsNew) })}); err != nil {
+		return nil, err
+	}
+	reason := func(k string) func(m *publish.Manifest) (float64, bool) {
+		return churnOf(func(c *publish.Churn) float64 { return float64(c.LostSoulmate[k]) })
+	}
+	if err := add("chart-history-lost", "Why members lost their soulmate", "members who lost their soulmate, by reason", "members",
+		series{"partner left", reason(publish.LostPartnerLeft)}, series{"partner erased", reason(publish.LostPartnerErased)},
+		series{"incompatible", reason(publish.LostIncompatible)}, series{"out-scored", reason(publish.LostOutScored)}); err != nil {
+		return nil, err
+	}
+	if err := add("chart-history-topk", "Lists that changed", "share of the members compared whose top-K changed", "%",
+		series{"top-K changed", churnOf(func(c *publish.Churn) float64 {
+			return 100 * float64(c.TopKChanged) / math.Max(1, float64(c.MembersCompared))
+		})}); err != nil {
+		return nil, err
+	}
+	if err := add("chart-history-stability", "Stability certificate", "blocking pairs in the whole compatible graph, and members checked", "",
+		series{"blocking pairs", func(m *publish.Manifest) (float64, bool) {
+			if m.Stability == nil {
+				return 0, false
+			}
+			return float64(m.Stability.BlockingPairs), true
+		}},
+		series{"members checked", func(m *publish.Manifest) (float64, bool) {
+			if m.Stability == nil {
+				return 0, false
+			}
+			return float64(m.Stability.MembersChecked), true
+		}}); err != nil {
+		return nil, err
+	}
+	if err := add("chart-history-runs", "Runs", "eligible members, members rescored against everyone, and wall time", "",
+		series{"eligible", func(m *publish.Manifest) (float64, bool) { return float64(m.Counts.Eligible), true }},
+		series{"rescored", func(m *publish.Manifest) (float64, bool) {
+			if m.Night == nil {
+				return 0, false
+			}
+			return float64(m.Night.MembersRescored), true
+		}}); err != nil {
+		return nil, err
+	}
+	if err := add("chart-history-seconds", "Wall time", "seconds from start to publish, a point a night", "seconds",
+		series{"wall time", func(m *publish.Manifest) (float64, bool) {
+			if m.FinishedAt.IsZero() || m.StartedAt.IsZero() {
+				return 0, false
+			}
+			return m.FinishedAt.Sub(m.StartedAt).Seconds(), true
+		}}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -94,3 +94,66 @@ func TestReport(t *testing.T) {
 		t.Errorf("report of the published partition differs (%v)", err)
 	}
 }
+
+// TestReportHistory: over four evolving nights run with --report (the last
+// two incrementally), the last report compares the night with the one
+// before (churn table and lost-soulmate reasons as the manifest counts
+// them, the stability certificate) and draws the history of all four from
+// their manifests; the report command on the published partition gives the
+// same page.
+func TestReportHistory(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	var last *pipeline.Result
+	for k := range 4 {
+		asOf := synth.AsOf.AddDate(0, 0, k)
+		o := synth.Options{N: 1500, Shards: 2, Seed: 4, D: 16, Q: 12, AsOf: asOf.Format("2006-01-02"), Night: k, Churn: 0.05,
+			Out: filepath.Join(dir, fmt.Sprint("n", k))}
+		nf, err := synth.GenerateNight(context.Background(), o, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := runtest.BaseConfig(dir)
+		cfg.Profiles, cfg.Suppress, cfg.Blocks = []string{filepath.Dir(nf.Profiles[0])}, []string{nf.Suppress}, []string{nf.Blocks}
+		cfg.Out, cfg.AsOf, cfg.K, cfg.Report, cfg.Incremental = out, asOf, 5, true, k >= 2
+		if last, err = pipeline.Run(context.Background(), cfg, runtest.Quiet); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := last.Manifest
+	if m.Night.Mode != "incremental" || m.Churn == nil || m.Stability == nil {
+		t.Fatalf("night %+v, churn %v, stability %v", m.Night, m.Churn, m.Stability)
+	}
+	raw, err := os.ReadFile(filepath.Join(last.Published, report.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(raw)
+	c := m.Churn
+	for _, want := range []string{
+		fmt.Sprintf("<th>soulmate pairs kept</th><td>%d</td>", c.SoulmatePairsKept),
+		fmt.Sprintf("<th>soulmate pairs broken</th><td>%d</td>", c.SoulmatePairsBroken),
+		fmt.Sprintf("<th>soulmate pairs new</th><td>%d</td>", c.SoulmatePairsNew),
+		fmt.Sprintf("<th>members whose top-K changed</th><td>%d</td>", c.TopKChanged),
+		fmt.Sprintf("<th>the partner left</th><td>%d</td>", c.LostSoulmate[publish.LostPartnerLeft]),
+		fmt.Sprintf("<th>out-scored</th><td>%d</td>", c.LostSoulmate[publish.LostOutScored]),
+		fmt.Sprintf("%d blocking pairs in the whole compatible graph", m.Stability.BlockingPairs),
+		fmt.Sprintf("Lists computed incrementally from %s: %d members rescored", m.Night.From, m.Night.MembersRescored),
+		"History of the last 4 nights",
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+	for _, id := range []string{"chart-topk-changes", "chart-history-soulmates", "chart-history-lost", "chart-history-topk",
+		"chart-history-stability", "chart-history-runs", "chart-history-seconds"} {
+		fig := regexp.MustCompile(`(?s)<figure id="` + id + `">(.*?)</figure>`).FindStringSubmatch(html)
+		if fig == nil || !strings.Contains(fig[1], "<svg") {
+			t.Errorf("%s missing", id)
+		}
+	}
+	var b strings.Builder
+	if err := report.WritePartition(&b, last.Published); err != nil || b.String() != html {
+		t.Errorf("report of the published partition differs (%v)", err)
+	}
+}
