@@ -68,6 +68,7 @@ func metricsRegistry(m *publish.Manifest, exitCode int, finished time.Time) *pro
 	gauge("last_run_matches", "Rows of the matches table.", float64(c.Matches))
 	gauge("last_run_soulmates", "Rows of the soulmates table.", float64(c.Soulmates))
 	gauge("last_run_members_without_match", "Eligible members with no compatible candidate.", float64(c.MembersWithoutMatch))
+	nightMetrics(reg, m, gauge)
 	stages := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "batchmatch", Name: "last_run_stage_seconds",
 		Help: "Wall time of each stage of the last run."}, []string{"stage"})
 	for s, ms := range m.TimingsMs {
@@ -132,4 +133,38 @@ func writeTextfile(path string, reg *prometheus.Registry) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// nightMetrics are the gauges of a night against the one before (issue
+// 16): how the lists were computed, churn and the stability certificate.
+// Those the night has no figure for (no earlier night) are left out.
+func nightMetrics(reg *prometheus.Registry, m *publish.Manifest, gauge func(name, help string, v float64)) {
+	if n := m.Night; n != nil {
+		inc := 0.0
+		if n.Mode == "incremental" {
+			inc = 1
+		}
+		gauge("last_run_incremental", "1 if the last run computed its lists incrementally from an earlier night, else 0.", inc)
+		gauge("last_run_members_rescored", "Members the last run scored against everyone.", float64(n.MembersRescored))
+	}
+	if c := m.Churn; c != nil {
+		pairs := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "batchmatch", Name: "last_run_soulmate_pairs_changed",
+			Help: "Soulmate pairs of the last run against the night before: kept, broken, new."}, []string{"change"})
+		pairs.WithLabelValues("kept").Set(float64(c.SoulmatePairsKept))
+		pairs.WithLabelValues("broken").Set(float64(c.SoulmatePairsBroken))
+		pairs.WithLabelValues("new").Set(float64(c.SoulmatePairsNew))
+		reg.MustRegister(pairs)
+		lost := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "batchmatch", Name: "last_run_lost_soulmate",
+			Help: "Members who lost their soulmate since the night before, by reason."}, []string{"reason"})
+		for r, v := range c.LostSoulmate {
+			lost.WithLabelValues(r).Set(float64(v))
+		}
+		reg.MustRegister(lost)
+		gauge("last_run_topk_changed", "Members whose top-K list changed since the night before.", float64(c.TopKChanged))
+		gauge("last_run_score_drift_mean_abs", "Mean absolute score change of the (member, match) pairs listed both nights.", c.Drift.MeanAbs)
+	}
+	if st := m.Stability; st != nil {
+		gauge("last_run_blocking_pairs", "Blocking pairs of the soulmate assignment in the whole compatible graph.", float64(st.BlockingPairs))
+		gauge("last_run_stability_members_checked", "Members the stability certificate had to check against each other.", float64(st.MembersChecked))
+	}
 }
