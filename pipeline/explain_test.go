@@ -3,12 +3,16 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/osmosis/batchmatch/pipeline"
 	"github.com/osmosis/batchmatch/pipeline/internal/runtest"
+	"github.com/osmosis/batchmatch/pipeline/publish"
+	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
 // TestExplain asks the questions support teams get about the golden fixture,
@@ -109,5 +113,45 @@ func TestExplainPartition(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// BenchmarkExplainPartition: one member with a full list and one pair,
+// asked of a published night of 20 000 generated members (the 1 M figure
+// is in bench/RESULTS.md).
+func BenchmarkExplainPartition(b *testing.B) {
+	dir := b.TempDir()
+	o := synth.Options{N: 20000, Shards: 2, Seed: 8, D: 128, Q: 64, AsOf: "2026-11-24", Out: filepath.Join(dir, "profiles")}
+	if _, err := synth.Generate(context.Background(), o, 2); err != nil {
+		b.Fatal(err)
+	}
+	cfg := runtest.BaseConfig(dir)
+	cfg.K = 10
+	res, err := pipeline.Run(context.Background(), cfg, runtest.Quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pn, err := publish.OpenNight(context.Background(), res.Published)
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := pn.Table(context.Background(), "matches")
+	if err != nil {
+		b.Fatal(err)
+	}
+	lists, err := publish.ParseLists(raw, 10)
+	if err != nil {
+		b.Fatal(err)
+	}
+	member := lists.User[len(lists.User)/2]
+	other := lists.User[len(lists.User)/3]
+	for _, ids := range [][]int64{{member}, {member, other}} {
+		b.Run(fmt.Sprint(len(ids), "-ids"), func(b *testing.B) {
+			for b.Loop() {
+				if err := pipeline.ExplainPartition(context.Background(), res.Published, ids, io.Discard, 2); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

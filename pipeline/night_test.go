@@ -289,3 +289,38 @@ func editManifest(t *testing.T, part string, edit func(map[string]any)) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkNight: a night of 20 000 generated members changed by 1 %, run
+// in full and incrementally from the night before (bench/RESULTS.md has the
+// figures at 100 000 and 1 000 000 members, with the commands).
+func BenchmarkNight(b *testing.B) {
+	dir := b.TempDir()
+	night := func(k int) pipeline.Config {
+		asOf := synth.AsOf.AddDate(0, 0, k)
+		o := synth.Options{N: 20000, Shards: 2, Seed: 8, D: 128, Q: 64, AsOf: asOf.Format(time.DateOnly), Night: k, Churn: 0.01,
+			Out: filepath.Join(dir, "n"+string(rune('0'+k)))}
+		nf, err := synth.GenerateNight(context.Background(), o, 2)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := runtest.BaseConfig(dir)
+		cfg.Profiles, cfg.Suppress, cfg.Blocks = []string{filepath.Dir(nf.Profiles[0])}, []string{nf.Suppress}, []string{nf.Blocks}
+		cfg.AsOf, cfg.K, cfg.MaxRejectRatio, cfg.Overwrite = asOf, 10, 0.001, true
+		return cfg
+	}
+	n0, n1 := night(0), night(1)
+	for _, mode := range []string{"full", "incremental"} {
+		b.Run(mode, func(b *testing.B) {
+			out := filepath.Join(dir, mode)
+			n0.Out, n1.Out, n1.Incremental = out, out, mode == "incremental"
+			if _, err := pipeline.Run(context.Background(), n0, runtest.Quiet); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := pipeline.Run(context.Background(), n1, runtest.Quiet); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

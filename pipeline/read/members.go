@@ -134,8 +134,8 @@ func ReadFilterColumns(ctx context.Context, profiles []string, asOf time.Time, e
 // of width d and q questions, ages at asOf, and the blocked pairs among them
 // from blocks. It finds the row groups from the user_id column alone and
 // decodes only those: a few row groups instead of the whole population.
-// Members not found, or whose row is invalid or without consent, are not
-// in the population returned.
+// Only their rows are validated; members not found, or whose row is
+// invalid or without consent, are not in the population returned.
 func LoadMembers(ctx context.Context, profiles, blocks []string, d, q int, asOf time.Time, ids []int64) (*Population, error) {
 	want := map[int64]bool{}
 	for _, id := range ids {
@@ -169,7 +169,7 @@ func LoadMembers(ctx context.Context, profiles, blocks []string, d, q int, asOf 
 			if err != nil || len(only) == 0 {
 				return nil, err
 			}
-			pf.only = only
+			pf.only, pf.keep = only, want
 			return readProfileFile(ctx, pf, k, widths{d, q}, asOf, nil)
 		}()
 		if err != nil {

@@ -111,7 +111,7 @@ func readProfileFile(ctx context.Context, pf *parquetFile, fileIdx int, d widths
 	c.acc = make([]byte, 0, n*d.Q)
 	c.imp = make([]byte, 0, n*d.Q)
 	rr := &rowReader{
-		d: d, asOf: asOf, asOfDays: asOf.Unix() / 86400, suppress: suppress,
+		d: d, asOf: asOf, asOfDays: asOf.Unix() / 86400, suppress: suppress, keep: pf.keep,
 		scratch: make([]float32, d.D),
 	}
 	cols := make([]string, len(profileColumns))

@@ -35,8 +35,10 @@ type parquetFile struct {
 	schema *arrow.Schema
 	fields map[string]int // top-level field index by name
 	// only, when set, limits records to these row groups (explain reads
-	// the row groups that hold the members it explains).
+	// the row groups that hold the members it explains), and keep the rows
+	// readProfileFile validates to these ids.
 	only map[int]bool
+	keep map[int64]bool
 }
 
 // openParquet opens path and reads its footer and Arrow schema. Corrupt or

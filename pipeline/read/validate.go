@@ -17,6 +17,7 @@ type rowReader struct {
 	asOf     time.Time
 	asOfDays int64
 	suppress map[int64]struct{}
+	keep     map[int64]bool // when set, only these ids are validated (LoadMembers)
 
 	ids                                 intGetter
 	idArr                               arrow.Array
@@ -119,6 +120,9 @@ func (rr *rowReader) row(c *chunk, i int, fileRow int64, path string) {
 	}
 	if _, gone := rr.suppress[id]; gone {
 		c.suppressed++
+		return
+	}
+	if rr.keep != nil && !rr.keep[id] {
 		return
 	}
 	reason := rr.validate(c, i)
