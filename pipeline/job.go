@@ -104,6 +104,9 @@ func (j *job) prepare(ctx context.Context, cfg Config) (pz *publish.Pseudonymize
 	if _, err := read.ResolveInputs(ctx, "profiles", cfg.Profiles); err != nil {
 		return nil, func() {}, err
 	}
+	if err := checkInputsOutsideOut(ctx, cfg); err != nil {
+		return nil, func() {}, err
+	}
 	if cfg.MemoryLimit > 0 {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
 	}

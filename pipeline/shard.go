@@ -6,7 +6,6 @@ import (
 
 	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/publish"
-	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // RunShard runs one shard of a run spread over cfg.Shard.Count processes:
@@ -17,7 +16,9 @@ import (
 // It takes no lock and publishes nothing: Commit does, from the parts.
 func RunShard(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 	log := env.logger()
-	store.Default().SetLogger(log)
+	if err := setupStore(log); err != nil {
+		return nil, err
+	}
 	t, err := publish.OpenTarget(ctx, publish.TargetConfig{Out: cfg.Out, Partition: cfg.partition(), SpoolDir: cfg.SpoolDir}, log, env.Hooks)
 	if err != nil {
 		return nil, err

@@ -54,10 +54,17 @@ func parseRun(name string, args []string, stderr io.Writer) (*RunOptions, pipeli
 
 // cmdRun is `batchmatch run`: a whole run, or one shard of a sharded run
 // (pipeline.Run), with its metrics and a summary on stdout.
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	_, err := runCommand(ctx, args, stdout, stderr)
+	return err
+}
+
+// runCommand is cmdRun, returning the run's result (`batchmatch night`
+// needs its shard run id).
+func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (*pipeline.Result, error) {
 	o, cfg, log, err := parseRun("run", args, stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	env := pipeline.Env{Log: log}
 	if isTerminal(stderr) && o.Log.Format != "json" {
@@ -69,16 +76,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	publishMetrics(ctx, o.Metrics, res, err, log)
 	if err != nil {
 		log.Error("run failed", "exit_code", exitCodeFor(ctx, err), "err", err)
-		return err
+		return nil, err
 	}
 	if cfg.Shard.Count > 1 {
 		c := res.Manifest.Counts
 		fmt.Fprintf(stdout, "shard %s part written to %s\n  eligible %d, pairs examined %d, compatible %d\n",
 			cfg.Shard, res.Published, c.Eligible, c.PairsExamined, c.PairsCompatible)
-		return nil
+		return res, nil
 	}
 	printSummary(stdout, res)
-	return nil
+	return res, nil
 }
 
 // publishMetrics publishes the metrics of a run or commit (res may be nil:

@@ -184,11 +184,10 @@ func writeTable[T any](path string, meta map[string]string, layout tableLayout, 
 	return t.rows, nil
 }
 
-// PartFile is the file name of the single part each table has today.
+// PartFile is the file name of the single part each table has today,
+// before the attempt id a publish tags it with (taggedName); partitions of
+// earlier versions have it as it is.
 const PartFile = "part-00000.parquet"
-
-// TablePath is where a local partition dir holds table.
-func TablePath(dir, table string) string { return filepath.Join(dir, table, PartFile) }
 
 // taggedName is name with tag before its extension ("part-00000.parquet",
 // "a1" → "part-00000-a1.parquet"), or name when tag is empty.
