@@ -20,8 +20,8 @@ demo: build
 	$(BIN) gen --out $(DEMO)/profiles --n $(N) --shards 4 --seed 42 --as-of $(ASOF) --invalid-ratio 0.0005 --log-format text
 	$(BIN) run --profiles $(DEMO)/profiles --out $(DEMO)/out --as-of $(ASOF) --log-format text --log-level warn --report
 	@echo
-	@echo "Output: $(DEMO)/out/dt=$(ASOF)/ (matches/, soulmates/, rejects/, manifest.json, report.html, _SUCCESS)"
-	@echo "Open $(DEMO)/out/dt=$(ASOF)/report.html in a browser for charts of the run."
+	@echo "Output: $(DEMO)/out/dt=$(ASOF)/ (matches/, soulmates/, rejects/, manifest-*.json, report-*.html, _SUCCESS listing them)"
+	@echo "Open" $(DEMO)/out/dt=$(ASOF)/report-*.html "in a browser for charts of the run."
 
 # Everything: vet, formatting, unit, property and process-level tests, the
 # race detector on the pipeline, and a short run of every fuzz target.

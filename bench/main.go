@@ -400,7 +400,7 @@ func timeRuns(ctx context.Context, o options, profiles, weights string) (runStat
 		}
 		walls = append(walls, time.Since(start).Seconds())
 		part := filepath.Join(out, "dt="+asOf)
-		b, err := os.ReadFile(filepath.Join(part, "manifest.json"))
+		b, err := os.ReadFile(publish.ManifestPath(part))
 		if err != nil {
 			return last, err
 		}
@@ -558,7 +558,7 @@ func faissCompare(ctx context.Context, o options, w io.Writer, profiles string, 
 		UserID  int64 `parquet:"user_id"`
 		MatchID int64 `parquet:"match_id"`
 	}
-	rows, err := parquet.ReadFile[row](filepath.Join(bm.out, "matches", "part-00000.parquet"))
+	rows, err := parquet.ReadFile[row](publish.TablePath(bm.out, "matches"))
 	if err != nil {
 		return err
 	}

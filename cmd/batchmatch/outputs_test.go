@@ -59,7 +59,8 @@ func parsePub(t *testing.T, body []byte, read func(rel string) ([]byte, error)) 
 		case "run_id":
 			s.runID = v
 		case "file":
-			s.files = append(s.files, v)
+			name, _, _ := strings.Cut(v, " ") // "file <path> <size>"
+			s.files = append(s.files, name)
 		}
 	}
 	files := s.files
@@ -432,8 +433,10 @@ func TestSymlinksInsideOut(t *testing.T) {
 
 // TestStaleShardParts: shards ran, the inputs were delivered again, and
 // the shards ran again. Commit publishes the complete set of the current
-// inputs (not the earliest part of each index); while the new set is
-// incomplete it says so (75) instead of taking the stale one.
+// inputs (not the earliest part of each index); while every shard has a
+// part but the new set is incomplete it says that the inputs changed
+// (65: run the shards again) instead of taking the stale one or waiting
+// for good.
 func TestStaleShardParts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process-level")
@@ -467,8 +470,8 @@ func TestStaleShardParts(t *testing.T) {
 	}
 	shard(1)
 	code, stderr := runBin(t, bin, commit...)
-	if code != exitTempFail || !strings.Contains(stderr, "no complete set of shard parts is of the current inputs") {
-		t.Fatalf("commit with the new set incomplete: exit %d, want %d saying so\n%s", code, exitTempFail, stderr)
+	if code != exitDataErr || !strings.Contains(stderr, "the inputs changed while the shards ran") {
+		t.Fatalf("commit with the new set incomplete: exit %d, want %d saying so\n%s", code, exitDataErr, stderr)
 	}
 	shard(0)
 	if code, stderr := runBin(t, bin, commit...); code != 0 {

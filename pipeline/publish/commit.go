@@ -547,7 +547,7 @@ func legacyPartitionName(a *outDir) string {
 // where no intact published partition is: by a rename, or, over an
 // unfinished or damaged partition of batchmatch's, by an exchange (the
 // one that was there lands in src and goes with it). A directory there
-// that is not batchmatch's is refused.
+// without _SUCCESS that is not batchmatch's is refused.
 func (c *committer) restore(src *outDir, entry, name string) error {
 	st, ok, err := c.root.lstat(name)
 	if err != nil {
@@ -561,8 +561,12 @@ func (c *committer) restore(src *outDir, entry, name string) error {
 	case !isDir(st):
 		return errNotDir(c.root.join(name))
 	default:
-		if err := checkOurs(c.root, name); err != nil {
+		if pub, err := c.publishedAt(name); err != nil {
 			return err
+		} else if pub == nil {
+			if err := checkOurs(c.root, name); err != nil {
+				return err
+			}
 		}
 		err = src.exchange(entry, c.root, name)
 		if errors.Is(err, errNoExchange) {
@@ -588,7 +592,8 @@ func (c *committer) stagedPartition() string {
 // with the published one otherwise (see the comment at the top of this
 // file). A published partition is replaced only with overwrite, or when
 // it is damaged (files missing) and of the same run id (a repair). A
-// directory in its place that is not batchmatch's is never replaced.
+// directory without _SUCCESS in its place that is not batchmatch's
+// (foreignEntry) is never replaced.
 func (c *committer) publish(overwrite bool, runID, manifest string) error {
 	name := c.partition
 	staged, err := c.staged.sub(name, false)
@@ -639,9 +644,12 @@ func (c *committer) publish(overwrite bool, runID, manifest string) error {
 		}
 		// A partition without _SUCCESS (a publish that never finished) is
 		// replaced like a published one: nobody may rely on it. But only
-		// one of batchmatch's.
-		if err := checkOurs(c.root, name); err != nil {
-			return err
+		// one of batchmatch's: a directory without _SUCCESS that holds
+		// anything else (inputs delivered there, someone's files) is not.
+		if pub == nil {
+			if err := checkOurs(c.root, name); err != nil {
+				return err
+			}
 		}
 		err = c.staged.exchange(name, c.root, name)
 		if errors.Is(err, errNoExchange) {
