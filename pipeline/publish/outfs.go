@@ -450,6 +450,9 @@ type Hooks struct {
 	// BeforeMarker, when set, runs just before the write of a remote
 	// _SUCCESS: the place where a racing publisher can get ahead.
 	BeforeMarker func()
+	// AfterMarker, when set, runs just after a remote _SUCCESS was
+	// written, before what it does not list is removed.
+	AfterMarker func()
 }
 
 // fault is the fault-injection point of the output protocol (Hooks.Fault).
@@ -468,6 +471,12 @@ func (h *Hooks) noExchange() bool { return envNoExchange || (h != nil && h.NoExc
 func (h *Hooks) beforeMarker() {
 	if h != nil && h.BeforeMarker != nil {
 		h.BeforeMarker()
+	}
+}
+
+func (h *Hooks) afterMarker() {
+	if h != nil && h.AfterMarker != nil {
+		h.AfterMarker()
 	}
 }
 

@@ -282,6 +282,7 @@ func pushPartition(ctx context.Context, st *store.Store, log *slog.Logger, dir, 
 		return false, remoteError(err, "writing "+RedactURL(marker))
 	}
 	CrashPoint("remote-success")
+	h.afterMarker()
 	log.Info("published to object storage", "partition", RedactURL(dst), "objects", len(files)+1)
 	if err := repairListed(ctx, st, log, dir, dst, mine); err != nil {
 		return false, err
