@@ -727,6 +727,20 @@ func TablePath(dir, table string) string {
 	return filepath.Join(dir, table, PartFile)
 }
 
+// ListedPath is where the published partition dir holds the file name (as
+// earlier versions named it: "report.html", "manifest.json",
+// "matches/part-00000.parquet"): the file its _SUCCESS lists under that
+// name tagged with the publishing attempt, or dir/name.
+func ListedPath(dir, name string) string {
+	if body, err := os.ReadFile(filepath.Join(dir, SuccessFile)); err == nil {
+		s := ParseSuccess(body)
+		if tagged := taggedName(name, s.AttemptID); slices.Contains(s.Files, tagged) {
+			return filepath.Join(dir, filepath.FromSlash(tagged))
+		}
+	}
+	return filepath.Join(dir, filepath.FromSlash(name))
+}
+
 // ManifestPath is where the published partition dir holds its manifest:
 // the one its _SUCCESS names (manifest.json when it names none).
 func ManifestPath(dir string) string {
