@@ -460,3 +460,20 @@ func FuzzQuestionsTile(f *testing.F) {
 		}
 	})
 }
+
+// TestScoreRowNaNLanes: a NaN score (only reachable through a weight the
+// options refuse) is reported in the nan mask by every implementation,
+// never lost among the lanes that beat no heap.
+func TestScoreRowNaNLanes(t *testing.T) {
+	r := rand.New(rand.NewPCG(71, 72))
+	q, tile, dots, qs := randomRow(r)
+	var minB [TileWidth]float32
+	p := &ScoreRowParams{W: Weights{Trait: 1, Questions: math.NaN()}, UseQ: true}
+	for _, impl := range scoreRowImpls {
+		var out [TileWidth]float32
+		ok, beat, nan := impl.fn(&out, p, q, tile, dots, qs, ^uint64(0), 0, &minB)
+		if ok == 0 || nan != ok || beat != 0 {
+			t.Fatalf("%s: ok %016x nan %016x beat %016x: every compatible lane's score is NaN", impl.name, ok, nan, beat)
+		}
+	}
+}

@@ -60,10 +60,10 @@ func (s *Scorer) ExplainPair(i, j int) PairExplanation {
 	}
 	qs := kernels.Questions(ansI, accI, impI, ansJ, accJ, impJ)
 	D := p.D
-	e.Components[0] = traitScore(kernels.Dot(p.Trait[i*D:(i+1)*D], p.Trait[j*D:(j+1)*D]))
+	e.Components[0] = min(max((1+float64(kernels.Dot(p.Trait[i*D:(i+1)*D], p.Trait[j*D:(j+1)*D])))/2, 0), 1)
 	e.Components[1] = kernels.QuestionScore(qs)
 	lim := float64(min(p.MaxKm[i], p.MaxKm[j]))
-	e.Components[3] = proximity(d, lim)
+	e.Components[3] = min(max(1-d/lim, 0), 1)
 	e.Weights = s.W
 	e.Biomarker = p.Health[i] && p.Health[j]
 	if e.Biomarker {

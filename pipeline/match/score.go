@@ -54,6 +54,12 @@ func (s *Scorer) TopK(ctx context.Context, b *Blocking, k, workers int) ([][]Can
 	if b.p != s.P {
 		return nil, ScoreStats{}, fmt.Errorf("%w: TopK with the blocking of another population", failure.Internal)
 	}
+	// The weights are the one input left that could make a score NaN (the
+	// pair score clamps every component): refuse any the options did not
+	// check, rather than publish NaN scores or drop them.
+	if err := s.W.check(); err != nil {
+		return nil, ScoreStats{}, fmt.Errorf("%w: scoring with unchecked weights: %w", failure.Internal, err)
+	}
 	tiles := b.tiles
 	tp := newTiledPop(s.P, tiles)
 	workers = max(workers, 1)

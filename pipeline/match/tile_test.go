@@ -99,11 +99,11 @@ func TestScoringDoesNotAllocatePerPair(t *testing.T) {
 	}
 }
 
-// TestNaNScoreFailsTheRun: a compatible pair whose score comes out NaN is
-// never dropped silently. Validation keeps every such input out (a max_km
-// that rounds to 0 is rejected), so the population is corrupted after
-// loading to reach the guard: two members at the same place with max_km 0
-// make proximity 0/0.
+// TestNaNScoreFailsTheRun: no NaN score is ever dropped silently. The
+// pair score clamps every component (a max_km of 0 gives proximity 0, not
+// 0/0), so the weights are the one input left that could make a score
+// NaN: the scorer refuses weights the options did not check, and the row
+// kernel's NaN lanes fail the run (kernels.TestScoreRowNaNLanes).
 func TestNaNScoreFailsTheRun(t *testing.T) {
 	dir := t.TempDir()
 	k := synth.DefaultKnobs(40)
@@ -115,9 +115,22 @@ func TestNaNScoreFailsTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := L.Pop
+	for _, w := range []Weights{{Trait: 1, Questions: math.NaN()}, {Trait: math.Inf(1)}, {Trait: 1e308, Proximity: 1e308}, {Biomarker: 1}} {
+		_, _, err = (&Scorer{P: p, W: w}).topK(context.Background(), 5, 2)
+		if !errors.Is(err, failure.Internal) || !strings.Contains(err.Error(), "weight") {
+			t.Fatalf("weights %+v: got %v, want failure.Internal about the weights", w, err)
+		}
+	}
+	// max_km 0 after loading (validation rejects it): proximity clamps to
+	// 0, no NaN, and the pair at distance 0 is still compatible
 	p.MaxKm[0], p.HavMax[0] = 0, 0
-	_, _, err = (&Scorer{P: p, W: DefaultWeights}).topK(context.Background(), 5, 2)
-	if !errors.Is(err, failure.Internal) || !strings.Contains(err.Error(), "NaN") {
-		t.Fatalf("got %v, want failure.Internal about NaN scores", err)
+	lists, _, err := (&Scorer{P: p, W: DefaultWeights}).topK(context.Background(), 5, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range lists[0] {
+		if c.S != c.S {
+			t.Fatalf("NaN score in member 0's list: %+v", lists[0])
+		}
 	}
 }
