@@ -67,7 +67,7 @@ func (s *Scorer) TopK(ctx context.Context, b *Blocking, k, workers int) ([][]Can
 	for w := range all {
 		all[w] = &scoreWorker{heaps: make([]*tileHeaps, len(tiles)), work: tileWork{dots: make([]float32, tileSize*tileSize)}}
 	}
-	stats, err := s.runTasks(ctx, tiles, all, func(w *scoreWorker, t, c int, subs uint16, st *ScoreStats) {
+	stats, err := s.runTasks(ctx, tiles, all, func(w *scoreWorker, t, c int, subs subMask, st *ScoreStats) {
 		hA := w.tileHeaps(t, len(tiles[t].members), k)
 		var hB *tileHeaps
 		if c != t {
@@ -123,12 +123,12 @@ func (s *Scorer) TopK(ctx context.Context, b *Blocking, k, workers int) ([][]Can
 // runTasks runs the scoring tasks of s on a pool of the given workers: a
 // task per tile t (of this shard) calls pair for t against itself and every
 // later tile c that blocking does not rule out (unless NoBlocking), with the
-// 16×16 sub-tile pairs subs that may match. It returns the pair counts per
+// sub-tile pairs subs that may match. It returns the pair counts per
 // task. A panic in a task becomes an internal error naming the tile;
 // cancellation is checked every 64 candidate tiles; finished tasks are
 // reported to s.Progress.
 func (s *Scorer) runTasks(ctx context.Context, tiles []tileSummary, all []*scoreWorker,
-	pair func(w *scoreWorker, t, c int, subs uint16, st *ScoreStats)) ([]ScoreStats, error) {
+	pair func(w *scoreWorker, t, c int, subs subMask, st *ScoreStats)) ([]ScoreStats, error) {
 	stats := make([]ScoreStats, len(tiles))
 	s.Progress.start(len(tiles))
 	pool := make(chan *scoreWorker, len(all))
@@ -160,7 +160,7 @@ func (s *Scorer) runTasks(ctx context.Context, tiles []tileSummary, all []*score
 				if (c-t)%64 == 0 && gctx.Err() != nil {
 					return gctx.Err()
 				}
-				subs := uint16(0xffff)
+				subs := allSubs
 				if !s.NoBlocking {
 					if c != t && !canMatch(&tq.bounds, &tiles[c].bounds) {
 						continue
@@ -196,7 +196,7 @@ func CountCompatible(ctx context.Context, p *read.Population, workers int) (int6
 		all[w] = &scoreWorker{}
 	}
 	s := &Scorer{P: p}
-	stats, err := s.runTasks(ctx, tiles, all, func(w *scoreWorker, t, c int, subs uint16, st *ScoreStats) {
+	stats, err := s.runTasks(ctx, tiles, all, func(w *scoreWorker, t, c int, subs subMask, st *ScoreStats) {
 		tp.countTilePair(t, c, subs, &w.work, st)
 	})
 	var n int64

@@ -111,30 +111,30 @@ func newTiledPop(p *read.Population, tiles []tileSummary) *tiledPop {
 
 // tileWork is one worker's scratch space for a query tile.
 type tileWork struct {
-	cols   [tileSize / subTileSize]uint64 // per 16-row sub-tile: the candidate columns it meets
-	mask   [tileSize]uint64               // candidates of the current tile passing the cheap filters
-	sure   [tileSize]uint64               // ... of which certainly within distance
-	dots   []float32                      // tileSize×tileSize dot products
-	cand   [tileSize]int32                // positions of one query's kept candidates (Q > 64)
-	srow   [tileSize]float32              // scores of one row
-	qs     [tileSize]kernels.QStats       // questionnaire sums of the kept candidates (Q > 64)
-	ql     kernels.QLanes                 // ... lane by lane
-	qa     [kernels.QMaskWords]uint64     // the query's masks (Q ≤ 64)
-	pq     kernels.PairMember             // the query
+	cols   [subTiles]uint64           // per sub-tile of rows: the candidate columns it meets
+	mask   [tileSize]uint64           // candidates of the current tile passing the cheap filters
+	sure   [tileSize]uint64           // ... of which certainly within distance
+	dots   []float32                  // tileSize×tileSize dot products
+	cand   [tileSize]int32            // positions of one query's kept candidates (Q > 64)
+	srow   [tileSize]float32          // scores of one row
+	qs     [tileSize]kernels.QStats   // questionnaire sums of the kept candidates (Q > 64)
+	ql     kernels.QLanes             // ... lane by lane
+	qa     [kernels.QMaskWords]uint64 // the query's masks (Q ≤ 64)
+	pq     kernels.PairMember         // the query
 	params kernels.ScoreRowParams
 	q      kernels.FilterQuery
 }
 
 // examine is the start of a tile pair's work, shared by scoring and
-// counting: the candidate columns each 16-row sub-tile of a meets (subs,
-// bit x·4+y: sub-tile x of a, y of b), the ordered pairs that makes
+// counting: the candidate columns each sub-tile of rows of a meets (subs,
+// bit x·subTiles+y: sub-tile x of a, y of b), the ordered pairs that makes
 // (added to st.PairsExamined), and the pairs passing orientation by
 // per-tile bit masks, ages, and distance by unit-vector dot products
 // against the per-member threshold, in w.mask (kept) and w.sure (kept and
 // certainly within distance). It returns how many ordered pairs a scored
 // pair stands for (2 for two distinct tiles, whose unordered pairs are
 // scored once) and whether any pair is kept.
-func (tp *tiledPop) examine(a, b int, subs uint16, w *tileWork, st *ScoreStats) (per int64, kept bool) {
+func (tp *tiledPop) examine(a, b int, subs subMask, w *tileWork, st *ScoreStats) (per int64, kept bool) {
 	ta, tb := &tp.tiles[a], &tp.tiles[b]
 	na := len(ta.members)
 	per = 1 // ordered pairs per scored pair: 2 when both members' heaps get it
@@ -145,8 +145,8 @@ func (tp *tiledPop) examine(a, b int, subs uint16, w *tileWork, st *ScoreStats) 
 		w.cols[x] = 0
 	}
 	for bit := subs; bit != 0; bit &= bit - 1 {
-		k := bits.TrailingZeros16(bit)
-		x, y := k/4, k%4
+		k := bits.TrailingZeros64(uint64(bit))
+		x, y := k/subTiles, k%subTiles
 		if x >= len(ta.sub) || y >= len(tb.sub) {
 			continue
 		}
@@ -173,7 +173,7 @@ func (tp *tiledPop) examine(a, b int, subs uint16, w *tileWork, st *ScoreStats) 
 // countTilePair counts the ordered pairs of tiles a and b (in the sub-tile
 // pairs subs) that pass orientation, ages and distance, computing no score
 // (CountCompatible).
-func (tp *tiledPop) countTilePair(a, b int, subs uint16, w *tileWork, st *ScoreStats) {
+func (tp *tiledPop) countTilePair(a, b int, subs subMask, w *tileWork, st *ScoreStats) {
 	per, kept := tp.examine(a, b, subs, w, st)
 	if !kept {
 		return
@@ -200,7 +200,7 @@ func (tp *tiledPop) countTilePair(a, b int, subs uint16, w *tileWork, st *ScoreS
 // of the tile is scored into hA; otherwise each unordered pair once,
 // offered to hA (a's members) and hB (b's members), and counted as the two
 // ordered pairs it stands for.
-func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tileHeaps, w *tileWork, st *ScoreStats) {
+func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs subMask, hA, hB *tileHeaps, w *tileWork, st *ScoreStats) {
 	per, kept := tp.examine(a, b, subs, w, st)
 	if !kept {
 		return
