@@ -73,7 +73,7 @@ func Run(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 		return &Result{Manifest: m, Published: st.Location(), AlreadyPublished: true}, nil
 	}
 
-	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking}
+	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking, ReleaseColumns: true}
 	lists, err := j.score(ctx, sc, cfg.K, cfg.Workers)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,8 @@
 package match
 
 import (
+	"slices"
+
 	"github.com/osmosis/batchmatch/kernels"
 	"github.com/osmosis/batchmatch/pipeline/read"
 )
@@ -39,11 +41,10 @@ func (s *Scorer) Pair(i, j int) (PairScore, bool) {
 		return PairScore{}, false
 	}
 	// 5. dealbreakers, and the score
-	QS := kernels.QMaskWords * p.QW
-	qs := kernels.QuestionsBits(p.QBits[i*QS:(i+1)*QS], p.QBits[j*QS:(j+1)*QS], p.QW)
-	D := p.D
+	var bufs pairBufs
+	qs := kernels.QuestionsBits(s.qbits(i, bufs.qi[:0]), s.qbits(j, bufs.qj[:0]), p.QW)
 	params := kernels.ScoreRowParams{W: s.W.kernel(), UseQ: true}
-	parts, ok := kernels.PairLane(&params, &mi, &mj, kernels.Dot(p.Trait[i*D:(i+1)*D], p.Trait[j*D:(j+1)*D]), &qs)
+	parts, ok := kernels.PairLane(&params, &mi, &mj, kernels.Dot(s.trait(i, bufs.ti[:0]), s.trait(j, bufs.tj[:0])), &qs)
 	if !ok {
 		return PairScore{}, false
 	}
@@ -69,4 +70,60 @@ func (w Weights) kernel() kernels.Weights {
 func distance(p *read.Population, i, j int) (d, limit float64, ok bool) {
 	mi, mj := memberOf(p, i), memberOf(p, j)
 	return kernels.PairDistance(&mi, &mj)
+}
+
+// pairBufs is room for two members' traits and questionnaires gathered
+// from the tiles, on the stack for the usual sizes.
+type pairBufs struct {
+	ti, tj [256]float32
+	qi, qj [4 * kernels.QMaskWords]uint64
+}
+
+// trait returns member i's normalised trait: the population's row, or,
+// once TopK released it, the row gathered from the tile panel into buf.
+func (s *Scorer) trait(i int, buf []float32) []float32 {
+	p := s.P
+	D := p.D
+	if p.Trait != nil {
+		return p.Trait[i*D : (i+1)*D]
+	}
+	pos := int(s.pos[i])
+	panel := s.tiled.panel[pos/tileSize*D*tileSize : (pos/tileSize+1)*D*tileSize]
+	r := pos % tileSize
+	base := r / kernels.PanelBlock * kernels.PanelBlock * D
+	buf = slices.Grow(buf[:0], D)[:D]
+	for k := range D {
+		buf[k] = panel[base+k*kernels.PanelBlock+r%kernels.PanelBlock]
+	}
+	return buf
+}
+
+// qbits returns member i's bit-sliced questionnaire: the population's, or,
+// once TopK released it, the one gathered from the tiles into buf.
+func (s *Scorer) qbits(i int, buf []uint64) []uint64 {
+	p := s.P
+	QS := kernels.QMaskWords * p.QW
+	if p.QBits != nil {
+		return p.QBits[i*QS : (i+1)*QS]
+	}
+	pos := int(s.pos[i])
+	if s.tiled.qtile == nil {
+		return s.tiled.qbits[pos*QS : (pos+1)*QS]
+	}
+	buf = slices.Grow(buf[:0], QS)[:QS]
+	qt := &s.tiled.qtile[pos/tileSize]
+	for k := range kernels.QMaskWords {
+		buf[k] = qt[k][pos%tileSize]
+	}
+	return buf
+}
+
+// Questionnaire returns member i's answers, accept masks and importance
+// levels, unpacked from the bit-sliced form (the population's, or the
+// tiles' once TopK released it).
+func (s *Scorer) Questionnaire(i int) (ans, acc, imp []byte) {
+	p := s.P
+	ans, acc, imp = make([]byte, p.Q), make([]byte, p.Q), make([]byte, p.Q)
+	kernels.UnpackQuestions(ans, acc, imp, s.qbits(i, nil))
+	return ans, acc, imp
 }
