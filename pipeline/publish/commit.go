@@ -821,12 +821,13 @@ func (h *Hooks) writeFileSync(path string, data []byte) error {
 	return nil
 }
 
-// syncDir fsyncs the directory dir.
+// syncDir fsyncs the directory dir (opened as a directory, not through a
+// link: nothing in its place can make the open block).
 func (h *Hooks) syncDir(dir string) error {
 	if err := h.fault("sync", dir); err != nil {
 		return fsError(err, "syncing", dir)
 	}
-	d, err := os.Open(dir)
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return fsError(err, "opening", dir)
 	}
