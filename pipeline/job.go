@@ -87,7 +87,7 @@ func newJob(env Env, log *slog.Logger) *job {
 	started := time.Now()
 	attempt := publish.NewAttemptID(started)
 	j := &job{env: env, started: started, log: log.With("attempt_id", attempt)}
-	j.m = &publish.Manifest{Tool: "batchmatch", Version: publish.Version, SpecVersion: publish.SpecVersion,
+	j.m = &publish.Manifest{Tool: "batchmatch", Version: publish.Build().Version, SpecVersion: publish.SpecVersion,
 		AttemptID: attempt, StartedAt: started.UTC()}
 	j.tm = newStageTimer(j.log)
 	return j
