@@ -67,10 +67,8 @@ func Run(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 		// exit status): the published tables are the ones this run would
 		// write, byte for byte.
 		j.log.Info("already published by this run: nothing to do", "partition", st.Location(), "run_id", m.RunID)
-		if pm := pub.Manifest(); pm != nil {
-			m.Counts = pm.Counts // the metrics describe what is published
-		}
-		return &Result{Manifest: m, Published: st.Location(), AlreadyPublished: true}, nil
+		j.alreadyPublished(pub.Manifest())
+		return j.result(st.Location(), true), nil
 	}
 
 	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking}
@@ -91,5 +89,5 @@ func Run(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Manifest: m, Published: t.Location(dir), AlreadyPublished: already}, nil
+	return j.result(t.Location(dir), already), nil
 }
