@@ -99,12 +99,16 @@ func TestMetricsOutcomes(t *testing.T) {
 		return slices.Concat([]string{"run", "--profiles", profiles, "--out", out, "--as-of", asOf, "--max-reject-ratio", "1"}, metrics, extra)
 	}
 	run := func(extra ...string) []string { return runOn("2026-11-24", extra...) }
-	commit := func(asOf string) []string { return slices.Concat([]string{"commit", "--out", out, "--as-of", asOf}, metrics) }
+	commit := func(asOf string) []string {
+		return slices.Concat([]string{"commit", "--out", out, "--as-of", asOf}, metrics)
+	}
 	night := func(asOf, index string) []string {
 		return slices.Concat([]string{"night", "--profiles", profiles, "--out", out, "--as-of", asOf, "--shard-index", index, "--shard-count", "2", "--max-reject-ratio", "1"}, metrics)
 	}
 	whole := map[string]string{"job": "batchmatch", "instance": out}
-	shard := func(i string) map[string]string { return map[string]string{"job": "batchmatch", "instance": out, "shard": i} }
+	shard := func(i string) map[string]string {
+		return map[string]string{"job": "batchmatch", "instance": out, "shard": i}
+	}
 	outcome := []string{mSuccess, mExitCode, mTimestamp, mDuration}
 	counts := []string{mRows, mExamined, mCompatible, mMatches, mSoulmates, mNoMatch}
 	type pushed struct {
