@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -244,4 +246,22 @@ func hasMsg(recs []map[string]any, msg string) bool {
 		}
 	}
 	return false
+}
+
+// logText is stderr with its JSON lines decoded: each record's values as
+// text, one per line (so that a message quoting a name reads as written);
+// other lines as they are.
+func logText(stderr string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(stderr, "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			b.WriteString(line + "\n")
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(rec)) {
+			fmt.Fprintf(&b, "%s=%v\n", k, rec[k])
+		}
+	}
+	return b.String()
 }
