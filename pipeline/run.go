@@ -71,7 +71,7 @@ func Run(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 		return j.result(st.Location(), true), nil
 	}
 
-	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking}
+	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking, ReleaseColumns: true}
 	lists, err := j.score(ctx, sc, cfg.K, cfg.Workers)
 	if err != nil {
 		return nil, err

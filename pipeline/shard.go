@@ -46,7 +46,7 @@ func RunShard(ctx context.Context, cfg Config, env Env) (res *Result, err error)
 	}
 	pop := L.Pop
 	j.identify(pop, "") // the shard run id: every shard and the commit agree on it
-	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking, Shard: cfg.Shard}
+	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking, Shard: cfg.Shard, ReleaseColumns: true}
 	lists, err := j.score(ctx, sc, cfg.K, cfg.Workers)
 	if err != nil {
 		return nil, err
