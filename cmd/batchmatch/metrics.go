@@ -171,9 +171,9 @@ func metricFamilies(o outcome) ([]*dto.MetricFamily, error) {
 			gauge("last_run_pairs_compatible", "Ordered pairs that passed every hard filter, of the last run that scored (a shard: of its tasks).", float64(c.PairsCompatible))
 		}
 		if o.Counted.Outputs {
-			gauge("last_run_matches", "Rows of the matches table the last run published.", float64(c.Matches))
-			gauge("last_run_soulmates", "Rows of the soulmates table the last run published.", float64(c.Soulmates))
-			gauge("last_run_members_without_match", "Eligible members with no compatible candidate, in the last run that published.", float64(c.MembersWithoutMatch))
+			gauge("last_run_matches", "Rows of the matches table, of the last run that wrote the tables.", float64(c.Matches))
+			gauge("last_run_soulmates", "Rows of the soulmates table, of the last run that wrote the tables.", float64(c.Soulmates))
+			gauge("last_run_members_without_match", "Eligible members with no compatible candidate, of the last run that wrote the tables.", float64(c.MembersWithoutMatch))
 		}
 		stages := map[string]float64{}
 		for s, ms := range m.TimingsMs {
