@@ -59,7 +59,8 @@ func (s *Scorer) ExplainPair(i, j int) PairExplanation {
 		e.Compatible = e.Compatible && v.Pass
 	}
 	qs := kernels.Questions(ansI, accI, impI, ansJ, accJ, impJ)
-	var bufs pairBufs
+	bufs := pairBufPool.Get().(*pairBufs)
+	defer pairBufPool.Put(bufs)
 	e.Components[0] = min(max((1+float64(kernels.Dot(s.trait(i, bufs.ti[:0]), s.trait(j, bufs.tj[:0]))))/2, 0), 1)
 	e.Components[1] = kernels.QuestionScore(qs)
 	lim := float64(min(p.MaxKm[i], p.MaxKm[j]))

@@ -2,6 +2,7 @@ package match
 
 import (
 	"slices"
+	"sync"
 
 	"github.com/osmosis/batchmatch/kernels"
 	"github.com/osmosis/batchmatch/pipeline/read"
@@ -41,7 +42,8 @@ func (s *Scorer) Pair(i, j int) (PairScore, bool) {
 		return PairScore{}, false
 	}
 	// 5. dealbreakers, and the score
-	var bufs pairBufs
+	bufs := pairBufPool.Get().(*pairBufs)
+	defer pairBufPool.Put(bufs)
 	qs := kernels.QuestionsBits(s.qbits(i, bufs.qi[:0]), s.qbits(j, bufs.qj[:0]), p.QW)
 	params := kernels.ScoreRowParams{W: s.W.kernel(), UseQ: true}
 	parts, ok := kernels.PairLane(&params, &mi, &mj, kernels.Dot(s.trait(i, bufs.ti[:0]), s.trait(j, bufs.tj[:0])), &qs)
@@ -73,11 +75,14 @@ func distance(p *read.Population, i, j int) (d, limit float64, ok bool) {
 }
 
 // pairBufs is room for two members' traits and questionnaires gathered
-// from the tiles, on the stack for the usual sizes.
+// from the tiles (pooled: the kernels' dispatch makes a stack buffer
+// escape, and Pair runs for every row of the matches table).
 type pairBufs struct {
 	ti, tj [256]float32
 	qi, qj [4 * kernels.QMaskWords]uint64
 }
+
+var pairBufPool = sync.Pool{New: func() any { return new(pairBufs) }}
 
 // trait returns member i's normalised trait: the population's row, or,
 // once TopK released it, the row gathered from the tile panel into buf.

@@ -72,15 +72,17 @@ func (s *Scorer) TopK(ctx context.Context, b *Blocking, k, workers int) ([][]Can
 		return nil, ScoreStats{}, fmt.Errorf("%w: scoring with unchecked weights: %w", failure.Internal, err)
 	}
 	tiles := b.tiles
-	tp := newTiledPop(s.P, tiles)
+	tp := newTiledPop(s.P, tiles, s.ReleaseColumns)
 	if s.ReleaseColumns {
-		s.tiled, s.pos = tp, make([]int32, s.P.N)
+		// Pair needs the traits and questionnaires from the tiles, and
+		// nothing else of them: the rest is garbage once scoring is done.
+		s.tiled = &tiledPop{D: tp.D, panel: tp.panel, qtile: tp.qtile, qbits: tp.qbits}
+		s.pos = make([]int32, s.P.N)
 		for p, i := range tp.idx {
 			if i >= 0 {
 				s.pos[i] = int32(p)
 			}
 		}
-		s.P.Trait, s.P.QBits = nil, nil
 	}
 	workers = max(workers, 1)
 	all := make([]*scoreWorker, workers)
@@ -210,7 +212,7 @@ func (s *Scorer) runTasks(ctx context.Context, tiles []tileSummary, all []*score
 // opened. It examines the pairs TopK examines, with blocking.
 func CountCompatible(ctx context.Context, p *read.Population, workers int) (int64, error) {
 	tiles := Block(p).tiles
-	tp := newTiledPop(p, tiles)
+	tp := newTiledPop(p, tiles, false)
 	all := make([]*scoreWorker, max(workers, 1))
 	for w := range all {
 		all[w] = &scoreWorker{}

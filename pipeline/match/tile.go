@@ -3,6 +3,7 @@ package match
 import (
 	"math"
 	"math/bits"
+	"unsafe"
 
 	"github.com/osmosis/batchmatch/kernels"
 	"github.com/osmosis/batchmatch/pipeline/read"
@@ -45,21 +46,26 @@ type tiledPop struct {
 	genMask, seekMask [][3]uint64
 }
 
-func newTiledPop(p *read.Population, tiles []tileSummary) *tiledPop {
+// newTiledPop lays p out for tile-by-tile scoring. With adopt, the trait
+// rows and questionnaire bits are not copied: adoptColumns rearranges the
+// population's own arrays into the tiled layout afterwards.
+func newTiledPop(p *read.Population, tiles []tileSummary, adopt bool) *tiledPop {
 	T := len(tiles)
 	n := T * tileSize
 	tp := &tiledPop{
 		tiles: tiles, D: p.D,
-		panel: make([]float32, T*p.D*tileSize),
-		idx:   make([]int32, n), gen: make([]uint8, n), seek: make([]uint8, n),
+		idx: make([]int32, n), gen: make([]uint8, n), seek: make([]uint8, n),
 		filt: make([]kernels.FilterCands, T), deal: make([]bool, n), tileDeal: make([]bool, T),
 		ptile:   make([]kernels.PairTile, T),
 		genMask: make([][3]uint64, T), seekMask: make([][3]uint64, T),
 	}
-	if p.QW == 1 {
-		tp.qtile = make([]kernels.QTile, T)
-	} else {
-		tp.qbits = make([]uint64, n*kernels.QMaskWords*p.QW)
+	if !adopt {
+		tp.panel = make([]float32, T*p.D*tileSize)
+		if p.QW == 1 {
+			tp.qtile = make([]kernels.QTile, T)
+		} else {
+			tp.qbits = make([]uint64, n*kernels.QMaskWords*p.QW)
+		}
 	}
 	QS := kernels.QMaskWords * p.QW
 	rows := make([]float32, tileSize*p.D)
@@ -88,9 +94,11 @@ func newTiledPop(p *read.Population, tiles []tileSummary) *tiledPop {
 				}
 				tp.tileDeal[t] = tp.tileDeal[t] || tp.deal[pos]
 			}
-			if tp.qtile != nil {
+			switch {
+			case adopt:
+			case tp.qtile != nil:
 				tp.qtile[t].Set(r, p.QBits[int(i)*QS:(int(i)+1)*QS])
-			} else {
+			default:
 				copy(tp.qbits[pos*QS:(pos+1)*QS], p.QBits[int(i)*QS:(int(i)+1)*QS])
 			}
 			m := memberOf(p, int(i))
@@ -101,12 +109,109 @@ func newTiledPop(p *read.Population, tiles []tileSummary) *tiledPop {
 					tp.seekMask[t][g] |= 1 << r
 				}
 			}
-			copy(rows[r*p.D:(r+1)*p.D], p.Trait[int(i)*p.D:(int(i)+1)*p.D])
+			if !adopt {
+				copy(rows[r*p.D:(r+1)*p.D], p.Trait[int(i)*p.D:(int(i)+1)*p.D])
+			}
 		}
-		m := len(tiles[t].members)
-		kernels.PackPanel(tp.panel[t*p.D*tileSize:(t+1)*p.D*tileSize], rows[:m*p.D], m, p.D)
+		if !adopt {
+			m := len(tiles[t].members)
+			kernels.PackPanel(tp.panel[t*p.D*tileSize:(t+1)*p.D*tileSize], rows[:m*p.D], m, p.D)
+		}
+	}
+	if adopt {
+		tp.adoptColumns(p)
 	}
 	return tp
+}
+
+// The tiles are the population's row groups: read leaves room for whole
+// ones in the trait and questionnaire arrays.
+const _ = uint(tileSize-read.RowGroup) + uint(read.RowGroup-tileSize)
+
+// adoptColumns rearranges the population's trait rows and questionnaire
+// bits, in place, into the tiled layout, and takes them over (p.Trait and
+// p.QBits become nil): the rows are permuted into tile order by following
+// the permutation's cycles, then each tile is repacked as its panel (and,
+// for Q ≤ 64, its word-major questionnaire tile) through one tile of
+// scratch. No second copy of either column is ever made.
+func (tp *tiledPop) adoptColumns(p *read.Population) {
+	T := len(tp.tiles)
+	rows := T * tileSize
+	perm := make([]int32, rows) // position → the row it takes
+	next := int32(p.N)          // padding takes the spare rows past N
+	for pos, i := range tp.idx {
+		if i >= 0 {
+			perm[pos] = i
+		} else {
+			perm[pos] = next
+			next++
+		}
+	}
+	D := p.D
+	trait := p.Trait[:rows*D]
+	clear(trait[p.N*D:])
+	permuteRows(trait, D, perm)
+	scratch := make([]float32, tileSize*D)
+	for t := range T {
+		tile := trait[t*tileSize*D : (t+1)*tileSize*D]
+		copy(scratch, tile)
+		m := len(tp.tiles[t].members)
+		kernels.PackPanel(tile, scratch[:m*D], m, D)
+	}
+	tp.panel = trait
+	QS := kernels.QMaskWords * p.QW
+	qb := p.QBits[:rows*QS]
+	clear(qb[p.N*QS:])
+	permuteRows(qb, QS, perm)
+	if p.QW == 1 {
+		var rowsOf [tileSize][kernels.QMaskWords]uint64
+		for t := range T {
+			tile := qb[t*tileSize*QS : (t+1)*tileSize*QS]
+			for r := range tileSize {
+				copy(rowsOf[r][:], tile[r*QS:(r+1)*QS])
+			}
+			qt := (*kernels.QTile)(unsafe.Pointer(&tile[0]))
+			for r := range tileSize {
+				qt.Set(r, rowsOf[r][:])
+			}
+		}
+		tp.qtile = unsafe.Slice((*kernels.QTile)(unsafe.Pointer(unsafe.SliceData(qb))), T)
+	} else {
+		tp.qbits = qb
+	}
+	p.Trait, p.QBits = nil, nil
+}
+
+// permuteRows rearranges the rows of width w of a so that row j becomes
+// the row perm[j] was (a bijection on the rows), in place, one cycle of
+// the permutation at a time with one row of scratch.
+func permuteRows[T any](a []T, w int, perm []int32) {
+	if w == 0 {
+		return
+	}
+	done := make([]uint64, (len(perm)+63)/64)
+	tmp := make([]T, w)
+	for start := range perm {
+		if done[start/64]&(1<<(start%64)) != 0 {
+			continue
+		}
+		if int(perm[start]) == start {
+			done[start/64] |= 1 << (start % 64)
+			continue
+		}
+		copy(tmp, a[start*w:(start+1)*w])
+		j := start
+		for {
+			done[j/64] |= 1 << (j % 64)
+			k := int(perm[j])
+			if k == start {
+				copy(a[j*w:(j+1)*w], tmp)
+				break
+			}
+			copy(a[j*w:(j+1)*w], a[k*w:(k+1)*w])
+			j = k
+		}
+	}
 }
 
 // tileWork is one worker's scratch space for a query tile.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -192,6 +193,33 @@ func TestReleaseColumns(t *testing.T) {
 		}
 		if pairs < 500 {
 			t.Fatalf("only %d compatible pairs", pairs)
+		}
+	}
+}
+
+// TestPermuteRows: the in-place permutation gives row j the row perm[j]
+// was, for random permutations of every size around the word of its
+// visited set, and rows of widths 0 to 3.
+func TestPermuteRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(81, 82))
+	for _, n := range []int{0, 1, 2, 63, 64, 65, 200} {
+		for w := range 4 {
+			perm := make([]int32, n)
+			for i := range perm {
+				perm[i] = int32(i)
+			}
+			r.Shuffle(n, func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+			a := make([]float32, n*w)
+			for i := range a {
+				a[i] = float32(i)
+			}
+			orig := slices.Clone(a)
+			permuteRows(a, w, perm)
+			for j := range n {
+				if !slices.Equal(a[j*w:(j+1)*w], orig[int(perm[j])*w:(int(perm[j])+1)*w]) {
+					t.Fatalf("n=%d w=%d: row %d is not the old row %d", n, w, j, perm[j])
+				}
+			}
 		}
 	}
 }
