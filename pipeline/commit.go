@@ -77,10 +77,8 @@ func Commit(ctx context.Context, cc CommitConfig, env Env) (res *Result, err err
 		st.RemoveParts()
 		j.log.Info("already published by this run: nothing to commit", "partition", publish.RedactURL(st.Location()), "run_id", pub.RunID())
 		m.RunID, m.AsOf = pub.RunID(), cc.AsOf.Format(time.DateOnly)
-		if pm := pub.Manifest(); pm != nil {
-			m.Counts = pm.Counts // the metrics describe what is published
-		}
-		res := &Result{Manifest: m, Published: st.Location(), AlreadyPublished: true}
+		j.alreadyPublished(pub.Manifest())
+		res := j.result(st.Location(), true)
 		st.Close()
 		t.DeleteParts(ctx)
 		t.SweepParts(ctx, partition)
@@ -212,6 +210,7 @@ func Commit(ctx context.Context, cc CommitConfig, env Env) (res *Result, err err
 	}
 	m.Counts.PairsExamined += examined
 	m.Counts.PairsCompatible += compatible
+	j.counted.Pairs = true
 	m.Parts = append(m.Parts, used...)
 	souls, err := j.assign(ctx, pop, lists, cfg.Workers)
 	if err != nil {
@@ -231,7 +230,7 @@ func Commit(ctx context.Context, cc CommitConfig, env Env) (res *Result, err err
 	if err != nil {
 		return nil, err
 	}
-	res = &Result{Manifest: m, Published: t.Location(dir), AlreadyPublished: already}
+	res = j.result(t.Location(dir), already)
 	t.DeleteParts(ctx)
 	t.SweepParts(ctx, partition)
 	return res, nil

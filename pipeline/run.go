@@ -75,12 +75,10 @@ func Run(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 			// exit status): the published tables are the ones this run
 			// would write, byte for byte.
 			j.log.Info("already published by this run: nothing to do", "partition", st.Location(), "run_id", m.RunID)
-			if pm := pub.Manifest(); pm != nil {
-				m.Counts = pm.Counts // the metrics describe what is published
-			}
+			j.alreadyPublished(pub.Manifest())
 			st.Close()
 			t.SweepParts(ctx, "")
-			return &Result{Manifest: m, Published: st.Location(), AlreadyPublished: true}, nil
+			return j.result(st.Location(), true), nil
 		}
 	}
 
@@ -103,5 +101,5 @@ func Run(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 		return nil, err
 	}
 	t.SweepParts(ctx, "")
-	return &Result{Manifest: m, Published: t.Location(dir), AlreadyPublished: already}, nil
+	return j.result(t.Location(dir), already), nil
 }

@@ -69,11 +69,11 @@ func RunShard(ctx context.Context, cfg Config, env Env) (res *Result, err error)
 	}
 	part := pw.Part()
 	j.log.Info("shard part written", "dir", dir, "members", part.Members, "rows", part.Rows,
-		"pairs_examined", m.Counts.PairsExamined, "elapsed", time.Since(j.started).Round(time.Millisecond).String())
+		"pairs_examined", m.Counts.PairsExamined, "elapsed_seconds", time.Since(j.started).Round(time.Millisecond).Seconds())
 	pw.Close()
 	where, err := t.UploadPart(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Manifest: m, Published: where}, nil
+	return j.result(where, false), nil
 }

@@ -122,7 +122,7 @@ func TestBadInputSuite(t *testing.T) {
 				t.Fatalf("exit %d, want %d\n%s", code, c.code, stderr)
 			}
 			for _, s := range c.say {
-				if !strings.Contains(stderr, s) {
+				if !strings.Contains(logText(stderr), s) {
 					t.Errorf("stderr lacks %q:\n%s", s, stderr)
 				}
 			}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/spf13/pflag"
+
 	"github.com/osmosis/batchmatch/pipeline"
 	"github.com/osmosis/batchmatch/pipeline/failure"
 )
@@ -13,7 +15,10 @@ import (
 // cmdExplain answers support questions about one member or one pair
 // (pipeline.Explain), from the same inputs and flags as the run.
 func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, log, positional, err := parseRead("explain", args, stderr, true)
+	var o ExplainOptions
+	fs := pflag.NewFlagSet("batchmatch explain", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	cfg, log, positional, err := parseRead(fs, &o.Job, &o.Log, args, stderr, true)
 	if err != nil {
 		return err
 	}

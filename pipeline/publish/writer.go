@@ -111,7 +111,7 @@ func newTableWriter[T any](path string, meta map[string]string, layout tableLayo
 	}
 	opts := []parquet.WriterOption{
 		parquet.Compression(&parquet.Zstd),
-		parquet.CreatedBy("batchmatch", Version, ""),
+		createdBy(Build().CreatedBy()),
 		parquet.DataPageVersion(1),
 	}
 	for _, k := range slices.Sorted(maps.Keys(meta)) { // sorted: deterministic bytes
@@ -198,3 +198,11 @@ func taggedName(name, tag string) string {
 	ext := filepath.Ext(name)
 	return strings.TrimSuffix(name, ext) + "-" + tag + ext
 }
+
+// createdBy sets the footer's created_by as it is: parquet.CreatedBy writes
+// "<app> version <v>(build <b>)", without the space readers expect and with
+// an empty "(build )" when there is no revision.
+type createdBy string
+
+// ConfigureWriter implements parquet.WriterOption.
+func (c createdBy) ConfigureWriter(w *parquet.WriterConfig) { w.CreatedBy = string(c) }

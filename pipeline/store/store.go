@@ -55,6 +55,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	gcaws "gocloud.dev/aws"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
@@ -237,7 +238,7 @@ func (s *Store) split(ctx context.Context, loc string) (*blob.Bucket, string, er
 	if b, ok := s.buckets[id]; ok {
 		return b, key, nil
 	}
-	b, err := openBucket(ctx, u)
+	b, err := openBucket(ctx, u, sdkLogger{s})
 	if err != nil {
 		// A bucket that cannot be opened is a bad URL, bad parameters or
 		// missing credentials: nothing a retry fixes.
@@ -247,7 +248,7 @@ func (s *Store) split(ctx context.Context, loc string) (*blob.Bucket, string, er
 	return b, key, nil
 }
 
-func openBucket(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+func openBucket(ctx context.Context, u *url.URL, sdkLog logging.Logger) (*blob.Bucket, error) {
 	q := u.Query()
 	switch u.Scheme {
 	case "mem":
@@ -266,16 +267,21 @@ func openBucket(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
 		// --out: output is private to the job's user and group.
 		return fileblob.OpenBucket("/", &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true, DirFileMode: 0o750})
 	case "s3":
-		return openS3(ctx, u.Host, q)
+		return openS3(ctx, u.Host, q, sdkLog)
 	default:
 		return blob.OpenBucket(ctx, u.Scheme+"://"+u.Host+"?"+u.RawQuery)
 	}
 }
 
 // openS3 is s3blob's URL opener with the SDK's retries switched off (the
-// store retries) and the bucket options this package supports.
-func openS3(ctx context.Context, bucket string, q url.Values) (*blob.Bucket, error) {
-	var opts []func(*s3.Options)
+// store retries), its log lines in the store's logger (the SDK's own
+// logger writes plain text to stderr) and the bucket options this package
+// supports.
+func openS3(ctx context.Context, bucket string, q url.Values, sdkLog logging.Logger) (*blob.Bucket, error) {
+	// Ranged GETs (how Parquet inputs are read) carry no whole-object
+	// checksum to validate: the SDK would warn "Response has no supported
+	// checksum" on every one of them.
+	opts := []func(*s3.Options){func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true }}
 	for _, p := range []struct {
 		key string
 		set func(o *s3.Options, v bool)
@@ -298,8 +304,28 @@ func openS3(ctx context.Context, bucket string, q url.Values) (*blob.Bucket, err
 		return nil, err
 	}
 	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
+	cfg.Logger = sdkLog
 	client := s3.NewFromConfig(cfg, opts...)
 	return s3blob.OpenBucket(ctx, client, bucket, &s3blob.Options{RequestChecksumCalculation: cfg.RequestChecksumCalculation})
+}
+
+// sdkLogger routes the AWS SDK's log lines to the store's logger (the one
+// SetLogger set when the line is logged).
+type sdkLogger struct{ s *Store }
+
+// Logf implements the SDK's logging.Logger.
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	level := slog.LevelInfo
+	switch c {
+	case logging.Warn:
+		level = slog.LevelWarn
+	case logging.Debug:
+		level = slog.LevelDebug
+	}
+	l.s.mu.Lock()
+	log := l.s.log
+	l.s.mu.Unlock()
+	log.Log(context.Background(), level, "object storage SDK: "+strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
 // transient reports whether err may go away on a retry: a failure without
@@ -546,7 +572,7 @@ func (s *Store) do(ctx context.Context, what, loc string, op func(ctx context.Co
 		log := s.log
 		s.mu.Unlock()
 		log.Warn("object storage: transient error, retrying", "op", what, "object", redact(loc),
-			"attempt", n, "of", r.Attempts, "backoff", back, "error", err)
+			"attempt", n, "of", r.Attempts, "backoff_seconds", back.Seconds(), "error", err)
 		t := time.NewTimer(back)
 		select {
 		case <-ctx.Done():
