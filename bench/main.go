@@ -51,6 +51,8 @@ type options struct {
 	BLAS   string
 	Core   []string
 	Peers  bool
+	NDuck  int
+	Duck   string
 }
 
 func (o *options) addFlags(fs *pflag.FlagSet) {
@@ -63,7 +65,9 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Python, "python", "/usr/bin/python3", "Python with Debian's python3-faiss")
 	fs.StringVar(&o.BLAS, "blas-dir", "/usr/lib/x86_64-linux-gnu/openblas-openmp", "BLAS library folder FAISS runs with (LD_LIBRARY_PATH)")
 	fs.StringSliceVar(&o.Core, "openblas-coretype", nil, "OPENBLAS_CORETYPE values FAISS is tried with before the comparison, the fastest kept (default: SkylakeX and Haswell on an AVX-512 machine, Haswell otherwise, and OpenBLAS's own choice)")
-	fs.BoolVar(&o.Peers, "peers", true, "run FAISS when it is installed")
+	fs.BoolVar(&o.Peers, "peers", true, "run the peers (FAISS, DuckDB) when they are installed")
+	fs.IntVar(&o.NDuck, "n-duck", 50000, "members of the realistic population, written by DuckDB, that batchmatch and the DuckDB SQL implementation of the spec both score; 0 skips it")
+	fs.StringVar(&o.Duck, "duckdb-dir", "testdata/duckdb", "the Node project with @duckdb/node-api installed (make duckdb), holding spec_peer.mjs")
 }
 
 const (
@@ -183,6 +187,13 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		fmt.Fprintf(w, "full spec scoring, N = %d, D = %d, Q = 64, default weights, every pair compatible:\n", o.NFull, dim)
 		fmt.Fprintf(w, "  whole run %.2f s; scoring stage %.2f s = %.0f M candidate pairs/s   (target ≥ 100 M)\n\n",
 			r.wall, r.score, nf*(nf-1)/r.score/1e6)
+	}
+	if o.NDuck > 0 && o.Peers {
+		if _, err := os.Stat(filepath.Join(o.Duck, "node_modules", "@duckdb", "node-api")); err != nil {
+			fmt.Fprintf(w, "DuckDB SQL peer: not installed (`make duckdb`)\n\n")
+		} else if err := duckCompare(ctx, o, w); err != nil {
+			return err
+		}
 	}
 	o.NReal = slices.DeleteFunc(o.NReal, func(n int) bool { return n <= 0 })
 	if len(o.NReal) > 0 {
@@ -400,7 +411,7 @@ func timeRuns(ctx context.Context, o options, profiles, weights string) (runStat
 		}
 		walls = append(walls, time.Since(start).Seconds())
 		part := filepath.Join(out, "dt="+asOf)
-		b, err := os.ReadFile(filepath.Join(part, "manifest.json"))
+		b, err := os.ReadFile(publish.ManifestPath(part))
 		if err != nil {
 			return last, err
 		}
@@ -558,7 +569,7 @@ func faissCompare(ctx context.Context, o options, w io.Writer, profiles string, 
 		UserID  int64 `parquet:"user_id"`
 		MatchID int64 `parquet:"match_id"`
 	}
-	rows, err := parquet.ReadFile[row](filepath.Join(bm.out, "matches", "part-00000.parquet"))
+	rows, err := parquet.ReadFile[row](publish.TablePath(bm.out, "matches"))
 	if err != nil {
 		return err
 	}
@@ -582,4 +593,102 @@ func faissCompare(ctx context.Context, o options, w io.Writer, profiles string, 
 	fmt.Fprintf(w, "  identical top-%d sets: %d of %d members (%.2f %%; the rest differ by float32 rounding at the K-th place)\n",
 		topK, same, p.N, 100*float64(same)/float64(p.N))
 	return nil
+}
+
+// duckCompare times batchmatch against the spec written as DuckDB SQL
+// (testdata/duckdb/spec_peer.mjs) on a realistic population whose shards
+// DuckDB itself wrote, both as whole processes, interleaved run by run;
+// the ratio is the median of the per-pair ratios. It also counts the
+// members whose top-K sets agree.
+func duckCompare(ctx context.Context, o options, w io.Writer) error {
+	gen, err := workload(ctx, o, "real", synth.Options{N: o.NDuck, D: dim, Q: 64})
+	if err != nil {
+		return err
+	}
+	duckDir := filepath.Join(filepath.Dir(gen), "duckdb")
+	duck := filepath.Join(duckDir, "profiles.parquet")
+	if _, err := os.Stat(duck); err != nil {
+		if err := os.MkdirAll(duckDir, 0o755); err != nil {
+			return err
+		}
+		cmd := exec.CommandContext(ctx, "node", filepath.Join(o.Duck, "write_profiles.mjs"), filepath.Join(gen, "*.parquet"), duck)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("DuckDB rewrite of the profiles: %w\n%s", err, out)
+		}
+	}
+	peerOut := filepath.Join(filepath.Dir(duckDir), "peer-topk.parquet") // not in the profiles folder
+	var bms, peers, ratios []float64
+	var info string
+	var bm runStats
+	one := o
+	one.Reps = 1
+	for range o.Reps {
+		b, err := timeRuns(ctx, one, duckDir, "")
+		if err != nil {
+			return err
+		}
+		bm = b
+		cmd := exec.CommandContext(ctx, "node", filepath.Join(o.Duck, "spec_peer.mjs"), duck, asOf, fmt.Sprint(topK), "64", peerOut)
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("DuckDB SQL peer: %w\n%s", err, out)
+		}
+		pw := time.Since(start).Seconds()
+		bms, peers, ratios = append(bms, b.wall), append(peers, pw), append(ratios, pw/b.wall)
+		info = strings.TrimSpace(string(out))
+	}
+	fmt.Fprintf(w, "realistic population, N = %d, written by DuckDB, D = %d, Q = 64, K = %d, default weights:\n", o.NDuck, dim, topK)
+	fmt.Fprintf(w, "  batchmatch whole process: %.2f s (scoring %.2f s)\n", median(bms), bm.score)
+	fmt.Fprintf(w, "  DuckDB SQL implementation of the spec, whole process (node, load, band join, score, top-K, write): %.2f s\n    %s\n", median(peers), info)
+	rs := make([]string, len(ratios))
+	for i := range ratios {
+		rs[i] = fmt.Sprintf("%.1f/%.2f s = %.0f", peers[i], bms[i], ratios[i])
+	}
+	fmt.Fprintf(w, "  DuckDB / batchmatch whole-process time, interleaved pairs: median %.0f×   (target ≥ 150×; pairs: %s)\n", median(ratios), strings.Join(rs, ", "))
+	same, members, err := sameTopK(peerOut, filepath.Join(bm.out, "matches"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  identical top-%d sets: %d of %d members with a match\n\n", topK, same, members)
+	return nil
+}
+
+// sameTopK counts the members whose set of matches is the same in the
+// peer's top-K file and in batchmatch's matches table (a folder).
+func sameTopK(peerFile, matchesDir string) (same, members int, err error) {
+	type row struct {
+		UserID  int64 `parquet:"user_id"`
+		MatchID int64 `parquet:"match_id"`
+	}
+	sets := func(rows []row) map[int64][]int64 {
+		m := map[int64][]int64{}
+		for _, r := range rows {
+			m[r.UserID] = append(m[r.UserID], r.MatchID)
+		}
+		for _, l := range m {
+			slices.Sort(l)
+		}
+		return m
+	}
+	pr, err := parquet.ReadFile[row](peerFile)
+	if err != nil {
+		return 0, 0, err
+	}
+	files, _ := filepath.Glob(filepath.Join(matchesDir, "*.parquet"))
+	var br []row
+	for _, f := range files {
+		rows, err := parquet.ReadFile[row](f)
+		if err != nil {
+			return 0, 0, err
+		}
+		br = append(br, rows...)
+	}
+	a, b := sets(pr), sets(br)
+	for u, l := range b {
+		if slices.Equal(a[u], l) {
+			same++
+		}
+	}
+	return same, len(b), nil
 }

@@ -2577,14 +2577,15 @@ TEXT ·traitRowUnit64(SB), NOSPLIT, $0-40
 	MOVQ         BX, ret+32(FP)
 	RET
 
-// func scoreRow512(out *float32, tile *float64, dots *float32, qs *int32, minB *float32, qc *float64, mask uint64, flags uint64, qMaxKm float32, minA float32) (ok uint64, beat uint64)
+// func scoreRow512(out *float32, tile *float64, dots *float32, qs *int32, minB *float32, qc *float64, mask uint64, flags uint64, qMaxKm float32, minA float32) (ok uint64, beat uint64, nan uint64)
 // Requires: AVX, AVX512DQ, AVX512F, AVX512VL, AVX512VPOPCNTDQ
-TEXT ·scoreRow512(SB), NOSPLIT, $0-88
+TEXT ·scoreRow512(SB), NOSPLIT, $0-96
 	MOVQ         tile+8(FP), AX
 	MOVQ         qs+24(FP), CX
 	MOVQ         qc+40(FP), DX
 	MOVQ         $0x00000000, ok+72(FP)
 	MOVQ         $0x00000000, beat+80(FP)
+	MOVQ         $0x00000000, nan+88(FP)
 	VBROADCASTSS qMaxKm+64(FP), Y0
 	VBROADCASTSS minA+68(FP), Y1
 	VPXORQ       Z2, Z2, Z2
@@ -2798,6 +2799,10 @@ srnoh0:
 	ORQ       BX, ok+72(FP)
 	KMOVB     K1, BX
 	ORQ       BX, beat+80(FP)
+	VCMPPS    $0x03, Y4, Y4, K1
+	KANDB     K2, K1, K1
+	KMOVB     K1, BX
+	ORQ       BX, nan+88(FP)
 
 srskip0:
 	MOVQ         mask+48(FP), BX
@@ -3014,6 +3019,11 @@ srnoh1:
 	KMOVB     K1, BX
 	SHLQ      $0x08, BX
 	ORQ       BX, beat+80(FP)
+	VCMPPS    $0x03, Y4, Y4, K1
+	KANDB     K2, K1, K1
+	KMOVB     K1, BX
+	SHLQ      $0x08, BX
+	ORQ       BX, nan+88(FP)
 
 srskip1:
 	MOVQ         mask+48(FP), BX
@@ -3230,6 +3240,11 @@ srnoh2:
 	KMOVB     K1, BX
 	SHLQ      $0x10, BX
 	ORQ       BX, beat+80(FP)
+	VCMPPS    $0x03, Y4, Y4, K1
+	KANDB     K2, K1, K1
+	KMOVB     K1, BX
+	SHLQ      $0x10, BX
+	ORQ       BX, nan+88(FP)
 
 srskip2:
 	MOVQ         mask+48(FP), BX
@@ -3446,6 +3461,11 @@ srnoh3:
 	KMOVB     K1, BX
 	SHLQ      $0x18, BX
 	ORQ       BX, beat+80(FP)
+	VCMPPS    $0x03, Y4, Y4, K1
+	KANDB     K2, K1, K1
+	KMOVB     K1, BX
+	SHLQ      $0x18, BX
+	ORQ       BX, nan+88(FP)
 
 srskip3:
 	MOVQ         mask+48(FP), BX
@@ -3662,6 +3682,11 @@ srnoh4:
 	KMOVB     K1, BX
 	SHLQ      $0x20, BX
 	ORQ       BX, beat+80(FP)
+	VCMPPS    $0x03, Y4, Y4, K1
+	KANDB     K2, K1, K1
+	KMOVB     K1, BX
+	SHLQ      $0x20, BX
+	ORQ       BX, nan+88(FP)
 
 srskip4:
 	MOVQ         mask+48(FP), BX
@@ -3878,6 +3903,11 @@ srnoh5:
 	KMOVB     K1, BX
 	SHLQ      $0x28, BX
 	ORQ       BX, beat+80(FP)
+	VCMPPS    $0x03, Y4, Y4, K1
+	KANDB     K2, K1, K1
+	KMOVB     K1, BX
+	SHLQ      $0x28, BX
+	ORQ       BX, nan+88(FP)
 
 srskip5:
 	MOVQ         mask+48(FP), BX
@@ -4094,6 +4124,11 @@ srnoh6:
 	KMOVB     K1, BX
 	SHLQ      $0x30, BX
 	ORQ       BX, beat+80(FP)
+	VCMPPS    $0x03, Y4, Y4, K1
+	KANDB     K2, K1, K1
+	KMOVB     K1, BX
+	SHLQ      $0x30, BX
+	ORQ       BX, nan+88(FP)
 
 srskip6:
 	MOVQ         mask+48(FP), BX
@@ -4310,6 +4345,11 @@ srnoh7:
 	KMOVB     K1, AX
 	SHLQ      $0x38, AX
 	ORQ       AX, beat+80(FP)
+	VCMPPS    $0x03, Y0, Y0, K1
+	KANDB     K2, K1, K1
+	KMOVB     K1, AX
+	SHLQ      $0x38, AX
+	ORQ       AX, nan+88(FP)
 
 srskip7:
 	VZEROUPPER

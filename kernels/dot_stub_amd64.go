@@ -97,7 +97,7 @@ func traitRowUnit64(out *float32, dots *float32, minA float32, minB *float32) ui
 // scoreRow512 is ScoreRow with AVX-512 (F, DQ, VL, VPOPCNTDQ); flags: 1 UseQ, 2 the query's health, 4 a biomarker weight.
 //
 //go:noescape
-func scoreRow512(out *float32, tile *float64, dots *float32, qs *int32, minB *float32, qc *float64, mask uint64, flags uint64, qMaxKm float32, minA float32) (ok uint64, beat uint64)
+func scoreRow512(out *float32, tile *float64, dots *float32, qs *int32, minB *float32, qc *float64, mask uint64, flags uint64, qMaxKm float32, minA float32) (ok uint64, beat uint64, nan uint64)
 
 // questionsTile512 is QuestionsTile with AVX-512 (F, DQ, VPOPCNTDQ).
 //

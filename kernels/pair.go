@@ -24,27 +24,43 @@ type PairTile struct {
 	Health                                                 uint64 // bit j: candidate j may have a biomarker score
 }
 
-// Set fills slot j from one member's columns.
-func (t *PairTile) Set(j int, g *GeoPoint, havMax float64, maxKm float32, hla []uint64, health bool) {
+// Set fills slot j with one member.
+func (t *PairTile) Set(j int, m *PairMember) {
+	g := &m.Geo
 	t.SinHalfLat[j], t.CosHalfLat[j], t.SinHalfLon[j], t.CosHalfLon[j], t.CosLat[j] = g.SinHalfLat, g.CosHalfLat, g.SinHalfLon, g.CosHalfLon, g.CosLat
-	t.HavMax[j], t.MaxKm[j] = havMax, maxKm
+	t.HavMax[j], t.MaxKm[j] = m.HavMax, m.MaxKm
 	for w := range HLAWords {
-		t.HLA[w][j] = hla[w]
+		t.HLA[w][j] = m.HLA[w]
 	}
-	if health {
+	if m.Health {
 		t.Health |= 1 << j
 	} else {
 		t.Health &^= 1 << j
 	}
 }
 
-// PairQuery is the query's side of a row: the same columns for one member.
-type PairQuery struct {
+// PairMember is what the pair score needs of one member beside the trait
+// dot product and the questionnaire sums: location terms, the haversine
+// term of max_km, max_km, HLA bitset and whether the biomarker may be used.
+// A row's query is one; a tile holds 64 of them structure-of-arrays.
+type PairMember struct {
 	Geo    GeoPoint
 	HavMax float64
 	MaxKm  float32
 	HLA    [HLAWords]uint64
 	Health bool
+}
+
+// Member gathers slot j of the tile.
+func (t *PairTile) Member(j int) PairMember {
+	m := PairMember{
+		Geo:    GeoPoint{t.SinHalfLat[j], t.CosHalfLat[j], t.SinHalfLon[j], t.CosHalfLon[j], t.CosLat[j]},
+		HavMax: t.HavMax[j], MaxKm: t.MaxKm[j], Health: t.Health&(1<<j) != 0,
+	}
+	for k := range HLAWords {
+		m.HLA[k] = t.HLA[k][j]
+	}
+	return m
 }
 
 // QLanes are the questionnaire sums of a query against a tile's candidates,
@@ -105,48 +121,66 @@ func DistanceFromA(a float64) float64 {
 	return float64(2*EarthRadiusKm*k) * asinSmall(x)
 }
 
-// PairLane computes one lane of ScoreRow: candidate j of t against q, with
-// the trait dot product dot and the questionnaire sums of lane j of qs. It
-// returns the total score and false when the pair fails the distance or a
-// dealbreaker (the other hard filters are the caller's: FilterTile).
-//
-//	ha := HaversineA(q, c_j)
-//	if !(ha ≤ min(q.HavMax, c.HavMax[j])·(1+1e-9) + 1e-300) { return far }   // sin² is monotone
-//	limit := float64(min(q.MaxKm, c.MaxKm[j])); d := DistanceFromA(ha)
-//	if !(d ≤ limit) { return far }
-//	if UseQ && dealbreak[j] { return incompatible }
-//	sd := clamp(1 − d/limit, 0, 1); st := clamp((1 + dot)/2, 0, 1)
-//	sq := UseQ ? QuestionScore(lane j) : 0
-//	hasH := q.Health && health[j]; sh := hasH && W.Biomarker ≠ 0 ? HLAScore(popcounts) : 0
-//	num := W.t·st + W.q·sq + W.d·sd (+ W.b·sh);  den := W.t + W.q + W.d (+ W.b)
-//	return float32(num / den)
-func PairLane(p *ScoreRowParams, q *PairQuery, t *PairTile, j int, dot float32, qs *QLanes) (float32, bool) {
-	s, _, ok := pairLane(p, q, t, j, dot, qs)
-	return s, ok
+// PairParts are a compatible pair's score and its components as PairLane
+// computes them (the total from exactly these components).
+type PairParts struct {
+	S                                      float32
+	DistanceKm                             float64
+	Trait, Questions, Biomarker, Proximity float64
+	HasBiomarker                           bool
 }
 
-// pairLane is PairLane also returning the distance in km.
-func pairLane(p *ScoreRowParams, q *PairQuery, t *PairTile, j int, dot float32, qs *QLanes) (float32, float64, bool) {
-	g := GeoPoint{t.SinHalfLat[j], t.CosHalfLat[j], t.SinHalfLon[j], t.CosHalfLon[j], t.CosLat[j]}
-	ha := HaversineA(&q.Geo, &g)
-	hm := t.HavMax[j]
+// PairDistance is the distance filter of the pair score: the great-circle
+// distance of q and c, the pair's limit (the smaller max_km) and whether
+// the distance is within it. The haversine term is compared with the
+// smaller precomputed term first (sin² is monotone on [0, π/2]; the margin
+// leaves every borderline pair to the exact test), so a far pair costs no
+// square root.
+//
+//	ha := HaversineA(q, c)
+//	if !(ha ≤ min(q.HavMax, c.HavMax)·(1+1e-9) + 1e-300) { return far }
+//	limit := float64(min(q.MaxKm, c.MaxKm)); d := DistanceFromA(ha)
+//	return d, limit, d ≤ limit
+func PairDistance(q, c *PairMember) (d, limit float64, ok bool) {
+	ha := HaversineA(&q.Geo, &c.Geo)
+	hm := c.HavMax
 	if q.HavMax < hm {
 		hm = q.HavMax
 	}
 	if !(ha <= float64(hm*(1+1e-9))+1e-300) {
 		return 0, 0, false
 	}
-	mk := t.MaxKm[j]
+	mk := c.MaxKm
 	if q.MaxKm < mk {
 		mk = q.MaxKm
 	}
-	limit := float64(mk)
-	d := DistanceFromA(ha)
-	if !(d <= limit) {
-		return 0, d, false
+	limit = float64(mk)
+	d = DistanceFromA(ha)
+	return d, limit, d <= limit
+}
+
+// PairLane is one lane of ScoreRow, and the scalar pair score of the
+// pipeline: query q against candidate c with their trait dot product and,
+// when p.UseQ, their questionnaire sums. It returns the total score with
+// its components, and false when the pair fails the distance or a
+// dealbreaker (the other hard filters are the caller's: FilterTile and
+// blocked pairs). The biomarker component is computed whenever both may
+// use it, also at weight 0 (it adds W.Biomarker·sh = +0 then).
+//
+//	d, limit, ok := PairDistance(q, c); if !ok { return far }
+//	if UseQ && qs.Dealbreak { return incompatible }
+//	sd := clamp(1 − d/limit, 0, 1); st := clamp((1 + dot)/2, 0, 1)
+//	sq := UseQ ? QuestionScore(qs) : 0
+//	hasH := q.Health && c.Health; sh := hasH ? HLAScore(popcounts) : 0
+//	num := (W.t·st + W.q·sq) + W.d·sd (+ W.b·sh);  den := (W.t + W.q) + W.d (+ W.b)
+//	S := float32(num / den)
+func PairLane(p *ScoreRowParams, q, c *PairMember, dot float32, qs *QStats) (PairParts, bool) {
+	d, limit, ok := PairDistance(q, c)
+	if !ok {
+		return PairParts{DistanceKm: d}, false
 	}
-	if p.UseQ && qs.Dealbreak&(1<<j) != 0 {
-		return 0, d, false
+	if p.UseQ && qs.Dealbreak {
+		return PairParts{DistanceKm: d}, false
 	}
 	sd := 1 - d/limit
 	if !(sd > 0) {
@@ -164,25 +198,25 @@ func pairLane(p *ScoreRowParams, q *PairQuery, t *PairTile, j int, dot float32, 
 	}
 	var sq float64
 	if p.UseQ {
-		sq = questionLane(qs.NumAB[j], qs.DenAB[j], qs.NumBA[j], qs.DenBA[j], qs.Common[j])
+		sq = questionLane(qs.NumAB, qs.DenAB, qs.NumBA, qs.DenBA, qs.Common)
 	}
 	w := &p.W
 	num := float64(float64(float64(w.Trait*st)+float64(w.Questions*sq)) + float64(w.Proximity*sd))
 	den := float64(w.Trait+w.Questions) + w.Proximity
-	if q.Health && t.Health&(1<<j) != 0 {
-		var sh float64
-		if w.Biomarker != 0 {
-			var x, o int
-			for k := range HLAWords {
-				x += bits.OnesCount64(q.HLA[k] ^ t.HLA[k][j])
-				o += bits.OnesCount64(q.HLA[k] | t.HLA[k][j])
-			}
-			sh = HLAScore(x, o)
+	parts := PairParts{DistanceKm: d, Trait: st, Questions: sq, Proximity: sd}
+	if q.Health && c.Health {
+		var x, o int
+		for k := range HLAWords {
+			x += bits.OnesCount64(q.HLA[k] ^ c.HLA[k])
+			o += bits.OnesCount64(q.HLA[k] | c.HLA[k])
 		}
+		sh := HLAScore(x, o)
 		num += float64(w.Biomarker * sh)
 		den += w.Biomarker
+		parts.Biomarker, parts.HasBiomarker = sh, true
 	}
-	return float32(num / den), d, true
+	parts.S = float32(num / den)
+	return parts, true
 }
 
 // questionLane is QuestionScore on one lane's sums, written as the vector
@@ -209,35 +243,43 @@ var scoreRowImpl = scoreRowGeneric
 
 // ScoreRow scores query q against the candidates of tile t in mask, with
 // the trait dot products dots and (p.UseQ) the questionnaire sums qs: out[j]
-// gets PairLane's score for every lane it returns true for, which ScoreRow
-// returns as a mask; other lanes of out are unspecified. It also returns
-// the lanes whose score reaches minA or minB[j] (beat ⊆ ok): the pairs that
-// may enter the query's or the candidate's top-K heap.
+// gets PairLane's score for every lane it finds compatible, which ScoreRow
+// returns as ok; other lanes of out are unspecified. beat ⊆ ok are the lanes
+// whose score reaches minA or minB[j] (the pairs that may enter the
+// query's or the candidate's top-K heap); nan ⊆ ok those whose score is NaN
+// (none, for validated members: the caller fails on any).
 //
 //	for j in mask {
-//		if s, ok := PairLane(p, q, t, j, dots[j], qs); ok {
-//			out[j] = s; okMask |= 1 << j
-//			if s >= minA || s >= minB[j] { beat |= 1 << j }
+//		if s, ok := PairLane(p, q, t.Member(j), dots[j], lane j of qs); ok {
+//			out[j] = s.S; okMask |= 1 << j
+//			if s.S >= minA || s.S >= minB[j] { beat |= 1 << j }
+//			if s.S != s.S { nan |= 1 << j }
 //		}
 //	}
-func ScoreRow(out *[TileWidth]float32, p *ScoreRowParams, q *PairQuery, t *PairTile, dots *[TileWidth]float32, qs *QLanes, mask uint64, minA float32, minB *[TileWidth]float32) (ok, beat uint64) {
+func ScoreRow(out *[TileWidth]float32, p *ScoreRowParams, q *PairMember, t *PairTile, dots *[TileWidth]float32, qs *QLanes, mask uint64, minA float32, minB *[TileWidth]float32) (ok, beat, nan uint64) {
 	return scoreRowImpl(out, p, q, t, dots, qs, mask, minA, minB)
 }
 
-func scoreRowGeneric(out *[TileWidth]float32, p *ScoreRowParams, q *PairQuery, t *PairTile, dots *[TileWidth]float32, qs *QLanes, mask uint64, minA float32, minB *[TileWidth]float32) (ok, beat uint64) {
+func scoreRowGeneric(out *[TileWidth]float32, p *ScoreRowParams, q *PairMember, t *PairTile, dots *[TileWidth]float32, qs *QLanes, mask uint64, minA float32, minB *[TileWidth]float32) (ok, beat, nan uint64) {
 	for m := mask; m != 0; m &= m - 1 {
 		j := bits.TrailingZeros64(m)
-		s, _, pass := pairLane(p, q, t, j, dots[j], qs)
+		c := t.Member(j)
+		ls := QStats{qs.NumAB[j], qs.DenAB[j], qs.NumBA[j], qs.DenBA[j], qs.Common[j], qs.Dealbreak&(1<<j) != 0}
+		parts, pass := PairLane(p, q, &c, dots[j], &ls)
 		if !pass {
 			continue
 		}
+		s := parts.S
 		out[j] = s
 		ok |= 1 << j
 		if s >= minA || s >= minB[j] {
 			beat |= 1 << j
 		}
+		if s != s {
+			nan |= 1 << j
+		}
 	}
-	return ok, beat
+	return ok, beat, nan
 }
 
 // QTile holds the bit-sliced questionnaires of a tile of TileWidth

@@ -20,7 +20,7 @@ func init() {
 }
 
 // scoreRowConsts is what scoreRow512 reads beside the tile: the query's
-// columns, the weights and the constants of pairLane, at the offsets the
+// columns, the weights and the constants of PairLane, at the offsets the
 // generator uses (TestPairLayout).
 type scoreRowConsts struct {
 	f   [28]float64
@@ -28,9 +28,9 @@ type scoreRowConsts struct {
 }
 
 // scoreRowAVX512 fills the constants and runs the assembly row.
-func scoreRowAVX512(out *[TileWidth]float32, p *ScoreRowParams, q *PairQuery, t *PairTile, dots *[TileWidth]float32, qs *QLanes, mask uint64, minA float32, minB *[TileWidth]float32) (ok, beat uint64) {
+func scoreRowAVX512(out *[TileWidth]float32, p *ScoreRowParams, q *PairMember, t *PairTile, dots *[TileWidth]float32, qs *QLanes, mask uint64, minA float32, minB *[TileWidth]float32) (ok, beat, nan uint64) {
 	if mask == 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	var c scoreRowConsts
 	w := &p.W

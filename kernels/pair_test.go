@@ -38,8 +38,8 @@ func TestDistanceFromAAccuracy(t *testing.T) {
 
 // refPairScore is the spec's pair score (§2 distance filter, §3 score) in
 // plain float64 for a test: math.Asin, no clamps beyond the spec's.
-func refPairScore(w Weights, q *PairQuery, t *PairTile, j int, dot float32, qs *QLanes, useQ bool) (float64, bool) {
-	g := GeoPoint{t.SinHalfLat[j], t.CosHalfLat[j], t.SinHalfLon[j], t.CosHalfLon[j], t.CosLat[j]}
+func refPairScore(w Weights, q *PairMember, t *PairTile, j int, dot float32, qs *QLanes, useQ bool) (float64, bool) {
+	g := t.Member(j).Geo
 	a := HaversineA(&q.Geo, &g)
 	d := 2 * EarthRadiusKm * math.Asin(math.Sqrt(math.Min(1, math.Max(0, a))))
 	limit := math.Min(float64(q.MaxKm), float64(t.MaxKm[j]))
@@ -83,8 +83,8 @@ func refPairScore(w Weights, q *PairQuery, t *PairTile, j int, dot float32, qs *
 // randomRow draws a query and a tile around a city with max_km from 1 to
 // 20 000 km (every distance regime: Taylor, halving, antipodes), random
 // questionnaire sums and HLA sets.
-func randomRow(r *rand.Rand) (*PairQuery, *PairTile, *[TileWidth]float32, *QLanes) {
-	q, t := &PairQuery{}, &PairTile{}
+func randomRow(r *rand.Rand) (*PairMember, *PairTile, *[TileWidth]float32, *QLanes) {
+	q, t := &PairMember{}, &PairTile{}
 	var dots [TileWidth]float32
 	qs := &QLanes{}
 	point := func() GeoPoint {
@@ -115,7 +115,7 @@ func randomRow(r *rand.Rand) (*PairQuery, *PairTile, *[TileWidth]float32, *QLane
 			}
 		}
 		mk := maxKm()
-		t.Set(j, &g, hav(mk), mk, h[:], r.IntN(5) > 0)
+		t.Set(j, &PairMember{Geo: g, HavMax: hav(mk), MaxKm: mk, HLA: h, Health: r.IntN(5) > 0})
 		dots[j] = float32(r.Float64()*2 - 1)
 		qs.Common[j] = int32(r.IntN(12))
 		qs.DenAB[j], qs.DenBA[j] = int32(r.IntN(300))*int32(min(qs.Common[j], 1)), int32(r.IntN(300))*int32(min(qs.Common[j], 1))
@@ -140,10 +140,13 @@ func TestPairLaneMatchesSpec(t *testing.T) {
 			for _, useQ := range []bool{false, true} {
 				p := &ScoreRowParams{W: w, UseQ: useQ}
 				for j := range TileWidth {
-					got, ok := PairLane(p, q, tile, j, dots[j], qs)
+					c := tile.Member(j)
+					ls := QStats{qs.NumAB[j], qs.DenAB[j], qs.NumBA[j], qs.DenBA[j], qs.Common[j], qs.Dealbreak&(1<<j) != 0}
+					parts, ok := PairLane(p, q, &c, dots[j], &ls)
+					got := parts.S
 					want, wok := refPairScore(w, q, tile, j, dots[j], qs, useQ)
 					if ok != wok {
-						g := GeoPoint{tile.SinHalfLat[j], tile.CosHalfLat[j], tile.SinHalfLon[j], tile.CosHalfLon[j], tile.CosLat[j]}
+						g := tile.Member(j).Geo
 						d := DistanceFromA(HaversineA(&q.Geo, &g))
 						lim := math.Min(float64(q.MaxKm), float64(tile.MaxKm[j]))
 						if math.Abs(d-lim) < 1e-9*lim+1e-9 {
@@ -190,7 +193,7 @@ func TestPairLayout(t *testing.T) {
 
 type scoreRowCase struct {
 	name string
-	fn   func(out *[TileWidth]float32, p *ScoreRowParams, q *PairQuery, t *PairTile, dots *[TileWidth]float32, qs *QLanes, mask uint64, minA float32, minB *[TileWidth]float32) (ok, beat uint64)
+	fn   func(out *[TileWidth]float32, p *ScoreRowParams, q *PairMember, t *PairTile, dots *[TileWidth]float32, qs *QLanes, mask uint64, minA float32, minB *[TileWidth]float32) (ok, beat, nan uint64)
 }
 
 // ScoreRow implementations side by side; pair_amd64_test.go adds the fast path.
@@ -259,10 +262,10 @@ func TestScoreRowImplementations(t *testing.T) {
 					mask = r.Uint64()
 				}
 				var want, got [TileWidth]float32
-				wok, wbeat := scoreRowGeneric(&want, p, q, tile, dots, qs, mask, minA, &minB)
-				gok, gbeat := impl.fn(&got, p, q, tile, dots, qs, mask, minA, &minB)
-				if gok != wok || gbeat != wbeat {
-					t.Fatalf("trial %d: ok %016x beat %016x, generic %016x %016x", trial, gok, gbeat, wok, wbeat)
+				wok, wbeat, wnan := scoreRowGeneric(&want, p, q, tile, dots, qs, mask, minA, &minB)
+				gok, gbeat, gnan := impl.fn(&got, p, q, tile, dots, qs, mask, minA, &minB)
+				if gok != wok || gbeat != wbeat || gnan != wnan {
+					t.Fatalf("trial %d: ok %016x beat %016x nan %016x, generic %016x %016x %016x", trial, gok, gbeat, gnan, wok, wbeat, wnan)
 				}
 				for m := wok; m != 0; m &= m - 1 {
 					j := bits.TrailingZeros64(m)
@@ -299,12 +302,12 @@ func FuzzScoreRow(f *testing.F) {
 		}
 		minA := float32(r.Float64())
 		var want [TileWidth]float32
-		wok, wbeat := scoreRowGeneric(&want, p, q, tile, dots, qs, mask, minA, &minB)
+		wok, wbeat, wnan := scoreRowGeneric(&want, p, q, tile, dots, qs, mask, minA, &minB)
 		for _, impl := range scoreRowImpls[1:] {
 			var got [TileWidth]float32
-			gok, gbeat := impl.fn(&got, p, q, tile, dots, qs, mask, minA, &minB)
-			if gok != wok || gbeat != wbeat {
-				t.Fatalf("%s: ok %016x beat %016x, generic %016x %016x", impl.name, gok, gbeat, wok, wbeat)
+			gok, gbeat, gnan := impl.fn(&got, p, q, tile, dots, qs, mask, minA, &minB)
+			if gok != wok || gbeat != wbeat || gnan != wnan {
+				t.Fatalf("%s: ok %016x beat %016x nan %016x, generic %016x %016x %016x", impl.name, gok, gbeat, gnan, wok, wbeat, wnan)
 			}
 			for m := wok; m != 0; m &= m - 1 {
 				j := bits.TrailingZeros64(m)
@@ -322,8 +325,7 @@ func BenchmarkScoreRow(b *testing.B) {
 	q, tile, dots, qs := randomRow(r)
 	for j := range TileWidth { // every lane near: the dense case
 		g := NewGeoPoint(48.85+r.NormFloat64()*0.5, 2.35+r.NormFloat64()*0.5)
-		var h [HLAWords]uint64
-		tile.Set(j, &g, 1, 20000, h[:], true)
+		tile.Set(j, &PairMember{Geo: g, HavMax: 1, MaxKm: 20000, Health: true})
 	}
 	q.HavMax, q.MaxKm = 1, 20000
 	var minB [TileWidth]float32
@@ -457,4 +459,21 @@ func FuzzQuestionsTile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestScoreRowNaNLanes: a NaN score (only reachable through a weight the
+// options refuse) is reported in the nan mask by every implementation,
+// never lost among the lanes that beat no heap.
+func TestScoreRowNaNLanes(t *testing.T) {
+	r := rand.New(rand.NewPCG(71, 72))
+	q, tile, dots, qs := randomRow(r)
+	var minB [TileWidth]float32
+	p := &ScoreRowParams{W: Weights{Trait: 1, Questions: math.NaN()}, UseQ: true}
+	for _, impl := range scoreRowImpls {
+		var out [TileWidth]float32
+		ok, beat, nan := impl.fn(&out, p, q, tile, dots, qs, ^uint64(0), 0, &minB)
+		if ok == 0 || nan != ok || beat != 0 {
+			t.Fatalf("%s: ok %016x nan %016x beat %016x: every compatible lane's score is NaN", impl.name, ok, nan, beat)
+		}
+	}
 }

@@ -2,14 +2,16 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/publish"
-	"github.com/osmosis/batchmatch/pipeline/store"
+	"github.com/osmosis/batchmatch/pipeline/read"
 )
 
 // CommitConfig is what `batchmatch commit` needs beyond the parts: where,
@@ -29,19 +31,27 @@ type CommitConfig struct {
 	SpoolDir string
 }
 
-// Commit gathers the parts of a sharded run, checks that they belong to one
-// run over unchanged inputs, and publishes exactly what a single-machine run
-// publishes: the matches with mutual flags, the soulmate assignment over the
-// whole top-K graph, the rejects, the manifest and _SUCCESS. It holds the
-// output lock; parts are removed once the run is published. An
-// object-store --out is handled as for Run: the parts' manifests come down
-// into the spool, the commit runs there (fetching the tables of the set it
-// picks), the partition goes up.
+// Commit gathers the parts of a sharded run, picks the complete set of the
+// current inputs (publish.Decide, the decision `batchmatch night` makes
+// too), and publishes exactly what a single-machine run publishes: the
+// matches with mutual flags, the soulmate assignment over the whole top-K
+// graph, the rejects, the manifest and _SUCCESS. It holds the output lock;
+// parts are removed once the run is published. An object-store --out is
+// handled as for Run: the parts' manifests come down into the spool, the
+// commit runs there (fetching the tables of the set it picks), the
+// partition goes up.
+//
+// A partition already published, intact, by the run the parts (or, when
+// no part is left, the inputs) give is success without writing, with
+// --overwrite too: the commit, or its retry, already happened.
 func Commit(ctx context.Context, cc CommitConfig, env Env) (res *Result, err error) {
 	log := env.logger()
-	store.Default().SetLogger(log)
+	if err := setupStore(log); err != nil {
+		return nil, err
+	}
 	partition := publish.PartitionOr(cc.Partition, cc.AsOf)
-	t, err := publish.OpenTarget(ctx, publish.TargetConfig{Out: cc.Out, Partition: partition, SpoolDir: cc.SpoolDir, Published: true, Parts: true}, log, env.Hooks)
+	t, err := publish.OpenTarget(ctx, publish.TargetConfig{Out: cc.Out, Partition: partition, SpoolDir: cc.SpoolDir,
+		Published: true, Parts: true, ShardCount: cc.ShardCount}, log, env.Hooks)
 	if err != nil {
 		return nil, err
 	}
@@ -60,15 +70,29 @@ func Commit(ctx context.Context, cc CommitConfig, env Env) (res *Result, err err
 	defer st.Close()
 	pub := st.Published()
 	where := publish.RedactURL(st.PartsLocation())
+	intact := pub != nil && pub.Intact()
+	// done is the result of a commit that finds its work done: the
+	// partition is published, intact, by these parts' (or inputs') run.
+	done := func() (*Result, error) {
+		st.RemoveParts()
+		j.log.Info("already published by this run: nothing to commit", "partition", publish.RedactURL(st.Location()), "run_id", pub.RunID())
+		m.RunID, m.AsOf = pub.RunID(), cc.AsOf.Format(time.DateOnly)
+		j.alreadyPublished(pub.Manifest())
+		res := j.result(st.Location(), true)
+		st.Close()
+		t.DeleteParts(ctx)
+		t.SweepParts(ctx, partition)
+		return res, nil
+	}
 
 	j.tm.begin(stageGather)
-	sets, bad, err := st.GatherParts(cc.ShardCount)
+	parts, err := st.GatherParts(cc.ShardCount)
 	if err != nil {
 		return nil, err
 	}
-	if pub != nil && !cc.Overwrite {
+	if intact && !cc.Overwrite {
 		var waiting []string
-		for _, s := range sets {
+		for _, s := range parts.Sets {
 			if !s.ConsumedBy(pub) {
 				waiting = append(waiting, s.Describe())
 			}
@@ -79,87 +103,103 @@ func Commit(ctx context.Context, cc CommitConfig, env Env) (res *Result, err err
 		}
 		// The commit already happened; what parts are left (a commit
 		// killed after publishing) are its own, and dead.
-		if err := st.RemoveParts(); err != nil {
-			j.log.Warn("the shard parts of the published run could not be removed", "error", err)
-		}
-		j.log.Info("already published by this run: nothing to commit", "partition", publish.RedactURL(st.Location()), "run_id", pub.RunID())
-		m.RunID, m.AsOf = pub.RunID(), cc.AsOf.Format(time.DateOnly)
-		if pm := pub.Manifest(); pm != nil {
-			m.Counts = pm.Counts // the metrics describe what is published
-		}
-		res = &Result{Manifest: m, Published: st.Location(), AlreadyPublished: true}
-		st.Close()
-		t.DeleteParts(ctx)
-		return res, nil
+		return done()
 	}
-	var complete []*publish.PartSet
-	for _, s := range sets {
-		if s.Complete() {
-			complete = append(complete, s)
-		}
+	if intact && len(parts.Sets) > 0 && !slices.ContainsFunc(parts.Sets, func(s *publish.PartSet) bool { return !s.ConsumedBy(pub) }) {
+		return done() // --overwrite, but every part left is what is published
 	}
-	if len(complete) == 0 {
-		switch {
-		case len(sets) == 0 && len(bad) > 0:
-			return nil, fmt.Errorf("%w: the shard parts under %s are unreadable: %v", failure.BadData, where, bad)
-		case len(sets) == 0:
-			return nil, fmt.Errorf("%w: no complete shard part under %s yet", failure.NotReady, where)
+
+	// The set to publish: the newest complete one over the current inputs
+	// (sets of other settings over the same inputs can be told apart
+	// without reading the inputs again).
+	var L *read.Loaded
+	var loadedCfg publish.RunConfig
+	current := func(s *publish.PartSet) (bool, error) {
+		sc := s.Config()
+		if L == nil {
+			rec, cfg, err := commitConfig(cc, t, partition, sc)
+			if err != nil {
+				return false, err
+			}
+			m.AsOf, m.Config = rec.AsOf, rec
+			if err := checkInputsOutsideOut(ctx, Config{Profiles: cfg.Profiles, Blocks: cfg.Blocks, Suppress: cfg.Suppress, Out: cc.Out}); err != nil {
+				return false, err
+			}
+			if L, err = j.read(ctx, cfg); err != nil {
+				return false, err
+			}
+			loadedCfg = sc
 		}
-		return nil, fmt.Errorf("%w: no complete set of shard parts under %s: %s", failure.NotReady, where, describe(sets))
+		return publish.SameInputs(sc, loadedCfg) && publish.RunID(publish.ConfigHash(sc, L.Dims, ""), L.Pop.Fingerprint()) == s.RunID(), nil
 	}
-	rec, cfg, err := commitConfig(cc, t, partition, complete[0].Config())
+	d, err := publish.Decide(parts, "", current)
 	if err != nil {
 		return nil, err
 	}
-	m.AsOf, m.Config = rec.AsOf, rec
+	switch d.Verdict {
+	case publish.Waiting:
+		if intact && len(parts.Sets) == 0 {
+			// --overwrite retried after its commit removed the parts: done
+			// when the inputs give the published run id.
+			if same, err := j.publishedByInputs(ctx, cc, t, partition, pub); err != nil {
+				return nil, err
+			} else if same {
+				return done()
+			}
+		}
+		switch {
+		case len(parts.Sets) == 0 && len(parts.Bad) > 0:
+			return nil, fmt.Errorf("%w: the shard parts under %s are unreadable: %v", failure.BadData, where, parts.Bad)
+		case len(parts.Sets) == 0:
+			return nil, fmt.Errorf("%w: no complete shard part under %s yet", failure.NotReady, where)
+		}
+		return nil, fmt.Errorf("%w: no complete set of shard parts under %s yet: shards %v have no part: %s", failure.NotReady, where, d.Missing, d.Describe())
+	case publish.Mixed:
+		id := ""
+		if L != nil {
+			id = " (they give run id " + publish.RunID(publish.ConfigHash(loadedCfg, L.Dims, ""), L.Pop.Fingerprint()) + ")"
+		}
+		return nil, fmt.Errorf("%w: the inputs changed while the shards ran: every shard has a part, but no complete set of parts under %s is of the current inputs%s: %s; run the shards again (a night: run the night again)",
+			failure.BadData, where, id, d.Describe())
+	}
+	chosen := d.Set
+	switch {
+	case intact && chosen.ConsumedBy(pub):
+		return done()
+	case pub != nil && !cc.Overwrite && !chosen.ConsumedBy(pub):
+		return nil, fmt.Errorf("%w: %s is already published by run %s (files missing: %v), and the parts under %s are of another run (%s): pass --overwrite to publish them instead",
+			failure.Exists, publish.RedactURL(st.Location()), pub.RunID(), pub.Missing(), where, chosen.Describe())
+	case pub != nil && !intact:
+		j.log.Warn("the partition is published by this run, but files its _SUCCESS lists are missing: publishing it again",
+			"partition", publish.RedactURL(st.Location()), "missing", pub.Missing())
+	}
+	rec, cfg, err := commitConfig(cc, t, partition, chosen.Config())
+	if err != nil {
+		return nil, err
+	}
+	m.Config = rec
 	pz, err := j.pseudonyms(cfg)
 	if err != nil {
 		return nil, err
 	}
-	L, err := j.read(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	pop := L.Pop
-	fp := pop.Fingerprint()
-	// The set to publish: the newest complete one over these inputs (sets
-	// of other settings over the same inputs can be told apart without
-	// reading the inputs again).
-	var chosen *publish.PartSet
-	for _, s := range complete {
-		sc := s.Config()
-		if !publish.SameInputs(sc, complete[0].Config()) {
-			continue
-		}
-		if publish.RunID(publish.ConfigHash(sc, L.Dims, ""), fp) == s.RunID() {
-			chosen = s
-			break
-		}
-	}
-	if chosen == nil {
-		id := publish.RunID(publish.ConfigHash(rec, L.Dims, ""), fp)
-		if len(complete) < len(sets) {
-			// Shards of newer inputs may still be running.
-			return nil, fmt.Errorf("%w: no complete set of shard parts is of the current inputs (run id %s) under %s: %s",
-				failure.NotReady, id, where, describe(sets))
-		}
-		return nil, fmt.Errorf("%w: the profiles changed since the shards ran: they give run id %s now, and no complete set of parts under %s is of it (%s); run the shards again",
-			failure.BadData, id, where, describe(sets))
-	}
-	if chosen != complete[0] {
-		if rec, cfg, err = commitConfig(cc, t, partition, chosen.Config()); err != nil {
-			return nil, err
-		}
-		m.Config = rec
-	}
-	for _, s := range complete {
-		if s != chosen {
+	for _, s := range parts.Sets {
+		if s != chosen && s.Complete() {
 			j.log.Warn("ignoring stale shard parts of another run", "stale", s.Describe(), "using", chosen.RunID())
 		}
 	}
 	if err := st.FetchParts(ctx, chosen); err != nil {
+		if errors.Is(err, publish.ErrPartsGone) {
+			// Another commit of this night published them and removed them.
+			now, rerr := t.Republished(ctx, st)
+			if rerr == nil && now != nil && now.Intact() && chosen.ConsumedBy(now) {
+				pub = now
+				return done()
+			}
+			return nil, fmt.Errorf("%w: %w (retry: the commit that removed them may have published the night)", failure.NotReady, err)
+		}
 		return nil, err
 	}
+	pop := L.Pop
 	m.ShardRunID = chosen.RunID()
 	j.identify(pop, m.PseudonymKeyID)
 
@@ -170,6 +210,7 @@ func Commit(ctx context.Context, cc CommitConfig, env Env) (res *Result, err err
 	}
 	m.Counts.PairsExamined += examined
 	m.Counts.PairsCompatible += compatible
+	j.counted.Pairs = true
 	m.Parts = append(m.Parts, used...)
 	souls, err := j.assign(ctx, pop, lists, cfg.Workers)
 	if err != nil {
@@ -205,17 +246,44 @@ func Commit(ctx context.Context, cc CommitConfig, env Env) (res *Result, err err
 	publish.CrashPoint("committed")
 	// The parts are consumed (all of them: the run is published); only a
 	// part still being written is left alone.
-	if err := st.RemoveParts(); err != nil {
-		j.log.Warn("published, but the shard parts could not be removed", "error", err)
-	}
+	st.RemoveParts()
 	st.Close()
 	already, err := t.Push(ctx, dir, cfg.Overwrite, m.RunID)
 	if err != nil {
 		return nil, err
 	}
-	res = &Result{Manifest: m, Published: t.Location(dir), AlreadyPublished: already}
+	res = j.result(t.Location(dir), already)
 	t.DeleteParts(ctx)
+	t.SweepParts(ctx, partition)
 	return res, nil
+}
+
+// publishedByInputs reports whether the current inputs, read with the
+// published run's configuration, give the published run id: a commit that
+// finds no parts left and the partition published by them has nothing to
+// do.
+func (j *job) publishedByInputs(ctx context.Context, cc CommitConfig, t *publish.Target, partition string, pub *publish.Published) (bool, error) {
+	pm := pub.Manifest()
+	if pm == nil {
+		return false, nil
+	}
+	_, cfg, err := commitConfig(cc, t, partition, pm.Config)
+	if err != nil {
+		return false, nil // another date or partition: not this commit's
+	}
+	keyID := ""
+	if cc.PseudonymKey != "" {
+		pz, err := publish.LoadPseudonymizer(cc.PseudonymKey)
+		if err != nil {
+			return false, err
+		}
+		keyID = pz.KeyID()
+	}
+	L, err := load(ctx, cfg, j.env.Alloc, j.log, nil)
+	if err != nil {
+		return false, err
+	}
+	return publish.RunID(publish.ConfigHash(pm.Config, L.Dims, keyID), L.Pop.Fingerprint()) == pub.RunID(), nil
 }
 
 // commitConfig is the configuration of the commit: the parts' run (their
@@ -232,13 +300,4 @@ func commitConfig(cc CommitConfig, t *publish.Target, partition string, r publis
 	}
 	cfg.PseudonymKey, cfg.SpoolDir = cc.PseudonymKey, cc.SpoolDir
 	return r, cfg, nil
-}
-
-// describe is one line per set of parts, for messages.
-func describe(sets []*publish.PartSet) string {
-	var ds []string
-	for _, s := range sets {
-		ds = append(ds, s.Describe())
-	}
-	return strings.Join(ds, "; ")
 }

@@ -33,7 +33,7 @@ func Explain(ctx context.Context, cfg Config, env Env, w io.Writer, ids []int64)
 	if !ok {
 		return nil
 	}
-	sc := &match.Scorer{P: L.Pop, W: cfg.Weights}
+	sc := &match.Scorer{P: L.Pop, W: cfg.Weights, ReleaseColumns: true}
 	if len(ids) == 2 {
 		sc.ExplainPair(idx[0], idx[1]).Write(w)
 		return nil

@@ -27,6 +27,19 @@ type Result struct {
 	// AlreadyPublished: the partition was published by a run with the same
 	// run id (the same tables) before this one; nothing was written.
 	AlreadyPublished bool
+	// Counted says which of Manifest.Counts hold counts (metrics leave the
+	// others out rather than report them as 0).
+	Counted Counted
+}
+
+// Counted says which groups of a Result's Manifest.Counts were counted: by
+// this process, or, for a partition already published by the same run, read
+// from its manifest. The others are zero because nothing counted them: a
+// run that failed before scoring, a shard (which writes no tables).
+type Counted struct {
+	Rows    bool // reading and validation (read.Counts)
+	Pairs   bool // pairs examined and compatible (a shard: those of its own tasks)
+	Outputs bool // matches, mutual matches, soulmates, members without a match or soulmate
 }
 
 // The stages a run reports (timings_ms in the manifest, stage logs), in
@@ -65,7 +78,7 @@ func (t *stageTimer) end() {
 	}
 	d := time.Since(t.start)
 	t.ms[t.name] = d.Milliseconds()
-	t.log.Info("stage done", "stage", t.name, "elapsed", d.Round(time.Millisecond).String())
+	t.log.Info("stage done", "stage", t.name, "elapsed_seconds", d.Round(time.Millisecond).Seconds())
 	t.name = ""
 }
 
@@ -80,6 +93,7 @@ type job struct {
 	tm       *stageTimer
 	peakHeap atomic.Uint64
 	started  time.Time
+	counted  Counted
 	// progressEvery is how often scoring progress is logged (no terminal).
 	progressEvery time.Duration
 	// outRoot is the output root the user named (--out), where earlier
@@ -92,7 +106,7 @@ func newJob(env Env, log *slog.Logger) *job {
 	started := time.Now()
 	attempt := publish.NewAttemptID(started)
 	j := &job{env: env, started: started, log: log.With("attempt_id", attempt)}
-	j.m = &publish.Manifest{Tool: "batchmatch", Version: publish.Version, SpecVersion: publish.SpecVersion,
+	j.m = &publish.Manifest{Tool: "batchmatch", Version: publish.Build().Version, SpecVersion: publish.SpecVersion,
 		AttemptID: attempt, StartedAt: started.UTC(), ScoringVersion: match.ScoringVersion}
 	j.tm = newStageTimer(j.log)
 	j.progressEvery = env.ProgressEvery
@@ -102,8 +116,27 @@ func newJob(env Env, log *slog.Logger) *job {
 	return j
 }
 
-// failed is the result of a job that failed: its manifest, for metrics.
-func (j *job) failed() *Result { return &Result{Manifest: j.m} }
+// failed is the result of a job that failed: its manifest with the stages
+// it completed, for metrics.
+func (j *job) failed() *Result {
+	j.m.TimingsMs = j.tm.ms
+	return j.result("", false)
+}
+
+// result is the job's Result.
+func (j *job) result(published string, already bool) *Result {
+	return &Result{Manifest: j.m, Published: published, AlreadyPublished: already, Counted: j.counted}
+}
+
+// alreadyPublished takes the counts of the partition published by the same
+// run (pm; nil when it has no manifest): the metrics describe what is
+// published.
+func (j *job) alreadyPublished(pm *publish.Manifest) {
+	if pm != nil {
+		j.m.Counts = pm.Counts
+		j.counted = Counted{Rows: true, Pairs: true, Outputs: true}
+	}
+}
 
 // prepare does what a run checks and sets before it touches its output:
 // missing profile inputs fail fast, the memory limit is set (and recorded
@@ -111,6 +144,9 @@ func (j *job) failed() *Result { return &Result{Manifest: j.m} }
 // is read.
 func (j *job) prepare(ctx context.Context, cfg Config) (pz *publish.Pseudonymizer, done func(), err error) {
 	if _, err := read.ResolveInputs(ctx, "profiles", cfg.Profiles); err != nil {
+		return nil, func() {}, err
+	}
+	if err := checkInputsOutsideOut(ctx, cfg); err != nil {
 		return nil, func() {}, err
 	}
 	if cfg.MemoryLimit > 0 {
@@ -151,6 +187,7 @@ func (j *job) read(ctx context.Context, cfg Config) (*read.Loaded, error) {
 	L, err := load(ctx, cfg, j.env.Alloc, j.log, j.tm)
 	if L != nil {
 		j.m.Dims, j.m.Inputs, j.m.Counts.Counts = L.Dims, L.Inputs, L.Counts
+		j.counted.Rows = true
 	}
 	return L, err
 }
@@ -178,6 +215,7 @@ func (j *job) score(ctx context.Context, sc *match.Scorer, k, workers int) ([][]
 		return nil, err
 	}
 	j.m.Counts.PairsExamined, j.m.Counts.PairsCompatible = st.PairsExamined, st.PairsCompatible
+	j.counted.Pairs = true
 	return lists, nil
 }
 
@@ -212,6 +250,7 @@ func (j *job) publish(ctx context.Context, cfg Config, st *publish.Staging, t pu
 	if err := st.WriteTables(ctx, t, m, cfg.Workers); err != nil {
 		return "", err
 	}
+	j.counted.Outputs = true
 	j.finish()
 	b, err := m.Encode()
 	if err != nil {
@@ -244,6 +283,6 @@ func (j *job) publish(ctx context.Context, cfg Config, st *publish.Staging, t pu
 	}
 	j.log.Info("run published", "dir", dir, "eligible", m.Counts.Eligible, "matches", m.Counts.Matches,
 		"soulmates", m.Counts.Soulmates, "quarantined", m.Counts.RowsQuarantined,
-		"pairs_examined", m.Counts.PairsExamined, "elapsed", time.Since(j.started).Round(time.Millisecond).String())
+		"pairs_examined", m.Counts.PairsExamined, "elapsed_seconds", time.Since(j.started).Round(time.Millisecond).Seconds())
 	return dir, nil
 }

@@ -212,7 +212,7 @@ func TestIncrementalFallsBack(t *testing.T) {
 			cfg.PseudonymKey = key
 		}},
 		{"damaged matches", "table not as published", func(t *testing.T, cfg *pipeline.Config, out string) {
-			path := filepath.Join(out, "dt=2026-11-24", "matches", publish.PartFile)
+			path := publish.TablePath(filepath.Join(out, "dt=2026-11-24"), "matches")
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
@@ -223,7 +223,7 @@ func TestIncrementalFallsBack(t *testing.T) {
 			}
 		}},
 		{"state missing", "no such file", func(t *testing.T, cfg *pipeline.Config, out string) {
-			if err := os.Remove(filepath.Join(out, "dt=2026-11-24", "state", publish.PartFile)); err != nil {
+			if err := os.Remove(publish.TablePath(filepath.Join(out, "dt=2026-11-24"), "state")); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -272,7 +272,7 @@ func TestIncrementalFallsBack(t *testing.T) {
 // editManifest rewrites the manifest of a local partition.
 func editManifest(t *testing.T, part string, edit func(map[string]any)) {
 	t.Helper()
-	path := filepath.Join(part, publish.ManifestFile)
+	path := publish.ManifestPath(part)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

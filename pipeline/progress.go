@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,7 +44,7 @@ func reportProgress(ctx context.Context, log *slog.Logger, p *match.Progress, ba
 				return
 			}
 			log.Info("scoring progress", "tiles_done", done, "tiles_total", total,
-				"pairs_per_s", strconv.FormatFloat(rate, 'g', 3, 64), "eta", eta.String())
+				"pairs_per_second", math.Round(rate), "eta_seconds", eta.Seconds())
 		}
 		for {
 			select {

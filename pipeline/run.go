@@ -7,7 +7,6 @@ import (
 	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/publish"
-	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // Run executes a whole run: read and validate the inputs, block and score,
@@ -26,7 +25,9 @@ func Run(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 		return RunShard(ctx, cfg, env)
 	}
 	log := env.logger()
-	store.Default().SetLogger(log)
+	if err := setupStore(log); err != nil {
+		return nil, err
+	}
 	t, err := publish.OpenTarget(ctx, publish.TargetConfig{Out: cfg.Out, Partition: cfg.partition(), SpoolDir: cfg.SpoolDir, Published: true}, log, env.Hooks)
 	if err != nil {
 		return nil, err
@@ -58,19 +59,27 @@ func Run(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 	pop := L.Pop
 	j.identify(pop, m.PseudonymKeyID)
 	j.log.Info("population fingerprinted", "run_id", m.RunID)
-	if pub := st.Published(); pub != nil && !cfg.Overwrite {
-		if pub.RunID() != m.RunID {
+	if pub := st.Published(); pub != nil {
+		switch {
+		case pub.RunID() == m.RunID && !pub.Intact():
+			// Published by this run, but files _SUCCESS lists are gone:
+			// not done. Publish again (a repair), --overwrite or not.
+			j.log.Warn("the partition is published by this run, but files its _SUCCESS lists are missing: publishing it again",
+				"partition", st.Location(), "run_id", m.RunID, "missing", pub.Missing())
+		case cfg.Overwrite:
+		case pub.RunID() != m.RunID:
 			return nil, fmt.Errorf("%w: %s is already published by run %s, and this run's inputs and settings give run %s: pass --overwrite to replace it",
 				failure.Exists, st.Location(), pub.RunID(), m.RunID)
+		default:
+			// A re-run of the same night (a retry after a crash or a lost
+			// exit status): the published tables are the ones this run
+			// would write, byte for byte.
+			j.log.Info("already published by this run: nothing to do", "partition", st.Location(), "run_id", m.RunID)
+			j.alreadyPublished(pub.Manifest())
+			st.Close()
+			t.SweepParts(ctx, "")
+			return j.result(st.Location(), true), nil
 		}
-		// A re-run of the same night (a retry after a crash or a lost
-		// exit status): the published tables are the ones this run would
-		// write, byte for byte.
-		j.log.Info("already published by this run: nothing to do", "partition", st.Location(), "run_id", m.RunID)
-		if pm := pub.Manifest(); pm != nil {
-			m.Counts = pm.Counts // the metrics describe what is published
-		}
-		return &Result{Manifest: m, Published: st.Location(), AlreadyPublished: true}, nil
 	}
 
 	out, err := newOutIDs(pop, pz)
@@ -78,7 +87,7 @@ func Run(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 		return nil, err
 	}
 	digests := pop.Digests(digestSalt(pz), cfg.Workers)
-	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking}
+	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking, ReleaseColumns: true}
 	prev, lists, err := j.lists(ctx, cfg, sc, out, digests)
 	if err != nil {
 		return nil, err
@@ -99,5 +108,6 @@ func Run(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Manifest: m, Published: t.Location(dir), AlreadyPublished: already}, nil
+	t.SweepParts(ctx, "")
+	return j.result(t.Location(dir), already), nil
 }

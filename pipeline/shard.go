@@ -6,7 +6,6 @@ import (
 
 	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/publish"
-	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // RunShard runs one shard of a run spread over cfg.Shard.Count processes:
@@ -17,7 +16,9 @@ import (
 // It takes no lock and publishes nothing: Commit does, from the parts.
 func RunShard(ctx context.Context, cfg Config, env Env) (res *Result, err error) {
 	log := env.logger()
-	store.Default().SetLogger(log)
+	if err := setupStore(log); err != nil {
+		return nil, err
+	}
 	t, err := publish.OpenTarget(ctx, publish.TargetConfig{Out: cfg.Out, Partition: cfg.partition(), SpoolDir: cfg.SpoolDir}, log, env.Hooks)
 	if err != nil {
 		return nil, err
@@ -46,7 +47,7 @@ func RunShard(ctx context.Context, cfg Config, env Env) (res *Result, err error)
 	}
 	pop := L.Pop
 	j.identify(pop, "") // the shard run id: every shard and the commit agree on it
-	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking, Shard: cfg.Shard}
+	sc := &match.Scorer{P: pop, W: cfg.Weights, NoBlocking: cfg.NoBlocking, Shard: cfg.Shard, ReleaseColumns: true}
 	lists, err := j.score(ctx, sc, cfg.K, cfg.Workers)
 	if err != nil {
 		return nil, err
@@ -68,11 +69,11 @@ func RunShard(ctx context.Context, cfg Config, env Env) (res *Result, err error)
 	}
 	part := pw.Part()
 	j.log.Info("shard part written", "dir", dir, "members", part.Members, "rows", part.Rows,
-		"pairs_examined", m.Counts.PairsExamined, "elapsed", time.Since(j.started).Round(time.Millisecond).String())
+		"pairs_examined", m.Counts.PairsExamined, "elapsed_seconds", time.Since(j.started).Round(time.Millisecond).Seconds())
 	pw.Close()
 	where, err := t.UploadPart(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Manifest: m, Published: where}, nil
+	return j.result(where, false), nil
 }

@@ -20,6 +20,9 @@ func Validate(ctx context.Context, cfg Config, env Env) (*read.Loaded, error) {
 // load runs read.Load on cfg's inputs, timing its stages with tm (nil: a
 // timer of its own, which logs them).
 func load(ctx context.Context, cfg Config, alloc memory.Allocator, log *slog.Logger, tm *stageTimer) (*read.Loaded, error) {
+	if err := setupStore(log); err != nil {
+		return nil, err
+	}
 	if tm == nil {
 		tm = newStageTimer(log)
 	}

@@ -12,12 +12,14 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	pq "github.com/parquet-go/parquet-go"
+
+	"github.com/osmosis/batchmatch/pipeline/publish"
 )
 
 // rejectReasons reads a published rejects table with arrow-go.
 func rejectReasons(t *testing.T, part string) map[string]int {
 	t.Helper()
-	f, err := os.Open(filepath.Join(part, "rejects", "part-00000.parquet"))
+	f, err := os.Open(publish.TablePath(part, "rejects"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +122,7 @@ func TestBadInputSuite(t *testing.T) {
 				t.Fatalf("exit %d, want %d\n%s", code, c.code, stderr)
 			}
 			for _, s := range c.say {
-				if !strings.Contains(stderr, s) {
+				if !strings.Contains(logText(stderr), s) {
 					t.Errorf("stderr lacks %q:\n%s", s, stderr)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/osmosis/batchmatch/pipeline"
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/publish"
 )
 
@@ -87,11 +88,11 @@ func cmdCommit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	o.Metrics.groupBy(cc.Out, match.ShardSpec{})
 	res, err := pipeline.Commit(ctx, cc, pipeline.Env{Log: log})
 	publishMetrics(ctx, o.Metrics, res, err, log)
 	if err != nil {
-		log.Error("commit failed", "exit_code", exitCodeFor(ctx, err), "err", err)
-		return err
+		return err // the final line says it (invocation.finalLine)
 	}
 	printSummary(stdout, res)
 	return nil

@@ -13,20 +13,6 @@ import (
 	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
-// ExplainOptions are the flags of `batchmatch explain`: the reading flags
-// of the recomputing form, whose --partition (a run's partition name) here
-// names a published night to answer from instead (OUT/dt=DATE: its
-// manifest gives the settings; the other flags are not needed).
-type ExplainOptions struct {
-	Read ReadOptions
-}
-
-// AddFlags registers the flags.
-func (o *ExplainOptions) AddFlags(fs *pflag.FlagSet) {
-	o.Read.AddFlags(fs)
-	fs.Lookup("partition").Usage = "answer from this published night (OUT/dt=DATE, a directory or an object-store URL): its manifest and tables, in under a second; the profiles it lists only for what the tables cannot tell"
-}
-
 // cmdExplain answers support questions about one member or one pair:
 // from a published night (--partition, pipeline.ExplainPartition), or by
 // recomputing the run from the same inputs and flags (pipeline.Explain).
@@ -37,7 +23,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseWithArgs(fs, args, stderr); err != nil {
 		return err
 	}
-	log, err := o.Read.Log.logger(stderr)
+	log, err := o.Log.logger(stderr)
 	if err != nil {
 		return err
 	}
@@ -50,14 +36,14 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		ids = append(ids, id)
 	}
 	if fs.Changed("partition") {
-		for _, f := range []string{"profiles", "blocks", "suppress", "as-of", "k", "weights", "trait-dim", "questions"} {
+		for _, f := range []string{"profiles", "blocks", "suppress", "as-of", "k", "weights", "trait-dim", "questions", "max-reject-ratio"} {
 			if fs.Changed(f) {
 				return failure.Usagef("explain --partition takes its settings from the partition's manifest: --%s is not allowed with it", f)
 			}
 		}
-		return pipeline.ExplainPartition(ctx, o.Read.Job.Partition, ids, stdout, o.Read.Job.Workers)
+		return pipeline.ExplainPartition(ctx, o.Partition, ids, stdout, o.Job.Workers)
 	}
-	cfg, err := o.Read.Job.Config(time.Now(), false)
+	cfg, err := o.Job.Config(time.Now(), false)
 	if err != nil {
 		return err
 	}

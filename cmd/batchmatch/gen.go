@@ -68,6 +68,6 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	log.Info("population generated", "members", o.N, "shards", len(paths), "dir", o.Out,
-		"seed", o.Seed, "elapsed", time.Since(start).Round(time.Millisecond).String())
+		"seed", o.Seed, "elapsed_seconds", time.Since(start).Round(time.Millisecond).Seconds())
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/osmosis/batchmatch/pipeline/publish"
 )
 
 // TestInputLayoutsProcess runs the binary on input layouts that used to be
@@ -50,7 +52,7 @@ func TestInputLayoutsProcess(t *testing.T) {
 	}
 	manifestRows := func(t *testing.T, out string) int64 {
 		t.Helper()
-		b, err := os.ReadFile(filepath.Join(out, "dt=2026-11-24", "manifest.json"))
+		b, err := os.ReadFile(publish.ManifestPath(filepath.Join(out, "dt=2026-11-24")))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/osmosis/batchmatch/pipeline"
 	"github.com/osmosis/batchmatch/pipeline/match"
 	"github.com/osmosis/batchmatch/pipeline/publish"
 )
@@ -37,7 +38,8 @@ func TestNightMetrics(t *testing.T) {
 			"batchmatch_last_run_score_drift_mean_abs 0.25", "batchmatch_last_run_blocking_pairs 31",
 			"batchmatch_last_run_stability_members_checked 120"}, nil},
 	} {
-		mfs, err := metricsRegistry(c.m, 0, time.Now()).Gather()
+		now := time.Now()
+		mfs, err := metricFamilies(outcome{Manifest: c.m, Counted: pipeline.Counted{Rows: true, Pairs: true, Outputs: true}, Started: now, Finished: now})
 		if err != nil {
 			t.Fatal(err)
 		}

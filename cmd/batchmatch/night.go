@@ -27,21 +27,25 @@ import (
 //     unless --as-of is given (nightAsOf);
 //  2. runs the shard as `batchmatch run` does (same logs, metrics, exit
 //     codes);
-//  3. if every shard now has a complete part, so that this shard's part
-//     completed the set, publishes the night as `batchmatch commit` does;
-//     otherwise exits 0: the shard that completes the set publishes.
+//  3. decides from the parts there are, as `commit` decides
+//     (publish.Decide), with this shard's run id as the current one: a
+//     complete set of it means this shard's part completed the set, and
+//     it publishes the night as `batchmatch commit` does; a shard index
+//     without a part (of this night's scheduler run) means another shard
+//     is still running, and it exits 0: the shard that completes the set
+//     publishes; every index with a part but no complete set of this run
+//     means the inputs changed during the night: no shard can ever
+//     complete it, and it fails with 65 (re-run the night).
 //
 // The last shard to finish always sees every part (each part is complete
 // before its shard looks), so exactly the shards that find the set complete
 // commit, usually one. Two that finish together both commit: on a local
-// --out the second waits for the output lock (failure.Locked); either way it
-// finds the partition published by the other, which it was not when it
-// looked before committing, and succeeds (on object storage both may upload
-// the same run id, which the conditional create of _SUCCESS accepts). A
-// retry of one shard after the night was published (a pod lost after its
-// commit) finds the other parts gone and exits 0. A whole night run again
-// after it was published relies on `commit` accepting an already published
-// partition of the same run id (issue 12).
+// --out the second waits for the output lock (failure.Locked) and finds
+// the partition published by this run; on object storage the conditional
+// write of _SUCCESS lets one publish and the other find it published by
+// the same run id. A retry of one shard after the night was published (a
+// pod lost after its commit) finds the partition published by its run and
+// exits 0.
 func cmdNight(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o RunOptions
 	fs := pflag.NewFlagSet("batchmatch night", pflag.ContinueOnError)
@@ -71,7 +75,8 @@ func cmdNight(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if err := cmdRun(ctx, runArgs, stdout, stderr); err != nil {
+	res, err := runCommand(ctx, runArgs, stdout, stderr)
+	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -87,7 +92,7 @@ func cmdNight(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Overwrite: cfg.Overwrite, Workers: cfg.Workers, Report: cfg.Report,
 		PseudonymKey: cfg.PseudonymKey, SpoolDir: cfg.SpoolDir,
 	}
-	return nightCommit(ctx, cc, o.Metrics, log, stdout)
+	return nightCommit(ctx, cc, res.Manifest.RunID, o.Metrics, log, stdout)
 }
 
 // nightLockWait bounds how long a shard that found every part waits for
@@ -95,24 +100,37 @@ func cmdNight(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // members, docs/SCALE.md); then it exits 75 and the scheduler retries it.
 var nightLockWait = 30 * time.Minute
 
-// nightCommit publishes the night if every shard has a part: see cmdNight.
-func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo MetricsOptions, log *slog.Logger, stdout io.Writer) error {
-	if err := publish.PartsReady(ctx, cc.Out, cc.Partition, cc.AsOf, cc.ShardCount); err != nil {
-		if errors.Is(err, failure.NotReady) {
-			log.Info("night: part written; the shard that completes the set publishes", "parts", err.Error())
-			return nil
-		}
-		log.Error("night: listing the parts failed", "exit_code", exitCodeFor(ctx, err), "err", err)
+// nightCommit publishes the night if this shard's part (of shard run id
+// runID) completed the set: see cmdNight.
+func nightCommit(ctx context.Context, cc pipeline.CommitConfig, runID string, mo MetricsOptions, log *slog.Logger, stdout io.Writer) error {
+	fail := func(msg string, err error) error {
+		publishMetrics(ctx, mo, nil, err, log)
+		log.Error(msg, "exit_code", exitCodeFor(ctx, err), "err", err)
 		return err
 	}
-	// A partition published before this commit is another run's (or this
-	// night's, when this shard is a retry): commit decides. One published
-	// after this point was published by another shard of this night that
-	// also found every part.
-	before, err := publish.IsPublished(ctx, cc.Out, cc.Partition, cc.AsOf)
+	partition := publish.PartitionOr(cc.Partition, cc.AsOf)
+	view, err := publish.ViewParts(ctx, cc.Out, partition, cc.ShardCount)
 	if err != nil {
-		log.Error("night: checking the partition failed", "exit_code", exitCodeFor(ctx, err), "err", err)
-		return err
+		return fail("night: listing the parts failed", err)
+	}
+	if pub := view.Published; pub != nil && pub.Intact() && publish.ConsumedByRun(pub, runID) {
+		log.Info("night: the night is already published by this run", "run_id", pub.RunID())
+		return nil
+	}
+	d, err := publish.Decide(view.Parts, publish.SchedulerRunID(os.Getenv), func(s *publish.PartSet) (bool, error) {
+		return s.RunID() == runID, nil
+	})
+	if err != nil {
+		return fail("night: deciding from the parts failed", err)
+	}
+	switch d.Verdict {
+	case publish.Waiting:
+		log.Info("night: part written; the shard that completes the set publishes", "waiting_for", d.Missing, "parts", d.Describe())
+		return nil
+	case publish.Mixed:
+		return fail("night: the night cannot complete", fmt.Errorf(
+			"%w: the inputs changed during the night: every shard has finished, but no complete set of parts under %s is of one run (this shard's is %s): %s; re-run the night",
+			failure.BadData, view.Where, runID, d.Describe()))
 	}
 	log.Info("night: every shard has a part: committing", "shards", cc.ShardCount)
 	deadline := time.Now().Add(nightLockWait)
@@ -125,7 +143,7 @@ func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo MetricsOption
 			printSummary(stdout, res)
 			return nil
 		case errors.Is(err, failure.NotReady):
-			// the parts PartsReady saw are not a set commit can publish
+			// the parts the listing saw are no set commit can publish now
 			// (e.g. another shard's commit has just taken them)
 			log.Info("night: part written; the shard that completes the set publishes", "parts", err.Error())
 			return nil
@@ -138,12 +156,6 @@ func nightCommit(ctx context.Context, cc pipeline.CommitConfig, mo MetricsOption
 			}
 			wait = min(2*wait, 30*time.Second)
 			continue
-		case errors.Is(err, failure.Exists) && !before:
-			// Another shard had every part too and has published the night
-			// in the meantime (it held the lock, or won the conditional
-			// create of _SUCCESS on object storage).
-			log.Info("night: published meanwhile by another shard of this night", "detail", err.Error())
-			return nil
 		}
 		publishMetrics(ctx, mo, res, err, log)
 		log.Error("night: commit failed", "exit_code", exitCodeFor(ctx, err), "err", err)
@@ -167,10 +179,11 @@ const (
 var (
 	jobNameMinutes = regexp.MustCompile(`-([0-9]+)$`)
 	jobNameDate    = regexp.MustCompile(`-([0-9]{4}-[0-9]{2}-[0-9]{2})$`)
-	// a Job name's minute suffix is read as a scheduled time only in this
-	// range, so that a name like "nightly-2" is not taken for 1970
-	minutesFrom = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC).Unix() / 60
-	minutesTo   = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC).Unix() / 60
+	// a Job name's minute suffix is read as a scheduled time only from
+	// 2020 on (and before 2100), so that neither a name like "nightly-2"
+	// (1970) nor a date without dashes, "-20261124" (2008), passes for one
+	minutesFrom = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Unix() / 60
+	minutesTo   = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).Unix() / 60
 )
 
 // nightAsOf returns the as-of date of a night started without --as-of and
@@ -205,8 +218,8 @@ func nightAsOf(getenv func(string) string) (date, from string, err error) {
 				return time.Unix(mins*60, 0).UTC().Format(time.DateOnly), envJobName, nil
 			}
 		}
-		return "", "", fmt.Errorf("%w: %s=%q carries no scheduled time: a CronJob's Job is named <cronjob>-<minutes since 1970>; "+
-			"name a Job made by hand <name>-YYYY-MM-DD, or pass --as-of", failure.Usage, envJobName, v)
+		return "", "", fmt.Errorf("%w: %s=%q carries no scheduled time: the accepted forms are a CronJob's Job name, <cronjob>-<scheduled minute since 1970, UTC, from 2020 on> (e.g. batchmatch-night-29406300), "+
+			"and a Job made by hand named <name>-YYYY-MM-DD (e.g. batchmatch-night-rerun-2026-11-30); or pass --as-of", failure.Usage, envJobName, v)
 	}
 	return "", "", fmt.Errorf("%w: night needs its as-of date from the schedule (%s, %s or %s) or --as-of; it never uses the clock",
 		failure.Usage, envAsOf, envScheduledTime, envJobName)

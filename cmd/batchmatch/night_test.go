@@ -38,6 +38,11 @@ func TestNightAsOf(t *testing.T) {
 		{map[string]string{envJobName: "batchmatch-night-2"}, "", ""},                // not a scheduled time
 		{map[string]string{envJobName: "batchmatch-night-manual"}, "", ""},           // no suffix at all
 		{map[string]string{envJobName: "batchmatch-night-rerun-2026-13-40"}, "", ""}, // not a date
+		// a date without dashes is no minute count (20261124 min = 2008-07-10)
+		{map[string]string{envJobName: "batchmatch-night-rerun-20261124"}, "", ""},
+		// a minute count before 2020 is no CronJob's of this job
+		{map[string]string{envJobName: fmt.Sprintf("batchmatch-night-%d", time.Date(2019, 12, 31, 1, 0, 0, 0, time.UTC).Unix()/60)}, "", ""},
+		{map[string]string{envJobName: fmt.Sprintf("batchmatch-night-%d", time.Date(2020, 1, 1, 1, 0, 0, 0, time.UTC).Unix()/60)}, "2020-01-01", envJobName},
 		{map[string]string{envScheduledTime: "2026-11-24T01:00:00Z"}, "2026-11-24", envScheduledTime},
 		// the CronJob writes the timestamp in its own time zone: that day
 		{map[string]string{envScheduledTime: "2026-11-24T00:30:00+01:00"}, "2026-11-24", envScheduledTime},
@@ -51,6 +56,9 @@ func TestNightAsOf(t *testing.T) {
 		if c.want == "" {
 			if !errors.Is(err, failure.Usage) {
 				t.Errorf("%v: %q from %s, %v; want a usage error", c.env, got, from, err)
+			}
+			if err != nil && c.env[envJobName] != "" && len(c.env) == 1 && (!strings.Contains(err.Error(), "-YYYY-MM-DD") || !strings.Contains(err.Error(), "minute")) {
+				t.Errorf("%v: %v; the message does not say which forms are accepted", c.env, err)
 			}
 			continue
 		}
@@ -170,6 +178,68 @@ func TestNightProcesses(t *testing.T) {
 	}
 	if got := tables(t, part); !bytes.Equal(got["matches"], want["matches"]) || !bytes.Equal(got["soulmates"], want["soulmates"]) {
 		t.Error("a retry after the publish changed the published tables")
+	}
+}
+
+// TestNightInputsChanged: the inputs are delivered again while a night's
+// shards run (shard 0 ran on the first delivery, shard 1 on the second).
+// Every shard has finished, but no complete set of parts is of one run:
+// the last shard fails the night with 65 saying so (before, every shard
+// exited 0, nothing was published and commit said 75 for good); a shard
+// that finishes while another has no part yet exits 0 as before. The
+// night run again (another Job) publishes the current inputs: the parts
+// the failed run left do not make it fail or wait.
+func TestNightInputsChanged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	profiles := filepath.Join(dir, "profiles")
+	deliver := func(seed string) {
+		t.Helper()
+		os.RemoveAll(profiles)
+		if code, stderr := runBin(t, bin, "gen", "--out", profiles, "--n", "600", "--shards", "2", "--seed", seed, "--as-of", "2026-11-24"); code != 0 {
+			t.Fatalf("gen: %d\n%s", code, stderr)
+		}
+	}
+	out := filepath.Join(dir, "out")
+	night := func(i int, job string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(bin, "night", "--profiles", profiles, "--out", out, "--shard-count", "2", "--log-format", "json", "--max-reject-ratio", "1")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("JOB_COMPLETION_INDEX=%d", i), envJobName+"="+job)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		return exitOf(cmd.Run()), stderr.String()
+	}
+	deliver("1")
+	if code, stderr := night(0, "batchmatch-night-29924700"); code != 0 || !strings.Contains(stderr, "the shard that completes the set publishes") {
+		t.Fatalf("shard 0, shard 1 still running: exit %d, want 0\n%s", code, stderr)
+	}
+	deliver("2") // re-delivered mid-night
+	code, stderr := night(1, "batchmatch-night-29924700")
+	if code != exitDataErr || !strings.Contains(stderr, "the inputs changed during the night") || !strings.Contains(stderr, "re-run the night") {
+		t.Fatalf("the last shard of a night over two deliveries: exit %d, want %d saying the inputs changed\n%s", code, exitDataErr, stderr)
+	}
+	if fileExists(filepath.Join(out, "dt=2026-11-24")) {
+		t.Fatal("a mixed night published")
+	}
+	ref := filepath.Join(dir, "ref")
+	if code, stderr := runBin(t, bin, "run", "--profiles", profiles, "--out", ref, "--as-of", "2026-11-24", "--log-format", "json", "--max-reject-ratio", "1"); code != 0 {
+		t.Fatalf("reference: exit %d\n%s", code, stderr)
+	}
+	// The night run again, by hand: another Job.
+	if code, stderr := night(0, "batchmatch-night-rerun-2026-11-24"); code != 0 {
+		t.Fatalf("the night run again, shard 0: exit %d\n%s", code, stderr)
+	}
+	if code, stderr := night(1, "batchmatch-night-rerun-2026-11-24"); code != 0 {
+		t.Fatalf("the night run again, shard 1: exit %d\n%s", code, stderr)
+	}
+	want, got := tables(t, filepath.Join(ref, "dt=2026-11-24")), tables(t, filepath.Join(out, "dt=2026-11-24"))
+	for tb := range want {
+		if !bytes.Equal(got[tb], want[tb]) {
+			t.Errorf("%s of the night run again differs from a run over the current inputs", tb)
+		}
 	}
 }
 

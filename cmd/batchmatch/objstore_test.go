@@ -45,26 +45,7 @@ func faultyPlan() func(int64, *http.Request) storetest.Fault {
 func remoteTables(t *testing.T, st *store.Store, part string) map[string][]byte {
 	t.Helper()
 	ctx := context.Background()
-	body, err := st.ReadFile(ctx, store.Join(part, "_SUCCESS"))
-	if err != nil {
-		t.Fatalf("reading _SUCCESS: %v", err)
-	}
-	listed := map[string]string{} // table → listed file
-	for _, line := range strings.Split(string(body), "\n") {
-		if f, ok := strings.CutPrefix(line, "file "); ok {
-			if tb, _, ok := strings.Cut(f, "/"); ok {
-				listed[tb] = f
-			}
-		}
-	}
-	return readTables(t, func(rel string) ([]byte, error) {
-		tb, _, _ := strings.Cut(rel, "/")
-		f, ok := listed[tb]
-		if !ok {
-			return nil, fmt.Errorf("_SUCCESS lists no %s file", tb)
-		}
-		return st.ReadFile(ctx, store.Join(part, f))
-	})
+	return readTables(t, func(rel string) ([]byte, error) { return st.ReadFile(ctx, store.Join(part, rel)) })
 }
 
 // TestObjectStorage: the job reads its profiles from and publishes to an

@@ -2,17 +2,13 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
-	"golang.org/x/term"
 
 	"github.com/osmosis/batchmatch/pipeline"
 	"github.com/osmosis/batchmatch/pipeline/failure"
@@ -21,15 +17,15 @@ import (
 	"github.com/osmosis/batchmatch/pipeline/publish"
 )
 
-// The flags every command that reads profiles shares (run, night,
-// validate, explain), and the logging flags of every command.
+// The flags of the commands that read profiles: run and night take them
+// all, validate the input flags, explain the input and score flags.
 
 // defaultWeights is the default of --weights.
 var defaultWeights = match.DefaultWeights.Array()
 
 // JobOptions are the flags of the commands that read profiles (run, night,
-// validate, explain), as the user typed them. Config turns them into a
-// checked pipeline.Config.
+// validate, explain), as the user typed them; each command registers the
+// groups it takes. Config turns them into a checked pipeline.Config.
 type JobOptions struct {
 	Profiles       []string
 	Out            string
@@ -51,19 +47,48 @@ type JobOptions struct {
 	SpoolDir       string
 }
 
-// AddFlags registers the options on fs with their defaults.
+// DefaultJobOptions are the defaults of every job flag, also of those a
+// command does not take (validate has no --k, but its configuration is
+// checked as a whole).
+func DefaultJobOptions() JobOptions {
+	return JobOptions{K: 10, Weights: defaultWeights[:], Workers: runtime.GOMAXPROCS(0), MaxRejectRatio: 0.001, Blocking: true}
+}
+
+// AddFlags registers every job flag (run and night take them all).
 func (o *JobOptions) AddFlags(fs *pflag.FlagSet) {
+	o.AddInputFlags(fs)
+	o.AddScoreFlags(fs)
+	o.AddOutputFlags(fs)
+}
+
+// AddInputFlags registers what reading and validating the inputs needs
+// (validate takes these only).
+func (o *JobOptions) AddInputFlags(fs *pflag.FlagSet) {
+	d := DefaultJobOptions()
 	fs.StringArrayVar(&o.Profiles, "profiles", nil, "profile shards: Parquet files, directories or globs (repeatable or comma-separated; an existing path is taken literally)")
-	fs.StringVar(&o.Out, "out", "", "output root, a directory or an s3://, gs://, file:// or mem:// URL; the run is published under OUT/dt=<as-of>/")
-	fs.IntVar(&o.K, "k", 10, "matches kept per member")
 	fs.StringVar(&o.AsOf, "as-of", "", "as-of date YYYY-MM-DD for ages and the output partition (default: today, UTC)")
-	fs.Float64SliceVar(&o.Weights, "weights", defaultWeights[:], "component weights: trait,questions,biomarker,proximity")
 	fs.StringArrayVar(&o.Blocks, "blocks", nil, "blocked pairs (user_id, blocked_id): Parquet files, directories or globs (as for --profiles)")
 	fs.StringArrayVar(&o.Suppress, "suppress", nil, "members to erase (user_id): Parquet files, directories or globs (as for --profiles)")
-	fs.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "parallel workers")
-	fs.Float64Var(&o.MaxRejectRatio, "max-reject-ratio", 0.001, "fail the run when quarantined rows exceed this fraction of rows read")
+	fs.IntVar(&o.Workers, "workers", d.Workers, "parallel workers")
+	fs.Float64Var(&o.MaxRejectRatio, "max-reject-ratio", d.MaxRejectRatio, "fail (exit 65) when quarantined rows exceed this fraction of rows read")
 	fs.IntVar(&o.TraitDim, "trait-dim", 0, "trait width D when the schema does not fix it (0: from the data)")
 	fs.IntVar(&o.Questions, "questions", 0, "question count Q when the schema does not fix it (0: from the data)")
+}
+
+// AddScoreFlags registers what scoring needs (explain takes these and the
+// input flags).
+func (o *JobOptions) AddScoreFlags(fs *pflag.FlagSet) {
+	d := DefaultJobOptions()
+	fs.IntVar(&o.K, "k", d.K, "matches kept per member")
+	fs.Float64SliceVar(&o.Weights, "weights", d.Weights, "four component `weights`, comma-separated: trait,questions,biomarker,proximity")
+	// pflag would show the default as [0.400000,0.350000,0.150000,0.100000]
+	fs.Lookup("weights").DefValue = formatWeights(d.Weights)
+}
+
+// AddOutputFlags registers what only a run (or night) needs: where and how
+// it publishes, memory and blocking.
+func (o *JobOptions) AddOutputFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Out, "out", "", "output root, a directory or an s3://, gs://, file:// or mem:// URL; the run is published under OUT/dt=<as-of>/")
 	fs.BoolVar(&o.Overwrite, "overwrite", false, "replace an already published partition for the same as-of date")
 	fs.StringVar(&o.PseudonymKey, "pseudonymize-key", "", "file with a secret key (≥ 16 bytes): write every id as HMAC-SHA256(key, id) truncated to int64")
 	fs.StringVar(&o.MemoryLimit, "memory-limit", "", "Go heap soft limit for the run, e.g. 4GiB (default: GOMEMLIMIT if set, else none)")
@@ -71,6 +96,15 @@ func (o *JobOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Report, "report", false, "also write report.html (self-contained HTML, SVG charts) into the published partition")
 	fs.StringVar(&o.Partition, "partition", "", "directory under --out the run publishes (default: Hive-style dt=<as-of>)")
 	fs.StringVar(&o.SpoolDir, "spool-dir", "", "local directory where a run with an object-store --out (s3://, gs://, file://, mem://) stages its output before uploading (default: the system's temporary directory)")
+}
+
+// formatWeights writes weights as --weights takes them: 0.4,0.35,0.15,0.1.
+func formatWeights(ws []float64) string {
+	s := make([]string, len(ws))
+	for i, w := range ws {
+		s[i] = strconv.FormatFloat(w, 'g', -1, 64)
+	}
+	return strings.Join(s, ",")
 }
 
 // ParseWeights checks the four component weights: each finite and
@@ -184,45 +218,4 @@ func (o *JobOptions) Config(now time.Time, needOut bool) (pipeline.Config, error
 		return c, err
 	}
 	return c, nil
-}
-
-// logOptions are the logging flags every command shares.
-type logOptions struct {
-	Format string
-	Level  string
-}
-
-// AddFlags registers the logging flags.
-func (o *logOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Format, "log-format", "auto", "log format: text, json, or auto (text on a terminal, json otherwise)")
-	fs.StringVar(&o.Level, "log-level", "info", "log level: debug, info, warn, error")
-}
-
-// logger is the logger the flags ask for, writing to w.
-func (o *logOptions) logger(w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(o.Level)); err != nil {
-		return nil, fmt.Errorf("%w: --log-level %q: %v", failure.Usage, o.Level, err)
-	}
-	hopts := &slog.HandlerOptions{Level: lvl}
-	format := o.Format
-	if format == "auto" {
-		format = "json"
-		if isTerminal(w) {
-			format = "text"
-		}
-	}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
-	}
-	return nil, fmt.Errorf("%w: --log-format must be text, json or auto, got %q", failure.Usage, o.Format)
-}
-
-// isTerminal reports whether w is a terminal (a person is watching).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }

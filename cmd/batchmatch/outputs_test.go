@@ -59,7 +59,8 @@ func parsePub(t *testing.T, body []byte, read func(rel string) ([]byte, error)) 
 		case "run_id":
 			s.runID = v
 		case "file":
-			s.files = append(s.files, v)
+			name, _, _ := strings.Cut(v, " ") // "file <path> <size>"
+			s.files = append(s.files, name)
 		}
 	}
 	files := s.files
@@ -432,8 +433,10 @@ func TestSymlinksInsideOut(t *testing.T) {
 
 // TestStaleShardParts: shards ran, the inputs were delivered again, and
 // the shards ran again. Commit publishes the complete set of the current
-// inputs (not the earliest part of each index); while the new set is
-// incomplete it says so (75) instead of taking the stale one.
+// inputs (not the earliest part of each index); while every shard has a
+// part but the new set is incomplete it says that the inputs changed
+// (65: run the shards again) instead of taking the stale one or waiting
+// for good.
 func TestStaleShardParts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process-level")
@@ -467,8 +470,8 @@ func TestStaleShardParts(t *testing.T) {
 	}
 	shard(1)
 	code, stderr := runBin(t, bin, commit...)
-	if code != exitTempFail || !strings.Contains(stderr, "no complete set of shard parts is of the current inputs") {
-		t.Fatalf("commit with the new set incomplete: exit %d, want %d saying so\n%s", code, exitTempFail, stderr)
+	if code != exitDataErr || !strings.Contains(stderr, "the inputs changed while the shards ran") {
+		t.Fatalf("commit with the new set incomplete: exit %d, want %d saying so\n%s", code, exitDataErr, stderr)
 	}
 	shard(0)
 	if code, stderr := runBin(t, bin, commit...); code != 0 {
@@ -771,6 +774,11 @@ func TestExitCodeTable(t *testing.T) {
 	run := func(out string, extra ...string) []string { return runOn(profiles, out, extra...) }
 	published := newOut()
 	linked := newOut()
+	foreign := newOut()
+	os.MkdirAll(filepath.Join(foreign, "dt=2026-11-24"), 0o750)
+	os.WriteFile(filepath.Join(foreign, "dt=2026-11-24", "notes.txt"), []byte("someone's"), 0o640)
+	afile := filepath.Join(base, "afile")
+	os.WriteFile(afile, []byte("a file"), 0o644)
 	if code, stderr := runBin(t, bin, run(published)...); code != 0 {
 		t.Fatalf("setup: %d\n%s", code, stderr)
 	}
@@ -789,11 +797,14 @@ func TestExitCodeTable(t *testing.T) {
 		{exitCrash, "the Go runtime cannot start (address space limit)", "fatal error", step{args: run(newOut()), shell: "ulimit -v 200000; "}},
 		{exitUsage, "unknown flag", "unknown flag", step{args: run(newOut(), "--frobnicate")}},
 		{exitUsage, "bad partition name", "--partition", step{args: run(newOut(), "--partition", " ")}},
+		{exitUsage, "an idle timeout that is no duration", "BATCHMATCH_STORE_IDLE_TIMEOUT", step{args: run(newOut()), env: []string{"BATCHMATCH_STORE_IDLE_TIMEOUT=banana"}}},
+		{exitUsage, "inputs inside OUT", "is inside --out", step{args: runOn(published, filepath.Dir(published))}},
 		{exitDataErr, "a shard that is not Parquet", "x.parquet", step{args: []string{"run", "--profiles", bad, "--out", newOut(), "--log-format", "json"}}},
 		{exitNoInput, "input missing", "does not exist", step{args: []string{"run", "--profiles", filepath.Join(base, "nope"), "--out", newOut(), "--log-format", "json"}}},
 		{exitSoftware, "a bug", "planted", step{args: run(newOut()), env: []string{"BATCHMATCH_TEST_PANIC=1"}}},
 		{exitOSErr, "too many open files", "too many open files", step{args: []string{"run", "--profiles", many, "--out", newOut(), "--log-format", "json", "--max-reject-ratio", "1"}, shell: "ulimit -n 24; "}},
 		{exitCantCreat, "published by another run", "--overwrite", step{args: run(published, "--k", "5")}},
+		{exitCantCreat, "a foreign directory in the partition's place", "notes.txt", step{args: run(foreign)}},
 		{exitIOErr, "disk full (file size limit)", "file too large", step{args: run(newOut()), shell: "ulimit -f 1; "}},
 		{exitIOErr, "object store answers 503", "unavailable", step{args: remoteRun(store.Join(fake.URL, "e503")),
 			plan: func(int64, *http.Request) storetest.Fault { return storetest.Err503 }}},
@@ -835,6 +846,19 @@ func TestExitCodeTable(t *testing.T) {
 		{exitConfig, "untrusted TLS certificate", "certificate", step{args: remoteRun(store.Join(tlsFake.URL, "tls"))}},
 		{exitConfig, "unknown access key", "InvalidAccessKeyId", step{args: remoteRun(store.Join(fake.URL, "badkey")),
 			plan: func(int64, *http.Request) storetest.Fault { return storetest.BadKey }}},
+		{exitConfig, "--out below a regular file (ENOTDIR)", "cannot be used as a directory", step{args: run(filepath.Join(afile, "out"))}},
+		{exitConfig, "--out with a name too long (ENAMETOOLONG)", "cannot be used as a directory", step{args: run(filepath.Join(base, strings.Repeat("a", 300), "out"))}},
+		{exitConfig, "--spool-dir missing", "--spool-dir", step{args: run(store.Join(fake.URL, "spool"), "--spool-dir", filepath.Join(base, "no-such-dir"))}},
+		{exitConfig, "--out bucket missing", "no such bucket", step{args: remoteRun(store.Join(fake.URL, "nobucket")),
+			plan: func(int64, *http.Request) storetest.Fault { return storetest.NoBucket }}},
+		{exitNoInput, "--profiles bucket missing", "no such bucket", step{args: runOn(store.Join(fake.URL, "in"), newOut()),
+			plan: func(int64, *http.Request) storetest.Fault { return storetest.NoBucket }}},
+		{exitConfig, "S3 301 PermanentRedirect (another region)", "PermanentRedirect", step{args: remoteRun(store.Join(fake.URL, "region")),
+			plan: func(int64, *http.Request) storetest.Fault { return storetest.Redirect }}},
+		{exitConfig, "S3 400 InvalidRequest", "InvalidRequest", step{args: remoteRun(store.Join(fake.URL, "badreq")),
+			plan: func(int64, *http.Request) storetest.Fault { return storetest.BadRequest }}},
+		{exitConfig, "S3 501 NotImplemented", "NotImplemented", step{args: remoteRun(store.Join(fake.URL, "notimpl")),
+			plan: func(int64, *http.Request) storetest.Fault { return storetest.NotImplemented }}},
 		{exitInterrupted, "SIGINT", "", step{args: runOn(big, newOut()), sig: os.Interrupt}},
 		{exitTerminated, "SIGTERM", "", step{args: runOn(big, newOut()), sig: syscall.SIGTERM}},
 	}
@@ -923,5 +947,208 @@ func TestExitCodeTable(t *testing.T) {
 		if !table[c] {
 			t.Errorf("exit %d is not in README's table", c)
 		}
+	}
+}
+
+// TestInputsInsideOut: inputs delivered Hive-style into the partition the
+// job publishes to (OUT/dt=DATE/profiles/) are refused (64, naming the
+// input) before anything is written, locally and on object storage; a
+// directory in the partition's place without _SUCCESS that holds anything
+// batchmatch does not write is refused (73), never removed; on object
+// storage a publish never deletes an object under the partition that
+// batchmatch cannot have written. Before, the run read the inputs and then
+// removed them as an unfinished partition (exit 0), and the night could
+// not be run again.
+func TestInputsInsideOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	profiles := genSample(t, dir, "300")
+	args := func(in, out string, extra ...string) []string {
+		return append([]string{"run", "--profiles", in, "--out", out, "--as-of", "2026-11-24", "--log-format", "json", "--max-reject-ratio", "1"}, extra...)
+	}
+	copyInputs := func(to string) {
+		t.Helper()
+		os.MkdirAll(to, 0o750)
+		ents, _ := os.ReadDir(profiles)
+		for _, e := range ents {
+			b, _ := os.ReadFile(filepath.Join(profiles, e.Name()))
+			os.WriteFile(filepath.Join(to, e.Name()), b, 0o640)
+		}
+	}
+	t.Run("local inputs in the partition", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "data")
+		in := filepath.Join(out, "dt=2026-11-24", "profiles")
+		copyInputs(in)
+		for _, extra := range [][]string{nil, {"--overwrite"}} {
+			code, stderr := runBin(t, bin, args(in, out, extra...)...)
+			if code != exitUsage || !strings.Contains(stderr, "is inside --out") {
+				t.Fatalf("inputs inside OUT %v: exit %d, want %d naming them\n%s", extra, code, exitUsage, stderr)
+			}
+		}
+		if ents, _ := os.ReadDir(in); len(ents) != 2 {
+			t.Fatalf("the inputs were touched: %v", ents)
+		}
+		// the same through a link to OUT
+		link := filepath.Join(t.TempDir(), "link")
+		os.Symlink(out, link)
+		if code, stderr := runBin(t, bin, args(in, link)...); code != exitUsage {
+			t.Fatalf("inputs inside OUT reached through a link: exit %d, want %d\n%s", code, exitUsage, stderr)
+		}
+	})
+	t.Run("foreign directory in the partition's place", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "out")
+		notes := filepath.Join(out, "dt=2026-11-24", "notes.txt")
+		os.MkdirAll(filepath.Dir(notes), 0o750)
+		os.WriteFile(notes, []byte("someone's"), 0o640)
+		for _, extra := range [][]string{nil, {"--overwrite"}} {
+			code, stderr := runBin(t, bin, args(profiles, out, extra...)...)
+			if code != exitCantCreat || !strings.Contains(stderr, "notes.txt") {
+				t.Fatalf("a foreign directory in the partition's place %v: exit %d, want %d naming what is there\n%s", extra, code, exitCantCreat, stderr)
+			}
+		}
+		if b, err := os.ReadFile(notes); err != nil || string(b) != "someone's" {
+			t.Fatalf("the foreign file was touched: %q, %v", b, err)
+		}
+		// An unfinished partition of batchmatch's is still replaced.
+		os.Remove(notes)
+		os.MkdirAll(filepath.Join(out, "dt=2026-11-24", "matches"), 0o750)
+		os.WriteFile(filepath.Join(out, "dt=2026-11-24", "matches", "part-00000.parquet"), []byte("half"), 0o640)
+		if code, stderr := runBin(t, bin, args(profiles, out)...); code != 0 {
+			t.Fatalf("over an unfinished partition of batchmatch's: exit %d\n%s", code, stderr)
+		}
+	})
+	t.Run("object storage", func(t *testing.T) {
+		fake := storetest.NewFakeS3(t, "bm")
+		st := store.New(nil)
+		defer st.Close()
+		ctx := context.Background()
+		out := store.Join(fake.URL, "data")
+		in := store.Join(out, "dt=2026-11-24", "profiles")
+		ents, _ := os.ReadDir(profiles)
+		for _, e := range ents {
+			if err := st.Upload(ctx, store.Join(in, e.Name()), filepath.Join(profiles, e.Name()), false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, stderr := runBin(t, bin, args(in, out, "--spool-dir", t.TempDir())...)
+		if code != exitUsage || !strings.Contains(stderr, "is inside --out") {
+			t.Fatalf("inputs inside OUT on object storage: exit %d, want %d\n%s", code, exitUsage, stderr)
+		}
+		// Published twice (the second an overwrite): the objects under the
+		// partition that batchmatch does not write stay.
+		other := store.Join(fake.URL, "other")
+		if err := st.WriteFile(ctx, store.Join(other, "dt=2026-11-24", "notes.txt"), []byte("someone's"), false); err != nil {
+			t.Fatal(err)
+		}
+		for _, extra := range [][]string{{"--k", "5"}, {"--overwrite"}} {
+			if code, stderr := runBin(t, bin, args(profiles, other, append(extra, "--spool-dir", t.TempDir())...)...); code != 0 {
+				t.Fatalf("publish %v: exit %d\n%s", extra, code, stderr)
+			}
+		}
+		if b, err := st.ReadFile(ctx, store.Join(other, "dt=2026-11-24", "notes.txt")); err != nil || string(b) != "someone's" {
+			t.Fatalf("a publish deleted an object it never wrote: %q, %v", b, err)
+		}
+	})
+}
+
+// TestReplacedPartitionNameCrash: a run of --partition replaced killed
+// once its partition was staged (complete, _SUCCESS included, never
+// published) leaves nothing that recovery publishes: the operator's next
+// run of other settings publishes (0), not 73 "published by another
+// run". Before, the staged partition sat where earlier versions kept a
+// replaced partition, and recovery published it.
+func TestReplacedPartitionNameCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	profiles := genSample(t, dir, "300")
+	out := filepath.Join(dir, "out")
+	args := func(extra ...string) []string {
+		return append([]string{"run", "--profiles", profiles, "--out", out, "--as-of", "2026-11-24", "--partition", "replaced",
+			"--log-format", "json", "--max-reject-ratio", "1"}, extra...)
+	}
+	if _, stderr, sig := runProc(t, bin, []string{"BATCHMATCH_TEST_CRASH_AT=staged"}, args("--k", "3")...); sig != syscall.SIGKILL {
+		t.Fatalf("the run was not killed\n%s", stderr)
+	}
+	code, stderr := runBin(t, bin, args("--k", "4")...)
+	if code != 0 {
+		t.Fatalf("the next run: exit %d, want 0\n%s", code, stderr)
+	}
+	if s := localPub(t, filepath.Join(out, "replaced")); !s.ok {
+		t.Fatal("nothing published")
+	}
+}
+
+// TestPartSymlinkToFIFO: a shard part's part.parquet replaced by a link to
+// a FIFO (or by a FIFO) is never opened: it is not the regular file of the
+// size part.json records, so the part is broken, removed (the link itself,
+// never its target) and the shard counted as missing (75: run it again),
+// at once; the next run on OUT takes the lock. Before, commit opened it by
+// path and blocked for good in open(2), ignoring SIGTERM while holding the
+// output lock, and every later run on OUT exited 75. (The deadline only
+// detects the hang.)
+func TestPartSymlinkToFIFO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	profiles := genSample(t, dir, "300")
+	for _, kind := range []string{"link to a FIFO", "FIFO"} {
+		t.Run(kind, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			for i := range 2 {
+				if code, stderr := runBin(t, bin, "run", "--profiles", profiles, "--out", out, "--as-of", "2026-11-24", "--shard-index", fmt.Sprint(i),
+					"--shard-count", "2", "--log-format", "json", "--max-reject-ratio", "1"); code != 0 {
+					t.Fatalf("shard %d: exit %d\n%s", i, code, stderr)
+				}
+			}
+			parts, _ := filepath.Glob(filepath.Join(out, "_temporary", "shards", "dt=2026-11-24", "2", "1", "*", "part.parquet"))
+			if len(parts) != 1 {
+				t.Fatalf("parts: %q", parts)
+			}
+			os.Remove(parts[0])
+			fifo := parts[0]
+			if kind != "FIFO" {
+				fifo = filepath.Join(dir, "fifo-"+strings.ReplaceAll(kind, " ", "-"))
+				if err := os.Symlink(fifo, parts[0]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := unix.Mkfifo(fifo, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin, "commit", "--out", out, "--as-of", "2026-11-24", "--log-format", "json")
+			var stderr syncBuffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if code := exitOf(err); code != exitTempFail || !strings.Contains(stderr.String(), "removing a broken shard part") {
+					t.Fatalf("commit over a %s: exit %d, want %d after removing the broken part\n%s", kind, code, exitTempFail, stderr.String())
+				}
+				if kind != "FIFO" {
+					if st, err := os.Lstat(fifo); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+						t.Errorf("the link's target was touched: %v", err)
+					}
+				}
+			case <-time.After(2 * time.Minute):
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("commit blocked on a %s\n%s", kind, stderr.String())
+			}
+			if code, stderr := runBin(t, bin, "run", "--profiles", profiles, "--out", out, "--as-of", "2026-11-25", "--log-format", "json", "--max-reject-ratio", "1"); code != 0 {
+				t.Fatalf("the next run on OUT: exit %d\n%s", code, stderr)
+			}
+		})
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/osmosis/batchmatch/pipeline/publish"
 )
 
 var (
@@ -73,12 +75,23 @@ func tables(t *testing.T, part string) map[string][]byte {
 	return readTables(t, func(rel string) ([]byte, error) { return os.ReadFile(filepath.Join(part, rel)) })
 }
 
-// readTables reads the three tables through read (a path relative to the partition).
+// readTables reads the three tables through read (a path relative to the
+// partition) as a reader should: the files _SUCCESS lists.
 func readTables(t *testing.T, read func(rel string) ([]byte, error)) map[string][]byte {
 	t.Helper()
+	body, err := read("_SUCCESS")
+	if err != nil {
+		t.Fatalf("reading _SUCCESS: %v", err)
+	}
+	listed := map[string]string{}
+	for _, f := range publish.ParseSuccess(body).Files {
+		if tb, _, ok := strings.Cut(f, "/"); ok {
+			listed[tb] = f
+		}
+	}
 	out := map[string][]byte{}
 	for _, tb := range []string{"matches", "soulmates", "rejects"} {
-		b, err := read(tb + "/part-00000.parquet")
+		b, err := read(listed[tb])
 		if err != nil {
 			t.Fatalf("reading %s: %v", tb, err)
 		}

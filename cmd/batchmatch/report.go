@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -15,20 +16,26 @@ import (
 // ReportOptions are the flags of `batchmatch report`.
 type ReportOptions struct {
 	Output string
+	Log    logOptions
 }
 
 // AddFlags registers the report's flags.
 func (o *ReportOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.Output, "output", "o", "", "write the HTML here (default: standard output)")
+	o.Log.AddFlags(fs)
 }
 
 // cmdReport writes the HTML report of a published partition
-// (report.WritePartition).
-func cmdReport(args []string, stdout, stderr io.Writer) error {
+// (report.WritePartition). Its logs are the object store's retries, through
+// slog's default logger (main).
+func cmdReport(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	var o ReportOptions
 	fs := pflag.NewFlagSet("batchmatch report", pflag.ContinueOnError)
 	o.AddFlags(fs)
 	if err := parseWithArgs(fs, args, stderr); err != nil {
+		return err
+	}
+	if _, err := o.Log.logger(stderr); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

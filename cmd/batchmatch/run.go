@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/osmosis/batchmatch/pipeline"
-	"github.com/osmosis/batchmatch/pipeline/publish"
 )
 
 // RunOptions are the flags of `batchmatch run` (and of `batchmatch night`,
@@ -59,13 +57,21 @@ func parseRun(name string, args []string, stderr io.Writer) (*RunOptions, pipeli
 
 // cmdRun is `batchmatch run`: a whole run, or one shard of a sharded run
 // (pipeline.Run), with its metrics and a summary on stdout.
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	_, err := runCommand(ctx, args, stdout, stderr)
+	return err
+}
+
+// runCommand is cmdRun, returning the run's result (`batchmatch night`
+// needs its shard run id).
+func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) (*pipeline.Result, error) {
 	o, cfg, log, err := parseRun("run", args, stderr)
 	if err != nil {
-		return err
+		return nil, err // reported by the invocation: exit 64
 	}
+	o.Metrics.groupBy(cfg.Out, cfg.Shard)
 	env := pipeline.Env{Log: log}
-	if isTerminal(stderr) && o.Log.Format != "json" {
+	if isTerminal(stderr) && !o.Log.json(stderr) {
 		env.ProgressBar = stderr // a person is watching: a bar instead of periodic progress lines
 	}
 	res, err := pipeline.Run(ctx, cfg, env)
@@ -73,31 +79,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	// does not change the run's outcome.
 	publishMetrics(ctx, o.Metrics, res, err, log)
 	if err != nil {
-		log.Error("run failed", "exit_code", exitCodeFor(ctx, err), "err", err)
-		return err
+		return nil, err // the final line says it (invocation.finalLine)
 	}
 	if cfg.Shard.Count > 1 {
 		c := res.Manifest.Counts
 		fmt.Fprintf(stdout, "shard %s part written to %s\n  eligible %d, pairs examined %d, compatible %d\n",
 			cfg.Shard, res.Published, c.Eligible, c.PairsExamined, c.PairsCompatible)
-		return nil
+		return res, nil
 	}
 	printSummary(stdout, res)
-	return nil
-}
-
-// publishMetrics publishes the metrics of a run or commit (res may be nil:
-// one that failed before it had a manifest) with its exit code; a failure
-// is logged.
-func publishMetrics(ctx context.Context, mo MetricsOptions, res *pipeline.Result, err error, log *slog.Logger) {
-	var m *publish.Manifest
-	if res != nil {
-		m = res.Manifest
-	}
-	host, _ := os.Hostname()
-	if merr := PublishMetrics(mo, m, exitCodeFor(ctx, err), host); merr != nil {
-		log.Warn("publishing metrics failed", "err", merr)
-	}
+	return res, nil
 }
 
 // printSummary prints what a published run wrote.

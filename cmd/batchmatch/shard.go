@@ -70,8 +70,11 @@ type ShardOptions struct {
 
 // AddFlags registers the shard flags.
 func (o *ShardOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.IntVar(&o.Index, "shard-index", -1, "score only this shard's queries and write a part for `batchmatch commit` (default: $JOB_COMPLETION_INDEX, $AWS_BATCH_JOB_ARRAY_INDEX, $CLOUD_RUN_TASK_INDEX or $SLURM_ARRAY_TASK_ID)")
-	fs.IntVar(&o.Count, "shard-count", 0, "number of shards (default: $AWS_BATCH_JOB_ARRAY_SIZE, $CLOUD_RUN_TASK_COUNT or $SLURM_ARRAY_TASK_COUNT; required with $JOB_COMPLETION_INDEX)")
+	// No backticks in these texts: pflag takes a back-quoted word for the
+	// value's name.
+	fs.IntVar(&o.Index, "shard-index", -1, "run only this shard's scoring tasks (those whose blocking tile hashes to the index, 0 to N-1) and write its part for \"batchmatch commit\" "+
+		"instead of publishing (default: $JOB_COMPLETION_INDEX, $AWS_BATCH_JOB_ARRAY_INDEX, $CLOUD_RUN_TASK_INDEX or $SLURM_ARRAY_TASK_ID; -1: none)")
+	fs.IntVar(&o.Count, "shard-count", 0, "number of shards N the run's tasks are split over (default: $AWS_BATCH_JOB_ARRAY_SIZE, $CLOUD_RUN_TASK_COUNT or $SLURM_ARRAY_TASK_COUNT; required with $JOB_COMPLETION_INDEX)")
 }
 
 // Resolve applies the flags, falling back to the scheduler's variables.

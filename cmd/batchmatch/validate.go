@@ -13,26 +13,44 @@ import (
 	"github.com/osmosis/batchmatch/pipeline"
 )
 
-// ReadOptions are the flags of `batchmatch validate` and `batchmatch
-// explain`: a job's flags (only those about reading matter) and logging.
-type ReadOptions struct {
+// ValidateOptions are the flags of `batchmatch validate`: what reading
+// the inputs needs (no output, scoring or metrics flags) and logging.
+type ValidateOptions struct {
 	Job JobOptions
 	Log logOptions
 }
 
 // AddFlags registers the flags.
-func (o *ReadOptions) AddFlags(fs *pflag.FlagSet) {
-	o.Job.AddFlags(fs)
+func (o *ValidateOptions) AddFlags(fs *pflag.FlagSet) {
+	o.Job = DefaultJobOptions()
+	o.Job.AddInputFlags(fs)
 	o.Log.AddFlags(fs)
 }
 
-// parseRead parses the flags of the reading command name (with its
-// positional arguments when positional) and returns the configuration, the
-// logger and the positional arguments.
-func parseRead(name string, args []string, stderr io.Writer, positional bool) (pipeline.Config, *slog.Logger, []string, error) {
-	var o ReadOptions
-	fs := pflag.NewFlagSet("batchmatch "+name, pflag.ContinueOnError)
-	o.AddFlags(fs)
+// ExplainOptions are the flags of `batchmatch explain`: reading and
+// scoring as a run does (no output or metrics flags) and logging.
+type ExplainOptions struct {
+	Job JobOptions
+	Log logOptions
+	// Partition names a published night to answer from (OUT/dt=DATE): its
+	// manifest gives the settings, and the input and score flags are then
+	// refused.
+	Partition string
+}
+
+// AddFlags registers the flags.
+func (o *ExplainOptions) AddFlags(fs *pflag.FlagSet) {
+	o.Job = DefaultJobOptions()
+	o.Job.AddInputFlags(fs)
+	o.Job.AddScoreFlags(fs)
+	o.Log.AddFlags(fs)
+	fs.StringVar(&o.Partition, "partition", "", "answer from this published night (OUT/dt=DATE, a directory or an object-store URL): its manifest and tables, in under a second; the profiles it lists only for what the tables cannot tell")
+}
+
+// parseRead parses the flags of a reading command, registered by add into
+// fs (and the positional arguments when positional), and returns the
+// configuration, the logger and the positional arguments.
+func parseRead(fs *pflag.FlagSet, job *JobOptions, lo *logOptions, args []string, stderr io.Writer, positional bool) (pipeline.Config, *slog.Logger, []string, error) {
 	var err error
 	if positional {
 		err = parseWithArgs(fs, args, stderr)
@@ -42,18 +60,21 @@ func parseRead(name string, args []string, stderr io.Writer, positional bool) (p
 	if err != nil {
 		return pipeline.Config{}, nil, nil, err
 	}
-	log, err := o.Log.logger(stderr)
+	log, err := lo.logger(stderr)
 	if err != nil {
 		return pipeline.Config{}, nil, nil, err
 	}
-	cfg, err := o.Job.Config(time.Now(), false)
+	cfg, err := job.Config(time.Now(), false)
 	return cfg, log, fs.Args(), err
 }
 
 // cmdValidate reads and checks the profiles only (pipeline.Validate) and
 // prints the counts by reject reason; too many rejects is its error.
 func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, log, _, err := parseRead("validate", args, stderr, false)
+	var o ValidateOptions
+	fs := pflag.NewFlagSet("batchmatch validate", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	cfg, log, _, err := parseRead(fs, &o.Job, &o.Log, args, stderr, false)
 	if err != nil {
 		return err
 	}

@@ -345,3 +345,59 @@ func minuteOfDay(t *testing.T, sched string) int {
 	}
 	return 60*h + m
 }
+
+// TestREADMEAgreesWithPolicy: what README says Kubernetes does with each
+// exit code ("Retries follow the exit codes: … fail the index …; … are
+// retried") is what the pod failure policy does, and agrees with the
+// exit-code table's "retry?" column: every code the table says not to
+// retry fails the index, every code it says to retry is retried. (README
+// once said 71 was retried while the policy failed the index on it and the
+// table said "no".)
+func TestREADMEAgreesWithPolicy(t *testing.T) {
+	_, cj := manifests(t)
+	p := cj.Spec.JobTemplate.Spec.PodFailurePolicy
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := strings.Join(strings.Fields(string(b)), " ")
+	m := regexp.MustCompile(`Retries follow the exit codes: ([0-9, and]+) fail the index[^;]*; ([0-9, and]+) and signals are retried`).FindStringSubmatch(readme)
+	if m == nil {
+		t.Fatal(`README's Kubernetes paragraph no longer says "Retries follow the exit codes: … fail the index …; … and signals are retried"`)
+	}
+	codes := func(s string) []int32 {
+		var cs []int32
+		for _, f := range regexp.MustCompile(`[0-9]+`).FindAllString(s, -1) {
+			c, _ := strconv.Atoi(f)
+			cs = append(cs, int32(c))
+		}
+		return cs
+	}
+	fail, retried := codes(m[1]), codes(m[2])
+	for _, c := range fail {
+		if !failsOn(p, c) {
+			t.Errorf("README says exit %d fails the index; the policy retries it", c)
+		}
+	}
+	for _, c := range retried {
+		if failsOn(p, c) {
+			t.Errorf("README says exit %d is retried; the policy fails the index", c)
+		}
+	}
+	// The exit-code table: | code | meaning | retry? |
+	rows := regexp.MustCompile(`(?m)^\| ([0-9]+) \|.*\| ([^|]+) \|$`).FindAllStringSubmatch(string(b), -1)
+	if len(rows) < 10 {
+		t.Fatalf("README's exit-code table has %d rows", len(rows))
+	}
+	for _, r := range rows {
+		c, _ := strconv.Atoi(r[1])
+		retry := strings.TrimSpace(r[2])
+		switch {
+		case c == 0 || c == 2 || strings.HasPrefix(retry, "after"): // success; once then investigate; upstream's
+		case strings.HasPrefix(retry, "no") && !slices.Contains(fail, int32(c)):
+			t.Errorf("exit %d: the table says %q, but the Kubernetes paragraph does not say it fails the index", c, retry)
+		case strings.HasPrefix(retry, "yes") && !slices.Contains(retried, int32(c)):
+			t.Errorf("exit %d: the table says %q, but the Kubernetes paragraph does not say it is retried", c, retry)
+		}
+	}
+}

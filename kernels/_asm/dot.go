@@ -596,14 +596,15 @@ const (
 
 // scoreRow512 generates scoreRow512, ScoreRow with AVX-512: the 64 lanes
 // in chunks of 8 float64 (a chunk whose mask byte is zero is skipped), each
-// chunk the operations of kernels.pairLane in the same order: IEEE
+// chunk the operations of kernels.PairLane in the same order (the biomarker
+// only when its weight is not 0: at weight 0 it adds +0): IEEE
 // multiply, add, divide and square root (no FMA), clamps as compare-and-
 // blend (VMINPD/VMAXPD with the operand order that gives pairLane's NaN and
 // ±0 behaviour), the angle-halving loop run while any lane still needs it,
 // popcounts with VPOPCNTQ. Comparison predicates: LE_OQ 0x12, LT_OQ 0x11,
 // GT_OQ 0x1e, GE_OQ 0x1d, EQ_OQ 0x00.
 func scoreRow512() {
-	TEXT("scoreRow512", NOSPLIT, "func(out *float32, tile *float64, dots *float32, qs *int32, minB *float32, qc *float64, mask, flags uint64, qMaxKm, minA float32) (ok, beat uint64)")
+	TEXT("scoreRow512", NOSPLIT, "func(out *float32, tile *float64, dots *float32, qs *int32, minB *float32, qc *float64, mask, flags uint64, qMaxKm, minA float32) (ok, beat, nan uint64)")
 	Pragma("noescape")
 	Doc("scoreRow512 is ScoreRow with AVX-512 (F, DQ, VL, VPOPCNTDQ); flags: 1 UseQ, 2 the query's health, 4 a biomarker weight.")
 	// Few general registers stay live (the tile, the sums and the
@@ -614,9 +615,10 @@ func scoreRow512() {
 	pC := Load(Param("qc"), GP64())
 	flags := addr(Param("flags"))
 	c := func(off int) Mem { return Mem{Base: pC, Disp: off} }
-	okAcc, beatAcc := addr(ReturnIndex(0)), addr(ReturnIndex(1))
+	okAcc, beatAcc, nanAcc := addr(ReturnIndex(0)), addr(ReturnIndex(1)), addr(ReturnIndex(2))
 	MOVQ(U32(0), okAcc)
 	MOVQ(U32(0), beatAcc)
+	MOVQ(U32(0), nanAcc)
 	qmk := YMM()
 	VBROADCASTSS(addr(Param("qMaxKm")), qmk)
 	mina := YMM()
@@ -884,6 +886,14 @@ func scoreRow512() {
 			SHLQ(U8(8*ch), r)
 		}
 		ORQ(r, beatAcc)
+		kN := K()
+		VCMPPS(U8(0x03), sy, sy, kN) // UNORD_Q: a NaN score
+		KANDB(kP, kN, kN)
+		KMOVB(kN, r.As32())
+		if ch > 0 {
+			SHLQ(U8(8*ch), r)
+		}
+		ORQ(r, nanAcc)
 		Label(skip)
 	}
 	VZEROUPPER()

@@ -89,6 +89,15 @@ func OSKind(err error, fallback error) error {
 		return Config
 	case errors.As(err, &errno) && (errno == syscall.EMFILE || errno == syscall.ENFILE):
 		return System
+	case errors.Is(err, store.ErrNoBucket):
+		// A missing bucket: a missing input, or an output location that
+		// is configured wrongly.
+		if fallback == NoInput || errors.Is(err, NoInput) {
+			return NoInput
+		}
+		return Config
+	case errors.Is(err, store.ErrSetting):
+		return Usage
 	case errors.Is(err, fs.ErrNotExist) && fallback == NoInput:
 		return NoInput
 	}

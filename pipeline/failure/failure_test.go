@@ -6,6 +6,8 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // TestKind: a permanent cause anywhere in the chain outranks the generic
@@ -24,6 +26,9 @@ func TestKind(t *testing.T) {
 		{"a full disk stays transient", fmt.Errorf("%w: %w", IO, &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), IO},
 		{"missing", FileError(NoInput, "x", "", &os.PathError{Op: "open", Path: "x", Err: syscall.ENOENT}), NoInput},
 		{"usage stands", Usagef("x"), Usage},
+		{"a missing bucket of an input", fmt.Errorf("%w: listing: %w", NoInput, store.ErrNoBucket), NoInput},
+		{"a missing bucket of the output", fmt.Errorf("%w: uploading: %w", IO, store.ErrNoBucket), Config},
+		{"an invalid store setting", fmt.Errorf("%w: bad", store.ErrSetting), Usage},
 		{"locked stands", fmt.Errorf("%w: held", Locked), Locked},
 		{"no kind", errors.New("boom"), nil},
 	} {

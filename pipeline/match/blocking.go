@@ -38,9 +38,21 @@ type bounds struct {
 }
 
 // subTileSize is the size of the sub-tiles a tile is also summarised in,
-// so that a tile pair that may match is examined only in the 16×16
-// sub-tile pairs that may match.
-const subTileSize = 16
+// so that a tile pair that may match is examined only in the sub-tile
+// pairs (8×8 members) that may match: where a city has few members of an
+// orientation group and age band, a tile mixes places and ages, and its
+// 8-member runs are still tight.
+const subTileSize = 8
+
+// subTiles is the number of sub-tiles of a tile.
+const subTiles = tileSize / subTileSize
+
+// subMask has bit x·subTiles + y set for sub-tile x of one tile and y of
+// another that may match.
+type subMask uint64
+
+// allSubs is every sub-tile pair.
+const allSubs = ^subMask(0)
 
 // tileSummary is a tile of tileSize members in blocking order: its bounds,
 // and the bounds of each run of subTileSize members (its sub-tiles).
@@ -183,14 +195,14 @@ func canMatch(a, b *bounds) bool {
 	return gap <= 0 || gap*kernels.EarthRadiusKm <= min(a.maxKm, b.maxKm)*(1+1e-9)
 }
 
-// subPairs returns the 16×16 sub-tile pairs of tiles a and b that may
-// match: bit x·4+y for sub-tile x of a and y of b.
-func subPairs(a, b *tileSummary) uint16 {
-	var m uint16
+// subPairs returns the sub-tile pairs of tiles a and b that may match:
+// bit x·subTiles + y for sub-tile x of a and y of b.
+func subPairs(a, b *tileSummary) subMask {
+	var m subMask
 	for x := range a.sub {
 		for y := range b.sub {
 			if canMatch(&a.sub[x], &b.sub[y]) {
-				m |= 1 << (4*x + y)
+				m |= 1 << (subTiles*x + y)
 			}
 		}
 	}

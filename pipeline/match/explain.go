@@ -49,8 +49,8 @@ func (s *Scorer) ExplainPair(i, j int) PairExplanation {
 	add("within A's maximum distance", d <= float64(p.MaxKm[i]), fmt.Sprintf("%.1f km apart", d))
 	add("within B's maximum distance", d <= float64(p.MaxKm[j]), "")
 	add("not blocked", !p.IsBlocked(i, j), "")
-	ansI, accI, impI := p.Questionnaire(i)
-	ansJ, accJ, impJ := p.Questionnaire(j)
+	ansI, accI, impI := s.Questionnaire(i)
+	ansJ, accJ, impJ := s.Questionnaire(j)
 	failAB, failBA := dealbreakerFailures(ansJ, accI, impI), dealbreakerFailures(ansI, accJ, impJ)
 	add("B passes A's dealbreakers", failAB == 0, fmt.Sprintf("%d failed", failAB))
 	add("A passes B's dealbreakers", failBA == 0, fmt.Sprintf("%d failed", failBA))
@@ -59,11 +59,12 @@ func (s *Scorer) ExplainPair(i, j int) PairExplanation {
 		e.Compatible = e.Compatible && v.Pass
 	}
 	qs := kernels.Questions(ansI, accI, impI, ansJ, accJ, impJ)
-	D := p.D
-	e.Components[0] = traitScore(kernels.Dot(p.Trait[i*D:(i+1)*D], p.Trait[j*D:(j+1)*D]))
+	bufs := pairBufPool.Get().(*pairBufs)
+	defer pairBufPool.Put(bufs)
+	e.Components[0] = min(max((1+float64(kernels.Dot(s.trait(i, bufs.ti[:0]), s.trait(j, bufs.tj[:0]))))/2, 0), 1)
 	e.Components[1] = kernels.QuestionScore(qs)
 	lim := float64(min(p.MaxKm[i], p.MaxKm[j]))
-	e.Components[3] = proximity(d, lim)
+	e.Components[3] = min(max(1-d/lim, 0), 1)
 	e.Weights = s.W
 	e.Biomarker = p.Health[i] && p.Health[j]
 	if e.Biomarker {

@@ -1,6 +1,9 @@
 package match
 
-import "github.com/osmosis/batchmatch/pipeline/read"
+import (
+	"github.com/osmosis/batchmatch/kernels"
+	"github.com/osmosis/batchmatch/pipeline/read"
+)
 
 // Funnel is how the other eligible members fare against one member's hard
 // filters, each counted under the first filter it fails in the spec's
@@ -32,7 +35,9 @@ func FilterFunnel(fc *read.FilterColumns, a int, blocked func(id int64) bool) Fu
 		case fc.Age[b] < fc.AgeMin[a] || fc.Age[b] > fc.AgeMax[a] || fc.Age[a] < fc.AgeMin[b] || fc.Age[a] > fc.AgeMax[b]:
 			f.Age++
 		default:
-			if _, _, ok := distanceOf(&fc.Geo[a], &fc.Geo[b], fc.HavMax[a], fc.HavMax[b], fc.MaxKm[a], fc.MaxKm[b]); !ok {
+			ma := kernels.PairMember{Geo: fc.Geo[a], HavMax: fc.HavMax[a], MaxKm: fc.MaxKm[a]}
+			mb := kernels.PairMember{Geo: fc.Geo[b], HavMax: fc.HavMax[b], MaxKm: fc.MaxKm[b]}
+			if _, _, ok := kernels.PairDistance(&ma, &mb); !ok {
 				f.Distance++
 			} else if blocked(fc.ID[b]) {
 				f.Blocked++

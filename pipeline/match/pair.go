@@ -1,6 +1,9 @@
 package match
 
 import (
+	"slices"
+	"sync"
+
 	"github.com/osmosis/batchmatch/kernels"
 	"github.com/osmosis/batchmatch/pipeline/read"
 )
@@ -13,7 +16,9 @@ type PairScore struct {
 }
 
 // Pair returns the score of members i and j and whether they are compatible.
-// It is symmetric bit for bit: Pair(i, j) and Pair(j, i) give the same result.
+// The score is kernels.PairLane, one lane of the vector row the tiled loop
+// runs (kernels.ScoreRow), so the two agree bit for bit on every CPU. It is
+// symmetric bit for bit: Pair(i, j) and Pair(j, i) give the same result.
 func (s *Scorer) Pair(i, j int) (PairScore, bool) {
 	p := s.P
 	if i == j {
@@ -28,70 +33,102 @@ func (s *Scorer) Pair(i, j int) (PairScore, bool) {
 		return PairScore{}, false
 	}
 	// 3. distance
-	d, limit, ok := distance(p, i, j)
-	if !ok {
+	mi, mj := memberOf(p, i), memberOf(p, j)
+	if _, _, ok := kernels.PairDistance(&mi, &mj); !ok {
 		return PairScore{}, false
 	}
-	// 4. blocks
+	// 4. blocked pairs
 	if p.IsBlocked(i, j) {
 		return PairScore{}, false
 	}
-	// 5. dealbreakers
-	QS := kernels.QMaskWords * p.QW
-	qs := kernels.QuestionsBits(p.QBits[i*QS:(i+1)*QS], p.QBits[j*QS:(j+1)*QS], p.QW)
-	if qs.Dealbreak {
+	// 5. dealbreakers, and the score
+	bufs := pairBufPool.Get().(*pairBufs)
+	defer pairBufPool.Put(bufs)
+	qs := kernels.QuestionsBits(s.qbits(i, bufs.qi[:0]), s.qbits(j, bufs.qj[:0]), p.QW)
+	params := kernels.ScoreRowParams{W: s.W.kernel(), UseQ: true}
+	parts, ok := kernels.PairLane(&params, &mi, &mj, kernels.Dot(s.trait(i, bufs.ti[:0]), s.trait(j, bufs.tj[:0])), &qs)
+	if !ok {
 		return PairScore{}, false
 	}
-	D := p.D
-	st := traitScore(kernels.Dot(p.Trait[i*D:(i+1)*D], p.Trait[j*D:(j+1)*D]))
-	sq := kernels.QuestionScore(qs)
-	sd := proximity(d, limit)
-	ps := PairScore{Trait: float32(st), Questions: float32(sq), Proximity: float32(sd), DistanceKm: float32(d)}
-	hasH := p.Health[i] && p.Health[j]
-	var sh float64
-	if hasH {
-		H := kernels.HLAWords
-		x, o := kernels.XorOrCount(p.HLA[i*H:(i+1)*H], p.HLA[j*H:(j+1)*H])
-		sh = kernels.HLAScore(x, o)
-		ps.Biomarker, ps.HasBiomarker = float32(sh), true
-	}
-	ps.S = s.total(st, sq, sh, sd, hasH)
-	return ps, true
+	return PairScore{
+		S: parts.S, Trait: float32(parts.Trait), Questions: float32(parts.Questions), Proximity: float32(parts.Proximity),
+		Biomarker: float32(parts.Biomarker), HasBiomarker: parts.HasBiomarker, DistanceKm: float32(parts.DistanceKm),
+	}, true
 }
 
-// distance applies the distance filter of Pair exactly: the great-circle
-// distance of i and j, the pair's limit, and whether d ≤ limit.
+// memberOf gathers what kernels.PairLane needs of member i.
+func memberOf(p *read.Population, i int) kernels.PairMember {
+	m := kernels.PairMember{Geo: p.Geo[i], HavMax: p.HavMax[i], MaxKm: p.MaxKm[i], Health: p.Health[i]}
+	copy(m.HLA[:], p.HLA[i*kernels.HLAWords:(i+1)*kernels.HLAWords])
+	return m
+}
+
+// kernel is w in the kernels' type.
+func (w Weights) kernel() kernels.Weights {
+	return kernels.Weights{Trait: w.Trait, Questions: w.Questions, Biomarker: w.Biomarker, Proximity: w.Proximity}
+}
+
+// distance is the distance filter of Pair for members i and j.
 func distance(p *read.Population, i, j int) (d, limit float64, ok bool) {
-	return distanceOf(&p.Geo[i], &p.Geo[j], p.HavMax[i], p.HavMax[j], p.MaxKm[i], p.MaxKm[j])
+	mi, mj := memberOf(p, i), memberOf(p, j)
+	return kernels.PairDistance(&mi, &mj)
 }
 
-func distanceOf(gi, gj *kernels.GeoPoint, havI, havJ float64, maxI, maxJ float32) (d, limit float64, ok bool) {
-	// sin² is monotone on [0, π/2], so a > min(HavMax) means d > the limit;
-	// the margin leaves every borderline pair to the exact test below.
-	ha := kernels.HaversineA(gi, gj)
-	if ha > min(havI, havJ)*(1+1e-9)+1e-300 {
-		return 0, 0, false
-	}
-	limit = float64(min(maxI, maxJ))
-	d = kernels.DistanceFromA(ha)
-	return d, limit, d <= limit
+// pairBufs is room for two members' traits and questionnaires gathered
+// from the tiles (pooled: the kernels' dispatch makes a stack buffer
+// escape, and Pair runs for every row of the matches table).
+type pairBufs struct {
+	ti, tj [256]float32
+	qi, qj [4 * kernels.QMaskWords]uint64
 }
 
-func proximity(d, limit float64) float64 { return min(max(1-d/limit, 0), 1) }
+var pairBufPool = sync.Pool{New: func() any { return new(pairBufs) }}
 
-func traitScore(dot float32) float64 { return min(max((1+float64(dot))/2, 0), 1) }
-
-// total combines the components with the weights (spec §3). Each product is
-// rounded explicitly so that no compiler may fuse it into an FMA: Pair and
-// the tiled loop must agree bit for bit, and a component whose weight is
-// zero may be passed as 0 without changing the result.
-func (s *Scorer) total(st, sq, sh, sd float64, hasH bool) float32 {
-	w := &s.W
-	num := float64(w.Trait*st) + float64(w.Questions*sq) + float64(w.Proximity*sd)
-	den := w.Trait + w.Questions + w.Proximity
-	if hasH {
-		num += float64(w.Biomarker * sh)
-		den += w.Biomarker
+// trait returns member i's normalised trait: the population's row, or,
+// once TopK released it, the row gathered from the tile panel into buf.
+func (s *Scorer) trait(i int, buf []float32) []float32 {
+	p := s.P
+	D := p.D
+	if p.Trait != nil {
+		return p.Trait[i*D : (i+1)*D]
 	}
-	return float32(num / den)
+	pos := int(s.pos[i])
+	panel := s.tiled.panel[pos/tileSize*D*tileSize : (pos/tileSize+1)*D*tileSize]
+	r := pos % tileSize
+	base := r / kernels.PanelBlock * kernels.PanelBlock * D
+	buf = slices.Grow(buf[:0], D)[:D]
+	for k := range D {
+		buf[k] = panel[base+k*kernels.PanelBlock+r%kernels.PanelBlock]
+	}
+	return buf
+}
+
+// qbits returns member i's bit-sliced questionnaire: the population's, or,
+// once TopK released it, the one gathered from the tiles into buf.
+func (s *Scorer) qbits(i int, buf []uint64) []uint64 {
+	p := s.P
+	QS := kernels.QMaskWords * p.QW
+	if p.QBits != nil {
+		return p.QBits[i*QS : (i+1)*QS]
+	}
+	pos := int(s.pos[i])
+	if s.tiled.qtile == nil {
+		return s.tiled.qbits[pos*QS : (pos+1)*QS]
+	}
+	buf = slices.Grow(buf[:0], QS)[:QS]
+	qt := &s.tiled.qtile[pos/tileSize]
+	for k := range kernels.QMaskWords {
+		buf[k] = qt[k][pos%tileSize]
+	}
+	return buf
+}
+
+// Questionnaire returns member i's answers, accept masks and importance
+// levels, unpacked from the bit-sliced form (the population's, or the
+// tiles' once TopK released it).
+func (s *Scorer) Questionnaire(i int) (ans, acc, imp []byte) {
+	p := s.P
+	ans, acc, imp = make([]byte, p.Q), make([]byte, p.Q), make([]byte, p.Q)
+	kernels.UnpackQuestions(ans, acc, imp, s.qbits(i, nil))
+	return ans, acc, imp
 }

@@ -28,6 +28,17 @@ type Scorer struct {
 	Shard ShardSpec
 	// Progress, when set, is told about every finished task.
 	Progress *Progress
+	// ReleaseColumns lets TopK move the population's trait rows and
+	// questionnaire bits into its tiled layout and drop the population's
+	// copies (P.Trait and P.QBits become nil): the two largest columns are
+	// then held once (at 1 M members, D = 128, 690 MB less during scoring
+	// and writing). Pair and ExplainPair read them from the tiles after.
+	ReleaseColumns bool
+
+	// tiled is the layout of the last TopK, when it released the
+	// population's columns; pos is each member's position in it.
+	tiled *tiledPop
+	pos   []int32
 }
 
 // ScoreStats are the pair counts of the scoring stage. Pairs are ordered
@@ -54,14 +65,31 @@ func (s *Scorer) TopK(ctx context.Context, b *Blocking, k, workers int) ([][]Can
 	if b.p != s.P {
 		return nil, ScoreStats{}, fmt.Errorf("%w: TopK with the blocking of another population", failure.Internal)
 	}
+	// The weights are the one input left that could make a score NaN (the
+	// pair score clamps every component): refuse any the options did not
+	// check, rather than publish NaN scores or drop them.
+	if err := s.W.check(); err != nil {
+		return nil, ScoreStats{}, fmt.Errorf("%w: scoring with unchecked weights: %w", failure.Internal, err)
+	}
 	tiles := b.tiles
-	tp := newTiledPop(s.P, tiles)
+	tp := newTiledPop(s.P, tiles, s.ReleaseColumns)
+	if s.ReleaseColumns {
+		// Pair needs the traits and questionnaires from the tiles, and
+		// nothing else of them: the rest is garbage once scoring is done.
+		s.tiled = &tiledPop{D: tp.D, panel: tp.panel, qtile: tp.qtile, qbits: tp.qbits}
+		s.pos = make([]int32, s.P.N)
+		for p, i := range tp.idx {
+			if i >= 0 {
+				s.pos[i] = int32(p)
+			}
+		}
+	}
 	workers = max(workers, 1)
 	all := make([]*scoreWorker, workers)
 	for w := range all {
 		all[w] = &scoreWorker{heaps: make([]*tileHeaps, len(tiles)), work: tileWork{dots: make([]float32, tileSize*tileSize)}}
 	}
-	stats, err := s.runTasks(ctx, tiles, all, func(w *scoreWorker, t, c int, subs uint16, st *ScoreStats) {
+	stats, err := s.runTasks(ctx, tiles, all, func(w *scoreWorker, t, c int, subs subMask, st *ScoreStats) {
 		hA := w.tileHeaps(t, len(tiles[t].members), k)
 		var hB *tileHeaps
 		if c != t {
@@ -117,12 +145,12 @@ func (s *Scorer) TopK(ctx context.Context, b *Blocking, k, workers int) ([][]Can
 // runTasks runs the scoring tasks of s on a pool of the given workers: a
 // task per tile t (of this shard) calls pair for t against itself and every
 // later tile c that blocking does not rule out (unless NoBlocking), with the
-// 16×16 sub-tile pairs subs that may match. It returns the pair counts per
+// sub-tile pairs subs that may match. It returns the pair counts per
 // task. A panic in a task becomes an internal error naming the tile;
 // cancellation is checked every 64 candidate tiles; finished tasks are
 // reported to s.Progress.
 func (s *Scorer) runTasks(ctx context.Context, tiles []tileSummary, all []*scoreWorker,
-	pair func(w *scoreWorker, t, c int, subs uint16, st *ScoreStats)) ([]ScoreStats, error) {
+	pair func(w *scoreWorker, t, c int, subs subMask, st *ScoreStats)) ([]ScoreStats, error) {
 	stats := make([]ScoreStats, len(tiles))
 	s.Progress.start(len(tiles))
 	pool := make(chan *scoreWorker, len(all))
@@ -154,7 +182,7 @@ func (s *Scorer) runTasks(ctx context.Context, tiles []tileSummary, all []*score
 				if (c-t)%64 == 0 && gctx.Err() != nil {
 					return gctx.Err()
 				}
-				subs := uint16(0xffff)
+				subs := allSubs
 				if !s.NoBlocking {
 					if c != t && !canMatch(&tq.bounds, &tiles[c].bounds) {
 						continue
@@ -184,13 +212,13 @@ func (s *Scorer) runTasks(ctx context.Context, tiles []tileSummary, all []*score
 // opened. It examines the pairs TopK examines, with blocking.
 func CountCompatible(ctx context.Context, p *read.Population, workers int) (int64, error) {
 	tiles := Block(p).tiles
-	tp := newTiledPop(p, tiles)
+	tp := newTiledPop(p, tiles, false)
 	all := make([]*scoreWorker, max(workers, 1))
 	for w := range all {
 		all[w] = &scoreWorker{}
 	}
 	s := &Scorer{P: p}
-	stats, err := s.runTasks(ctx, tiles, all, func(w *scoreWorker, t, c int, subs uint16, st *ScoreStats) {
+	stats, err := s.runTasks(ctx, tiles, all, func(w *scoreWorker, t, c int, subs subMask, st *ScoreStats) {
 		tp.countTilePair(t, c, subs, &w.work, st)
 	})
 	var n int64

@@ -67,7 +67,7 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 		return cert, nil
 	}
 	tiles := subsetTiles(p, checked)
-	tp := newTiledPop(p, tiles)
+	tp := s.newTiledCopy(tiles)
 	type result struct {
 		examined, scored, blocking int64
 		members                    []int32
@@ -95,13 +95,13 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 			var st ScoreStats
 			rs := &res[t]
 			inBlocking := map[int32]bool{}
-			QS := kernels.QMaskWords * p.QW
-			H := kernels.HLAWords
+			var qi, qj []uint64
+			params := kernels.ScoreRowParams{W: s.W.kernel(), UseQ: true}
 			for c := t; c < len(tiles); c++ {
 				if (c-t)%64 == 0 && gctx.Err() != nil {
 					return gctx.Err()
 				}
-				subs := uint16(0xffff)
+				subs := ^subMask(0)
 				if !s.NoBlocking {
 					if c != t && !canMatch(&tiles[t].bounds, &tiles[c].bounds) {
 						continue
@@ -130,26 +130,22 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 						pj := c*tileSize + col
 						j := int(tp.idx[pj])
 						dot := w.dots[r*tileSize+col]
-						sTrait := traitScore(dot)
 						need := float64(max(thr[i], thr[j]))
-						if bound(sTrait) <= need {
+						if bound(traitLane(dot)) <= need {
 							continue // cannot beat both soulmates
 						}
-						d, limit, ok := distanceOf(&tp.geo[pi], &tp.geo[pj], tp.havMax[pi], tp.havMax[pj], tp.maxKm[pi], tp.maxKm[pj])
-						if !ok || p.IsBlocked(i, j) {
+						if p.IsBlocked(i, j) {
 							continue
 						}
-						qs := kernels.QuestionsBits(tp.qbits[pi*QS:(pi+1)*QS], tp.qbits[pj*QS:(pj+1)*QS], p.QW)
-						if qs.Dealbreak {
+						mi, mj := memberOf(p, i), memberOf(p, j)
+						qa, qb := s.qbits(i, qi), s.qbits(j, qj)
+						qi, qj = qa[:0], qb[:0]
+						qs := kernels.QuestionsBits(qa, qb, p.QW)
+						parts, ok := kernels.PairLane(&params, &mi, &mj, dot, &qs)
+						if !ok {
 							continue
 						}
-						hasH := tp.health[pi] && tp.health[pj]
-						var sh float64
-						if hasH {
-							x, o := kernels.XorOrCount(tp.hla[pi*H:(pi+1)*H], tp.hla[pj*H:(pj+1)*H])
-							sh = kernels.HLAScore(x, o)
-						}
-						S := s.total(sTrait, kernels.QuestionScore(qs), sh, proximity(d, limit), hasH)
+						S := parts.S
 						rs.scored++
 						if S > thr[i] && S > thr[j] {
 							rs.blocking++
@@ -178,4 +174,17 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 	}
 	cert.MembersInBlockingPairs = int64(len(members))
 	return cert, nil
+}
+
+// traitLane is the trait component of a pair with trait dot product dot,
+// as kernels.PairLane computes it: clamp((1 + dot)/2, 0, 1).
+func traitLane(dot float32) float64 {
+	st := float64(1+float64(dot)) * 0.5
+	if !(st > 0) {
+		st = 0
+	}
+	if !(st < 1) {
+		st = 1
+	}
+	return st
 }

@@ -57,7 +57,7 @@ func (s *Scorer) ScoreSubset(ctx context.Context, b *Blocking, sub []int32, k, w
 	full := b.tiles
 	T := len(full)
 	tiles := append(slices.Clip(full), subsetTiles(p, sub)...)
-	tp := newTiledPop(p, tiles)
+	tp := s.newTiledCopy(tiles)
 	workers = max(workers, 1)
 	all := make([]*scoreWorker, workers)
 	for w := range all {
@@ -90,7 +90,7 @@ func (s *Scorer) ScoreSubset(ctx context.Context, b *Blocking, sub []int32, k, w
 				if c%64 == 0 && gctx.Err() != nil {
 					return gctx.Err()
 				}
-				subs := uint16(0xffff)
+				subs := ^subMask(0)
 				if !s.NoBlocking {
 					if !canMatch(&tq.bounds, &tiles[c].bounds) {
 						continue

@@ -3,6 +3,7 @@ package match
 import (
 	"math"
 	"math/bits"
+	"unsafe"
 
 	"github.com/osmosis/batchmatch/kernels"
 	"github.com/osmosis/batchmatch/pipeline/read"
@@ -33,29 +34,57 @@ type tiledPop struct {
 	filt     []kernels.FilterCands // per tile: ages, unit vectors, cos(max_km/R) (-2 past the antipode)
 	deal     []bool                // has a dealbreaker question
 	tileDeal []bool                // per tile: some member has one
-	// per position, gathered from the population so that the scoring loop
-	// reads memory in tile order instead of jumping around by member index
-	qbits  []uint64 // kernels.QMaskWords·QW per position
-	hla    []uint64 // kernels.HLAWords per position
-	health []bool
-	geo    []kernels.GeoPoint
-	havMax []float64
-	maxKm  []float32
+	// per tile, gathered from the population structure-of-arrays, so that
+	// the scoring loop reads memory in tile order and eight lanes at once:
+	// what the pair score needs of each member (location, max_km, HLA,
+	// health), and the bit-sliced questionnaires when they fit one word
+	// (Q ≤ 64; else per position, QMaskWords·QW words each, in qbits)
+	ptile []kernels.PairTile
+	qtile []kernels.QTile
+	qbits []uint64
 	// per tile: members of gender g, members seeking gender g
 	genMask, seekMask [][3]uint64
 }
 
-func newTiledPop(p *read.Population, tiles []tileSummary) *tiledPop {
+// newTiledPop lays p out for tile-by-tile scoring. With adopt, the trait
+// rows and questionnaire bits are not copied: adoptColumns rearranges the
+// population's own arrays into the tiled layout afterwards.
+func newTiledPop(p *read.Population, tiles []tileSummary, adopt bool) *tiledPop {
+	return newTiledPopFrom(&Scorer{P: p}, tiles, adopt)
+}
+
+// newTiledCopy lays s's population out in tiles (a subset's, for
+// ScoreSubset and Stability), copying the trait rows and questionnaires
+// from the population or, once a TopK released them, from its tiles.
+func (s *Scorer) newTiledCopy(tiles []tileSummary) *tiledPop {
+	return newTiledPopFrom(s, tiles, false)
+}
+
+// newTiledPopFrom is newTiledPop reading the traits and questionnaires
+// through src (Scorer.trait and qbits).
+func newTiledPopFrom(src *Scorer, tiles []tileSummary, adopt bool) *tiledPop {
+	p := src.P
+	if adopt && (p.Trait == nil || p.QBits == nil && p.QW > 0) {
+		panic("match: adopting columns already released")
+	}
+	var tbuf []float32
+	var qbuf []uint64
 	T := len(tiles)
 	n := T * tileSize
 	tp := &tiledPop{
 		tiles: tiles, D: p.D,
-		panel: make([]float32, T*p.D*tileSize),
-		idx:   make([]int32, n), gen: make([]uint8, n), seek: make([]uint8, n),
+		idx: make([]int32, n), gen: make([]uint8, n), seek: make([]uint8, n),
 		filt: make([]kernels.FilterCands, T), deal: make([]bool, n), tileDeal: make([]bool, T),
-		qbits: make([]uint64, n*kernels.QMaskWords*p.QW), hla: make([]uint64, n*kernels.HLAWords),
-		health: make([]bool, n), geo: make([]kernels.GeoPoint, n), havMax: make([]float64, n), maxKm: make([]float32, n),
+		ptile:   make([]kernels.PairTile, T),
 		genMask: make([][3]uint64, T), seekMask: make([][3]uint64, T),
+	}
+	if !adopt {
+		tp.panel = make([]float32, T*p.D*tileSize)
+		if p.QW == 1 {
+			tp.qtile = make([]kernels.QTile, T)
+		} else {
+			tp.qbits = make([]uint64, n*kernels.QMaskWords*p.QW)
+		}
 	}
 	QS := kernels.QMaskWords * p.QW
 	rows := make([]float32, tileSize*p.D)
@@ -78,54 +107,160 @@ func newTiledPop(p *read.Population, tiles []tileSummary) *tiledPop {
 				f.CosT[r] = -2
 			}
 			if p.QW > 0 {
-				db := p.QBits[int(i)*QS+(kernels.QImportanceMask+kernels.Dealbreaker)*p.QW : int(i)*QS+(kernels.QImportanceMask+kernels.Dealbreaker+1)*p.QW]
+				qbuf = src.qbits(int(i), qbuf[:0])
+				db := qbuf[(kernels.QImportanceMask+kernels.Dealbreaker)*p.QW : (kernels.QImportanceMask+kernels.Dealbreaker+1)*p.QW]
 				for _, w := range db {
 					tp.deal[pos] = tp.deal[pos] || w != 0
 				}
 				tp.tileDeal[t] = tp.tileDeal[t] || tp.deal[pos]
 			}
-			H := kernels.HLAWords
-			copy(tp.qbits[pos*QS:(pos+1)*QS], p.QBits[int(i)*QS:(int(i)+1)*QS])
-			copy(tp.hla[pos*H:(pos+1)*H], p.HLA[int(i)*H:(int(i)+1)*H])
-			tp.health[pos], tp.geo[pos], tp.havMax[pos], tp.maxKm[pos] = p.Health[i], p.Geo[i], p.HavMax[i], p.MaxKm[i]
+			switch {
+			case adopt:
+			case tp.qtile != nil:
+				tp.qtile[t].Set(r, src.qbits(int(i), qbuf[:0]))
+			default:
+				copy(tp.qbits[pos*QS:(pos+1)*QS], src.qbits(int(i), qbuf[:0]))
+			}
+			m := memberOf(p, int(i))
+			tp.ptile[t].Set(r, &m)
 			tp.genMask[t][p.Gender[i]] |= 1 << r
 			for g := range 3 {
 				if p.Seeking[i]&(1<<g) != 0 {
 					tp.seekMask[t][g] |= 1 << r
 				}
 			}
-			copy(rows[r*p.D:(r+1)*p.D], p.Trait[int(i)*p.D:(int(i)+1)*p.D])
+			if !adopt {
+				tbuf = src.trait(int(i), tbuf[:0])
+				copy(rows[r*p.D:(r+1)*p.D], tbuf)
+			}
 		}
-		m := len(tiles[t].members)
-		kernels.PackPanel(tp.panel[t*p.D*tileSize:(t+1)*p.D*tileSize], rows[:m*p.D], m, p.D)
+		if !adopt {
+			m := len(tiles[t].members)
+			kernels.PackPanel(tp.panel[t*p.D*tileSize:(t+1)*p.D*tileSize], rows[:m*p.D], m, p.D)
+		}
+	}
+	if adopt {
+		tp.adoptColumns(p)
 	}
 	return tp
 }
 
+// The tiles are the population's row groups: read leaves room for whole
+// ones in the trait and questionnaire arrays.
+const _ = uint(tileSize-read.RowGroup) + uint(read.RowGroup-tileSize)
+
+// adoptColumns rearranges the population's trait rows and questionnaire
+// bits, in place, into the tiled layout, and takes them over (p.Trait and
+// p.QBits become nil): the rows are permuted into tile order by following
+// the permutation's cycles, then each tile is repacked as its panel (and,
+// for Q ≤ 64, its word-major questionnaire tile) through one tile of
+// scratch. No second copy of either column is ever made.
+func (tp *tiledPop) adoptColumns(p *read.Population) {
+	T := len(tp.tiles)
+	rows := T * tileSize
+	perm := make([]int32, rows) // position → the row it takes
+	next := int32(p.N)          // padding takes the spare rows past N
+	for pos, i := range tp.idx {
+		if i >= 0 {
+			perm[pos] = i
+		} else {
+			perm[pos] = next
+			next++
+		}
+	}
+	D := p.D
+	trait := p.Trait[:rows*D]
+	clear(trait[p.N*D:])
+	permuteRows(trait, D, perm)
+	scratch := make([]float32, tileSize*D)
+	for t := range T {
+		tile := trait[t*tileSize*D : (t+1)*tileSize*D]
+		copy(scratch, tile)
+		m := len(tp.tiles[t].members)
+		kernels.PackPanel(tile, scratch[:m*D], m, D)
+	}
+	tp.panel = trait
+	QS := kernels.QMaskWords * p.QW
+	qb := p.QBits[:rows*QS]
+	clear(qb[p.N*QS:])
+	permuteRows(qb, QS, perm)
+	if p.QW == 1 {
+		var rowsOf [tileSize][kernels.QMaskWords]uint64
+		for t := range T {
+			tile := qb[t*tileSize*QS : (t+1)*tileSize*QS]
+			for r := range tileSize {
+				copy(rowsOf[r][:], tile[r*QS:(r+1)*QS])
+			}
+			qt := (*kernels.QTile)(unsafe.Pointer(&tile[0]))
+			for r := range tileSize {
+				qt.Set(r, rowsOf[r][:])
+			}
+		}
+		tp.qtile = unsafe.Slice((*kernels.QTile)(unsafe.Pointer(unsafe.SliceData(qb))), T)
+	} else {
+		tp.qbits = qb
+	}
+	p.Trait, p.QBits = nil, nil
+}
+
+// permuteRows rearranges the rows of width w of a so that row j becomes
+// the row perm[j] was (a bijection on the rows), in place, one cycle of
+// the permutation at a time with one row of scratch.
+func permuteRows[T any](a []T, w int, perm []int32) {
+	if w == 0 {
+		return
+	}
+	done := make([]uint64, (len(perm)+63)/64)
+	tmp := make([]T, w)
+	for start := range perm {
+		if done[start/64]&(1<<(start%64)) != 0 {
+			continue
+		}
+		if int(perm[start]) == start {
+			done[start/64] |= 1 << (start % 64)
+			continue
+		}
+		copy(tmp, a[start*w:(start+1)*w])
+		j := start
+		for {
+			done[j/64] |= 1 << (j % 64)
+			k := int(perm[j])
+			if k == start {
+				copy(a[j*w:(j+1)*w], tmp)
+				break
+			}
+			copy(a[j*w:(j+1)*w], a[k*w:(k+1)*w])
+			j = k
+		}
+	}
+}
+
 // tileWork is one worker's scratch space for a query tile.
 type tileWork struct {
-	cols [tileSize / subTileSize]uint64 // per 16-row sub-tile: the candidate columns it meets
-	mask [tileSize]uint64               // candidates of the current tile passing the cheap filters
-	sure [tileSize]uint64               // ... of which certainly within distance
-	dots []float32                      // tileSize×tileSize dot products
-	cand [tileSize]int32                // positions of one query's kept candidates
-	srow [tileSize]float32              // trait-only scores of one row
-	qs   [tileSize]kernels.QStats
-	sd   [tileSize]float64 // proximity of each kept candidate (0 when not computed)
-	far  [tileSize]bool    // ... beyond either member's max_km
-	q    kernels.FilterQuery
+	cols   [subTiles]uint64           // per sub-tile of rows: the candidate columns it meets
+	mask   [tileSize]uint64           // candidates of the current tile passing the cheap filters
+	sure   [tileSize]uint64           // ... of which certainly within distance
+	dots   []float32                  // tileSize×tileSize dot products
+	cand   [tileSize]int32            // positions of one query's kept candidates (Q > 64)
+	srow   [tileSize]float32          // scores of one row
+	qs     [tileSize]kernels.QStats   // questionnaire sums of the kept candidates (Q > 64)
+	ql     kernels.QLanes             // ... lane by lane
+	qa     [kernels.QMaskWords]uint64 // the query's masks (Q ≤ 64)
+	pq     kernels.PairMember         // the query
+	params kernels.ScoreRowParams
+	q      kernels.FilterQuery
 }
 
 // examine is the start of a tile pair's work, shared by scoring and
-// counting: the candidate columns each 16-row sub-tile of a meets (subs,
-// bit x·4+y: sub-tile x of a, y of b), the ordered pairs that makes
+// counting: the candidate columns each sub-tile of rows of a meets (subs,
+// bit x·subTiles+y: sub-tile x of a, y of b), the ordered pairs that makes
 // (added to st.PairsExamined), and the pairs passing orientation by
 // per-tile bit masks, ages, and distance by unit-vector dot products
 // against the per-member threshold, in w.mask (kept) and w.sure (kept and
 // certainly within distance). It returns how many ordered pairs a scored
 // pair stands for (2 for two distinct tiles, whose unordered pairs are
 // scored once) and whether any pair is kept.
-func (tp *tiledPop) examine(a, b int, subs uint16, w *tileWork, st *ScoreStats) (per int64, kept bool) {
+func (tp *tiledPop) examine(a, b int, subs subMask, w *tileWork, st *ScoreStats) (per int64, kept bool) {
 	ta, tb := &tp.tiles[a], &tp.tiles[b]
 	na := len(ta.members)
 	per = 1 // ordered pairs per scored pair: 2 when both members' heaps get it
@@ -136,8 +271,8 @@ func (tp *tiledPop) examine(a, b int, subs uint16, w *tileWork, st *ScoreStats) 
 		w.cols[x] = 0
 	}
 	for bit := subs; bit != 0; bit &= bit - 1 {
-		k := bits.TrailingZeros16(bit)
-		x, y := k/4, k%4
+		k := bits.TrailingZeros64(uint64(bit))
+		x, y := k/subTiles, k%subTiles
 		if x >= len(ta.sub) || y >= len(tb.sub) {
 			continue
 		}
@@ -164,17 +299,17 @@ func (tp *tiledPop) examine(a, b int, subs uint16, w *tileWork, st *ScoreStats) 
 // countTilePair counts the ordered pairs of tiles a and b (in the sub-tile
 // pairs subs) that pass orientation, ages and distance, computing no score
 // (CountCompatible).
-func (tp *tiledPop) countTilePair(a, b int, subs uint16, w *tileWork, st *ScoreStats) {
+func (tp *tiledPop) countTilePair(a, b int, subs subMask, w *tileWork, st *ScoreStats) {
 	per, kept := tp.examine(a, b, subs, w, st)
 	if !kept {
 		return
 	}
 	for r := 0; r < len(tp.tiles[a].members); r++ {
-		pi := a*tileSize + r
 		st.PairsCompatible += per * int64(bits.OnesCount64(w.sure[r]))
+		q := tp.ptile[a].Member(r)
 		for m := w.mask[r] &^ w.sure[r]; m != 0; m &= m - 1 {
-			pj := b*tileSize + bits.TrailingZeros64(m)
-			if _, _, ok := distanceOf(&tp.geo[pi], &tp.geo[pj], tp.havMax[pi], tp.havMax[pj], tp.maxKm[pi], tp.maxKm[pj]); ok {
+			c := tp.ptile[b].Member(bits.TrailingZeros64(m))
+			if _, _, ok := kernels.PairDistance(&q, &c); ok {
 				st.PairsCompatible += per
 			}
 		}
@@ -191,7 +326,7 @@ func (tp *tiledPop) countTilePair(a, b int, subs uint16, w *tileWork, st *ScoreS
 // of the tile is scored into hA; otherwise each unordered pair once,
 // offered to hA (a's members) and hB (b's members), and counted as the two
 // ordered pairs it stands for.
-func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tileHeaps, w *tileWork, st *ScoreStats) {
+func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs subMask, hA, hB *tileHeaps, w *tileWork, st *ScoreStats) {
 	per, kept := tp.examine(a, b, subs, w, st)
 	if !kept {
 		return
@@ -232,6 +367,7 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tile
 	}
 	QS := kernels.QMaskWords * p.QW
 	W := &s.W
+	w.params.W = W.kernel()
 	// The current minimum of every heap a pair may enter (tileHeaps.min)
 	// lets the common case, a pair that beats neither, read no heap. A pair
 	// equal to a minimum goes to offer, which breaks the tie.
@@ -275,61 +411,59 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs uint16, hA, hB *tile
 				continue
 			}
 		}
-		// the kept candidates, and their questionnaire comparison in one
-		// batch when it is needed (weighted, or a dealbreaker in play)
-		n := 0
-		for mm := m; mm != 0; mm &= mm - 1 {
-			w.cand[n] = int32(b*tileSize + bits.TrailingZeros64(mm))
-			n++
-		}
-		if needQ {
-			kernels.QuestionsRows(w.qs[:n], tp.qbits[pi*QS:(pi+1)*QS], tp.qbits, w.cand[:n], p.QW)
-		}
-		// Distances first, in a pass of their own: its iterations are
-		// independent and nearly branch-free, so the CPU overlaps the long
-		// dependency chains (square root, asin series, divide) of
-		// consecutive pairs instead of waiting for each.
-		for k, pj32 := range w.cand[:n] {
-			pj := int(pj32)
-			c := pj - b*tileSize
-			w.sd[k], w.far[k] = 0, false
-			if W.Proximity != 0 || w.sure[r]&(1<<c) == 0 {
-				d, limit, ok := distanceOf(&tp.geo[pi], &tp.geo[pj], tp.havMax[pi], tp.havMax[pj], tp.maxKm[pi], tp.maxKm[pj])
-				w.sd[k], w.far[k] = proximity(d, limit), !ok
-			}
-		}
-		for k, pj32 := range w.cand[:n] {
-			pj := int(pj32)
-			c := pj - b*tileSize
-			j := int(tp.idx[pj])
-			if w.far[k] {
-				continue
-			}
-			sd := w.sd[k]
-			if p.Blocked != nil && p.IsBlocked(i, j) {
-				continue
-			}
-			var sq float64
-			if needQ {
-				if w.qs[k].Dealbreak {
-					continue
+		// blocked pairs leave the row first (rare: a lookup per kept pair)
+		if p.Blocked != nil {
+			for mm := m; mm != 0; mm &= mm - 1 {
+				c := bits.TrailingZeros64(mm)
+				if p.IsBlocked(i, int(tp.idx[b*tileSize+c])) {
+					m &^= 1 << c
 				}
-				sq = kernels.QuestionScore(w.qs[k])
 			}
-			st.PairsCompatible += per
-			var sh float64
-			hasH := tp.health[pi] && tp.health[pj]
-			if hasH && W.Biomarker != 0 {
-				H := kernels.HLAWords
-				x, o := kernels.XorOrCount(tp.hla[pi*H:(pi+1)*H], tp.hla[pj*H:(pj+1)*H])
-				sh = kernels.HLAScore(x, o)
-			}
-			S := s.total(traitScore(w.dots[r*tileSize+c]), sq, sh, sd, hasH)
-			if S != S { // never: ScoreStats.nanScores
-				st.nanScores++
-				st.nanPair = [2]int64{p.ID[i], p.ID[j]}
+			if m == 0 {
 				continue
 			}
+		}
+		// the questionnaire sums of the kept candidates, lane by lane, when
+		// they are needed (weighted, or a dealbreaker in play)
+		if needQ {
+			if tp.qtile != nil {
+				qt := &tp.qtile[a]
+				for k := range kernels.QMaskWords {
+					w.qa[k] = qt[k][r]
+				}
+				kernels.QuestionsTile(&w.ql, &w.qa, &tp.qtile[b], m)
+			} else {
+				n := 0
+				for mm := m; mm != 0; mm &= mm - 1 {
+					w.cand[n] = int32(b*tileSize + bits.TrailingZeros64(mm))
+					n++
+				}
+				kernels.QuestionsRows(w.qs[:n], tp.qbits[pi*QS:(pi+1)*QS], tp.qbits, w.cand[:n], p.QW)
+				w.ql.Dealbreak = 0
+				for k, pj := range w.cand[:n] {
+					c, q := int(pj)-b*tileSize, &w.qs[k]
+					w.ql.NumAB[c], w.ql.DenAB[c], w.ql.NumBA[c], w.ql.DenBA[c], w.ql.Common[c] = q.NumAB, q.DenAB, q.NumBA, q.DenBA, q.Common
+					if q.Dealbreak {
+						w.ql.Dealbreak |= 1 << c
+					}
+				}
+			}
+		}
+		// the whole pair across the row's candidates (kernels.ScoreRow):
+		// distance, dealbreakers, every component and the total, and the
+		// lanes that may enter a heap
+		w.params.UseQ = needQ
+		w.pq = tp.ptile[a].Member(r)
+		ok, beat, nan := kernels.ScoreRow(&w.srow, &w.params, &w.pq, &tp.ptile[b], (*[tileSize]float32)(w.dots[r*tileSize:(r+1)*tileSize]), &w.ql, m, minA, minB)
+		st.PairsCompatible += per * int64(bits.OnesCount64(ok))
+		if nan != 0 { // never: ScoreStats.nanScores
+			st.nanScores += int64(bits.OnesCount64(nan))
+			st.nanPair = [2]int64{p.ID[i], p.ID[tp.idx[b*tileSize+bits.TrailingZeros64(nan)]]}
+		}
+		for ; beat != 0; beat &= beat - 1 {
+			c := bits.TrailingZeros64(beat)
+			S := w.srow[c]
+			j := int(tp.idx[b*tileSize+c])
 			if S >= minA {
 				hA.offer(r, Cand{J: int32(j), S: S})
 				minA = hA.min[r]

@@ -50,3 +50,19 @@ func (w *Weights) UnmarshalJSON(b []byte) error {
 	*w = WeightsOf(a)
 	return nil
 }
+
+// check reports whether the weights can be scored with: each 0 or in
+// [MinWeight, MaxWeight], and Trait + Questions + Proximity > 0. The
+// options check them (a usage error); the scorer checks again, because a
+// NaN or an overflowing weight would make every score NaN or 0.
+func (w Weights) check() error {
+	for _, x := range w.Array() {
+		if x != 0 && !(x >= MinWeight && x <= MaxWeight) {
+			return fmt.Errorf("weight %v is neither 0 nor in [%g, %g]", x, float64(MinWeight), float64(MaxWeight))
+		}
+	}
+	if !(w.Trait+w.Questions+w.Proximity > 0) {
+		return fmt.Errorf("trait + questions + proximity weights are %v, not positive", w.Trait+w.Questions+w.Proximity)
+	}
+	return nil
+}

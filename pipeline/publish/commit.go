@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -18,42 +19,49 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
+	"github.com/osmosis/batchmatch/pipeline/store"
 )
 
 // Output layout under --out:
 //
-//	OUT/.lock                              flock held by the running job
-//	OUT/_temporary/<attempt>/<partition>/  the partition a run is writing (its staging area)
-//	OUT/_temporary/<attempt>/aside/<partition>/
-//	                                       a published partition moved aside by a replace
-//	                                       on a file system without RENAME_EXCHANGE
-//	OUT/_temporary/shards/...              parts of sharded runs awaiting commit (parts.go)
-//	OUT/<partition>/                       a published run: tables, manifest, _SUCCESS
+//	OUT/.lock                                      flock held by the running job
+//	OUT/_temporary/<attempt>/staged/<partition>/   the partition a run is writing (its staging area)
+//	OUT/_temporary/<attempt>/aside/<partition>/    a published partition moved aside by a replace
+//	                                               on a file system without RENAME_EXCHANGE
+//	OUT/_temporary/shards/...                      parts of sharded runs awaiting commit (parts.go)
+//	OUT/<partition>/                               a published run: tables, manifest, _SUCCESS
+//
+// A partition name is a user's choice (--partition), so it only ever
+// appears below the staged/ and aside/ namespaces of an attempt: no name
+// can collide with the protocol's own directories.
 //
 // Publishing (committer.publish): the staged partition is complete,
 // _SUCCESS included, before it is moved; then one rename puts it in place
 // (no partition yet) or one renameat2(RENAME_EXCHANGE) swaps it with the
-// published one, which lands in the staging area and is removed with it.
-// Readers see the old partition or the new one, never a mix and never
-// none. Where the file system cannot exchange (NFS), the old partition is
+// published one, which lands in staged/ and is removed with it. Readers
+// see the old partition or the new one, never a mix and never none; the
+// files of each carry their attempt id (names.go), so a reader that read
+// one _SUCCESS and then finds a listed file gone knows to start again.
+// Where the file system cannot exchange (NFS), the old partition is
 // renamed to aside/ and the new one renamed into place: a reader can find
 // no partition between the two renames, and a crash between them leaves
 // the old one under aside/, from where the next run (which holds the lock
 // and so knows the attempt is dead) puts it back before removing anything.
 // Only a partition that was published is ever put back: aside/ holds
-// nothing else.
+// nothing else, and what it holds is put back only when it is intact.
 const (
 	lockFile   = ".lock"
 	StagingDir = "_temporary"
 	// SuccessFile marks a published partition: run id, attempt,
 	// manifest name and every file of the publish (successBody).
 	SuccessFile = "_SUCCESS"
+	stagedDir   = "staged"
 	asideDir    = "aside"
 	// legacyReplaced is where batchmatch up to spec v1.1's first releases
 	// moved the old partition when overwriting; recovery restores it too.
 	legacyReplaced = "replaced"
-	// ManifestFile is the manifest's name in a local partition; a remote
-	// one names its manifest after the publishing attempt (remote.go).
+	// ManifestFile is the manifest's name in partitions of earlier
+	// versions; a publish names its manifest after its attempt.
 	ManifestFile = "manifest.json"
 )
 
@@ -105,26 +113,44 @@ type committer struct {
 	log       *slog.Logger
 	hooks     *Hooks
 
-	root  *outDir // OUT
-	tmp   *outDir // OUT/_temporary
-	stage *outDir // OUT/_temporary/<attempt>
-	lock  *os.File
+	root   *outDir // OUT
+	tmp    *outDir // OUT/_temporary
+	stage  *outDir // OUT/_temporary/<attempt>
+	staged *outDir // OUT/_temporary/<attempt>/staged
+	lock   *os.File
 
 	// published is the partition as this run found it (nil: not published).
 	published *Published
+	// spool: the local root is the spool of an object-store target (its
+	// parts have no part.parquet until a commit fetches them).
+	spool bool
 }
 
-// Published is what a published partition's _SUCCESS and manifest say.
+// Published is what a published partition's _SUCCESS and manifest say, and
+// whether the files _SUCCESS lists are all there.
 type Published struct {
 	success  Success
-	manifest *Manifest // nil when unreadable
+	manifest *Manifest     // nil when unreadable
+	version  store.Version // the _SUCCESS read (object storage: what a replace is conditional on)
+	missing  []string      // listed files that are gone or of another size
 }
 
 // RunID is the run id of the publish.
 func (p *Published) RunID() string { return p.success.RunID }
 
+// AttemptID is the attempt that published.
+func (p *Published) AttemptID() string { return p.success.AttemptID }
+
 // Manifest is the published manifest, or nil when it could not be read.
 func (p *Published) Manifest() *Manifest { return p.manifest }
+
+// Intact reports whether every file _SUCCESS lists exists (with the size
+// recorded). A publish that is not intact is not done: a run of the same
+// run id publishes it again (a repair).
+func (p *Published) Intact() bool { return len(p.missing) == 0 }
+
+// Missing are the listed files that are gone or of another size.
+func (p *Published) Missing() []string { return p.missing }
 
 // NewAttemptID returns a unique, sortable attempt name.
 func NewAttemptID(now time.Time) string {
@@ -139,12 +165,19 @@ func NewAttemptID(now time.Time) string {
 // that a published partition consumed included), reads whether the
 // partition is published, and creates this run's staging area.
 //
+// Leftovers that cannot be removed (an immutable file, a busy mount, a
+// link where a lock should be) are logged as warnings and left for a
+// person: they never fail the run. Only what the run needs fails it:
+// putting back its own partition, and its own staging area.
+//
 // It does not refuse a published partition: whether a run may go on
 // depends on its run id (an identical re-run succeeds without writing),
 // which the caller knows only after reading the inputs. ownParts is the
 // commit of this partition, which handles the partition's parts itself.
-func openCommitter(out, partition, attempt string, log *slog.Logger, ownParts bool, h *Hooks) (_ *committer, err error) {
-	c := &committer{out: out, attempt: attempt, partition: partition, final: filepath.Join(out, partition), log: log, hooks: h}
+// spool is the spool of an object-store target, whose parts are only the
+// part.json files a commit brought down.
+func openCommitter(out, partition, attempt string, log *slog.Logger, ownParts, spool bool, h *Hooks) (_ *committer, err error) {
+	c := &committer{out: out, attempt: attempt, partition: partition, final: filepath.Join(out, partition), log: log, hooks: h, spool: spool}
 	defer func() {
 		if err != nil {
 			c.release()
@@ -198,14 +231,15 @@ func openCommitter(out, partition, attempt string, log *slog.Logger, ownParts bo
 	if ownParts {
 		skip = partition
 	}
-	if err := c.sweepParts(skip); err != nil {
-		return nil, err
-	}
+	c.sweepParts(skip)
 	// Recovery may have restored this very partition.
 	if c.published, err = c.publishedAt(partition); err != nil {
 		return nil, err
 	}
 	if c.stage, err = c.tmp.sub(attempt, true); err != nil {
+		return nil, fmt.Errorf("creating the staging area: %w", err)
+	}
+	if c.staged, err = c.stage.sub(stagedDir, true); err != nil {
 		return nil, fmt.Errorf("creating the staging area: %w", err)
 	}
 	return c, nil
@@ -229,74 +263,142 @@ func readAll(f *os.File) ([]byte, error) {
 // there is none (or it lacks _SUCCESS: a publish that never finished). A
 // link there is refused.
 func (c *committer) publishedAt(name string) (*Published, error) {
-	st, ok, err := c.root.lstat(name)
+	return publishedIn(c.root, name)
+}
+
+// publishedIn is publishedAt for the partition name inside d.
+func publishedIn(d *outDir, name string) (*Published, error) {
+	st, ok, err := d.lstat(name)
 	if err != nil || !ok {
 		return nil, err
 	}
 	if isLink(st) {
-		return nil, errLink(c.root.join(name))
+		return nil, errLink(d.join(name))
 	}
 	if !isDir(st) {
 		return nil, nil
 	}
-	d, err := c.root.sub(name, false)
+	p, err := d.sub(name, false)
 	if err != nil {
 		return nil, err
 	}
-	defer d.Close()
-	return readPublished(d)
+	defer p.Close()
+	return readPublished(p)
 }
 
-// readPublished reads _SUCCESS and the manifest it names in d (a partition).
+// readPublished reads _SUCCESS and the manifest it names in d (a
+// partition), and checks that every file _SUCCESS lists is there.
 func readPublished(d *outDir) (*Published, error) {
 	body, ok, err := d.readFile(SuccessFile)
 	if err != nil || !ok {
 		return nil, err
 	}
 	p := &Published{success: ParseSuccess(body)}
-	if raw, ok, err := d.readFile(p.success.ManifestName()); err == nil && ok {
+	if raw, ok, err := d.readFile(p.success.ManifestName()); err == nil && ok && validRel(p.success.ManifestName()) {
 		var m Manifest
 		if json.Unmarshal(raw, &m) == nil {
 			p.manifest = &m
 		}
 	}
+	p.missing = p.success.missingFiles(d.fileSize)
 	return p, nil
 }
 
-// completePartition reports whether name in d is a partition directory with
-// _SUCCESS (not through links).
-func completePartition(d *outDir, name string) bool {
-	st, ok, err := d.lstat(name)
-	if err != nil || !ok || !isDir(st) {
-		return false
-	}
-	p, err := d.sub(name, false)
+// foreignEntry returns the first entry of the partition directory d that
+// batchmatch does not write ("" when everything there could be ours):
+// such a directory is not batchmatch's, and the job neither replaces nor
+// removes it.
+func foreignEntry(d *outDir) (string, error) {
+	names, err := d.names()
 	if err != nil {
-		return false
+		return "", err
 	}
-	defer p.Close()
-	st, ok, err = p.lstat(SuccessFile)
-	return err == nil && ok && isReg(st)
+	for _, n := range names {
+		st, ok, err := d.lstat(n)
+		if err != nil || !ok {
+			return "", err
+		}
+		if isReg(st) && ownName(n) {
+			continue
+		}
+		if !isDir(st) || !slices.Contains(tableDirs, n) {
+			return n, nil
+		}
+		t, err := d.sub(n, false)
+		if err != nil {
+			return "", err
+		}
+		files, err := t.names()
+		if err == nil {
+			for _, f := range files {
+				st, ok, lerr := t.lstat(f)
+				if lerr != nil {
+					err = lerr
+					break
+				}
+				if ok && (!isReg(st) || !ownName(n+"/"+f)) {
+					t.Close()
+					return n + "/" + f, nil
+				}
+			}
+		}
+		t.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	return "", nil
+}
+
+// errForeign refuses to replace or remove a directory that is not
+// batchmatch's (exit 73: the partition cannot be created there).
+func errForeign(path, entry string) error {
+	return fmt.Errorf("%w: %s holds %s, which batchmatch never writes: it is not a partition of batchmatch's, and is neither replaced nor removed; move it away (or publish under another --partition)",
+		failure.Exists, path, entry)
+}
+
+// checkOurs refuses the directory name in d when it holds anything
+// batchmatch does not write (foreignEntry).
+func checkOurs(d *outDir, name string) error {
+	sub, err := d.sub(name, false)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	entry, err := foreignEntry(sub)
+	if err != nil {
+		return err
+	}
+	if entry != "" {
+		return errForeign(d.join(name), entry)
+	}
+	return nil
 }
 
 // recoverAttempt removes the staging directory name of a dead attempt (or
 // of this one, at its end), first putting back any published partition
 // that an interrupted replace left in it (aside/<partition>, or a legacy
-// "replaced") when its place under OUT holds no published partition.
+// "replaced") when its place under OUT holds no intact published
+// partition. Only putting back the run's own partition can fail it; every
+// other trouble is a warning (what cannot be removed is left to a
+// person, and the next runs try again).
 func (c *committer) recoverAttempt(name string) error {
 	st, ok, err := c.tmp.lstat(name)
 	if err != nil || !ok {
-		return err
+		c.warnLeftover(c.tmp.join(name), err)
+		return nil
 	}
 	if !isDir(st) {
 		// A link or a file planted in the staging area: removed itself,
 		// its target untouched.
 		c.log.Warn("removing a stray entry from the staging area", "path", c.tmp.join(name))
-		return c.tmp.removeAll(name)
+		c.warnLeftover(c.tmp.join(name), c.tmp.removeAll(name))
+		return nil
 	}
 	a, err := c.tmp.sub(name, false)
 	if err != nil {
-		return err
+		c.warnLeftover(c.tmp.join(name), err)
+		return nil
 	}
 	defer a.Close()
 	type candidate struct {
@@ -304,24 +406,41 @@ func (c *committer) recoverAttempt(name string) error {
 		entry, partition string
 	}
 	var cands []candidate
+	keep := map[string]bool{} // entries of a that must stay (a partition that could not be put back)
 	if st, ok, err := a.lstat(asideDir); err == nil && ok && isDir(st) {
 		aside, err := a.sub(asideDir, false)
 		if err != nil {
-			return err
+			c.warnLeftover(a.join(asideDir), err)
+			return nil
 		}
 		defer aside.Close()
 		ns, err := aside.names()
 		if err != nil {
-			return err
+			c.warnLeftover(aside.path, err)
+			return nil
 		}
 		for _, n := range ns {
-			if completePartition(aside, n) {
+			if pub, err := publishedIn(aside, n); err == nil && pub != nil && pub.Intact() {
 				cands = append(cands, candidate{aside, n, n})
 			}
 		}
 	}
-	if completePartition(a, legacyReplaced) {
-		if p := legacyPartitionName(a); p != "" {
+	if pub, err := publishedIn(a, legacyReplaced); err == nil && pub != nil && pub.Intact() {
+		// An earlier version staged partitions right in the attempt
+		// directory, so a partition named "replaced" that was staged and
+		// never published looks the same as the legacy place of a
+		// replaced one: only a partition whose manifest names another
+		// partition is provably the latter.
+		switch p := legacyPartitionName(a); p {
+		case "":
+		case legacyReplaced:
+			// Dead either way once OUT/replaced is published.
+			if pub, err := c.publishedAt(legacyReplaced); err != nil || pub == nil || !pub.Intact() {
+				c.log.Warn("cannot tell whether a partition left by an earlier version was published; left in place for a person",
+					"path", a.join(legacyReplaced), "partition", p)
+				keep[legacyReplaced] = true
+			}
+		default:
 			cands = append(cands, candidate{a, legacyReplaced, p})
 		}
 	}
@@ -329,20 +448,65 @@ func (c *committer) recoverAttempt(name string) error {
 		if CheckPartition(cd.partition) != nil {
 			continue
 		}
-		pub, err := c.publishedAt(cd.partition)
-		if err != nil {
-			return err
+		if err := c.restoreIfGone(cd.dir, cd.entry, cd.partition); err != nil {
+			if cd.partition == c.partition {
+				return fmt.Errorf("putting back the published partition %s from %s: %w", c.root.join(cd.partition), cd.dir.join(cd.entry), err)
+			}
+			c.log.Error("a published partition that an interrupted replace moved aside could not be put back; the next run tries again",
+				"partition", c.root.join(cd.partition), "from", cd.dir.join(cd.entry), "error", err)
+			if cd.dir == a {
+				keep[cd.entry] = true
+			} else {
+				keep[asideDir] = true
+			}
 		}
-		if pub != nil {
-			continue // the replace finished: what is aside is the old partition
-		}
-		if err := c.restore(cd.dir, cd.entry, cd.partition); err != nil {
-			return fmt.Errorf("putting back the published partition %s from %s: %w", c.root.join(cd.partition), cd.dir.join(cd.entry), err)
-		}
-		c.log.Warn("put back a published partition that an interrupted replace had moved aside",
-			"partition", c.root.join(cd.partition), "from", cd.dir.join(cd.entry))
 	}
-	return c.tmp.removeAll(name)
+	ns, err := a.names()
+	if err != nil {
+		c.warnLeftover(a.path, err)
+		return nil
+	}
+	kept := false
+	for _, n := range ns {
+		if keep[n] {
+			kept = true
+			continue
+		}
+		c.warnLeftover(a.join(n), a.removeAll(n))
+	}
+	if !kept {
+		if err := unix.Unlinkat(c.tmp.fd(), name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+			c.warnLeftover(a.path, fsError(err, "removing", a.path))
+		}
+	}
+	return nil
+}
+
+// warnLeftover logs a leftover of a dead run that could not be removed
+// (nothing when err is nil): it is left for a person and the next run.
+func (c *committer) warnLeftover(path string, err error) {
+	if err != nil {
+		c.log.Warn("a leftover of an earlier run could not be removed; left in place (the next run tries again)", "path", path, "error", err)
+	}
+}
+
+// restoreIfGone puts the published partition entry of src back as OUT/name
+// unless OUT/name holds an intact published partition already (the
+// replace finished: what is aside is the old one, and goes).
+func (c *committer) restoreIfGone(src *outDir, entry, name string) error {
+	pub, err := c.publishedAt(name)
+	if err != nil {
+		return err
+	}
+	if pub != nil && pub.Intact() {
+		return nil
+	}
+	if err := c.restore(src, entry, name); err != nil {
+		return err
+	}
+	c.log.Warn("put back a published partition that an interrupted replace had moved aside",
+		"partition", c.root.join(name), "from", src.join(entry))
+	return nil
 }
 
 // legacyPartitionName reads the partition name of a legacy "replaced"
@@ -353,7 +517,11 @@ func legacyPartitionName(a *outDir) string {
 		return ""
 	}
 	defer d.Close()
-	raw, ok, err := d.readFile(ManifestFile)
+	manifest := ManifestFile
+	if body, ok, err := d.readFile(SuccessFile); err == nil && ok && validRel(ParseSuccess(body).ManifestName()) {
+		manifest = ParseSuccess(body).ManifestName()
+	}
+	raw, ok, err := d.readFile(manifest)
 	if err != nil || !ok {
 		return ""
 	}
@@ -376,9 +544,10 @@ func legacyPartitionName(a *outDir) string {
 }
 
 // restore puts the complete partition entry of src in place as OUT/name,
-// where no published partition is: by a rename, or, over an unfinished
-// partition, by an exchange (the unfinished one lands in src and goes with
-// it).
+// where no intact published partition is: by a rename, or, over an
+// unfinished or damaged partition of batchmatch's, by an exchange (the
+// one that was there lands in src and goes with it). A directory there
+// without _SUCCESS that is not batchmatch's is refused.
 func (c *committer) restore(src *outDir, entry, name string) error {
 	st, ok, err := c.root.lstat(name)
 	if err != nil {
@@ -392,6 +561,13 @@ func (c *committer) restore(src *outDir, entry, name string) error {
 	case !isDir(st):
 		return errNotDir(c.root.join(name))
 	default:
+		if pub, err := c.publishedAt(name); err != nil {
+			return err
+		} else if pub == nil {
+			if err := checkOurs(c.root, name); err != nil {
+				return err
+			}
+		}
 		err = src.exchange(entry, c.root, name)
 		if errors.Is(err, errNoExchange) {
 			if err = c.root.rename(name, src, entry+".unfinished"); err == nil {
@@ -407,17 +583,20 @@ func (c *committer) restore(src *outDir, entry, name string) error {
 
 // stagedPartition is where the run writes its tables before publishing.
 func (c *committer) stagedPartition() string {
-	return c.stage.join(c.partition)
+	return c.staged.join(c.partition)
 }
 
-// publish writes _SUCCESS (listing every file of the partition) into the
-// staged partition, then puts the complete partition in place in one
-// atomic step: a rename when none is published, an exchange with the
-// published one otherwise (see the comment at the top of this file). A
-// published partition is replaced only with overwrite.
+// publish writes _SUCCESS (listing every file of the partition with its
+// size) into the staged partition, then puts the complete partition in
+// place in one atomic step: a rename when none is published, an exchange
+// with the published one otherwise (see the comment at the top of this
+// file). A published partition is replaced only with overwrite, or when
+// it is damaged (files missing) and of the same run id (a repair). A
+// directory without _SUCCESS in its place that is not batchmatch's
+// (foreignEntry) is never replaced.
 func (c *committer) publish(overwrite bool, runID, manifest string) error {
 	name := c.partition
-	staged, err := c.stage.sub(name, false)
+	staged, err := c.staged.sub(name, false)
 	if err != nil {
 		return err
 	}
@@ -427,7 +606,13 @@ func (c *committer) publish(overwrite bool, runID, manifest string) error {
 	if err != nil {
 		return fsError(err, "listing", staged.path)
 	}
-	if err := c.hooks.writeFileSync(staged.join(SuccessFile), successBody(runID, c.attempt, manifest, files)); err != nil {
+	sizes := map[string]int64{}
+	for _, f := range files {
+		if n, ok := staged.fileSize(f); ok {
+			sizes[f] = n
+		}
+	}
+	if err := c.hooks.writeFileSync(staged.join(SuccessFile), successBody(runID, c.attempt, manifest, files, sizes)); err != nil {
 		return err
 	}
 	if err := staged.sync(); err != nil {
@@ -440,7 +625,7 @@ func (c *committer) publish(overwrite bool, runID, manifest string) error {
 	}
 	switch {
 	case !exists:
-		if err := c.stage.rename(name, c.root, name); err != nil {
+		if err := c.staged.rename(name, c.root, name); err != nil {
 			return err
 		}
 		CrashPoint("renamed")
@@ -449,14 +634,24 @@ func (c *committer) publish(overwrite bool, runID, manifest string) error {
 	case !isDir(st):
 		return errNotDir(c.final)
 	default:
-		if pub, err := c.publishedAt(name); err != nil {
+		pub, err := c.publishedAt(name)
+		if err != nil {
 			return err
-		} else if pub != nil && !overwrite {
-			return fmt.Errorf("%w: %s is already published by run %s; pass --overwrite to replace it", failure.Exists, c.final, pub.success.RunID)
+		}
+		repair := pub != nil && !pub.Intact() && pub.RunID() == runID
+		if pub != nil && !overwrite && !repair {
+			return fmt.Errorf("%w: %s is already published by run %s; pass --overwrite to replace it", failure.Exists, c.final, pub.RunID())
 		}
 		// A partition without _SUCCESS (a publish that never finished) is
-		// replaced like a published one: nobody may rely on it.
-		err := c.stage.exchange(name, c.root, name)
+		// replaced like a published one: nobody may rely on it. But only
+		// one of batchmatch's: a directory without _SUCCESS that holds
+		// anything else (inputs delivered there, someone's files) is not.
+		if pub == nil {
+			if err := checkOurs(c.root, name); err != nil {
+				return err
+			}
+		}
+		err = c.staged.exchange(name, c.root, name)
 		if errors.Is(err, errNoExchange) {
 			err = c.replaceByRenames(name)
 		} else if err == nil {
@@ -491,7 +686,7 @@ func (c *committer) replaceByRenames(name string) error {
 		c.log.Warn("syncing the staging area failed", "error", err)
 	}
 	CrashPoint("aside")
-	if err := c.stage.rename(name, c.root, name); err != nil {
+	if err := c.staged.rename(name, c.root, name); err != nil {
 		if rerr := aside.rename(name, c.root, name); rerr != nil {
 			return fmt.Errorf("%w; putting the published partition back failed too (%v): it is kept at %s and the next run puts it back",
 				err, rerr, aside.join(name))
@@ -502,72 +697,58 @@ func (c *committer) replaceByRenames(name string) error {
 	return nil
 }
 
-// Success is what _SUCCESS says: the run id (equal for every attempt
-// that computes the same tables), the attempt that published, the
-// manifest, and every file of the publish (slash paths relative to the
-// partition). A _SUCCESS written before files were listed has no files.
-type Success struct {
-	RunID, AttemptID, Manifest string
-	Files                      []string
-}
-
-// ManifestName is the manifest of the publish (manifest.json when
-// _SUCCESS does not say).
-func (s Success) ManifestName() string {
-	if s.Manifest != "" {
-		return s.Manifest
-	}
-	return ManifestFile
-}
-
-// successBody is what _SUCCESS holds: "run_id", "attempt_id" and
-// "manifest" lines, then a "file" line for every file of the publish.
-// Readers that read exactly the listed files see one consistent publish.
-func successBody(runID, attempt, manifest string, files []string) []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "run_id %s\nattempt_id %s\n", runID, attempt)
-	if manifest != "" {
-		fmt.Fprintf(&b, "manifest %s\n", manifest)
-	}
-	for _, f := range files {
-		if f != SuccessFile {
-			fmt.Fprintf(&b, "file %s\n", f)
-		}
-	}
-	return []byte(b.String())
-}
-
-// ParseSuccess reads a _SUCCESS body.
-func ParseSuccess(body []byte) Success {
-	var s Success
-	for _, line := range strings.Split(string(body), "\n") {
-		k, v, _ := strings.Cut(line, " ")
-		switch k {
-		case "run_id":
-			s.RunID = v
-		case "attempt_id":
-			s.AttemptID = v
-		case "manifest":
-			s.Manifest = v
-		case "file":
-			s.Files = append(s.Files, v)
-		}
-	}
-	return s
-}
-
 // successRunID reads the run id out of a _SUCCESS body ("" if none).
 func successRunID(body []byte) string { return ParseSuccess(body).RunID }
 
 // PublishedDir reports whether dir is a completely published run: a
-// directory (not a link) with a regular _SUCCESS.
+// directory (not a link) with a regular _SUCCESS whose listed files are
+// all there.
 func PublishedDir(dir string) bool {
-	st, err := os.Lstat(dir)
-	if err != nil || !st.IsDir() {
+	root, err := openDirNoFollow(dir)
+	if err != nil {
 		return false
 	}
-	st, err = os.Lstat(filepath.Join(dir, SuccessFile))
-	return err == nil && st.Mode().IsRegular()
+	defer root.Close()
+	p, err := readPublished(root)
+	return err == nil && p != nil && p.Intact()
+}
+
+// TablePath is where the published partition dir holds table: the file
+// of that table its _SUCCESS lists (a partition of an earlier version, or
+// one without _SUCCESS: part-00000.parquet).
+func TablePath(dir, table string) string {
+	if body, err := os.ReadFile(filepath.Join(dir, SuccessFile)); err == nil {
+		for _, f := range ParseSuccess(body).Files {
+			if strings.HasPrefix(f, table+"/") {
+				return filepath.Join(dir, filepath.FromSlash(f))
+			}
+		}
+	}
+	return filepath.Join(dir, table, PartFile)
+}
+
+// ListedPath is where the published partition dir holds the file name (as
+// earlier versions named it: "report.html", "manifest.json",
+// "matches/part-00000.parquet"): the file its _SUCCESS lists under that
+// name tagged with the publishing attempt, or dir/name.
+func ListedPath(dir, name string) string {
+	if body, err := os.ReadFile(filepath.Join(dir, SuccessFile)); err == nil {
+		s := ParseSuccess(body)
+		if tagged := taggedName(name, s.AttemptID); slices.Contains(s.Files, tagged) {
+			return filepath.Join(dir, filepath.FromSlash(tagged))
+		}
+	}
+	return filepath.Join(dir, filepath.FromSlash(name))
+}
+
+// ManifestPath is where the published partition dir holds its manifest:
+// the one its _SUCCESS names (manifest.json when it names none).
+func ManifestPath(dir string) string {
+	name := ManifestFile
+	if body, err := os.ReadFile(filepath.Join(dir, SuccessFile)); err == nil {
+		name = ParseSuccess(body).ManifestName()
+	}
+	return filepath.Join(dir, filepath.FromSlash(name))
 }
 
 // cleanup removes the staging area, putting back first a published
@@ -575,6 +756,8 @@ func PublishedDir(dir string) bool {
 // call twice.
 func (c *committer) cleanup() {
 	if c.stage != nil {
+		c.staged.Close()
+		c.staged = nil
 		c.stage.Close()
 		c.stage = nil
 		if err := c.recoverAttempt(c.attempt); err != nil {
@@ -593,6 +776,8 @@ func (c *committer) release() {
 		c.lock.Close()
 		c.lock = nil
 	}
+	c.staged.Close()
+	c.stage.Close()
 	c.tmp.Close()
 	c.root.Close()
 }
@@ -636,12 +821,13 @@ func (h *Hooks) writeFileSync(path string, data []byte) error {
 	return nil
 }
 
-// syncDir fsyncs the directory dir.
+// syncDir fsyncs the directory dir (opened as a directory, not through a
+// link: nothing in its place can make the open block).
 func (h *Hooks) syncDir(dir string) error {
 	if err := h.fault("sync", dir); err != nil {
 		return fsError(err, "syncing", dir)
 	}
-	d, err := os.Open(dir)
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return fsError(err, "opening", dir)
 	}

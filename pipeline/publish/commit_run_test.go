@@ -33,8 +33,12 @@ func TestCommitProtocol(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.Out, publish.StagingDir)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("staging area survived a successful run")
 	}
-	for _, f := range []string{"_SUCCESS", "manifest.json", "matches/" + publish.PartFile, "soulmates/" + publish.PartFile, "rejects/" + publish.PartFile} {
-		st, err := os.Stat(filepath.Join(res.Published, f))
+	for _, f := range []string{publish.SuccessFile, publish.ManifestPath(res.Published), publish.TablePath(res.Published, "matches"),
+		publish.TablePath(res.Published, "soulmates"), publish.TablePath(res.Published, "rejects")} {
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(res.Published, f)
+		}
+		st, err := os.Stat(f)
 		if err != nil {
 			t.Fatalf("published run lacks %s: %v", f, err)
 		}
@@ -57,13 +61,13 @@ func TestCommitProtocol(t *testing.T) {
 		t.Fatalf("re-run of other settings without overwrite: %v, want failure.Exists", err)
 	}
 	// and replaces the partition with it
-	before, _ := os.ReadFile(filepath.Join(res.Published, "manifest.json"))
+	before, _ := os.ReadFile(publish.ManifestPath(res.Published))
 	cfg.Overwrite = true
 	res2, err := pipeline.Run(context.Background(), cfg, runtest.Quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, _ := os.ReadFile(filepath.Join(res2.Published, "manifest.json"))
+	after, _ := os.ReadFile(publish.ManifestPath(res2.Published))
 	if bytes.Equal(before, after) || res2.Manifest.AttemptID == res.Manifest.AttemptID {
 		t.Error("overwrite did not replace the partition")
 	}
@@ -194,7 +198,7 @@ func TestOverwriteIOFailures(t *testing.T) {
 		if check(t, out, "a clean overwrite") != "new" {
 			t.Fatal("a clean overwrite did not publish")
 		}
-		for _, want := range []string{"create /.lock", "_SUCCESS.tmp", "manifest.json.tmp", "report.html.tmp", "matches/part-00000.parquet"} {
+		for _, want := range []string{"create /.lock", "_SUCCESS.tmp", "manifest-<attempt>.json.tmp", "report-<attempt>.html.tmp", "matches/part-00000-<attempt>.parquet"} {
 			if !strings.Contains(strings.Join(ops, "\n"), want) {
 				t.Fatalf("the hook did not see %q among:\n%s", want, strings.Join(ops, "\n"))
 			}

@@ -81,13 +81,23 @@ func ListNights(ctx context.Context, out string) ([]string, error) {
 			return nil, fsError(err, "listing", out)
 		}
 		for _, e := range entries {
-			if _, ok := partitionDate(e.Name()); ok && PublishedDir(filepath.Join(out, e.Name())) {
+			// a published partition, intact or not: a damaged one is then
+			// refused by its checks with the reason, rather than skipped
+			// for an older night as if it had never been published
+			if _, ok := partitionDate(e.Name()); ok && e.IsDir() && e.Type()&fs.ModeSymlink == 0 && hasSuccess(filepath.Join(out, e.Name())) {
 				names = append(names, e.Name())
 			}
 		}
 	}
 	slices.Sort(names) // dt=YYYY-MM-DD sorts by date
 	return names, nil
+}
+
+// hasSuccess reports whether the directory dir holds a _SUCCESS file (a
+// regular file, not a link).
+func hasSuccess(dir string) bool {
+	fi, err := os.Lstat(filepath.Join(dir, SuccessFile))
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // PreviousNight returns the latest partition published under out for a

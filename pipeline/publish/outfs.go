@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -64,13 +65,36 @@ func openOutRoot(out string, h *Hooks) (*outDir, error) {
 		return nil, fsError(err, "creating output directory", out)
 	}
 	if err := os.MkdirAll(out, 0o750); err != nil {
-		return nil, fsError(err, "creating output directory", out)
+		return nil, pathError(err, "--out", "creating output directory", out)
 	}
 	f, err := os.OpenFile(out, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fsError(err, "opening output directory", out)
+		return nil, pathError(err, "--out", "opening output directory", out)
 	}
 	return &outDir{f: f, path: out, hooks: h}, nil
+}
+
+// pathError classifies a failure to create or open a directory the
+// operator named (flag): a path that cannot be a directory (a component is
+// a file, a name too long, a link loop) or, for a directory that must
+// exist (anything but --out, which is created), one that does not, is a
+// configuration error (exit 78) naming it; anything else as fsError.
+func pathError(err error, flag, what, path string) error {
+	if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENAMETOOLONG) || errors.Is(err, unix.ELOOP) ||
+		flag != "--out" && errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("%w: %s %s cannot be used as a directory: %s: %w", failure.Config, flag, path, what, err)
+	}
+	return fsError(err, what, path)
+}
+
+// openDirNoFollow opens the directory dir, refusing a link as its last
+// element (earlier elements are the operator's path).
+func openDirNoFollow(dir string) (*outDir, error) {
+	f, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &outDir{f: f, path: dir}, nil
 }
 
 func (d *outDir) fd() int { return int(d.f.Fd()) }
@@ -167,6 +191,57 @@ func (d *outDir) open(name string, flag int, perm os.FileMode) (*os.File, error)
 	return os.NewFile(uintptr(fd), path), nil
 }
 
+// walk opens the directory holding the last element of the slash path rel
+// inside d (d itself, or a subdirectory opened element by element without
+// following a link) and returns it with that element; close is nil when
+// it is d.
+func (d *outDir) walk(rel string) (dir *outDir, last string, close func(), err error) {
+	elems := strings.Split(rel, "/")
+	dir, close = d, func() {}
+	for _, e := range elems[:len(elems)-1] {
+		next, err := dir.sub(e, false)
+		close()
+		if err != nil {
+			return nil, "", nil, err
+		}
+		dir, close = next, func() { next.Close() }
+	}
+	return dir, elems[len(elems)-1], close, nil
+}
+
+// fileSize is the size of the regular file at the slash path rel inside d
+// (not through a link); ok is false when there is none.
+func (d *outDir) fileSize(rel string) (int64, bool) {
+	if !validRel(rel) {
+		return 0, false
+	}
+	dir, last, close, err := d.walk(rel)
+	if err != nil {
+		return 0, false
+	}
+	defer close()
+	st, ok, err := dir.lstat(last)
+	if err != nil || !ok || !isReg(st) {
+		return 0, false
+	}
+	return st.Size, true
+}
+
+// openRel opens the regular file at the slash path rel inside d for
+// reading, as open does (no link followed on the way or at the end, never
+// blocking on a FIFO, refusing anything but a regular file).
+func (d *outDir) openRel(rel string) (*os.File, error) {
+	if !validRel(rel) {
+		return nil, fmt.Errorf("%w: %s: not a path inside %s", failure.Internal, rel, d.path)
+	}
+	dir, last, close, err := d.walk(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer close()
+	return dir.open(last, os.O_RDONLY, 0)
+}
+
 // readFile returns the content of the regular file name inside d (not
 // through a link); ok is false when there is none.
 func (d *outDir) readFile(name string) (data []byte, ok bool, err error) {
@@ -203,6 +278,7 @@ func (d *outDir) names() ([]string, error) {
 
 // removeAll removes name inside d and, when it is a directory, everything
 // below it, never following a link (a link is removed, not its target).
+// It goes on past what it cannot remove and returns the first failure.
 func (d *outDir) removeAll(name string) error {
 	path := d.join(name)
 	if err := d.hooks.fault("remove", path); err != nil {
@@ -226,8 +302,8 @@ func (d *outDir) removeAll(name string) error {
 	ns, err := sub.names()
 	if err == nil {
 		for _, n := range ns {
-			if err = sub.removeAll(n); err != nil {
-				break
+			if rerr := sub.removeAll(n); rerr != nil && err == nil {
+				err = rerr
 			}
 		}
 	}
@@ -374,6 +450,9 @@ type Hooks struct {
 	// BeforeMarker, when set, runs just before the write of a remote
 	// _SUCCESS: the place where a racing publisher can get ahead.
 	BeforeMarker func()
+	// AfterMarker, when set, runs just after a remote _SUCCESS was
+	// written, before what it does not list is removed.
+	AfterMarker func()
 }
 
 // fault is the fault-injection point of the output protocol (Hooks.Fault).
@@ -392,6 +471,12 @@ func (h *Hooks) noExchange() bool { return envNoExchange || (h != nil && h.NoExc
 func (h *Hooks) beforeMarker() {
 	if h != nil && h.BeforeMarker != nil {
 		h.BeforeMarker()
+	}
+}
+
+func (h *Hooks) afterMarker() {
+	if h != nil && h.AfterMarker != nil {
+		h.AfterMarker()
 	}
 }
 

@@ -2,11 +2,15 @@ package publish
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,6 +34,12 @@ import (
 //	OUT/_temporary/shards/<partition>/<count>/<index>/<attempt>/   part.parquet, part.json
 //	OUT/_temporary/shards/<partition>/<count>/<index>/<attempt>.tmp/  an attempt in progress (or dead)
 //
+// part.json records part.parquet's size and SHA-256: an attempt whose
+// part.parquet is missing or of another size is broken (a cleanup raced
+// its upload) and is never chosen; one whose content does not match is
+// skipped when read. Any complete attempt of an index is identical, so a
+// commit takes, per index, the first one that verifies.
+//
 // Shards take no lock and publish nothing; `batchmatch commit` does.
 const shardsDir = "shards"
 
@@ -51,21 +61,52 @@ type PartRef struct {
 }
 
 // partManifest is part.json: the shard's manifest (its counts are the
-// shard's), what it covered, and the run id without a pseudonym key, which
-// every shard and the commit must agree on.
+// shard's), what it covered, the run id without a pseudonym key, which
+// every shard and the commit must agree on, what part.parquet must be,
+// and the scheduler's run of the night that wrote it (SchedulerRunID; ""
+// when started by hand).
 type partManifest struct {
 	Manifest
-	Part       PartRef `json:"part"`
-	ShardRunID string  `json:"shard_run_id"`
+	Part          PartRef `json:"part"`
+	ShardRunID    string  `json:"shard_run_id"`
+	ParquetSize   int64   `json:"parquet_size,omitempty"`
+	ParquetSHA256 string  `json:"parquet_sha256,omitempty"`
+	Night         string  `json:"night,omitempty"`
 }
 
 // partJSON and partParquet are a part's files; a part is complete when
 // its directory has its final name (locally) or part.json exists (object
-// storage, where it is uploaded last).
+// storage, where it is uploaded last), and part.parquet has the size
+// part.json records.
 const (
 	partJSON    = "part.json"
 	partParquet = "part.parquet"
 )
+
+// SchedulerRunID identifies the scheduler's run of the night this process
+// is a task of, shared by all its shards and kept by their retries: the
+// Kubernetes Job ($BATCHMATCH_JOB_NAME, from the pod's job-name label), the
+// Slurm array job ($SLURM_ARRAY_JOB_ID), the AWS Batch array job
+// ($AWS_BATCH_JOB_ID without its index) or the Cloud Run execution
+// ($CLOUD_RUN_EXECUTION); "" when none is set (a shard started by hand).
+// Parts record it, so that a night can tell the parts of its own run from
+// those an earlier run of the same date left (Decide).
+func SchedulerRunID(getenv func(string) string) string {
+	if v := getenv("BATCHMATCH_JOB_NAME"); v != "" {
+		return "job/" + v
+	}
+	if v := getenv("SLURM_ARRAY_JOB_ID"); v != "" {
+		return "slurm/" + v
+	}
+	if v := getenv("AWS_BATCH_JOB_ID"); v != "" {
+		id, _, _ := strings.Cut(v, ":")
+		return "aws-batch/" + id
+	}
+	if v := getenv("CLOUD_RUN_EXECUTION"); v != "" {
+		return "cloud-run/" + v
+	}
+	return ""
+}
 
 // openShardDir opens (creating) OUT/_temporary/shards/<partition>/<count>/<index>,
 // following no link on the way.
@@ -90,109 +131,122 @@ func openShardDir(out, partition string, spec match.ShardSpec, h *Hooks) (*outDi
 type partAttempt struct {
 	index int
 	name  string // the attempt
-	dir   string
+	dir   string // for messages
+	rel   string // its part.parquet, relative to shards (slash path)
 	pm    partManifest
+	// shards is the directory the part was found under (the local root's
+	// _temporary/shards); nil for a listing from object storage.
+	shards   *outDir
+	verified bool // its content matched the SHA-256 part.json records
 }
 
 // PartSet is the parts of one shard run id (the same inputs and
-// configuration) for one shard count: per index the earliest complete
-// attempt (any complete attempt of an index is identical).
+// configuration) for one shard count: per index its complete attempts,
+// the earliest first (any complete attempt of an index is identical).
 type PartSet struct {
 	runID    string
 	count    int
-	parts    []*partAttempt // by index; nil: none yet
-	finished time.Time      // when its newest part finished
+	cands    [][]*partAttempt // by index; empty: none yet
+	finished time.Time        // when its newest part finished
 }
 
 // Complete reports whether every shard index has a part.
-func (s *PartSet) Complete() bool {
-	for _, p := range s.parts {
-		if p == nil {
-			return false
-		}
-	}
-	return true
-}
+func (s *PartSet) Complete() bool { return len(s.missing()) == 0 }
 
 func (s *PartSet) missing() []int {
 	var m []int
-	for i, p := range s.parts {
-		if p == nil {
+	for i, c := range s.cands {
+		if len(c) == 0 {
 			m = append(m, i)
 		}
 	}
 	return m
 }
 
-// Describe is one line about the set for messages.
-func (s *PartSet) Describe() string {
-	have := 0
-	for _, p := range s.parts {
-		if p != nil {
-			have++
+// first is the first part of every index present (nil where none).
+func (s *PartSet) first() []*partAttempt {
+	ps := make([]*partAttempt, len(s.cands))
+	for i, c := range s.cands {
+		if len(c) > 0 {
+			ps[i] = c[0]
 		}
 	}
+	return ps
+}
+
+// Describe is one line about the set for messages.
+func (s *PartSet) Describe() string {
 	return fmt.Sprintf("run %s: %d of %d shards (missing %v, newest part finished %s)",
-		s.runID, have, s.count, s.missing(), s.finished.Format(time.RFC3339))
+		s.runID, s.count-len(s.missing()), s.count, s.missing(), s.finished.Format(time.RFC3339))
+}
+
+// scan is what scanParts found: the shard count, the complete parts, the
+// attempts whose part.json cannot be read (bad), and the broken ones
+// (part.json says what part.parquet must be, and it is not).
+type scan struct {
+	count  int
+	parts  []*partAttempt
+	bad    []string
+	broken []string // slash paths of attempt directories, relative to shards
 }
 
 // scanParts reads every complete part of partition under shards (nil: no
-// parts at all): the shard counts present and the parts of count (0: the
-// only count present). Parts whose part.json cannot be read are reported
-// in bad. Nothing is followed through a link.
-func scanParts(shards *outDir, partition string, count int) (int, []*partAttempt, []string, error) {
+// parts at all) with count shards (0: the only count present). With
+// local, a part's part.parquet must be there with the size part.json
+// records (a spool of object storage holds only the part.json that were
+// checked against the listing). Nothing is followed through a link.
+func scanParts(shards *outDir, partition string, count int, local bool) (scan, error) {
+	sc := scan{count: count}
 	if shards == nil {
-		return count, nil, nil, nil
+		return sc, nil
 	}
 	if st, ok, err := shards.lstat(partition); err != nil || !ok || !isDir(st) {
-		return count, nil, nil, err
+		return sc, err
 	}
 	pd, err := shards.sub(partition, false)
 	if err != nil {
-		return count, nil, nil, err
+		return sc, err
 	}
 	defer pd.Close()
 	names, err := pd.names()
 	if err != nil {
-		return count, nil, nil, err
+		return sc, err
 	}
-	if count == 0 {
+	if sc.count == 0 {
 		for _, n := range names {
 			c, err := strconv.Atoi(n)
 			if st, ok, _ := pd.lstat(n); err != nil || !ok || !isDir(st) || c < 1 {
 				continue
 			}
-			if count != 0 {
-				return 0, nil, nil, failure.Usagef("parts of several shard counts under %s: pass --shard-count", pd.path)
+			if sc.count != 0 {
+				return scan{}, failure.Usagef("parts of several shard counts under %s: pass --shard-count", pd.path)
 			}
-			count = c
+			sc.count = c
 		}
 	}
-	if count == 0 {
-		return 0, nil, nil, nil
+	if sc.count == 0 {
+		return sc, nil
 	}
-	var parts []*partAttempt
-	var bad []string
-	cd, err := pd.sub(strconv.Itoa(count), false)
+	cd, err := pd.sub(strconv.Itoa(sc.count), false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return count, nil, nil, nil
+		return sc, nil
 	}
 	if err != nil {
-		return count, nil, nil, err
+		return sc, err
 	}
 	defer cd.Close()
-	for i := range count {
+	for i := range sc.count {
 		if st, ok, err := cd.lstat(strconv.Itoa(i)); err != nil || !ok || !isDir(st) {
 			continue
 		}
 		id, err := cd.sub(strconv.Itoa(i), false)
 		if err != nil {
-			return count, nil, nil, err
+			return sc, err
 		}
 		ns, err := id.names()
 		if err != nil {
 			id.Close()
-			return count, nil, nil, err
+			return sc, err
 		}
 		for _, n := range ns {
 			if strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, ".lock") {
@@ -206,20 +260,30 @@ func scanParts(shards *outDir, partition string, count int) (int, []*partAttempt
 				continue
 			}
 			raw, ok, err := ad.readFile(partJSON)
-			ad.Close()
 			var pm partManifest
 			if err == nil && ok {
 				err = json.Unmarshal(raw, &pm)
 			}
-			if err != nil || !ok || pm.Part.Shard != (match.ShardSpec{Index: i, Count: count}) || pm.ShardRunID == "" {
-				bad = append(bad, id.join(n))
+			rel := path.Join(partition, strconv.Itoa(sc.count), strconv.Itoa(i), n)
+			if err != nil || !ok || pm.Part.Shard != (match.ShardSpec{Index: i, Count: sc.count}) || pm.ShardRunID == "" {
+				ad.Close()
+				sc.bad = append(sc.bad, id.join(n))
 				continue
 			}
-			parts = append(parts, &partAttempt{index: i, name: n, dir: id.join(n), pm: pm})
+			if local {
+				size, ok := ad.fileSize(partParquet)
+				if !ok || pm.ParquetSize > 0 && size != pm.ParquetSize {
+					ad.Close()
+					sc.broken = append(sc.broken, rel)
+					continue
+				}
+			}
+			ad.Close()
+			sc.parts = append(sc.parts, &partAttempt{index: i, name: n, dir: id.join(n), rel: rel + "/" + partParquet, pm: pm, shards: shards})
 		}
 		id.Close()
 	}
-	return count, parts, bad, nil
+	return sc, nil
 }
 
 // groupParts groups parts by shard run id into sets, the most recently
@@ -230,15 +294,18 @@ func groupParts(count int, parts []*partAttempt) []*PartSet {
 	for _, p := range parts {
 		s := byID[p.pm.ShardRunID]
 		if s == nil {
-			s = &PartSet{runID: p.pm.ShardRunID, count: count, parts: make([]*partAttempt, count)}
+			s = &PartSet{runID: p.pm.ShardRunID, count: count, cands: make([][]*partAttempt, count)}
 			byID[p.pm.ShardRunID] = s
 			sets = append(sets, s)
 		}
-		if q := s.parts[p.index]; q == nil || p.name < q.name {
-			s.parts[p.index] = p
-		}
+		s.cands[p.index] = append(s.cands[p.index], p)
 		if p.pm.FinishedAt.After(s.finished) {
 			s.finished = p.pm.FinishedAt
+		}
+	}
+	for _, s := range sets {
+		for _, c := range s.cands {
+			slices.SortFunc(c, func(a, b *partAttempt) int { return strings.Compare(a.name, b.name) })
 		}
 	}
 	slices.SortStableFunc(sets, func(a, b *PartSet) int { return b.finished.Compare(a.finished) })
@@ -265,48 +332,59 @@ func consumed(pub *Published, runID string, shard match.ShardSpec, attempt strin
 	return false
 }
 
+// ConsumedByRun reports whether the published partition pub holds the
+// result of the shard run runID (see consumed).
+func ConsumedByRun(pub *Published, runID string) bool {
+	return consumed(pub, runID, match.ShardSpec{Index: -1}, "")
+}
+
 // sweepParts removes, under the output lock, shard part files that are
 // provably dead: the .tmp directory of a shard whose owner lock nobody
-// holds (the process died), a lock file nobody holds, and complete parts
-// that a published partition consumed (see consumed), for every partition
-// except skip (the commit of skip decides about its own parts). Links are
-// removed, never followed.
-func (c *committer) sweepParts(skip string) error {
+// holds (the process died), a lock file nobody holds, broken parts (their
+// part.parquet is not what part.json records), and complete parts that a
+// published partition consumed (see consumed), for every partition except
+// skip (the commit of skip decides about its own parts). Links are
+// removed, never followed. What cannot be removed (or decided) is a
+// warning: a leftover never fails a run.
+func (c *committer) sweepParts(skip string) {
 	st, ok, err := c.tmp.lstat(shardsDir)
 	if err != nil || !ok {
-		return err
+		c.warnLeftover(c.tmp.join(shardsDir), err)
+		return
 	}
 	if !isDir(st) {
 		c.log.Warn("removing a stray entry from the staging area", "path", c.tmp.join(shardsDir))
-		return c.tmp.removeAll(shardsDir)
+		c.warnLeftover(c.tmp.join(shardsDir), c.tmp.removeAll(shardsDir))
+		return
 	}
 	shards, err := c.tmp.sub(shardsDir, false)
 	if err != nil {
-		return err
+		c.warnLeftover(c.tmp.join(shardsDir), err)
+		return
 	}
 	defer shards.Close()
 	names, err := shards.names()
 	if err != nil {
-		return err
+		c.warnLeftover(shards.path, err)
+		return
 	}
 	for _, p := range names {
 		var pub *Published
 		if p != skip && CheckPartition(p) == nil {
-			pub, _ = c.publishedAt(p) // a link there is refused when a run publishes p
+			if pub, _ = c.publishedAt(p); pub != nil && !pub.Intact() {
+				pub = nil // its parts may be what repairs it
+			}
 		}
-		if err := c.sweepPartition(shards, p, pub, false); err != nil {
-			return err
-		}
+		c.sweepPartition(shards, p, pub, false)
 	}
 	_ = unix.Unlinkat(c.tmp.fd(), shardsDir, unix.AT_REMOVEDIR) // only when empty
-	return nil
 }
 
 // sweepPartition is sweepParts for one partition's parts; with all, every
 // part that is not being written is removed (a commit that has published
-// or found its partition published by them).
-func (c *committer) sweepPartition(shards *outDir, partition string, pub *Published, all bool) error {
-	return walkPartDirs(shards, partition, func(id *outDir, shard match.ShardSpec, name string) error {
+// or found its partition published by them). Failures are warnings.
+func (c *committer) sweepPartition(shards *outDir, partition string, pub *Published, all bool) {
+	walkPartDirs(shards, partition, c.warnLeftover, func(id *outDir, shard match.ShardSpec, name string) error {
 		st, ok, err := id.lstat(name)
 		if err != nil || !ok {
 			return err
@@ -319,7 +397,11 @@ func (c *committer) sweepPartition(shards *outDir, partition string, pub *Publis
 			if st, ok, _ := id.lstat(base + ".tmp"); ok && isDir(st) {
 				return nil // decided with its .tmp
 			}
-			if dead, release, err := ownedDead(id, name); err == nil && dead {
+			dead, release, err := ownedDead(id, name)
+			if err != nil {
+				return err
+			}
+			if dead {
 				release()
 			}
 			return nil
@@ -339,12 +421,22 @@ func (c *committer) sweepPartition(shards *outDir, partition string, pub *Publis
 				return err
 			}
 			raw, ok, err := ad.readFile(partJSON)
-			ad.Close()
 			var pm partManifest
-			if err != nil || !ok || json.Unmarshal(raw, &pm) != nil || !consumed(pub, pm.ShardRunID, shard, name) {
+			if err == nil && ok {
+				err = json.Unmarshal(raw, &pm)
+			}
+			size, sizeOK := ad.fileSize(partParquet)
+			ad.Close()
+			switch {
+			case err != nil || !ok:
+				return nil // unreadable: commit reports it
+			case !c.spool && (!sizeOK || pm.ParquetSize > 0 && size != pm.ParquetSize):
+				c.log.Warn("removing a broken shard part (its part.parquet is missing or not the size part.json records)", "dir", id.join(name))
+			case consumed(pub, pm.ShardRunID, shard, name):
+				c.log.Info("removing a shard part that a published partition consumed", "dir", id.join(name))
+			default:
 				return nil
 			}
-			c.log.Info("removing a shard part that a published partition consumed", "dir", id.join(name))
 		}
 		return id.removeAll(name)
 	})
@@ -352,78 +444,75 @@ func (c *committer) sweepPartition(shards *outDir, partition string, pub *Publis
 
 // walkPartDirs calls fn for every entry of every <count>/<index> directory
 // of partition under shards, then removes the directories left empty.
-func walkPartDirs(shards *outDir, partition string, fn func(id *outDir, shard match.ShardSpec, name string) error) error {
+// A failure (of fn or of the walk) is reported to warn with its path, and
+// the walk goes on.
+func walkPartDirs(shards *outDir, partition string, warn func(path string, err error), fn func(id *outDir, shard match.ShardSpec, name string) error) {
 	st, ok, err := shards.lstat(partition)
 	if err != nil || !ok {
-		return err
+		warn(shards.join(partition), err)
+		return
 	}
 	if !isDir(st) {
-		return shards.removeAll(partition)
+		warn(shards.join(partition), shards.removeAll(partition))
+		return
 	}
 	pd, err := shards.sub(partition, false)
 	if err != nil {
-		return err
+		warn(shards.join(partition), err)
+		return
 	}
 	defer pd.Close()
 	counts, err := pd.names()
 	if err != nil {
-		return err
+		warn(pd.path, err)
+		return
 	}
 	for _, cn := range counts {
 		count, cerr := strconv.Atoi(cn)
 		if st, ok, _ := pd.lstat(cn); !ok || !isDir(st) || cerr != nil {
-			if err := pd.removeAll(cn); err != nil {
-				return err
-			}
+			warn(pd.join(cn), pd.removeAll(cn))
 			continue
 		}
 		cd, err := pd.sub(cn, false)
 		if err != nil {
-			return err
+			warn(pd.join(cn), err)
+			continue
 		}
 		idxs, err := cd.names()
 		if err != nil {
-			cd.Close()
-			return err
+			warn(cd.path, err)
 		}
 		for _, in := range idxs {
 			index, ierr := strconv.Atoi(in)
 			if st, ok, _ := cd.lstat(in); !ok || !isDir(st) || ierr != nil {
-				if err := cd.removeAll(in); err != nil {
-					cd.Close()
-					return err
-				}
+				warn(cd.join(in), cd.removeAll(in))
 				continue
 			}
 			id, err := cd.sub(in, false)
 			if err != nil {
-				cd.Close()
-				return err
+				warn(cd.join(in), err)
+				continue
 			}
 			ns, err := id.names()
+			if err != nil {
+				warn(id.path, err)
+			}
 			for _, n := range ns {
-				if err = fn(id, match.ShardSpec{Index: index, Count: count}, n); err != nil {
-					break
-				}
+				warn(id.join(n), fn(id, match.ShardSpec{Index: index, Count: count}, n))
 			}
 			id.Close()
-			if err != nil {
-				cd.Close()
-				return err
-			}
 			_ = unix.Unlinkat(cd.fd(), in, unix.AT_REMOVEDIR)
 		}
 		cd.Close()
 		_ = unix.Unlinkat(pd.fd(), cn, unix.AT_REMOVEDIR)
 	}
 	_ = unix.Unlinkat(shards.fd(), partition, unix.AT_REMOVEDIR)
-	return nil
 }
 
 // ConsumedBy reports whether the published partition pub holds this set's
 // result (see consumed).
 func (s *PartSet) ConsumedBy(pub *Published) bool {
-	for _, p := range s.parts {
+	for _, p := range s.first() {
 		if p != nil {
 			return consumed(pub, s.runID, p.pm.Part.Shard, p.name)
 		}
@@ -436,28 +525,53 @@ func (s *PartSet) RunID() string { return s.runID }
 
 // Config is the run configuration the parts record (the same in every part
 // of a set, up to the shard).
-func (s *PartSet) Config() RunConfig { return s.parts[0].pm.Config }
+func (s *PartSet) Config() RunConfig {
+	for _, p := range s.first() {
+		if p != nil {
+			return p.pm.Config
+		}
+	}
+	return RunConfig{}
+}
+
+// Parts is what GatherParts found: the sets of complete parts (the most
+// recently finished first), the shard count, and the parts whose part.json
+// cannot be read.
+type Parts struct {
+	Sets  []*PartSet
+	Count int
+	Bad   []string
+}
 
 // GatherParts reads every complete part of the partition in the local root
 // (count shards; 0: the only count present) and groups them into sets by
-// shard run id, the most recently finished first. Parts whose part.json
-// cannot be read are returned in bad.
-func (s *Staging) GatherParts(count int) (sets []*PartSet, bad []string, err error) {
+// shard run id. Broken parts (part.parquet missing or not the size
+// part.json records: a cleanup raced their upload) are dead and removed.
+func (s *Staging) GatherParts(count int) (Parts, error) {
 	c := s.com
 	st, ok, err := c.tmp.lstat(shardsDir)
 	if err != nil {
-		return nil, nil, err
+		return Parts{}, err
 	}
 	if ok && isDir(st) {
 		if s.shards, err = c.tmp.sub(shardsDir, false); err != nil {
-			return nil, nil, err
+			return Parts{}, err
 		}
 	}
-	count, found, bad, err := scanParts(s.shards, c.partition, count)
+	sc, err := scanParts(s.shards, c.partition, count, s.t.remote == "")
 	if err != nil {
-		return nil, nil, err
+		return Parts{}, err
 	}
-	return groupParts(count, found), bad, nil
+	for _, rel := range sc.broken {
+		c.log.Warn("removing a broken shard part (its part.parquet is missing or not the size part.json records)", "dir", s.shards.join(rel))
+		dir, last, close, err := s.shards.walk(rel)
+		if err == nil {
+			err = dir.removeAll(last)
+			close()
+		}
+		c.warnLeftover(s.shards.join(rel), err)
+	}
+	return Parts{Sets: groupParts(sc.count, sc.parts), Count: sc.count, Bad: sc.bad}, nil
 }
 
 // PartsLocation is where the partition's parts are, for messages.
@@ -470,19 +584,24 @@ func (s *Staging) PartsLocation() string {
 
 // RemoveParts removes the partition's parts from the local root (all but
 // those still being written), once a published partition holds their
-// result.
-func (s *Staging) RemoveParts() error {
+// result. Failures are warnings.
+func (s *Staging) RemoveParts() {
 	if s.shards == nil {
-		return nil
+		return
 	}
-	err := s.com.sweepPartition(s.shards, s.com.partition, nil, true)
+	s.com.sweepPartition(s.shards, s.com.partition, nil, true)
 	_ = unix.Unlinkat(s.com.tmp.fd(), shardsDir, unix.AT_REMOVEDIR) // only when empty
-	return err
 }
 
+// ErrPartsGone: the parts a commit chose vanished from object storage while
+// it downloaded them (another commit published and removed them).
+var ErrPartsGone = errors.New("the shard parts vanished while they were downloaded")
+
 // FetchParts brings the tables of set's parts into the spool of an
-// object-store target (their part.json came with the target); local parts
-// are where they are.
+// object-store target (their part.json came with the target), per index
+// the first attempt whose download matches the size and SHA-256 part.json
+// records; local parts are where they are. When every attempt of an index
+// has vanished meanwhile, the error wraps ErrPartsGone.
 func (s *Staging) FetchParts(ctx context.Context, set *PartSet) error {
 	t := s.t
 	if t.remote == "" {
@@ -492,19 +611,66 @@ func (s *Staging) FetchParts(ctx context.Context, set *PartSet) error {
 	localRoot := t.localPartsRoot()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
-	for _, p := range set.parts {
-		rel, err := filepath.Rel(localRoot, filepath.Join(p.dir, partParquet))
-		if err != nil {
-			return fmt.Errorf("%w: placing the part: %w", failure.Internal, err)
-		}
+	for i, cands := range set.cands {
 		g.Go(func() error {
-			return downloadFile(gctx, st, store.Join(t.partsRoot, filepath.ToSlash(rel)), filepath.Join(localRoot, rel))
+			var errs []error
+			for _, p := range cands {
+				rel := strings.TrimPrefix(p.rel, s.com.partition+"/")
+				to := filepath.Join(localRoot, filepath.FromSlash(rel))
+				err := downloadVerified(gctx, st, store.Join(t.partsRoot, rel), to, p.pm.ParquetSize, p.pm.ParquetSHA256)
+				if err == nil {
+					p.verified = true // ReadParts skips the attempts before it, which have no local copy
+					return nil
+				}
+				if gctx.Err() != nil {
+					return err
+				}
+				t.log.Warn("a shard part could not be used; trying another attempt of its shard", "part", RedactURL(store.Join(t.partsRoot, rel)), "error", err)
+				errs = append(errs, err)
+			}
+			err := errors.Join(errs...)
+			if len(errs) > 0 && !slices.ContainsFunc(errs, func(e error) bool { return !errors.Is(e, fs.ErrNotExist) }) {
+				return fmt.Errorf("%w: shard %d of %d: %w", ErrPartsGone, i, set.count, err)
+			}
+			return fmt.Errorf("%w: no usable part of shard %d of %d: %w", failure.BadData, i, set.count, err)
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	t.log.Info("shard parts downloaded", "parts", len(set.parts), "from", RedactURL(t.partsRoot))
+	t.log.Info("shard parts downloaded", "parts", len(set.cands), "from", RedactURL(t.partsRoot))
+	return nil
+}
+
+// downloadVerified downloads an object to a new local file and checks its
+// size and SHA-256 (when known); a mismatch removes the file.
+func downloadVerified(ctx context.Context, st *store.Store, loc, path string, size int64, sum string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fsError(err, "creating", filepath.Dir(path))
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fsError(err, "creating", path)
+	}
+	h := sha256.New()
+	n, err := st.Download(ctx, loc, io.MultiWriter(f, h))
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fsError(cerr, "writing", path)
+	}
+	if err == nil && (size > 0 && n != size || sum != "" && hex.EncodeToString(h.Sum(nil)) != sum) {
+		err = fmt.Errorf("%w: %s: %d bytes with SHA-256 %x, part.json records %d bytes with SHA-256 %s",
+			failure.BadData, RedactURL(loc), n, h.Sum(nil), size, sum)
+	}
+	if err != nil {
+		os.Remove(path)
+		if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, failure.BadData) {
+			return fmt.Errorf("%w: downloading: %w", failure.NoInput, err)
+		}
+		if errors.Is(err, failure.BadData) {
+			return err
+		}
+		return remoteError(err, "downloading")
+	}
 	return nil
 }
 
@@ -523,18 +689,29 @@ func (t *Target) DeleteParts(ctx context.Context) {
 
 // ReadParts merges the parts of set into every member's list of pop: every
 // pair was scored by exactly one shard, so a member's list is the best k of
-// the union of its partial lists. It returns the parts it used (with their
-// attempts) and the pair counts they add up to.
+// the union of its partial lists. Per index it reads the first attempt
+// whose content matches the SHA-256 its part.json records (opened inside
+// the output without following a link, never blocking on a FIFO). It
+// returns the parts it used (with their attempts) and the pair counts they
+// add up to.
 func ReadParts(set *PartSet, pop *read.Population, k int) (lists [][]match.Cand, used []PartRef, examined, compatible int64, err error) {
 	lists = make([][]match.Cand, pop.N)
-	for _, p := range set.parts {
+	for i, cands := range set.cands {
+		var p *partAttempt
+		var rows []PartRow
+		var errs []error
+		for _, c := range cands {
+			if rows, err = c.read(); err == nil {
+				p = c
+				break
+			}
+			errs = append(errs, err)
+		}
+		if p == nil {
+			return nil, nil, 0, 0, fmt.Errorf("%w: no usable part of shard %d of %d: %w", failure.BadData, i, set.count, errors.Join(errs...))
+		}
 		if p.pm.Part.Members != int64(pop.N) {
 			return nil, nil, 0, 0, failure.FileError(failure.BadData, p.dir, "", fmt.Errorf("the part covers %d members, the population has %d", p.pm.Part.Members, pop.N))
-		}
-		path := filepath.Join(p.dir, partParquet)
-		rows, err := parquet.ReadFile[PartRow](path)
-		if err != nil {
-			return nil, nil, 0, 0, failure.FileError(failure.BadData, path, "", err)
 		}
 		prev, rank := int64(0), int32(0)
 		for n, r := range rows {
@@ -544,7 +721,7 @@ func ReadParts(set *PartSet, pop *read.Population, k int) (lists [][]match.Cand,
 			rank++
 			i, j := pop.Index(r.UserID), pop.Index(r.MatchID)
 			if i < 0 || j < 0 || r.Rank != rank || rank > int32(k) {
-				return nil, nil, 0, 0, failure.FileError(failure.BadData, path, "", fmt.Errorf("row %d (user %d, rank %d, match %d) does not fit the population or the part", n, r.UserID, r.Rank, r.MatchID))
+				return nil, nil, 0, 0, failure.FileError(failure.BadData, p.dir, "", fmt.Errorf("row %d (user %d, rank %d, match %d) does not fit the population or the part", n, r.UserID, r.Rank, r.MatchID))
 			}
 			lists[i] = append(lists[i], match.Cand{J: int32(j), S: r.Score})
 		}
@@ -560,6 +737,42 @@ func ReadParts(set *PartSet, pop *read.Population, k int) (lists [][]match.Cand,
 		}
 	}
 	return lists, used, examined, compatible, nil
+}
+
+// read reads the part's rows: part.parquet opened inside the output (no
+// link followed, a FIFO refused without blocking), its SHA-256 checked
+// against part.json (once), then decoded from the same descriptor.
+func (p *partAttempt) read() ([]PartRow, error) {
+	if p.shards == nil {
+		return nil, fmt.Errorf("%w: the part %s has no local copy", failure.Internal, p.dir)
+	}
+	f, err := p.shards.openRel(p.rel)
+	if err != nil {
+		if errors.Is(err, failure.Permission) {
+			return nil, err
+		}
+		return nil, failure.FileError(failure.BadData, p.dir, "", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, failure.FileError(failure.IO, p.dir, "", err)
+	}
+	if !p.verified && p.pm.ParquetSHA256 != "" {
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(f, 0, st.Size())); err != nil {
+			return nil, failure.FileError(failure.IO, p.dir, "", err)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != p.pm.ParquetSHA256 {
+			return nil, failure.FileError(failure.BadData, p.dir, "", fmt.Errorf("part.parquet has SHA-256 %s, part.json records %s", got, p.pm.ParquetSHA256))
+		}
+		p.verified = true
+	}
+	rows, err := parquet.Read[PartRow](f, st.Size())
+	if err != nil {
+		return nil, failure.FileError(failure.BadData, p.dir, "", err)
+	}
+	return rows, nil
 }
 
 // PartWriter writes the part of one attempt of a shard: in <attempt>.tmp,
@@ -619,11 +832,23 @@ func (pw *PartWriter) WriteRows(runID string, ids []int64, lists [][]match.Cand)
 // Part is what the part holds.
 func (pw *PartWriter) Part() PartRef { return pw.part }
 
-// Finish writes part.json (the shard's manifest m, the part, and m's run
-// id as the shard run id) and renames the part into place: it is
+// Finish writes part.json (the shard's manifest m, the part, m's run id as
+// the shard run id, part.parquet's size and SHA-256, and the scheduler's
+// run of the night, SchedulerRunID) and renames the part into place: it is
 // complete. It returns the part's directory.
 func (pw *PartWriter) Finish(m *Manifest) (string, error) {
-	b, err := json.MarshalIndent(partManifest{Manifest: *m, Part: pw.part, ShardRunID: m.RunID}, "", "  ")
+	f, err := pw.tmp.open(partParquet, os.O_RDONLY, 0)
+	if err != nil {
+		return "", fsError(err, "reading back", pw.tmp.join(partParquet))
+	}
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return "", fsError(err, "reading back", pw.tmp.join(partParquet))
+	}
+	b, err := json.MarshalIndent(partManifest{Manifest: *m, Part: pw.part, ShardRunID: m.RunID,
+		ParquetSize: size, ParquetSHA256: hex.EncodeToString(h.Sum(nil)), Night: SchedulerRunID(os.Getenv)}, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("encoding the part manifest: %w", err)
 	}

@@ -32,33 +32,47 @@ import (
 //     publish used (each carries the publishing attempt id:
 //     matches/part-00000-<attempt>.parquet, manifest-<attempt>.json,
 //     report-<attempt>.html), then writes OUT/<partition>/_SUCCESS, which
-//     lists them, and only then deletes the objects the new _SUCCESS does
-//     not list (an earlier publish's, leftovers of killed ones). _SUCCESS
-//     is created with a conditional create (If-None-Match: *) when there
-//     was none, and replaced in one PUT by --overwrite. So at every moment
-//     _SUCCESS lists a complete set of files that all exist: an object is
-//     never rewritten once a _SUCCESS listed it, and it is deleted only
-//     after _SUCCESS stopped listing it. A killed --overwrite leaves the
-//     old publish in force (before the PUT) or the new one (after it),
-//     plus objects nobody lists, which the next publish removes.
-//     Readers read _SUCCESS and then exactly the files it lists; one that
-//     finds a listed file gone (an overwrite finished meanwhile) starts
-//     again from _SUCCESS.
+//     lists them with their sizes, and only then deletes the objects the
+//     new _SUCCESS does not list and that batchmatch could have written
+//     (ownName: an earlier publish's, leftovers of killed ones; nothing
+//     else under the partition is ever deleted). _SUCCESS is always
+//     written on a condition: created only if there is none (S3
+//     If-None-Match: *, GCS generation 0, link(2) for file://), replaced
+//     only if it is still the version this publisher read (S3 If-Match on
+//     its ETag, a GCS generation match, the same content under a lock for
+//     file://). So at every moment _SUCCESS lists a complete set of files
+//     that all exist: an object is never rewritten once a _SUCCESS listed
+//     it, and it is deleted only after _SUCCESS stopped listing it. A
+//     killed --overwrite leaves the old publish in force (before the
+//     write) or the new one (after it), plus objects nobody lists, which
+//     the next publish removes. Readers read _SUCCESS and then exactly the
+//     files it lists; one that finds a listed file gone (an overwrite
+//     finished meanwhile) starts again from _SUCCESS.
+//   - a conditional write that fails is read back: _SUCCESS naming this
+//     very attempt means that the write succeeded and only its answer was
+//     lost (then retried); anything else means another publisher won, and
+//     this one deletes only its own uploads, never a file the winner's
+//     _SUCCESS lists, and succeeds when the winner has the same run id
+//     (identical tables).
 //   - a shard uploads its part to OUT/_temporary/shards/<partition>/<count>/<index>/<attempt>/,
-//     part.parquet first and part.json last: a part is complete when its
-//     part.json exists, so a pod lost mid-upload leaves nothing commit uses.
+//     part.parquet first and part.json (with part.parquet's size and
+//     SHA-256) last: a part is complete when its part.json exists and its
+//     part.parquet has the size recorded, so a pod lost mid-upload leaves
+//     nothing commit uses.
 //   - commit downloads every complete part's part.json into its spool,
-//     picks the newest complete set of one run id as a local commit does,
-//     downloads its tables, merges and publishes as a local commit does,
-//     pushes the partition as a whole run does, then deletes the parts.
+//     picks the set to publish as a local commit does (Decide), downloads
+//     its tables (checking their SHA-256), merges and publishes as a local
+//     commit does, pushes the partition as a whole run does, then deletes
+//     the parts.
 //
 // Concurrency is the scheduler's (concurrencyPolicy: Forbid); the
-// conditional create is the last guard: of two publishers racing for one
-// unpublished partition only one creates _SUCCESS, and the loser removes
-// what it uploaded. Because the tables are a pure function of the inputs
-// and the configuration, a run that finds the partition published by the
-// same run id (a retry whose first attempt published) succeeds without
-// uploading; a run of another run id fails with failure.Exists unless
+// conditional writes are the last guard: of two publishers racing for one
+// partition only one writes _SUCCESS, and the loser removes what it
+// uploaded. Because the tables are a pure function of the inputs and the
+// configuration, a run that finds the partition published by the same run
+// id (a retry whose first attempt published) succeeds without uploading,
+// unless files that _SUCCESS lists are missing: then it publishes again
+// (a repair). A run of another run id fails with failure.Exists unless
 // --overwrite.
 //
 // The spool directory carries an owner lock (ownerLock) held for the
@@ -75,27 +89,39 @@ func remoteError(err error, what string) error {
 	return fmt.Errorf("%w: %s: %w", failure.OSKind(err, failure.IO), what, err)
 }
 
-// readRemotePublished reads dst's _SUCCESS and the manifest it names (nil:
-// the partition is not published).
+// readRemotePublished reads dst's _SUCCESS (with its version) and the
+// manifest it names, and lists dst to check that every file _SUCCESS
+// lists is there with its size (nil: the partition is not published).
 func readRemotePublished(ctx context.Context, st *store.Store, dst string) (*Published, error) {
-	body, err := st.ReadFile(ctx, store.Join(dst, SuccessFile))
+	body, v, err := st.ReadVersion(ctx, store.Join(dst, SuccessFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, remoteError(err, "checking "+RedactURL(dst))
 	}
-	p := &Published{success: ParseSuccess(body)}
-	raw, err := st.ReadFile(ctx, store.Join(dst, p.success.ManifestName()))
-	switch {
-	case err == nil:
-		var m Manifest
-		if json.Unmarshal(raw, &m) == nil {
-			p.manifest = &m
+	p := &Published{success: ParseSuccess(body), version: v}
+	if name := p.success.ManifestName(); validRel(name) {
+		raw, err := st.ReadFile(ctx, store.Join(dst, name))
+		switch {
+		case err == nil:
+			var m Manifest
+			if json.Unmarshal(raw, &m) == nil {
+				p.manifest = &m
+			}
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, remoteError(err, "reading the published manifest of "+RedactURL(dst))
 		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return nil, remoteError(err, "reading the published manifest of "+RedactURL(dst))
 	}
+	objs, err := st.ListObjects(ctx, dst)
+	if err != nil {
+		return nil, remoteError(err, "listing "+RedactURL(dst))
+	}
+	sizes := make(map[string]int64, len(objs))
+	for _, o := range objs {
+		sizes[o.Key] = o.Size
+	}
+	p.missing = p.success.missingFiles(func(rel string) (int64, bool) { n, ok := sizes[rel]; return n, ok })
 	return p, nil
 }
 
@@ -111,12 +137,13 @@ type spool struct {
 // newSpool removes the spools of dead runs under base ("": the system's
 // temporary directory) and creates a new one (0700).
 func newSpool(base string, log *slog.Logger, h *Hooks) (*spool, error) {
+	flag := "--spool-dir"
 	if base == "" {
-		base = os.TempDir()
+		base, flag = os.TempDir(), "the temporary directory ($TMPDIR)"
 	}
 	f, err := os.OpenFile(base, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fsError(err, "opening the spool directory", base)
+		return nil, pathError(err, flag, "opening the spool directory", base)
 	}
 	bd := &outDir{f: f, path: base, hooks: h}
 	sweepSpools(bd, log)
@@ -197,10 +224,10 @@ func sweepSpools(base *outDir, log *slog.Logger) {
 
 // pushPartition uploads a staged local partition (its files named after
 // the attempt, _SUCCESS listing them) to dst, then makes it the published
-// one by writing _SUCCESS, then deletes what _SUCCESS does not list (see
-// the comment at the top of this file). already is true when dst turned
-// out to be published by the same run id (identical tables), in which case
-// nothing of this publish is left behind.
+// one by writing _SUCCESS on a condition, then deletes what _SUCCESS does
+// not list (see the comment at the top of this file). already is true when
+// dst turned out to be published, intact, by the same run id (identical
+// tables), in which case nothing of this publish is left behind.
 func pushPartition(ctx context.Context, st *store.Store, log *slog.Logger, dir, dst string, overwrite bool, runID string, h *Hooks) (already bool, err error) {
 	files, err := listFiles(dir)
 	if err != nil {
@@ -211,19 +238,61 @@ func pushPartition(ctx context.Context, st *store.Store, log *slog.Logger, dir, 
 	if err != nil {
 		return false, fsError(err, "reading the staged _SUCCESS in", dir)
 	}
+	mine := ParseSuccess(body)
 	marker := store.Join(dst, SuccessFile)
 	// The partition as it is now (it may have changed since the run began).
-	cur, err := st.ReadFile(ctx, marker)
-	exists := err == nil
+	cur, err := readRemotePublished(ctx, st, dst)
+	if err != nil {
+		return false, err
+	}
 	switch {
-	case exists && !overwrite && successRunID(cur) == runID:
+	case cur == nil:
+	case !cur.Intact() && cur.RunID() == runID:
+		log.Warn("the partition is published by this run, but files its _SUCCESS lists are missing: publishing it again",
+			"partition", RedactURL(dst), "run_id", runID, "missing", cur.Missing())
+	case !overwrite && cur.RunID() == runID:
 		log.Warn("another attempt of the same run already published; its tables are identical", "partition", RedactURL(dst), "run_id", runID)
 		return true, nil
-	case exists && !overwrite:
-		return false, fmt.Errorf("%w: %s is already published by run %s; pass --overwrite to replace it", failure.Exists, RedactURL(dst), successRunID(cur))
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return false, remoteError(err, "checking "+RedactURL(marker))
+	case !overwrite:
+		return false, fmt.Errorf("%w: %s is already published by run %s; pass --overwrite to replace it", failure.Exists, RedactURL(dst), cur.RunID())
 	}
+	if err := uploadFiles(ctx, st, dir, dst, files); err != nil {
+		return false, err
+	}
+	CrashPoint("remote-uploaded")
+	h.beforeMarker()
+	var prev *store.Version
+	if cur != nil {
+		prev = &cur.version
+	}
+	err = st.WriteIf(ctx, marker, body, prev)
+	if errors.Is(err, store.ErrExists) {
+		theirs, rerr := readRemotePublished(ctx, st, dst)
+		if rerr != nil {
+			return false, fmt.Errorf("%w: writing %s was refused (%w), and reading it back failed: %w", failure.IO, RedactURL(marker), err, rerr)
+		}
+		if theirs == nil || theirs.AttemptID() != mine.AttemptID {
+			return lostRace(ctx, st, log, dst, files, theirs, runID)
+		}
+		// Our own write, whose answer was lost: the retry found it done.
+		log.Info("_SUCCESS is this attempt's: an earlier try of its write succeeded", "partition", RedactURL(dst))
+		err = nil
+	}
+	if err != nil {
+		return false, remoteError(err, "writing "+RedactURL(marker))
+	}
+	CrashPoint("remote-success")
+	h.afterMarker()
+	log.Info("published to object storage", "partition", RedactURL(dst), "objects", len(files)+1)
+	if err := repairListed(ctx, st, log, dir, dst, mine); err != nil {
+		return false, err
+	}
+	removeUnlisted(ctx, st, log, dst, mine)
+	return false, nil
+}
+
+// uploadFiles uploads the files (slash paths under dir) to dst, 8 at a time.
+func uploadFiles(ctx context.Context, st *store.Store, dir, dst string, files []string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for _, rel := range files {
@@ -234,49 +303,80 @@ func pushPartition(ctx context.Context, st *store.Store, log *slog.Logger, dir, 
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return false, err
+	return g.Wait()
+}
+
+// lostRace is what a publisher does when another one's _SUCCESS (theirs)
+// took the partition first: it deletes its own uploads (never a file
+// theirs lists) and succeeds when theirs is of the same run id.
+func lostRace(ctx context.Context, st *store.Store, log *slog.Logger, dst string, files []string, theirs *Published, runID string) (bool, error) {
+	var keep []string
+	if theirs != nil {
+		keep = theirs.success.Files
 	}
-	CrashPoint("remote-uploaded")
-	h.beforeMarker()
-	if exists {
-		// --overwrite: one PUT switches readers from the old file list to
-		// the new one; both are complete.
-		err = st.WriteFile(ctx, marker, body, false)
-	} else {
-		err = st.WriteFile(ctx, marker, body, true)
-	}
-	if errors.Is(err, store.ErrExists) {
-		// Another publisher won the race; what we uploaded is nobody's.
-		theirs, rerr := st.ReadFile(ctx, marker)
-		for _, rel := range files {
-			if derr := st.Delete(ctx, store.Join(dst, rel)); derr != nil {
-				log.Warn("removing an upload of the losing publisher failed", "object", rel, "error", derr)
-			}
+	for _, rel := range files {
+		if slices.Contains(keep, rel) {
+			continue
 		}
-		if rerr == nil && successRunID(theirs) == runID {
-			log.Warn("another attempt of the same run published first; its tables are identical", "partition", RedactURL(dst), "run_id", runID)
-			return true, nil
+		if derr := st.Delete(ctx, store.Join(dst, rel)); derr != nil {
+			log.Warn("removing an upload of the losing publisher failed", "object", rel, "error", derr)
 		}
-		return false, fmt.Errorf("%w: %s was published by run %q while run %s uploaded to it; the published partition is intact, this run's uploads are removed: publish again with --overwrite to replace it (concurrent runs on one output are the scheduler's to forbid)",
-			failure.Exists, RedactURL(dst), successRunID(theirs), runID)
 	}
+	if theirs != nil && theirs.RunID() == runID {
+		log.Warn("another attempt of the same run published first; its tables are identical", "partition", RedactURL(dst), "run_id", runID)
+		return true, nil
+	}
+	other := ""
+	if theirs != nil {
+		other = theirs.RunID()
+	}
+	return false, fmt.Errorf("%w: %s was published by run %q while run %s uploaded to it; the published partition is intact, this run's uploads are removed: publish again with --overwrite to replace it (concurrent runs on one output are the scheduler's to forbid)",
+		failure.Exists, RedactURL(dst), other, runID)
+}
+
+// repairListed checks, once mine is the published _SUCCESS, that every
+// file it lists is there, and uploads again from dir (the same bytes
+// under the same name) any that a concurrent publisher's cleanup removed
+// while this one was uploading.
+func repairListed(ctx context.Context, st *store.Store, log *slog.Logger, dir, dst string, mine Success) error {
+	objs, err := st.ListObjects(ctx, dst)
 	if err != nil {
-		return false, remoteError(err, "writing "+RedactURL(marker))
+		log.Warn("published, but the partition could not be listed to check it", "error", err)
+		return nil
 	}
-	CrashPoint("remote-success")
-	log.Info("published to object storage", "partition", RedactURL(dst), "objects", len(files)+1)
-	// What the new _SUCCESS does not list is dead: an earlier publish's
-	// files, uploads of killed runs.
+	sizes := map[string]int64{}
+	for _, o := range objs {
+		sizes[o.Key] = o.Size
+	}
+	missing := mine.missingFiles(func(rel string) (int64, bool) { n, ok := sizes[rel]; return n, ok })
+	if len(missing) == 0 {
+		return nil
+	}
+	log.Warn("files of the publish were removed meanwhile (a concurrent publisher's cleanup): uploading them again", "files", missing)
+	return uploadFiles(ctx, st, dir, dst, missing)
+}
+
+// removeUnlisted deletes what the published _SUCCESS (mine) does not list
+// under dst and batchmatch could have written (ownName): an earlier
+// publish's files, uploads of killed ones. Before each deletion it checks
+// that _SUCCESS is still mine: once another publisher's is, cleaning up
+// is that publisher's business. Failures are warnings: the next publish
+// removes what is left.
+func removeUnlisted(ctx context.Context, st *store.Store, log *slog.Logger, dst string, mine Success) {
 	keys, err := st.List(ctx, dst)
 	if err != nil {
 		log.Warn("published, but objects of earlier publishes could not be listed for removal", "error", err)
-		return false, nil
+		return
 	}
 	removed := 0
 	for _, k := range keys {
-		if k == SuccessFile || slices.Contains(files, k) {
+		if k == SuccessFile || slices.Contains(mine.Files, k) || !ownName(k) {
 			continue
+		}
+		body, err := st.ReadFile(ctx, store.Join(dst, SuccessFile))
+		if err != nil || ParseSuccess(body).AttemptID != mine.AttemptID {
+			log.Info("another publish replaced this one: its publisher removes what is left", "partition", RedactURL(dst))
+			return
 		}
 		if err := st.Delete(ctx, store.Join(dst, k)); err != nil {
 			log.Warn("published, but an object of an earlier publish could not be removed; the next publish removes it", "object", k, "error", err)
@@ -287,7 +387,6 @@ func pushPartition(ctx context.Context, st *store.Store, log *slog.Logger, dir, 
 			CrashPoint("remote-removing")
 		}
 	}
-	return false, nil
 }
 
 // uploadDir uploads every file under dir to dst, the one named last after
@@ -310,28 +409,6 @@ func uploadDir(ctx context.Context, st *store.Store, dir, dst, last string) erro
 		if err := st.Upload(ctx, store.Join(dst, rel), filepath.Join(dir, filepath.FromSlash(rel)), false); err != nil {
 			return remoteError(err, "uploading "+rel)
 		}
-	}
-	return nil
-}
-
-// downloadFile copies an object to a new local file.
-func downloadFile(ctx context.Context, st *store.Store, loc, path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return fsError(err, "creating", filepath.Dir(path))
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
-	if err != nil {
-		return fsError(err, "creating", path)
-	}
-	if _, err := st.Download(ctx, loc, f); err != nil {
-		f.Close()
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: downloading: %w", failure.NoInput, err)
-		}
-		return remoteError(err, "downloading")
-	}
-	if err := f.Close(); err != nil {
-		return fsError(err, "writing", path)
 	}
 	return nil
 }

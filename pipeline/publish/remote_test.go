@@ -16,6 +16,14 @@ import (
 	"github.com/osmosis/batchmatch/pipeline/store/storetest"
 )
 
+// Attempt ids of the publishers in these tests.
+const (
+	a1 = "20261130T010000Z-1-000000a1"
+	a2 = "20261130T010000Z-2-000000a2"
+	b1 = "20261130T020000Z-3-000000b1"
+	w  = "20261130T015900Z-4-0000000f"
+)
+
 // stagePartition writes a staged local partition as a run leaves it
 // for pushPartition: files named after the attempt, a manifest, and
 // _SUCCESS listing them.
@@ -36,7 +44,7 @@ func stagePartition(t *testing.T, runID, attempt string, files map[string]string
 		}
 	}
 	sort.Strings(names)
-	if err := os.WriteFile(filepath.Join(dir, SuccessFile), successBody(runID, attempt, manifest, names), 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, SuccessFile), successBody(runID, attempt, manifest, names, nil), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -72,20 +80,25 @@ func checkRemotePublished(t *testing.T, st *store.Store, dst string) (runID, mat
 // second publisher of the same run (same run id: identical tables) succeeds
 // without uploading; one of another run gets failure.Exists and touches nothing;
 // --overwrite publishes the new files under new names, switches _SUCCESS
-// to them and then removes the old ones.
+// to them and then removes the old ones, and nothing batchmatch does not
+// write.
 func TestPushPartition(t *testing.T) {
 	ctx := context.Background()
 	st := store.New(nil)
 	defer st.Close()
 	log := slog.New(slog.DiscardHandler)
 	dst := "mem://push-test/out/dt=2026-11-30"
-	a := stagePartition(t, "run-a", "a1", map[string]string{"matches/part-00000-a1.parquet": "A", "extra/x-a1": "old"})
+	a := stagePartition(t, "run-a", a1, map[string]string{"matches/part-00000-" + a1 + ".parquet": "A", "report-" + a1 + ".html": "old"})
 	if already, err := pushPartition(ctx, st, log, a, dst, false, "run-a", nil); err != nil || already {
 		t.Fatal(already, err)
 	}
+	// Something batchmatch never writes, under the partition: never deleted.
+	if err := st.WriteFile(ctx, store.Join(dst, "profiles", "x.parquet"), []byte("not ours"), false); err != nil {
+		t.Fatal(err)
+	}
 	keysA, _ := st.List(ctx, dst)
 	// Another attempt of the same run.
-	a2 := stagePartition(t, "run-a", "a2", map[string]string{"matches/part-00000-a2.parquet": "A"})
+	a2 := stagePartition(t, "run-a", a2, map[string]string{"matches/part-00000-" + a2 + ".parquet": "A"})
 	if already, err := pushPartition(ctx, st, log, a2, dst, false, "run-a", nil); err != nil || !already {
 		t.Fatalf("second publisher of the same run: already %v, %v", already, err)
 	}
@@ -93,7 +106,7 @@ func TestPushPartition(t *testing.T) {
 		t.Fatalf("the second publisher of the same run uploaded: %q, was %q", keys, keysA)
 	}
 	// A later publisher of another run is refused before it uploads anything.
-	b := stagePartition(t, "run-b", "b1", map[string]string{"matches/part-00000-b1.parquet": "B"})
+	b := stagePartition(t, "run-b", b1, map[string]string{"matches/part-00000-" + b1 + ".parquet": "B"})
 	_, err := pushPartition(ctx, st, log, b, dst, false, "run-b", nil)
 	if !errors.Is(err, failure.Exists) {
 		t.Fatalf("publisher of another run: %v, want failure.Exists", err)
@@ -109,7 +122,7 @@ func TestPushPartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{SuccessFile, "manifest-b1.json", "matches/part-00000-b1.parquet"}; !slices.Equal(keys, want) {
+	if want := []string{SuccessFile, "manifest-" + b1 + ".json", "matches/part-00000-" + b1 + ".parquet", "profiles/x.parquet"}; !slices.Equal(keys, want) {
 		t.Fatalf("after overwrite: %q, want %q", keys, want)
 	}
 	if id, m := checkRemotePublished(t, st, dst); id != "run-b" || m != "B" {
@@ -137,18 +150,18 @@ func TestPushPartitionRace(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := "mem://race-test/" + tc.winner + "/dt=2026-11-30"
 			hooks := &Hooks{BeforeMarker: func() {
-				w := map[string]string{"matches/part-00000-w.parquet": "W", "manifest-w.json": "{}"}
-				for rel, body := range w {
+				files := map[string]string{"matches/part-00000-" + w + ".parquet": "W", "manifest-" + w + ".json": "{}"}
+				for rel, body := range files {
 					if err := st.WriteFile(ctx, store.Join(dst, rel), []byte(body), false); err != nil {
 						t.Fatal(err)
 					}
 				}
-				body := successBody(tc.winner, "w", "manifest-w.json", []string{"manifest-w.json", "matches/part-00000-w.parquet"})
+				body := successBody(tc.winner, w, "manifest-"+w+".json", []string{"manifest-" + w + ".json", "matches/part-00000-" + w + ".parquet"}, nil)
 				if err := st.WriteFile(ctx, store.Join(dst, SuccessFile), body, true); err != nil {
 					t.Fatal(err)
 				}
 			}}
-			a := stagePartition(t, "run-a", "a1", map[string]string{"matches/part-00000-a1.parquet": "A"})
+			a := stagePartition(t, "run-a", a1, map[string]string{"matches/part-00000-" + a1 + ".parquet": "A"})
 			_, err := pushPartition(ctx, st, log, a, dst, false, "run-a", hooks)
 			if !errors.Is(err, tc.wantErr) && !(err == nil && tc.wantErr == nil) {
 				t.Fatalf("losing publisher: %v, want %v", err, tc.wantErr)
@@ -157,7 +170,7 @@ func TestPushPartitionRace(t *testing.T) {
 				t.Fatalf("published: run %s, matches %q; want the winner's", id, m)
 			}
 			keys, _ := st.List(ctx, dst)
-			if want := []string{SuccessFile, "manifest-w.json", "matches/part-00000-w.parquet"}; !slices.Equal(keys, want) {
+			if want := []string{SuccessFile, "manifest-" + w + ".json", "matches/part-00000-" + w + ".parquet"}; !slices.Equal(keys, want) {
 				t.Fatalf("after the race: %q, want only the winner's %q", keys, want)
 			}
 		})
@@ -173,10 +186,10 @@ func TestPushPartitionFailures(t *testing.T) {
 	fake := storetest.NewFakeS3(t, "bm")
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
-	old := stagePartition(t, "run-a", "a1", map[string]string{
-		"matches/part-00000-a1.parquet": "A", "soulmates/part-00000-a1.parquet": "A", "rejects/part-00000-a1.parquet": "A"})
-	neu := stagePartition(t, "run-b", "b1", map[string]string{
-		"matches/part-00000-b1.parquet": "B", "soulmates/part-00000-b1.parquet": "B", "rejects/part-00000-b1.parquet": "B"})
+	old := stagePartition(t, "run-a", a1, map[string]string{
+		"matches/part-00000-" + a1 + ".parquet": "A", "soulmates/part-00000-" + a1 + ".parquet": "A", "rejects/part-00000-" + a1 + ".parquet": "A"})
+	neu := stagePartition(t, "run-b", b1, map[string]string{
+		"matches/part-00000-" + b1 + ".parquet": "B", "soulmates/part-00000-" + b1 + ".parquet": "B", "rejects/part-00000-" + b1 + ".parquet": "B"})
 	newStore := func() *store.Store {
 		s := store.New(nil)
 		s.Retry = store.Retry{Attempts: 1}

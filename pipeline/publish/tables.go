@@ -54,7 +54,7 @@ func (s *Staging) WriteTables(ctx context.Context, t Tables, m *Manifest, worker
 	// timestamp) so that the same population and configuration give
 	// byte-identical tables however the input was sharded.
 	meta := map[string]string{"batchmatch.run_id": m.RunID, "batchmatch.as_of": m.AsOf,
-		"batchmatch.spec_version": SpecVersion, "batchmatch.version": Version, "batchmatch.config_hash": m.ConfigHash}
+		"batchmatch.spec_version": SpecVersion, "batchmatch.version": Build().Version, "batchmatch.config_hash": m.ConfigHash}
 	// Output ids: internal ids, or their pseudonyms. Rows are written in
 	// output-id order so that the tables stay sorted either way.
 	ids, order := pop.ID, make([]int32, pop.N)

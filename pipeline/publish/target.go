@@ -5,10 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strconv"
-	"strings"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/osmosis/batchmatch/pipeline/failure"
 	"github.com/osmosis/batchmatch/pipeline/store"
@@ -41,8 +37,10 @@ type TargetConfig struct {
 	// and commits; a shard does not look).
 	Published bool
 	// Parts: bring every complete shard part's part.json into the spool (a
-	// commit; the tables of the set it picks come later, FetchParts).
-	Parts bool
+	// commit; the tables of the set it picks come later, FetchParts), of
+	// ShardCount shards (0: the only count present).
+	Parts      bool
+	ShardCount int
 }
 
 // OpenTarget opens the output of tc. For an object store it reads the
@@ -68,42 +66,12 @@ func OpenTarget(ctx context.Context, tc TargetConfig, log *slog.Logger, h *Hooks
 	}
 	t.spool, t.root = sp, sp.dir
 	if tc.Parts {
-		if err := t.downloadPartManifests(ctx); err != nil {
+		if err := t.downloadPartManifests(ctx, tc.ShardCount); err != nil {
 			sp.release()
 			return nil, err
 		}
 	}
 	return t, nil
-}
-
-// downloadPartManifests brings the part.json of every complete remote
-// attempt (<count>/<index>/<attempt>/part.json) into the spool.
-func (t *Target) downloadPartManifests(ctx context.Context) error {
-	st := store.Default()
-	t.partsRoot = store.Join(t.remote, StagingDir, shardsDir, t.partition)
-	keys, err := st.List(ctx, t.partsRoot)
-	if err != nil {
-		return remoteError(err, "listing the shard parts under "+RedactURL(t.partsRoot))
-	}
-	localRoot := t.localPartsRoot()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for _, k := range keys {
-		seg := strings.Split(k, "/")
-		if len(seg) != 4 || seg[3] != partJSON || seg[2] == "" || strings.HasPrefix(seg[2], ".") {
-			continue
-		}
-		if _, err := strconv.Atoi(seg[0]); err != nil {
-			continue
-		}
-		if _, err := strconv.Atoi(seg[1]); err != nil {
-			continue
-		}
-		g.Go(func() error {
-			return downloadFile(gctx, st, store.Join(t.partsRoot, k), filepath.Join(localRoot, filepath.FromSlash(k)))
-		})
-	}
-	return g.Wait()
 }
 
 // localPartsRoot is where the parts of the partition are on local disk.
@@ -131,7 +99,7 @@ func (t *Target) Remote() string { return t.remote }
 // (openCommitter). ownParts is a commit of this partition, which handles
 // the partition's shard parts itself.
 func (t *Target) Lock(attempt string, ownParts bool) (*Staging, error) {
-	com, err := openCommitter(t.root, t.partition, attempt, t.log, ownParts, t.hooks)
+	com, err := openCommitter(t.root, t.partition, attempt, t.log, ownParts, t.remote != "", t.hooks)
 	if err != nil {
 		return nil, err
 	}
@@ -174,16 +142,10 @@ func (s *Staging) Location() string {
 // Dir is the staged partition, where the run writes its files.
 func (s *Staging) Dir() string { return s.com.stagedPartition() }
 
-// Tagged is the name a file of the partition is written under: on object
-// storage it carries the attempt id, so that a publish never overwrites an
-// object another publish's _SUCCESS lists (remote.go); a local partition
-// is swapped whole and keeps plain names.
-func (s *Staging) Tagged(name string) string {
-	if s.t.remote != "" {
-		return taggedName(name, s.com.attempt)
-	}
-	return name
-}
+// Tagged is the name a file of the partition is written under: it carries
+// the attempt id, so that a publish never rewrites a file another
+// publish's _SUCCESS lists (names.go), locally and on object storage.
+func (s *Staging) Tagged(name string) string { return taggedName(name, s.com.attempt) }
 
 // WriteFile writes data as the staged partition's file name (through a
 // temporary file, fsynced).
@@ -209,6 +171,16 @@ func (t *Target) Push(ctx context.Context, dir string, overwrite bool, runID str
 		return false, nil
 	}
 	return pushPartition(ctx, store.Default(), t.log, dir, t.dst, overwrite, runID, t.hooks)
+}
+
+// Republished reads again what the partition holds on object storage (nil:
+// not published), and what it held when the target was opened for a local
+// one (whose lock the caller holds).
+func (t *Target) Republished(ctx context.Context, s *Staging) (*Published, error) {
+	if t.remote == "" {
+		return s.Published(), nil
+	}
+	return readRemotePublished(ctx, store.Default(), t.dst)
 }
 
 // Location names the published partition in results: dir, the partition

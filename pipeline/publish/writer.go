@@ -121,7 +121,7 @@ func newTableWriter[T any](path string, meta map[string]string, layout tableLayo
 	}
 	opts := []parquet.WriterOption{
 		parquet.Compression(&parquet.Zstd),
-		parquet.CreatedBy("batchmatch", Version, ""),
+		createdBy(Build().CreatedBy()),
 		parquet.DataPageVersion(1),
 	}
 	for _, k := range slices.Sorted(maps.Keys(meta)) { // sorted: deterministic bytes
@@ -194,11 +194,10 @@ func writeTable[T any](path string, meta map[string]string, layout tableLayout, 
 	return t.rows, nil
 }
 
-// PartFile is the file name of the single part each table has today.
+// PartFile is the file name of the single part each table has today,
+// before the attempt id a publish tags it with (taggedName); partitions of
+// earlier versions have it as it is.
 const PartFile = "part-00000.parquet"
-
-// TablePath is where a local partition dir holds table.
-func TablePath(dir, table string) string { return filepath.Join(dir, table, PartFile) }
 
 // taggedName is name with tag before its extension ("part-00000.parquet",
 // "a1" → "part-00000-a1.parquet"), or name when tag is empty.
@@ -209,3 +208,11 @@ func taggedName(name, tag string) string {
 	ext := filepath.Ext(name)
 	return strings.TrimSuffix(name, ext) + "-" + tag + ext
 }
+
+// createdBy sets the footer's created_by as it is: parquet.CreatedBy writes
+// "<app> version <v>(build <b>)", without the space readers expect and with
+// an empty "(build )" when there is no revision.
+type createdBy string
+
+// ConfigureWriter implements parquet.WriterOption.
+func (c createdBy) ConfigureWriter(w *parquet.WriterConfig) { w.CreatedBy = string(c) }

@@ -4,6 +4,7 @@ import (
 	"reflect"
 
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -61,6 +62,13 @@ func TestOutputLayout(t *testing.T) {
 				if v := kv.FindValue(key); v == nil || *v != want {
 					t.Errorf("footer %s = %v, want %q", key, v, want)
 				}
+			}
+			// created_by in the form readers parse: no "(build )" without a revision
+			if got, want := md.GetCreatedBy(), publish.Build().CreatedBy(); got != want {
+				t.Errorf("created_by %q, want %q", got, want)
+			}
+			if v := md.WriterVersion(); v.App != "batchmatch" || fmt.Sprintf("%d.%d.%d", v.Version.Major, v.Version.Minor, v.Version.Patch) != publish.Build().Version {
+				t.Errorf("created_by %q is read as %+v", md.GetCreatedBy(), v)
 			}
 			if md.NumRows == 0 || md.NumRowGroups() == 0 {
 				t.Fatalf("%s is empty: the scenario must produce rows", tc.table)

@@ -336,6 +336,17 @@ func dedupeFiles(what string, paths []string) ([]string, error) {
 	return out, nil
 }
 
+// objectKind is the kind of a failure to find an input on object storage: a
+// bucket that does not exist is an input missing (66), anything else the
+// store's trouble (failure.IO, or a refusal that failure.Kind finds in
+// err).
+func objectKind(err error) error {
+	if errors.Is(err, store.ErrNoBucket) {
+		return failure.NoInput
+	}
+	return failure.IO
+}
+
 // resolveObjects is resolveInputs for an object-store URL: an object, a
 // prefix standing for a directory (every *.parquet object below it, names
 // starting with "_" or "." skipped at any level), or a glob whose
@@ -366,7 +377,7 @@ func resolveObjects(ctx context.Context, what, spec string) ([]string, error) {
 		}
 		keys, err := st.List(ctx, withQuery(root))
 		if err != nil {
-			return nil, fmt.Errorf("%w: --%s: listing %s: %w", failure.IO, what, root, err)
+			return nil, fmt.Errorf("%w: --%s: listing %s: %w", objectKind(err), what, root, err)
 		}
 		var out []string
 		for _, k := range keys {
@@ -381,14 +392,14 @@ func resolveObjects(ctx context.Context, what, spec string) ([]string, error) {
 	}
 	ok, err := st.Exists(ctx, spec)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --%s: %w", failure.IO, what, err)
+		return nil, fmt.Errorf("%w: --%s: %w", objectKind(err), what, err)
 	}
 	if ok {
 		return []string{spec}, nil
 	}
 	keys, err := st.List(ctx, spec)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --%s: listing %s: %w", failure.IO, what, base, err)
+		return nil, fmt.Errorf("%w: --%s: listing %s: %w", objectKind(err), what, base, err)
 	}
 	var out []string
 	for _, k := range keys {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -221,7 +222,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, stage func(name str
 		ratio := float64(L.Counts.RowsQuarantined) / float64(base)
 		if ratio > cfg.MaxRejectRatio {
 			return L, fmt.Errorf("%w: %d of %d rows quarantined (%.4g%%), above --max-reject-ratio %g; by reason: %v",
-				failure.BadData, L.Counts.RowsQuarantined, base, 100*ratio, cfg.MaxRejectRatio, L.Counts.QuarantinedByReason)
+				failure.BadData, L.Counts.RowsQuarantined, base, 100*ratio, cfg.MaxRejectRatio, reasonCounts(L.Counts.QuarantinedByReason))
 		}
 	}
 
@@ -252,4 +253,14 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, stage func(name str
 		pop.setBlocks(pairs)
 	}
 	return L, nil
+}
+
+// reasonCounts lists counts by reason for a message: "reason=count"
+// sorted by reason, comma-separated.
+func reasonCounts(by map[string]int64) string {
+	parts := make([]string, 0, len(by))
+	for _, r := range slices.Sorted(maps.Keys(by)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", r, by[r]))
+	}
+	return strings.Join(parts, ", ")
 }

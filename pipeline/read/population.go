@@ -125,12 +125,33 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d wid
 		ID: make([]int64, n), Gender: make([]uint8, n), Seeking: make([]uint8, n),
 		Age: make([]uint16, n), AgeMin: make([]uint16, n), AgeMax: make([]uint16, n),
 		Geo: make([]kernels.GeoPoint, n), MaxKm: make([]float32, n), HavMax: make([]float64, n),
-		Trait: make([]float32, n*d.D), Health: make([]bool, n),
-		HLA: make([]uint64, n*kernels.HLAWords),
-		QW:  kernels.QWords(d.Q),
+		Health: make([]bool, n), HLA: make([]uint64, n*kernels.HLAWords),
+		QW: kernels.QWords(d.Q),
+	}
+	// The large columns are gathered one at a time, each chunk's copy
+	// dropped as soon as it is gathered, so that the chunks and the
+	// population never hold two full copies of the traits (512 MB at 1 M
+	// members, D = 128) or of the questionnaires at once. The trait and
+	// questionnaire rows get room for whole tiles of RowGroup rows, so that
+	// scoring can rearrange them in place (match.Scorer.ReleaseColumns).
+	rows := (n + RowGroup - 1) / RowGroup * RowGroup
+	p.Trait = make([]float32, n*d.D, rows*d.D)
+	for i, r := range keep {
+		c, k := chunks[r.chunk], int(r.pos)
+		copy(p.Trait[i*d.D:(i+1)*d.D], c.trait[k*d.D:(k+1)*d.D])
+	}
+	for _, c := range chunks {
+		c.trait = nil
 	}
 	qs := kernels.QMaskWords * p.QW
-	p.QBits = make([]uint64, n*qs)
+	p.QBits = make([]uint64, n*qs, rows*qs)
+	for i, r := range keep {
+		c, k := chunks[r.chunk], int(r.pos)
+		kernels.PackQuestions(p.QBits[i*qs:(i+1)*qs], c.ans[k*d.Q:(k+1)*d.Q], c.acc[k*d.Q:(k+1)*d.Q], c.imp[k*d.Q:(k+1)*d.Q])
+	}
+	for _, c := range chunks {
+		c.ans, c.acc, c.imp = nil, nil, nil
+	}
 	for i, r := range keep { // keep is sorted by id
 		c, k := chunks[r.chunk], int(r.pos)
 		p.ID[i] = r.id
@@ -140,15 +161,18 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d wid
 		p.MaxKm[i] = c.maxKm[k]
 		half := math.Min(float64(c.maxKm[k])/(2*kernels.EarthRadiusKm), math.Pi/2)
 		p.HavMax[i] = math.Sin(half) * math.Sin(half)
-		copy(p.Trait[i*d.D:(i+1)*d.D], c.trait[k*d.D:(k+1)*d.D])
 		p.Health[i] = c.health[k]
 		if p.Health[i] {
 			packHLA(p.HLA[i*kernels.HLAWords:(i+1)*kernels.HLAWords], c.hla[k*profile.HLABytes:(k+1)*profile.HLABytes])
 		}
-		kernels.PackQuestions(p.QBits[i*qs:(i+1)*qs], c.ans[k*d.Q:(k+1)*d.Q], c.acc[k*d.Q:(k+1)*d.Q], c.imp[k*d.Q:(k+1)*d.Q])
 	}
 	return p, rejects, st, nil
 }
+
+// RowGroup is the number of members whose trait and questionnaire rows
+// scoring rearranges together (a blocking tile): Population.Trait and
+// QBits have room for a whole number of them.
+const RowGroup = 64
 
 // packHLA packs 32 bitset bytes (bit i of the panel is bit i%8 of byte i/8)
 // into 4 little-endian words; popcounts do not depend on the bit order.

@@ -158,6 +158,9 @@ func WritePartition(w io.Writer, partition string) (err error) {
 	join := func(dir string, elem ...string) string { return filepath.Join(append([]string{dir}, elem...)...) }
 	readFile := os.ReadFile
 	if store.IsURL(partition) { // a partition published to object storage
+		if err := store.CheckEnv(); err != nil {
+			return fmt.Errorf("%w: %w", failure.Usage, err)
+		}
 		join = store.Join
 		readFile = func(loc string) ([]byte, error) { return store.Default().ReadFile(context.Background(), loc) }
 	}

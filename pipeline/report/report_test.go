@@ -29,7 +29,7 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, c := res.Manifest, res.Manifest.Counts
-	raw, err := os.ReadFile(filepath.Join(res.Published, report.File))
+	raw, err := os.ReadFile(publish.ListedPath(res.Published, report.File))
 	if err != nil {
 		t.Fatal(err)
 	}

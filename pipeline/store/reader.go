@@ -53,7 +53,7 @@ func (s *Store) Open(ctx context.Context, loc string) (*Reader, error) {
 		return nil, err
 	}
 	r := &Reader{s: s, ctx: ctx, b: b, key: key, loc: loc}
-	err = s.do(ctx, "stat", loc, func(ctx context.Context, _ func()) error {
+	err = s.do(ctx, "stat", loc, func(ctx context.Context, _ progress) error {
 		a, err := b.Attributes(ctx, key)
 		if err != nil {
 			return err
@@ -121,7 +121,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		want = want[:rest]
 	}
 	done := 0
-	err := r.s.doResumable(r.ctx, "read", r.loc, func() int64 { return int64(done) }, func(ctx context.Context, touch func()) error {
+	err := r.s.doResumable(r.ctx, "read", r.loc, func() int64 { return int64(done) }, func(ctx context.Context, p progress) error {
 		rr, err := r.b.NewRangeReader(ctx, r.key, off+int64(done), int64(len(want)-done), &blob.ReaderOptions{BeforeRead: r.pin})
 		if gcerrors.Code(err) == gcerrors.FailedPrecondition {
 			return r.changed("its version no longer matches")
@@ -138,8 +138,8 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 			return r.changed(fmt.Sprintf("size %d and modified %s, %d and %s when opened",
 				rr.Size(), rr.ModTime().Format(time.RFC3339Nano), r.size, r.mod.Format(time.RFC3339Nano)))
 		}
-		touch()
-		n, err := io.ReadFull(progressReader{rr, touch}, want[done:])
+		p.touch()
+		n, err := io.ReadFull(progressReader{rr, p}, want[done:])
 		done += n
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("%w: %d of %d bytes at offset %d", errShort, done, len(want), off)

@@ -405,8 +405,11 @@ func TestStalledBody(t *testing.T) {
 }
 
 // TestPermanentErrors: refusals that no retry can fix are not retried (one
-// request) and are marked for the exit code: access denied is ErrDenied,
-// unknown credentials and an untrusted TLS certificate are ErrConfig.
+// request) and are marked for the exit code: access denied is ErrDenied;
+// unknown credentials, an untrusted TLS certificate, and any answer that
+// refuses the request as made (S3 301 PermanentRedirect, 400
+// InvalidRequest, 501 NotImplemented: only 408, 429 and 5xx but 501 are
+// worth a retry) are ErrConfig.
 func TestPermanentErrors(t *testing.T) {
 	fake := storetest.NewFakeS3(t, "bm")
 	ctx := context.Background()
@@ -425,6 +428,9 @@ func TestPermanentErrors(t *testing.T) {
 	}{
 		{"access denied", storetest.Deny, store.ErrDenied},
 		{"unknown access key", storetest.BadKey, store.ErrConfig},
+		{"wrong region", storetest.Redirect, store.ErrConfig},
+		{"bad request", storetest.BadRequest, store.ErrConfig},
+		{"not implemented", storetest.NotImplemented, store.ErrConfig},
 	} {
 		for _, op := range []struct {
 			name string
@@ -442,7 +448,7 @@ func TestPermanentErrors(t *testing.T) {
 				defer fake.SetPlan(nil)
 				err := op.do(s)
 				want := tc.want
-				if op.name == "stat" {
+				if op.name == "stat" && tc.fault == storetest.BadKey {
 					want = store.ErrDenied // a HEAD answer has no body: a 403 says no more
 				}
 				if !errors.Is(err, want) {

@@ -1,7 +1,9 @@
 // Package storetest runs an in-process S3 server (gofakes3) behind a fault
 // injector, for tests of code that reads and writes object storage: 503s,
-// bodies cut short with the connection dropped, slow and stalled responses,
-// and refusals (access denied, unknown access key).
+// bodies cut short with the connection dropped, slow, stalled and
+// trickling responses, answers lost after the work was done, and refusals
+// (access denied, unknown access key, a wrong region, a bad request, an
+// unimplemented feature, a missing bucket).
 package storetest
 
 import (
@@ -33,6 +35,15 @@ const (
 	StallBody       // the real headers and half the body, then nothing until the client gives up
 	Deny            // 403 AccessDenied: the identity lacks a permission
 	BadKey          // 403 InvalidAccessKeyId: the credentials are wrong
+	// LoseAnswer lets the real server do the request, then answers 503:
+	// the store did the work, the client never heard (S3 documents that a
+	// failed request "may have succeeded").
+	LoseAnswer
+	Trickle        // the real response, its body one byte every TrickleDelay
+	Redirect       // 301 PermanentRedirect: the bucket is in another region
+	BadRequest     // 400 InvalidRequest: a request the store refuses as made
+	NotImplemented // 501 NotImplemented: a method or header the store does not support
+	NoBucket       // 404 NoSuchBucket: the bucket does not exist
 )
 
 // FakeS3 is an in-process S3 server (gofakes3) behind a fault injector.
@@ -42,6 +53,8 @@ type FakeS3 struct {
 	mu       sync.Mutex
 	plan     func(n int64, r *http.Request) Fault // nil: pass everything
 	Delay    time.Duration
+	// TrickleDelay is the pause after every body byte of a Trickle answer.
+	TrickleDelay time.Duration
 }
 
 // SetPlan replaces the fault plan; n counts requests from 1.
@@ -75,7 +88,7 @@ func newFakeS3(t testing.TB, bucket string, useTLS bool) *FakeS3 {
 	if err := be.CreateBucket(bucket); err != nil {
 		t.Fatal(err)
 	}
-	f := &FakeS3{Delay: 50 * time.Millisecond}
+	f := &FakeS3{Delay: 50 * time.Millisecond, TrickleDelay: 20 * time.Millisecond}
 	real := gofakes3.New(be).Server()
 	closing := make(chan struct{}) // stalled handlers return when the test ends
 	s3err := func(w http.ResponseWriter, code int, name, msg string) {
@@ -101,6 +114,43 @@ func newFakeS3(t testing.TB, bucket string, useTLS bool) *FakeS3 {
 			return
 		case BadKey:
 			s3err(w, http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+			return
+		case Redirect:
+			s3err(w, http.StatusMovedPermanently, "PermanentRedirect", "The bucket you are attempting to access must be addressed using the specified endpoint.")
+			return
+		case BadRequest:
+			s3err(w, http.StatusBadRequest, "InvalidRequest", "Invalid Request")
+			return
+		case NotImplemented:
+			s3err(w, http.StatusNotImplemented, "NotImplemented", "A header you provided implies functionality that is not implemented.")
+			return
+		case NoBucket:
+			s3err(w, http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
+			return
+		case LoseAnswer:
+			real.ServeHTTP(httptest.NewRecorder(), r)
+			s3err(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+			return
+		case Trickle:
+			rec := httptest.NewRecorder()
+			real.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			for _, c := range rec.Body.Bytes() {
+				if _, err := w.Write([]byte{c}); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+				select {
+				case <-time.After(f.TrickleDelay):
+				case <-r.Context().Done():
+					return
+				case <-closing:
+					return
+				}
+			}
 			return
 		case Slow:
 			time.Sleep(f.Delay)
