@@ -25,14 +25,14 @@ func TestCommandFlags(t *testing.T) {
 	output := []string{"out", "overwrite", "pseudonymize-key", "memory-limit", "blocking", "report", "partition", "spool-dir"}
 	metrics := []string{"metrics-push", "metrics-textfile"}
 	shard := []string{"shard-index", "shard-count"}
-	runFlags := slices.Concat(input, score, output, metrics, shard, logs)
+	runFlags := slices.Concat(input, score, output, metrics, shard, logs, []string{"incremental"})
 	want := map[string][]string{
-		"gen":      slices.Concat([]string{"n", "shards", "seed", "out", "trait-dim", "questions", "invalid-ratio", "as-of", "variable-width", "open", "workers"}, logs),
+		"gen":      slices.Concat([]string{"n", "shards", "seed", "out", "trait-dim", "questions", "invalid-ratio", "as-of", "variable-width", "open", "workers", "night", "churn"}, logs),
 		"run":      runFlags,
 		"night":    runFlags,
 		"commit":   slices.Concat([]string{"out", "as-of", "partition", "shard-count", "overwrite", "workers", "report", "pseudonymize-key", "spool-dir"}, metrics, logs),
 		"validate": slices.Concat(input, logs),
-		"explain":  slices.Concat(input, score, logs),
+		"explain":  slices.Concat(input, score, logs, []string{"partition"}),
 		"report":   slices.Concat([]string{"output"}, logs),
 		"version":  logs,
 	}

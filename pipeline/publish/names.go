@@ -35,13 +35,13 @@ const tempSuffix = `(\.[0-9a-f]+)?\.tmp`
 var (
 	// ownFile: a file batchmatch writes into a partition.
 	ownFile = regexp.MustCompile(`^(` +
-		`(matches|soulmates|rejects)/part-[0-9]{5}(-` + attemptPattern + `)?\.parquet` +
+		`(matches|soulmates|rejects|state)/part-[0-9]{5}(-` + attemptPattern + `)?\.parquet` +
 		`|manifest(-` + attemptPattern + `)?\.json` +
 		`|report(-` + attemptPattern + `)?\.html` +
 		`|_SUCCESS` +
 		`)(` + tempSuffix + `)?$`)
 	// taggedFile: a file of a publish whose name carries its attempt.
-	taggedFile = regexp.MustCompile(`^((matches|soulmates|rejects)/part-[0-9]{5}|manifest|report)-(` + attemptPattern + `)\.(parquet|json|html)(` + tempSuffix + `)?$`)
+	taggedFile = regexp.MustCompile(`^((matches|soulmates|rejects|state)/part-[0-9]{5}|manifest|report)-(` + attemptPattern + `)\.(parquet|json|html)(` + tempSuffix + `)?$`)
 )
 
 // ownName reports whether rel (a slash path inside a partition) is a name
@@ -58,7 +58,7 @@ func taggedAttempt(rel string) string {
 }
 
 // tableDirs are the directories of a partition.
-var tableDirs = []string{"matches", "soulmates", "rejects"}
+var tableDirs = []string{"matches", "soulmates", "rejects", "state"}
 
 // Success is what _SUCCESS says: the run id (equal for every attempt
 // that computes the same tables), the attempt that published, the

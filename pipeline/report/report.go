@@ -190,7 +190,7 @@ func WritePartition(w io.Writer, partition string) (err error) {
 	}
 	parent := filepath.Dir(filepath.Clean(partition))
 	if store.IsURL(partition) {
-		parent = partition[:strings.LastIndex(strings.TrimSuffix(partition, "/"), "/")]
+		parent = store.Parent(partition)
 	}
 	history, err := History(context.Background(), parent, m.AsOf)
 	if err != nil {

@@ -124,7 +124,7 @@ func TestReportHistory(t *testing.T) {
 	if m.Night.Mode != "incremental" || m.Churn == nil || m.Stability == nil {
 		t.Fatalf("night %+v, churn %v, stability %v", m.Night, m.Churn, m.Stability)
 	}
-	raw, err := os.ReadFile(filepath.Join(last.Published, report.File))
+	raw, err := os.ReadFile(publish.ListedPath(last.Published, report.File))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -216,6 +216,20 @@ func Join(loc string, elem ...string) string {
 	return base
 }
 
+// Parent is the location that holds loc (its path without the last
+// element), keeping its query.
+func Parent(loc string) string {
+	base, query, _ := strings.Cut(loc, "?")
+	base = strings.TrimSuffix(base, "/")
+	if i := strings.LastIndex(base, "/"); i >= 0 && !strings.HasSuffix(base[:i], ":/") {
+		base = base[:i]
+	}
+	if query != "" {
+		return base + "?" + query
+	}
+	return base
+}
+
 // split parses loc into its bucket and key.
 func (s *Store) split(ctx context.Context, loc string) (*blob.Bucket, string, error) {
 	u, err := url.Parse(loc)

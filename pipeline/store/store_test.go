@@ -553,3 +553,20 @@ func TestReaderPinsTheVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestParent: the location holding a partition keeps the URL's query (an
+// endpoint, a region) and never climbs above the bucket.
+func TestParent(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"s3://bm/out/dt=2026-11-24", "s3://bm/out"},
+		{"s3://bm/out/dt=2026-11-24/", "s3://bm/out"},
+		{"s3://bm/out/dt=2026-11-24?endpoint=http://127.0.0.1:9000&region=x", "s3://bm/out?endpoint=http://127.0.0.1:9000&region=x"},
+		{"gs://b/dt=2026-11-24", "gs://b"},
+		{"mem://b/a/b/c", "mem://b/a/b"},
+		{"file:///tmp/out/dt=2026-11-24", "file:///tmp/out"},
+	} {
+		if got := store.Parent(c.in); got != c.want {
+			t.Errorf("Parent(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
