@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -220,5 +221,28 @@ func TestVersionLine(t *testing.T) {
 	}
 	if got := stdout.String(); !strings.HasPrefix(got, "batchmatch "+publish.Build().Version+" (") || !strings.HasSuffix(got, "dot kernel "+kernels.Implementation()+")\n") {
 		t.Errorf("version: %q", got)
+	}
+}
+
+// TestConflictingFlags: flags each command takes, but not together, are
+// refused as usage errors naming the flag, before anything is read.
+func TestConflictingFlags(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--profiles", dir, "--out", filepath.Join(dir, "o"), "--incremental", "--shard-count", "2", "--shard-index", "0"}, "--incremental"},
+		{[]string{"night", "--profiles", dir, "--out", filepath.Join(dir, "o"), "--as-of", "2026-11-24", "--incremental", "--shard-count", "2", "--shard-index", "1"}, "--incremental"},
+		{[]string{"explain", "--partition", filepath.Join(dir, "dt=2026-11-24"), "--profiles", dir, "1"}, "--profiles"},
+		{[]string{"explain", "--partition", filepath.Join(dir, "dt=2026-11-24"), "--k", "5", "1"}, "--k"},
+		{[]string{"explain", "--partition", filepath.Join(dir, "dt=2026-11-24"), "--as-of", "2026-11-24", "1"}, "--as-of"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			err := run(context.Background(), tc.args, io.Discard, io.Discard)
+			if !errors.Is(err, failure.Usage) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want a usage error naming %s", err, tc.want)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/osmosis/batchmatch/pipeline"
+	"github.com/osmosis/batchmatch/pipeline/failure"
 )
 
 // RunOptions are the flags of `batchmatch run` (and of `batchmatch night`,
@@ -52,6 +53,12 @@ func parseRun(name string, args []string, stderr io.Writer) (*RunOptions, pipeli
 	}
 	cfg.Incremental = o.Incremental
 	cfg.Shard, err = o.Shard.Resolve()
+	if err == nil && cfg.Incremental && cfg.Shard.Count > 1 {
+		// a shard scores tile pairs, not members: it has no lists to carry
+		// over (the commit that follows writes the state table, so the
+		// next single-process --incremental run can start from its night)
+		err = failure.Usagef("--incremental is for a whole run: a shard of a sharded run (--shard-count %d) always scores its tasks in full", cfg.Shard.Count)
+	}
 	return &o, cfg, log, err
 }
 
