@@ -18,6 +18,9 @@ func Explain(ctx context.Context, cfg Config, env Env, w io.Writer, ids []int64)
 	if len(ids) < 1 || len(ids) > 2 {
 		return failure.Usagef("explain takes one member id or two")
 	}
+	if len(ids) == 2 && ids[0] == ids[1] {
+		return failure.Usagef("explain: the two member ids are the same member (%d): give one id to explain a member, two different ones for a pair", ids[0])
+	}
 	L, err := load(ctx, cfg, env.Alloc, env.logger(), nil)
 	if err != nil {
 		return err

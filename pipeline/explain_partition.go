@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"io"
 	"os"
 	"slices"
@@ -32,7 +34,16 @@ func ExplainPartition(ctx context.Context, partition string, ids []int64, w io.W
 	if len(ids) < 1 || len(ids) > 2 {
 		return failure.Usagef("explain takes one member id or two")
 	}
+	if len(ids) == 2 && ids[0] == ids[1] {
+		return failure.Usagef("explain: the two member ids are the same member (%d): give one id to explain a member, two different ones for a pair", ids[0])
+	}
+	if strings.TrimSpace(partition) == "" {
+		return failure.Usagef("explain --partition needs a published partition, OUT/dt=YYYY-MM-DD")
+	}
 	pn, err := publish.OpenNight(ctx, partition)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s is not a published partition (no %s): %w", failure.NoInput, partition, publish.SuccessFile, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -246,3 +246,30 @@ func TestConflictingFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestExplainPartitionRefusals: explain --partition on what is not a
+// published night, or asked about one member twice, exits with the code
+// that says what is wrong (a missing partition is a missing input, 66, not
+// a transient I/O error a scheduler would retry).
+func TestExplainPartitionRefusals(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"explain", "--partition", filepath.Join(dir, "dt=2026-12-04"), "1"}, 66},
+		{[]string{"explain", "--partition", filepath.Join(dir, "nope", "dt=2026-11-24"), "1"}, 66},
+		{[]string{"explain", "--partition=", "1"}, 64},
+		{[]string{"explain", "--partition", "file://relative/dt=2026-11-24", "1"}, 78},
+		{[]string{"explain", "--partition", filepath.Join(dir, "dt=2026-11-24"), "5", "5"}, 64},
+		{[]string{"explain", "--profiles", dir, "5", "5"}, 64},
+		{[]string{"run", "--profiles", dir, "--out", "file://relative", "--as-of", "2026-11-24"}, 78},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			err := run(context.Background(), tc.args, io.Discard, io.Discard)
+			if got := exitCode(err, false, false); got != tc.code {
+				t.Fatalf("exit %d (%v), want %d", got, err, tc.code)
+			}
+		})
+	}
+}

@@ -234,16 +234,16 @@ func Parent(loc string) string {
 func (s *Store) split(ctx context.Context, loc string) (*blob.Bucket, string, error) {
 	u, err := url.Parse(loc)
 	if err != nil {
-		return nil, "", fmt.Errorf("bad location %q: %w", loc, err)
+		return nil, "", fmt.Errorf("%w: bad location %q: %w", ErrConfig, loc, err)
 	}
 	if !IsURL(loc) {
-		return nil, "", fmt.Errorf("bad location %q: not an s3://, gs://, file:// or mem:// URL", loc)
+		return nil, "", fmt.Errorf("%w: bad location %q: not an s3://, gs://, file:// or mem:// URL", ErrConfig, loc)
 	}
 	key := strings.TrimPrefix(u.Path, "/")
 	id := u.Scheme + "://" + u.Host + "?" + u.RawQuery
 	if u.Scheme == "file" {
 		if u.Host != "" {
-			return nil, "", fmt.Errorf("bad location %q: file URLs take an absolute path (file:///dir/...)", loc)
+			return nil, "", fmt.Errorf("%w: bad location %q: file URLs take an absolute path (file:///dir/...)", ErrConfig, loc)
 		}
 		id = "file:///?" + u.RawQuery
 	}
