@@ -6,8 +6,8 @@ import (
 	"errors"
 	"io"
 	"maps"
-	"slices"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
