@@ -31,7 +31,8 @@ type Certificate struct {
 	MembersChecked int64 `json:"members_checked"`
 	// PairsExamined are the ordered pairs of checked members the blocking
 	// tiles did not rule out; PairsScored of them were scored (the rest
-	// failed a filter or could not beat both soulmates).
+	// failed a filter, could not beat both soulmates, or are two members
+	// without a soulmate, whom compatibility alone decides).
 	PairsExamined int64 `json:"pairs_examined"`
 	PairsScored   int64 `json:"pairs_scored"`
 	// BlockingPairs in the whole compatible graph (unordered), and how
@@ -56,17 +57,25 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 	for _, sm := range souls {
 		thr[sm.A], thr[sm.B] = sm.S, sm.S
 	}
-	var checked []int32
+	// Checked members without a soulmate (every compatible pair of two of
+	// them blocks: no score needed) are tiled apart from those with one.
+	var unmatched, matched []int32
 	for i, l := range lists {
 		if len(l) >= k && thr[i] < l[k-1].S {
-			checked = append(checked, int32(i))
+			if math.IsInf(float64(thr[i]), -1) {
+				unmatched = append(unmatched, int32(i))
+			} else {
+				matched = append(matched, int32(i))
+			}
 		}
 	}
-	cert := &Certificate{MembersChecked: int64(len(checked))}
-	if len(checked) < 2 {
+	cert := &Certificate{MembersChecked: int64(len(unmatched) + len(matched))}
+	if cert.MembersChecked < 2 {
 		return cert, nil
 	}
-	tiles := subsetTiles(p, checked)
+	tiles := subsetTiles(p, unmatched)
+	nu := len(tiles) // tiles [0, nu) hold members without a soulmate
+	tiles = append(tiles, subsetTiles(p, matched)...)
 	tp := s.newTiledCopy(tiles)
 	type result struct {
 		examined, scored, blocking int64
@@ -118,7 +127,10 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 				}
 				D := tp.D
 				na := len(tiles[t].members)
-				kernels.DotTile(w.dots, tileSize, tp.panel[t*D*tileSize:(t+1)*D*tileSize], tp.panel[c*D*tileSize:(c+1)*D*tileSize], tileSize, tileSize, D)
+				scored := t >= nu || c >= nu // else neither has a soulmate: compatibility alone decides
+				if scored {
+					kernels.DotTile(w.dots, tileSize, tp.panel[t*D*tileSize:(t+1)*D*tileSize], tp.panel[c*D*tileSize:(c+1)*D*tileSize], tileSize, tileSize, D)
+				}
 				for r := 0; r < na; r++ {
 					pi := t*tileSize + r
 					i := int(tp.idx[pi])
@@ -129,6 +141,30 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 						}
 						pj := c*tileSize + col
 						j := int(tp.idx[pj])
+						if !scored {
+							// PairLane's hard filters without its score: the
+							// exact distance where the prefilter was not sure,
+							// blocks, dealbreakers
+							if w.sure[r]&(1<<col) == 0 {
+								mi, mj := memberOf(p, i), memberOf(p, j)
+								if _, _, ok := kernels.PairDistance(&mi, &mj); !ok {
+									continue
+								}
+							}
+							if p.IsBlocked(i, j) {
+								continue
+							}
+							if tp.deal[pi] || tp.deal[pj] {
+								qa, qb := s.qbits(i, qi), s.qbits(j, qj)
+								qi, qj = qa[:0], qb[:0]
+								if kernels.QuestionsBits(qa, qb, p.QW).Dealbreak {
+									continue
+								}
+							}
+							rs.blocking++
+							inBlocking[int32(i)], inBlocking[int32(j)] = true, true
+							continue
+						}
 						dot := w.dots[r*tileSize+col]
 						need := float64(max(thr[i], thr[j]))
 						if bound(traitLane(dot)) <= need {
