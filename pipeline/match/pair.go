@@ -24,21 +24,13 @@ func (s *Scorer) Pair(i, j int) (PairScore, bool) {
 	if i == j {
 		return PairScore{}, false
 	}
-	// 1. orientation, both ways
-	if p.Seeking[i]&(1<<p.Gender[j]) == 0 || p.Seeking[j]&(1<<p.Gender[i]) == 0 {
-		return PairScore{}, false
-	}
-	// 2. age ranges, both ways
-	if p.Age[j] < p.AgeMin[i] || p.Age[j] > p.AgeMax[i] || p.Age[i] < p.AgeMin[j] || p.Age[i] > p.AgeMax[j] {
+	// 1, 2, 4: orientation and age ranges, both ways; blocked pairs
+	if !filtersPass(p, i, j) {
 		return PairScore{}, false
 	}
 	// 3. distance
 	mi, mj := memberOf(p, i), memberOf(p, j)
 	if _, _, ok := kernels.PairDistance(&mi, &mj); !ok {
-		return PairScore{}, false
-	}
-	// 4. blocked pairs
-	if p.IsBlocked(i, j) {
 		return PairScore{}, false
 	}
 	// 5. dealbreakers, and the score
@@ -54,6 +46,19 @@ func (s *Scorer) Pair(i, j int) (PairScore, bool) {
 		S: parts.S, Trait: float32(parts.Trait), Questions: float32(parts.Questions), Proximity: float32(parts.Proximity),
 		Biomarker: float32(parts.Biomarker), HasBiomarker: parts.HasBiomarker, DistanceKm: float32(parts.DistanceKm),
 	}, true
+}
+
+// filtersPass reports whether members i and j pass the hard filters that
+// need no arithmetic: orientation and age ranges, both ways, and blocked
+// pairs (the distance and dealbreakers are kernels.PairLane's).
+func filtersPass(p *read.Population, i, j int) bool {
+	if p.Seeking[i]&(1<<p.Gender[j]) == 0 || p.Seeking[j]&(1<<p.Gender[i]) == 0 {
+		return false
+	}
+	if p.Age[j] < p.AgeMin[i] || p.Age[j] > p.AgeMax[i] || p.Age[i] < p.AgeMin[j] || p.Age[i] > p.AgeMax[j] {
+		return false
+	}
+	return !p.IsBlocked(i, j)
 }
 
 // memberOf gathers what kernels.PairLane needs of member i.

@@ -72,13 +72,14 @@ func (s *Staging) WriteTables(ctx context.Context, t Tables, m *Manifest, worker
 	rows, err := writeTable(filepath.Join(dir, tableFile("matches")), meta, matchesLayout, s.com.hooks, func(add func(MatchRow) error) error {
 		// Rows are built in parallel a chunk of members at a time (the
 		// components are recomputed as Pair computes them, ListScores,
-		// bit-identical to the scores in the lists), then added in order:
-		// memory stays one chunk deep.
+		// bit-identical to the scores in the lists), then added in order,
+		// the next chunk built while this one is encoded: memory stays two
+		// chunks deep.
 		const chunk = 1 << 14
-		buf := make([][]MatchRow, chunk)
-		for lo := 0; lo < len(order); lo += chunk {
-			hi := min(lo+chunk, len(order))
-			g, gctx := errgroup.WithContext(ctx)
+		bctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		build := func(lo, hi int, buf [][]MatchRow) error {
+			g, gctx := errgroup.WithContext(bctx)
 			g.SetLimit(workers)
 			for w0 := lo; w0 < hi; w0 += 1024 {
 				g.Go(func() error {
@@ -111,10 +112,31 @@ func (s *Staging) WriteTables(ctx context.Context, t Tables, m *Manifest, worker
 					return nil
 				})
 			}
-			if err := g.Wait(); err != nil {
-				return err
+			return g.Wait()
+		}
+		type built struct {
+			lo, hi, slot int
+			err          error
+		}
+		bufs := [2][][]MatchRow{make([][]MatchRow, chunk), make([][]MatchRow, chunk)}
+		next := make(chan built, 1)
+		start := func(lo, slot int) {
+			hi := min(lo+chunk, len(order))
+			go func() { next <- built{lo, hi, slot, build(lo, hi, bufs[slot])} }()
+		}
+		if len(order) > 0 {
+			start(0, 0)
+		}
+		for done := 0; done < len(order); {
+			b := <-next
+			if b.err != nil {
+				return b.err
 			}
-			for _, member := range buf[:hi-lo] {
+			done = b.hi
+			if b.hi < len(order) {
+				start(b.hi, 1-b.slot) // the other buffer: free since its rows were added
+			}
+			for _, member := range bufs[b.slot][:b.hi-b.lo] {
 				if len(member) == 0 {
 					m.Counts.MembersWithoutMatch++
 				}
@@ -123,6 +145,10 @@ func (s *Staging) WriteTables(ctx context.Context, t Tables, m *Manifest, worker
 						m.Counts.MutualMatches++
 					}
 					if err := add(row); err != nil {
+						cancel()
+						if b.hi < len(order) {
+							<-next // the build in flight writes into a buffer: wait for it
+						}
 						return err
 					}
 				}
