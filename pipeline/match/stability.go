@@ -44,10 +44,12 @@ type Certificate struct {
 // Stability checks the assignment souls over lists (each member's top k,
 // TopK's) against every compatible pair of the population: it scores the
 // pairs between the members it must check (Certificate) with the tiled
-// loop's filters and trait dot products and Pair's component functions,
-// so each pair's score and compatibility are Pair's bit for bit
+// loop's filters, dot cells, questionnaire lanes and kernels.ScoreRow, so
+// each pair's score and compatibility are Pair's bit for bit
 // (TestStabilityMatchesPair), skipping the pairs whose trait score alone
-// bounds their score below one of the two soulmates'.
+// bounds their score below one of the two soulmates' and, between two
+// members without a soulmate, computing no score at all (every compatible
+// such pair blocks).
 func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate, k, workers int) (*Certificate, error) {
 	p := s.P
 	thr := make([]float32, p.N) // the score a partner must beat: the soulmate's, or -Inf
@@ -77,6 +79,13 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 	nu := len(tiles) // tiles [0, nu) hold members without a soulmate
 	tiles = append(tiles, subsetTiles(p, matched)...)
 	tp := s.newTiledCopy(tiles)
+	thrPos := make([]float32, len(tp.idx)) // thr by tile position (padding: +Inf, never read)
+	for pos, i := range tp.idx {
+		thrPos[pos] = inf32
+		if i >= 0 {
+			thrPos[pos] = thr[i]
+		}
+	}
 	type result struct {
 		examined, scored, blocking int64
 		members                    []int32
@@ -105,7 +114,7 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 			rs := &res[t]
 			inBlocking := map[int32]bool{}
 			var qi, qj []uint64
-			params := kernels.ScoreRowParams{W: s.W.kernel(), UseQ: true}
+			params := kernels.ScoreRowParams{W: s.W.kernel(), UseQ: p.QW > 0}
 			for c := t; c < len(tiles); c++ {
 				if (c-t)%64 == 0 && gctx.Err() != nil {
 					return gctx.Err()
@@ -125,23 +134,26 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 				if !kept {
 					continue
 				}
-				D := tp.D
 				na := len(tiles[t].members)
 				scored := t >= nu || c >= nu // else neither has a soulmate: compatibility alone decides
 				if scored {
-					kernels.DotTile(w.dots, tileSize, tp.panel[t*D*tileSize:(t+1)*D*tileSize], tp.panel[c*D*tileSize:(c+1)*D*tileSize], tileSize, tileSize, D)
+					tp.dotCells(t, c, na, w)
 				}
 				for r := 0; r < na; r++ {
 					pi := t*tileSize + r
 					i := int(tp.idx[pi])
-					for m := w.mask[r]; m != 0; m &= m - 1 {
-						col := bits.TrailingZeros64(m)
-						if c == t && col <= r {
-							continue // each unordered pair once
-						}
-						pj := c*tileSize + col
-						j := int(tp.idx[pj])
-						if !scored {
+					m := w.mask[r]
+					if c == t {
+						m &^= uint64(2)<<r - 1 // each unordered pair once: columns after r
+					}
+					if m == 0 {
+						continue
+					}
+					if !scored {
+						for ; m != 0; m &= m - 1 {
+							col := bits.TrailingZeros64(m)
+							pj := c*tileSize + col
+							j := int(tp.idx[pj])
 							// PairLane's hard filters without its score: the
 							// exact distance where the prefilter was not sure,
 							// blocks, dealbreakers
@@ -163,29 +175,38 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 							}
 							rs.blocking++
 							inBlocking[int32(i)], inBlocking[int32(j)] = true, true
-							continue
 						}
-						dot := w.dots[r*tileSize+col]
-						need := float64(max(thr[i], thr[j]))
-						if bound(traitLane(dot)) <= need {
-							continue // cannot beat both soulmates
+						continue
+					}
+					// Lanes whose trait score bounds them below one of the
+					// two soulmates leave the row, and blocked pairs; the
+					// rest are scored as the tiled loop scores them
+					// (kernels.ScoreRow: PairLane's bits, hard filters
+					// included).
+					ti := thrPos[pi]
+					dots := (*[tileSize]float32)(w.dots[r*tileSize : (r+1)*tileSize])
+					for mm := m; mm != 0; mm &= mm - 1 {
+						col := bits.TrailingZeros64(mm)
+						pj := c*tileSize + col
+						if bound(traitLane(dots[col])) <= float64(max(ti, thrPos[pj])) || p.IsBlocked(i, int(tp.idx[pj])) {
+							m &^= 1 << col
 						}
-						if p.IsBlocked(i, j) {
-							continue
-						}
-						mi, mj := memberOf(p, i), memberOf(p, j)
-						qa, qb := s.qbits(i, qi), s.qbits(j, qj)
-						qi, qj = qa[:0], qb[:0]
-						qs := kernels.QuestionsBits(qa, qb, p.QW)
-						parts, ok := kernels.PairLane(&params, &mi, &mj, dot, &qs)
-						if !ok {
-							continue
-						}
-						S := parts.S
-						rs.scored++
-						if S > thr[i] && S > thr[j] {
+					}
+					if m == 0 {
+						continue
+					}
+					if params.UseQ {
+						tp.questionLanes(t, c, r, m, p.QW, w)
+					}
+					w.pq = tp.ptile[t].Member(r)
+					ok, _, _ := kernels.ScoreRow(&w.srow, &params, &w.pq, &tp.ptile[c], dots, &w.ql, m, inf32, &infRow)
+					rs.scored += int64(bits.OnesCount64(ok))
+					for ; ok != 0; ok &= ok - 1 {
+						col := bits.TrailingZeros64(ok)
+						pj := c*tileSize + col
+						if S := w.srow[col]; S > ti && S > thrPos[pj] {
 							rs.blocking++
-							inBlocking[int32(i)], inBlocking[int32(j)] = true, true
+							inBlocking[int32(i)], inBlocking[int32(tp.idx[pj])] = true, true
 						}
 					}
 				}
@@ -211,6 +232,9 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 	cert.MembersInBlockingPairs = int64(len(members))
 	return cert, nil
 }
+
+// inf32 is +Inf as a float32.
+var inf32 = float32(math.Inf(1))
 
 // traitLane is the trait component of a pair with trait dot product dot,
 // as kernels.PairLane computes it: clamp((1 + dot)/2, 0, 1).

@@ -21,10 +21,14 @@ func TestStabilityMatchesPair(t *testing.T) {
 	deal.Dealbreak, deal.WideAges = 0.3, true
 	open := synth.DefaultKnobs(300)
 	open.AllSeekAll, open.WideAges, open.MaxKm = true, true, [2]float32{20039, 20040}
+	wide := synth.DefaultKnobs(300) // questionnaires of two words (QuestionsRows)
+	wide.Q, wide.Dealbreak = 100, 0.2
+	noQ := synth.DefaultKnobs(300)
+	noQ.Q = 0
 	for _, c := range []struct {
 		name string
 		k    synth.Knobs
-	}{{"clones", ties}, {"dealbreakers", deal}, {"open", open}} {
+	}{{"clones", ties}, {"dealbreakers", deal}, {"open", open}, {"Q > 64", wide}, {"no questions", noQ}} {
 		dir := t.TempDir()
 		synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(81, c.k), c.k.D, c.k.Q, 1, synth.ArrowVariable)
 		L, err := read.Load(context.Background(), baseConfig(dir), discard, nil)

@@ -333,38 +333,7 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs subMask, hA, hB *til
 	}
 	p := s.P
 	na := len(tp.tiles[a].members)
-	// Trait dot products on the 16×16 dot cells (16 rows of a, 16 columns
-	// of b) holding a kept pair; a dense tile in one call. The panels are
-	// zero-padded to tileSize, so every cell is whole (padding results are
-	// never read).
-	D := tp.D
-	qa := tp.panel[a*D*tileSize : (a+1)*D*tileSize]
-	cb := tp.panel[b*D*tileSize : (b+1)*D*tileSize]
-	var cells [tileSize / dotCell]uint8 // per row of cells: bit c for column of cells c
-	active := 0
-	for rc := range tileSize / dotCell {
-		var u uint64
-		for r := dotCell * rc; r < min(dotCell*rc+dotCell, na); r++ {
-			u |= w.mask[r]
-		}
-		for cc := range tileSize / dotCell {
-			if u>>(dotCell*cc)&(1<<dotCell-1) != 0 {
-				cells[rc] |= 1 << cc
-				active++
-			}
-		}
-	}
-	if 4*active >= 3*len(cells)*len(cells) { // dense: one call for the tile
-		kernels.DotTile(w.dots, tileSize, qa, cb, tileSize, tileSize, D)
-	} else {
-		for rc, row := range cells {
-			for cc := range tileSize / dotCell {
-				if row&(1<<cc) != 0 {
-					kernels.DotTile(w.dots[dotCell*rc*tileSize+dotCell*cc:], tileSize, qa[dotCell*rc*D:], cb[dotCell*cc*D:], dotCell, dotCell, D)
-				}
-			}
-		}
-	}
+	tp.dotCells(a, b, na, w)
 	QS := kernels.QMaskWords * p.QW
 	W := &s.W
 	w.params.W = W.kernel()
@@ -426,28 +395,7 @@ func (s *Scorer) scoreTilePair(tp *tiledPop, a, b int, subs subMask, hA, hB *til
 		// the questionnaire sums of the kept candidates, lane by lane, when
 		// they are needed (weighted, or a dealbreaker in play)
 		if needQ {
-			if tp.qtile != nil {
-				qt := &tp.qtile[a]
-				for k := range kernels.QMaskWords {
-					w.qa[k] = qt[k][r]
-				}
-				kernels.QuestionsTile(&w.ql, &w.qa, &tp.qtile[b], m)
-			} else {
-				n := 0
-				for mm := m; mm != 0; mm &= mm - 1 {
-					w.cand[n] = int32(b*tileSize + bits.TrailingZeros64(mm))
-					n++
-				}
-				kernels.QuestionsRows(w.qs[:n], tp.qbits[pi*QS:(pi+1)*QS], tp.qbits, w.cand[:n], p.QW)
-				w.ql.Dealbreak = 0
-				for k, pj := range w.cand[:n] {
-					c, q := int(pj)-b*tileSize, &w.qs[k]
-					w.ql.NumAB[c], w.ql.DenAB[c], w.ql.NumBA[c], w.ql.DenBA[c], w.ql.Common[c] = q.NumAB, q.DenAB, q.NumBA, q.DenBA, q.Common
-					if q.Dealbreak {
-						w.ql.Dealbreak |= 1 << c
-					}
-				}
-			}
+			tp.questionLanes(a, b, r, m, p.QW, w)
 		}
 		// the whole pair across the row's candidates (kernels.ScoreRow):
 		// distance, dealbreakers, every component and the total, and the
@@ -508,4 +456,70 @@ func (tp *tiledPop) filter(a, b int, w *tileWork) bool {
 		any = any || keep != 0
 	}
 	return any
+}
+
+// dotCells computes the trait dot products of tile a (its first na rows)
+// against tile b into w.dots on the 16×16 dot cells (16 rows of a, 16
+// columns of b) that hold a pair kept in w.mask; a dense tile in one call.
+// The panels are zero-padded to tileSize, so every cell is whole (padding
+// results are never read).
+func (tp *tiledPop) dotCells(a, b, na int, w *tileWork) {
+	D := tp.D
+	qa := tp.panel[a*D*tileSize : (a+1)*D*tileSize]
+	cb := tp.panel[b*D*tileSize : (b+1)*D*tileSize]
+	var cells [tileSize / dotCell]uint8 // per row of cells: bit c for column of cells c
+	active := 0
+	for rc := range tileSize / dotCell {
+		var u uint64
+		for r := dotCell * rc; r < min(dotCell*rc+dotCell, na); r++ {
+			u |= w.mask[r]
+		}
+		for cc := range tileSize / dotCell {
+			if u>>(dotCell*cc)&(1<<dotCell-1) != 0 {
+				cells[rc] |= 1 << cc
+				active++
+			}
+		}
+	}
+	if 4*active >= 3*len(cells)*len(cells) { // dense: one call for the tile
+		kernels.DotTile(w.dots, tileSize, qa, cb, tileSize, tileSize, D)
+		return
+	}
+	for rc, row := range cells {
+		for cc := range tileSize / dotCell {
+			if row&(1<<cc) != 0 {
+				kernels.DotTile(w.dots[dotCell*rc*tileSize+dotCell*cc:], tileSize, qa[dotCell*rc*D:], cb[dotCell*cc*D:], dotCell, dotCell, D)
+			}
+		}
+	}
+}
+
+// questionLanes fills w.ql with the questionnaire sums of row r of tile a
+// against the candidates m of tile b (QuestionsTile for Q ≤ 64, else the
+// bit-sliced rows).
+func (tp *tiledPop) questionLanes(a, b, r int, m uint64, QW int, w *tileWork) {
+	if tp.qtile != nil {
+		qt := &tp.qtile[a]
+		for k := range kernels.QMaskWords {
+			w.qa[k] = qt[k][r]
+		}
+		kernels.QuestionsTile(&w.ql, &w.qa, &tp.qtile[b], m)
+		return
+	}
+	QS := kernels.QMaskWords * QW
+	pi := a*tileSize + r
+	n := 0
+	for mm := m; mm != 0; mm &= mm - 1 {
+		w.cand[n] = int32(b*tileSize + bits.TrailingZeros64(mm))
+		n++
+	}
+	kernels.QuestionsRows(w.qs[:n], tp.qbits[pi*QS:(pi+1)*QS], tp.qbits, w.cand[:n], QW)
+	w.ql.Dealbreak = 0
+	for k, pj := range w.cand[:n] {
+		c, q := int(pj)-b*tileSize, &w.qs[k]
+		w.ql.NumAB[c], w.ql.DenAB[c], w.ql.NumBA[c], w.ql.DenBA[c], w.ql.Common[c] = q.NumAB, q.DenAB, q.NumBA, q.DenBA, q.Common
+		if q.Dealbreak {
+			w.ql.Dealbreak |= 1 << c
+		}
+	}
 }
