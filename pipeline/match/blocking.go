@@ -98,24 +98,29 @@ func Block(p *read.Population) *Blocking {
 // Tiles is the number of tiles.
 func (b *Blocking) Tiles() int { return len(b.tiles) }
 
-// blockingTiles orders the population by orientation group, 1° cell,
-// max_km class (powers of two from 5 km: a tile's reach is its largest
-// max_km), age band, and then location along a Morton (Z-order) curve of a
-// ~10 m grid, so that the members of a tile are alike in what they offer
-// and accept and close together on the map. The order only makes tiles
-// compact; it never affects results. Each tile and sub-tile is summarised.
-func blockingTiles(p *read.Population) []tileSummary {
-	type key struct {
-		group  uint16
-		cell   int32
-		class  uint16
-		band   uint16
-		morton uint64
-		index  int32
-	}
+// tileKey is where a member sorts in the blocking order.
+type tileKey struct {
+	group  uint16 // gender and seeking
+	cell   int32  // 1° latitude × 1° longitude
+	class  uint16 // max_km class: powers of two from 5 km
+	band   uint16 // age band
+	morton uint64 // Z-order of a ~10 m grid
+	index  int32  // the member
+}
+
+// sameCell reports whether two keys share orientation group, 1° cell,
+// max_km class and age band.
+func (a tileKey) sameCell(b tileKey) bool {
+	return a.group == b.group && a.cell == b.cell && a.class == b.class && a.band == b.band
+}
+
+// sortedTileKeys returns the keys of the members of sub in blocking order,
+// and the unit vectors of their locations indexed by population index (what
+// summarize reads).
+func sortedTileKeys(p *read.Population, sub []int32) ([]tileKey, [][3]float64) {
 	vec := make([][3]float64, p.N)
-	keys := make([]key, p.N)
-	for i := 0; i < p.N; i++ {
+	keys := make([]tileKey, len(sub))
+	for n, i := range sub {
 		v := unitVector(&p.Geo[i])
 		vec[i] = v
 		lat := math.Asin(max(-1, min(1, v[2]))) * 180 / math.Pi
@@ -124,12 +129,27 @@ func blockingTiles(p *read.Population) []tileSummary {
 		x := uint32(min(max((lon+180)/360, 0), 1) * (1<<22 - 1))
 		cell := int32(math.Floor(lat+90))*400 + int32(math.Floor(lon+180))
 		class := uint16(max(0, min(15, math.Floor(math.Log2(float64(p.MaxKm[i])/5)))))
-		keys[i] = key{uint16(p.Gender[i])<<8 | uint16(p.Seeking[i]), cell, class, p.Age[i] / blockingAgeBand, interleave(x, y), int32(i)}
+		keys[n] = tileKey{uint16(p.Gender[i])<<8 | uint16(p.Seeking[i]), cell, class, p.Age[i] / blockingAgeBand, interleave(x, y), i}
 	}
-	slices.SortFunc(keys, func(a, b key) int {
+	slices.SortFunc(keys, func(a, b tileKey) int {
 		return cmp.Or(cmp.Compare(a.group, b.group), cmp.Compare(a.cell, b.cell), cmp.Compare(a.class, b.class),
 			cmp.Compare(a.band, b.band), cmp.Compare(a.morton, b.morton), cmp.Compare(a.index, b.index))
 	})
+	return keys, vec
+}
+
+// blockingTiles orders the population by orientation group, 1° cell,
+// max_km class (powers of two from 5 km: a tile's reach is its largest
+// max_km), age band, and then location along a Morton (Z-order) curve of a
+// ~10 m grid, so that the members of a tile are alike in what they offer
+// and accept and close together on the map. The order only makes tiles
+// compact; it never affects results. Each tile and sub-tile is summarised.
+func blockingTiles(p *read.Population) []tileSummary {
+	all := make([]int32, p.N)
+	for i := range all {
+		all[i] = int32(i)
+	}
+	keys, vec := sortedTileKeys(p, all)
 	tiles := make([]tileSummary, 0, (p.N+tileSize-1)/tileSize)
 	for lo := 0; lo < p.N; lo += tileSize {
 		t := tileSummary{members: make([]int32, 0, tileSize)}

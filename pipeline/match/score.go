@@ -126,8 +126,19 @@ func (s *Scorer) TopK(ctx context.Context, b *Blocking, k, workers int) ([][]Can
 	if err := g.Wait(); err != nil {
 		return nil, ScoreStats{}, err
 	}
+	total, err := sumStats(stats)
+	if err != nil {
+		return nil, total, err
+	}
+	return out, total, nil
+}
+
+// sumStats adds the pair counts of tasks in task order (totals never
+// depend on scheduling) and fails (failure.Internal) when any compatible
+// pair scored NaN: none may, and a NaN score is never published or dropped.
+func sumStats(stats []ScoreStats) (ScoreStats, error) {
 	var total ScoreStats
-	for _, st := range stats { // tile order: totals never depend on scheduling
+	for _, st := range stats {
 		total.PairsExamined += st.PairsExamined
 		total.PairsCompatible += st.PairsCompatible
 		if st.nanScores > 0 && total.nanScores == 0 {
@@ -136,10 +147,10 @@ func (s *Scorer) TopK(ctx context.Context, b *Blocking, k, workers int) ([][]Can
 		total.nanScores += st.nanScores
 	}
 	if total.nanScores > 0 {
-		return nil, total, fmt.Errorf("%w: %d compatible pairs scored NaN (one: members %d and %d); nothing was published",
+		return total, fmt.Errorf("%w: %d compatible pairs scored NaN (one: members %d and %d); nothing was published",
 			failure.Internal, total.nanScores, total.nanPair[0], total.nanPair[1])
 	}
-	return out, total, nil
+	return total, nil
 }
 
 // runTasks runs the scoring tasks of s on a pool of the given workers: a

@@ -1,10 +1,8 @@
 package match
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"math"
 	"runtime/debug"
 	"slices"
 
@@ -115,18 +113,9 @@ func (s *Scorer) ScoreSubset(ctx context.Context, b *Blocking, sub []int32, k, w
 	if err := ctx.Err(); err != nil {
 		return nil, ScoreStats{}, err
 	}
-	var total ScoreStats
-	for _, st := range stats {
-		total.PairsExamined += st.PairsExamined
-		total.PairsCompatible += st.PairsCompatible
-		if st.nanScores > 0 && total.nanScores == 0 {
-			total.nanPair = st.nanPair
-		}
-		total.nanScores += st.nanScores
-	}
-	if total.nanScores > 0 {
-		return nil, total, fmt.Errorf("%w: %d compatible pairs scored NaN (one: members %d and %d); nothing was published",
-			failure.Internal, total.nanScores, total.nanPair[0], total.nanPair[1])
+	total, err := sumStats(stats)
+	if err != nil {
+		return nil, total, err
 	}
 	// merge the workers' heaps, tile by tile in parallel
 	g, gctx = errgroup.WithContext(ctx)
@@ -177,43 +166,16 @@ func (s *Scorer) ScoreSubset(ctx context.Context, b *Blocking, sub []int32, k, w
 // population (orientation group, 1° cell, max_km class, age band, Morton
 // code) and cuts them into summarised tiles and sub-tiles.
 func subsetTiles(p *read.Population, sub []int32) []tileSummary {
-	type key struct {
-		group  uint16
-		cell   int32
-		class  uint16
-		band   uint16
-		morton uint64
-		index  int32
-	}
-	vec := make([][3]float64, p.N) // summarize reads vec by population index
-	keys := make([]key, len(sub))
-	for n, i := range sub {
-		v := unitVector(&p.Geo[i])
-		vec[i] = v
-		lat := math.Asin(max(-1, min(1, v[2]))) * 180 / math.Pi
-		lon := math.Atan2(v[1], v[0]) * 180 / math.Pi
-		y := uint32(min(max((lat+90)/180, 0), 1) * (1<<21 - 1))
-		x := uint32(min(max((lon+180)/360, 0), 1) * (1<<22 - 1))
-		cell := int32(math.Floor(lat+90))*400 + int32(math.Floor(lon+180))
-		class := uint16(max(0, min(15, math.Floor(math.Log2(float64(p.MaxKm[i])/5)))))
-		keys[n] = key{uint16(p.Gender[i])<<8 | uint16(p.Seeking[i]), cell, class, p.Age[i] / blockingAgeBand, interleave(x, y), i}
-	}
-	slices.SortFunc(keys, func(a, b key) int {
-		return cmp.Or(cmp.Compare(a.group, b.group), cmp.Compare(a.cell, b.cell), cmp.Compare(a.class, b.class),
-			cmp.Compare(a.band, b.band), cmp.Compare(a.morton, b.morton), cmp.Compare(a.index, b.index))
-	})
+	keys, vec := sortedTileKeys(p, sub)
 	// A subset is sparse: cut a tile short where the orientation group, the
 	// 1° cell, the max_km class or the age band changes (once it holds a
 	// sub-tile), so that each tile stays as compact as the population's
 	// and meets as few tiles as they do.
 	tiles := make([]tileSummary, 0, (len(sub)+tileSize-1)/tileSize)
-	same := func(a, b key) bool {
-		return a.group == b.group && a.cell == b.cell && a.class == b.class && a.band == b.band
-	}
 	for lo := 0; lo < len(keys); {
 		hi := min(lo+tileSize, len(keys))
 		for e := lo + subTileSize; e < hi; e++ {
-			if !same(keys[e-1], keys[e]) {
+			if !keys[e-1].sameCell(keys[e]) {
 				hi = e
 				break
 			}
