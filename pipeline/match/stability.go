@@ -139,6 +139,9 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 				if scored {
 					tp.dotCells(t, c, na, w)
 				}
+				// the members of this tile pair in a blocking pair: rows of t,
+				// columns of c (marked in inBlocking once per tile pair)
+				var rowHits, colHits uint64
 				for r := 0; r < na; r++ {
 					pi := t*tileSize + r
 					i := int(tp.idx[pi])
@@ -150,6 +153,28 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 						continue
 					}
 					if !scored {
+						if p.Blocked == nil && !tp.tileDeal[t] && !tp.tileDeal[c] {
+							// no blocks or dealbreakers in play: the pairs the
+							// prefilter is sure of all block; the rest need
+							// the exact distance
+							hits := m & w.sure[r]
+							if rest := m &^ w.sure[r]; rest != 0 {
+								mi := memberOf(p, i)
+								for ; rest != 0; rest &= rest - 1 {
+									col := bits.TrailingZeros64(rest)
+									mj := memberOf(p, int(tp.idx[c*tileSize+col]))
+									if _, _, ok := kernels.PairDistance(&mi, &mj); ok {
+										hits |= 1 << col
+									}
+								}
+							}
+							if hits != 0 {
+								rs.blocking += int64(bits.OnesCount64(hits))
+								rowHits |= 1 << r
+								colHits |= hits
+							}
+							continue
+						}
 						for ; m != 0; m &= m - 1 {
 							col := bits.TrailingZeros64(m)
 							pj := c*tileSize + col
@@ -174,7 +199,8 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 								}
 							}
 							rs.blocking++
-							inBlocking[int32(i)], inBlocking[int32(j)] = true, true
+							rowHits |= 1 << r
+							colHits |= 1 << col
 						}
 						continue
 					}
@@ -206,9 +232,16 @@ func (s *Scorer) Stability(ctx context.Context, lists [][]Cand, souls []Soulmate
 						pj := c*tileSize + col
 						if S := w.srow[col]; S > ti && S > thrPos[pj] {
 							rs.blocking++
-							inBlocking[int32(i)], inBlocking[int32(tp.idx[pj])] = true, true
+							rowHits |= 1 << r
+							colHits |= 1 << col
 						}
 					}
+				}
+				for ; rowHits != 0; rowHits &= rowHits - 1 {
+					inBlocking[tp.idx[t*tileSize+bits.TrailingZeros64(rowHits)]] = true
+				}
+				for ; colHits != 0; colHits &= colHits - 1 {
+					inBlocking[tp.idx[c*tileSize+bits.TrailingZeros64(colHits)]] = true
 				}
 			}
 			for i := range inBlocking {

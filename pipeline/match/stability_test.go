@@ -25,13 +25,36 @@ func TestStabilityMatchesPair(t *testing.T) {
 	wide.Q, wide.Dealbreak = 100, 0.2
 	noQ := synth.DefaultKnobs(300)
 	noQ.Q = 0
+	// no dealbreakers and distances near the limits: members without a
+	// soulmate are checked by filters alone, the exact distance deciding
+	// where the prefilter is not sure; then the same with blocked pairs
+	near := synth.DefaultKnobs(400)
+	near.Dealbreak, near.WideAges, near.AllSeekAll, near.MaxKm = 0, true, true, [2]float32{20, 80}
 	for _, c := range []struct {
-		name string
-		k    synth.Knobs
-	}{{"clones", ties}, {"dealbreakers", deal}, {"open", open}, {"Q > 64", wide}, {"no questions", noQ}} {
+		name   string
+		k      synth.Knobs
+		blocks bool
+	}{{"clones", ties, false}, {"dealbreakers", deal, false}, {"open", open, false}, {"Q > 64", wide, false},
+		{"no questions", noQ, false}, {"no dealbreakers", near, false}, {"no dealbreakers, blocks", near, true}} {
 		dir := t.TempDir()
-		synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(81, c.k), c.k.D, c.k.Q, 1, synth.ArrowVariable)
-		L, err := read.Load(context.Background(), baseConfig(dir), discard, nil)
+		members := synth.Random(81, c.k)
+		synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), members, c.k.D, c.k.Q, 1, synth.ArrowVariable)
+		cfg := baseConfig(dir)
+		if c.blocks { // every third member blocks the next five
+			var pairs [][2]int64
+			for a := 0; a+5 < len(members); a += 3 {
+				for b := a + 1; b <= a+5; b++ {
+					if members[a].ID != nil && members[b].ID != nil {
+						pairs = append(pairs, [2]int64{*members[a].ID, *members[b].ID})
+					}
+				}
+			}
+			cfg.Blocks = []string{filepath.Join(dir, "blocks.parquet")}
+			if err := synth.WriteBlocks(cfg.Blocks[0], pairs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		L, err := read.Load(context.Background(), cfg, discard, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
