@@ -171,7 +171,7 @@ func (tp *tiledPop) adoptColumns(p *read.Population) {
 	D := p.D
 	trait := p.Trait[:rows*D]
 	clear(trait[p.N*D:])
-	permuteRows(trait, D, perm)
+	read.PermuteRows(trait, D, perm)
 	scratch := make([]float32, tileSize*D)
 	for t := range T {
 		tile := trait[t*tileSize*D : (t+1)*tileSize*D]
@@ -183,7 +183,7 @@ func (tp *tiledPop) adoptColumns(p *read.Population) {
 	QS := kernels.QMaskWords * p.QW
 	qb := p.QBits[:rows*QS]
 	clear(qb[p.N*QS:])
-	permuteRows(qb, QS, perm)
+	read.PermuteRows(qb, QS, perm)
 	if p.QW == 1 {
 		var rowsOf [tileSize][kernels.QMaskWords]uint64
 		for t := range T {
@@ -201,38 +201,6 @@ func (tp *tiledPop) adoptColumns(p *read.Population) {
 		tp.qbits = qb
 	}
 	p.Trait, p.QBits = nil, nil
-}
-
-// permuteRows rearranges the rows of width w of a so that row j becomes
-// the row perm[j] was (a bijection on the rows), in place, one cycle of
-// the permutation at a time with one row of scratch.
-func permuteRows[T any](a []T, w int, perm []int32) {
-	if w == 0 {
-		return
-	}
-	done := make([]uint64, (len(perm)+63)/64)
-	tmp := make([]T, w)
-	for start := range perm {
-		if done[start/64]&(1<<(start%64)) != 0 {
-			continue
-		}
-		if int(perm[start]) == start {
-			done[start/64] |= 1 << (start % 64)
-			continue
-		}
-		copy(tmp, a[start*w:(start+1)*w])
-		j := start
-		for {
-			done[j/64] |= 1 << (j % 64)
-			k := int(perm[j])
-			if k == start {
-				copy(a[j*w:(j+1)*w], tmp)
-				break
-			}
-			copy(a[j*w:(j+1)*w], a[k*w:(k+1)*w])
-			j = k
-		}
-	}
 }
 
 // tileWork is one worker's scratch space for a query tile.

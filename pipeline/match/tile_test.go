@@ -214,7 +214,7 @@ func TestPermuteRows(t *testing.T) {
 				a[i] = float32(i)
 			}
 			orig := slices.Clone(a)
-			permuteRows(a, w, perm)
+			read.PermuteRows(a, w, perm)
 			for j := range n {
 				if !slices.Equal(a[j*w:(j+1)*w], orig[int(perm[j])*w:(int(perm[j])+1)*w]) {
 					t.Fatalf("n=%d w=%d: row %d is not the old row %d", n, w, j, perm[j])

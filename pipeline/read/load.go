@@ -171,6 +171,16 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, stage func(name str
 	L.Dims = Dims{D: d.D, Q: d.Q, Source: src}
 	log.Info("profile shards opened", "files", len(files), "trait_dim", d.D, "questions", d.Q, "dims_from", src)
 
+	// One array holds every file's traits, each file appending its valid
+	// rows to a region of it (reserveRows rows), so that buildPopulation
+	// can put them in population order in place instead of copying them
+	// (the traits are the largest column: 512 MB at 1 M members, D = 128),
+	// with room for whole tiles (RowGroup rows) after them.
+	regions := make([]int, len(files)+1)
+	for i, pf := range files {
+		regions[i+1] = regions[i] + reserveRows(pf, d)
+	}
+	traits := make([]float32, (regions[len(files)]+RowGroup-1)/RowGroup*RowGroup*d.D)
 	chunks := make([]*chunk, len(files))
 	sums := make([]string, len(files))
 	g, gctx := errgroup.WithContext(ctx)
@@ -185,7 +195,7 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, stage func(name str
 			if sums[i], err = pf.sha256(gctx); err != nil {
 				return err
 			}
-			if chunks[i], err = readProfileFile(gctx, pf, i, d, cfg.AsOf, suppress); err != nil {
+			if chunks[i], err = readProfileFile(gctx, pf, i, d, cfg.AsOf, suppress, traits[regions[i]*d.D:regions[i]*d.D:regions[i+1]*d.D]); err != nil {
 				return err
 			}
 			return pf.checkUnchanged()
@@ -203,7 +213,8 @@ func Load(ctx context.Context, cfg Config, log *slog.Logger, stage func(name str
 	}
 
 	stage(StageValidate)
-	pop, rejects, bst, err := buildPopulation(ctx, chunks, profiles, d)
+	pop, rejects, bst, err := buildPopulation(ctx, chunks, profiles, d, &sharedTraits{rows: traits, regions: regions})
+	traits = nil
 	if err != nil {
 		return nil, err
 	}

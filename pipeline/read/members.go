@@ -170,7 +170,7 @@ func LoadMembers(ctx context.Context, profiles, blocks []string, d, q int, asOf 
 				return nil, err
 			}
 			pf.only, pf.keep = only, want
-			return readProfileFile(ctx, pf, k, widths{d, q}, asOf, nil)
+			return readProfileFile(ctx, pf, k, widths{d, q}, asOf, nil, nil)
 		}()
 		if err != nil {
 			return nil, err
@@ -179,7 +179,7 @@ func LoadMembers(ctx context.Context, profiles, blocks []string, d, q int, asOf 
 			chunks = append(chunks, c)
 		}
 	}
-	pop, _, _, err := buildPopulation(ctx, chunks, profiles, widths{d, q})
+	pop, _, _, err := buildPopulation(ctx, chunks, profiles, widths{d, q}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -69,7 +69,32 @@ type rowRef struct {
 // buildPopulation merges the chunks: a user id on more than one row (valid
 // or not) sends every copy to rejects; of the rest, consenting members form
 // the population. Rejects are returned sorted by file and row.
-func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d widths) (*Population, []Reject, buildStats, error) {
+// sharedTraits is the array the chunks' traits were appended to: chunk f's
+// rows start at row regions[f] (Load).
+type sharedTraits struct {
+	rows    []float32
+	regions []int
+}
+
+// inPlace reports whether every chunk's traits still lie in its region of
+// st (a file that held more rows than reserved grew its own array).
+func (st *sharedTraits) inPlace(chunks []*chunk, D int) bool {
+	if st == nil || D == 0 {
+		return false
+	}
+	for f, c := range chunks {
+		start, end := st.regions[f]*D, st.regions[f+1]*D
+		if len(c.trait) == 0 {
+			continue
+		}
+		if end-start < len(c.trait) || &c.trait[0] != &st.rows[start] {
+			return false
+		}
+	}
+	return true
+}
+
+func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d widths, shared *sharedTraits) (*Population, []Reject, buildStats, error) {
 	var st buildStats
 	var refs []rowRef
 	var rejects []Reject
@@ -128,17 +153,43 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d wid
 		Health: make([]bool, n), HLA: make([]uint64, n*kernels.HLAWords),
 		QW: kernels.QWords(d.Q),
 	}
-	// The large columns are gathered one at a time, each chunk's copy
-	// dropped as soon as it is gathered, so that the chunks and the
-	// population never hold two full copies of the traits (512 MB at 1 M
-	// members, D = 128) or of the questionnaires at once. The trait and
+	// The traits are put in population order in place, in the array every
+	// file appended them to (Load), so that there is never a second copy
+	// of them (512 MB at 1 M members, D = 128); a file that outgrew its
+	// region is copied instead. The questionnaires are gathered after
+	// them and each chunk's copy dropped, so that they are not held twice
+	// together with the traits. The trait and
 	// questionnaire rows get room for whole tiles of RowGroup rows, so that
 	// scoring can rearrange them in place (match.Scorer.ReleaseColumns).
 	rows := (n + RowGroup - 1) / RowGroup * RowGroup
-	p.Trait = make([]float32, n*d.D, rows*d.D)
-	for i, r := range keep {
-		c, k := chunks[r.chunk], int(r.pos)
-		copy(p.Trait[i*d.D:(i+1)*d.D], c.trait[k*d.D:(k+1)*d.D])
+	if shared.inPlace(chunks, d.D) {
+		// The kept rows are moved to their population positions within the
+		// shared array: position i takes the row of keep[i]; the positions
+		// after n take the rows nobody keeps, in order, so that the moves
+		// are a permutation (PermuteRows: one row of scratch).
+		all := len(shared.rows) / d.D
+		perm := make([]int32, all)
+		used := make([]uint64, (all+63)/64)
+		for i, r := range keep {
+			src := shared.regions[r.chunk] + int(r.pos)
+			perm[i] = int32(src)
+			used[src/64] |= 1 << (src % 64)
+		}
+		j := n
+		for src := range all {
+			if used[src/64]&(1<<(src%64)) == 0 {
+				perm[j] = int32(src)
+				j++
+			}
+		}
+		PermuteRows(shared.rows, d.D, perm)
+		p.Trait = shared.rows[: n*d.D : rows*d.D]
+	} else {
+		p.Trait = make([]float32, n*d.D, rows*d.D)
+		for i, r := range keep {
+			c, k := chunks[r.chunk], int(r.pos)
+			copy(p.Trait[i*d.D:(i+1)*d.D], c.trait[k*d.D:(k+1)*d.D])
+		}
 	}
 	for _, c := range chunks {
 		c.trait = nil
@@ -167,6 +218,38 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d wid
 		}
 	}
 	return p, rejects, st, nil
+}
+
+// PermuteRows rearranges the rows of width w of a so that row j becomes
+// the row perm[j] was (a bijection on the rows), in place, one cycle of
+// the permutation at a time with one row of scratch.
+func PermuteRows[T any](a []T, w int, perm []int32) {
+	if w == 0 {
+		return
+	}
+	done := make([]uint64, (len(perm)+63)/64)
+	tmp := make([]T, w)
+	for start := range perm {
+		if done[start/64]&(1<<(start%64)) != 0 {
+			continue
+		}
+		if int(perm[start]) == start {
+			done[start/64] |= 1 << (start % 64)
+			continue
+		}
+		copy(tmp, a[start*w:(start+1)*w])
+		j := start
+		for {
+			done[j/64] |= 1 << (j % 64)
+			k := int(perm[j])
+			if k == start {
+				copy(a[j*w:(j+1)*w], tmp)
+				break
+			}
+			copy(a[j*w:(j+1)*w], a[k*w:(k+1)*w])
+			j = k
+		}
+	}
 }
 
 // RowGroup is the number of members whose trait and questionnaire rows

@@ -92,20 +92,30 @@ func checkProfileSchema(pf *parquetFile) (fixed widths, err error) {
 }
 
 // readProfileFile decodes and validates every row of pf into a chunk.
-func readProfileFile(ctx context.Context, pf *parquetFile, fileIdx int, d widths, asOf time.Time, suppress map[int64]struct{}) (*chunk, error) {
-	// Buffers are sized from the footer's row count only as far as the
-	// file's bytes could hold that many rows: a claim of billions of rows
-	// must not allocate for them (the decoder holds every row group to its
-	// claim, records). A row's values take about 4·D + 32 + 3·Q bytes in
-	// memory and, traits being incompressible floats, not much less in a
-	// real file; twice the file's size bounds what is reserved, and append
-	// grows past it for a file that compresses better.
+// reserveRows is how many rows of pf buffers are sized for: the footer's
+// row count only as far as the file's bytes could hold that many rows (a
+// claim of billions of rows must not allocate for them; the decoder holds
+// every row group to its claim, records). A row's values take about
+// 4·D + 32 + 3·Q bytes in memory and, traits being incompressible floats,
+// not much less in a real file; twice the file's size bounds what is
+// reserved, and append grows past it for a file that compresses better.
+func reserveRows(pf *parquetFile, d widths) int {
 	perRow := int64(4*d.D + profile.HLABytes + 3*d.Q + 64)
-	n := int(min(max(pf.numRows(), 0), 1024+2*pf.size/perRow))
+	return int(min(max(pf.numRows(), 0), 1024+2*pf.size/perRow))
+}
+
+// readProfileFile reads and validates the rows of pf into a chunk. Its
+// valid rows' traits are appended to trait (empty, with room for
+// reserveRows rows: a region of the array all files share, see Load).
+func readProfileFile(ctx context.Context, pf *parquetFile, fileIdx int, d widths, asOf time.Time, suppress map[int64]struct{}, trait []float32) (*chunk, error) {
+	n := reserveRows(pf, d)
 	c := &chunk{file: fileIdx}
 	c.rows = make([]int64, 0, n)
 	c.id = make([]int64, 0, n)
-	c.trait = make([]float32, 0, n*d.D)
+	c.trait = trait[:0]
+	if c.trait == nil {
+		c.trait = make([]float32, 0, n*d.D)
+	}
 	c.hla = make([]byte, 0, n*profile.HLABytes)
 	c.ans = make([]byte, 0, n*d.Q)
 	c.acc = make([]byte, 0, n*d.Q)

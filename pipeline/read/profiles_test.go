@@ -107,6 +107,6 @@ func readOne(path string) (*chunk, widths, error) {
 	if d.D > 1<<12 || d.Q > 1<<12 {
 		return nil, d, errors.Join(failure.BadData, errors.New(path+": implausible width"))
 	}
-	c, err := readProfileFile(context.Background(), pf, 0, d, synth.AsOf, nil)
+	c, err := readProfileFile(context.Background(), pf, 0, d, synth.AsOf, nil, nil)
 	return c, d, err
 }

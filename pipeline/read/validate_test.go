@@ -41,7 +41,7 @@ func FuzzValidateRow(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer pf.Close()
-		c, err := readProfileFile(context.Background(), pf, 0, widths{D: 2, Q: q}, synth.AsOf, nil)
+		c, err := readProfileFile(context.Background(), pf, 0, widths{D: 2, Q: q}, synth.AsOf, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
