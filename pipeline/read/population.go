@@ -162,7 +162,11 @@ func buildPopulation(ctx context.Context, chunks []*chunk, paths []string, d wid
 	// questionnaire rows get room for whole tiles of RowGroup rows, so that
 	// scoring can rearrange them in place (match.Scorer.ReleaseColumns).
 	rows := (n + RowGroup - 1) / RowGroup * RowGroup
-	if shared.inPlace(chunks, d.D) {
+	// In place only while the kept rows fill at least three quarters of
+	// the shared array: it stays alive as long as the population's traits
+	// do, so with many rows not kept (suppressed, rejected, without
+	// consent) a copy of exactly the kept rows holds less.
+	if shared.inPlace(chunks, d.D) && 4*rows*d.D >= 3*len(shared.rows) {
 		// The kept rows are moved to their population positions within the
 		// shared array: position i takes the row of keep[i]; the positions
 		// after n take the rows nobody keeps, in order, so that the moves

@@ -1,6 +1,14 @@
 package read
 
-import "testing"
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/osmosis/batchmatch/pipeline/synth"
+)
 
 // TestSharedTraitsInPlace: the traits are put in order in place only while
 // every file's rows still lie in its region of the shared array; a file
@@ -28,4 +36,33 @@ func TestSharedTraitsInPlace(t *testing.T) {
 	if (*sharedTraits)(nil).inPlace([]*chunk{c0}, D) {
 		t.Fatal("no shared array counted as in place")
 	}
+}
+
+// TestTraitsHeldOnce: the population's traits hold no more memory than
+// their rows (with room for whole tiles) when most rows are not kept (30 %
+// consent): swapping them for an exact copy frees almost nothing. Sharing
+// the array every file appended to would keep it all alive (7 MB here).
+func TestTraitsHeldOnce(t *testing.T) {
+	dir := t.TempDir()
+	k := synth.DefaultKnobs(20000)
+	k.D, k.ConsentP = 128, 0.3
+	synth.MustWriteProfiles(t, filepath.Join(dir, "profiles"), synth.Random(3, k), k.D, k.Q, 2, synth.ArrowVariable)
+	cfg := Config{Profiles: []string{filepath.Join(dir, "profiles")}, AsOf: synth.AsOf, Workers: 2, MaxRejectRatio: 1}
+	L, err := Load(context.Background(), cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	p := L.Pop
+	exact := make([]float32, len(p.Trait), cap(p.Trait))
+	copy(exact, p.Trait)
+	p.Trait = exact
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if freed := int64(before.HeapAlloc) - int64(after.HeapAlloc); freed > 1<<20 {
+		t.Errorf("%d members of %d rows: their traits (%d bytes) kept %d more bytes alive", p.N, L.Counts.RowsRead, cap(p.Trait)*4, freed)
+	}
+	runtime.KeepAlive(L)
 }
