@@ -192,69 +192,55 @@ func dotTileZ16(r int) {
 // fmaLoopZ generates fmaLoopZ, fmaLoop with 16 chains of 16-lane
 // VFMADD231PS (ZMM): the AVX-512 peak, 16·16·2 = 512 flops an iteration.
 func fmaLoopZ() {
-	TEXT("fmaLoopZ", NOSPLIT, "func(n int) float32")
-	Doc("fmaLoopZ runs n iterations of 16 independent 16-lane FMAs and returns a lane of the sum.")
-	n := Load(Param("n"), GP64())
-	acc := make([]VecVirtual, 16)
-	for i := range acc {
-		acc[i] = ZMM()
-		VPXORD(acc[i], acc[i], acc[i])
-	}
-	half := GP32()
-	MOVL(U32(0x3f000000), half) // 0.5
-	x := XMM()
-	VMOVD(half, x)
-	y := ZMM()
-	VBROADCASTSS(x, y)
-	TESTQ(n, n)
-	JZ(LabelRef("peakzdone"))
-	Label("peakzloop")
-	for i := range acc {
-		VFMADD231PS(y, y, acc[i])
-	}
-	DECQ(n)
-	JNZ(LabelRef("peakzloop"))
-	Label("peakzdone")
-	for i := 1; i < len(acc); i++ {
-		VADDPS(acc[i], acc[0], acc[0])
-	}
-	VMOVSS(acc[0].AsX(), addr(ReturnIndex(0)))
-	VZEROUPPER()
-	RET()
+	fmaPeak("fmaLoopZ", "fmaLoopZ runs n iterations of 16 independent 16-lane FMAs and returns a lane of the sum.",
+		16, ZMM, func(r VecVirtual) { VPXORD(r, r, r) }, "peakz", false)
 }
 
 // fmaLoop generates fmaLoop, an FMA-bound loop for measuring the machine's
 // peak: 12 independent chains of VFMADD231PS (enough to cover the FMA
 // latency on two ports), n iterations, 12·8·2 = 192 flops each.
 func fmaLoop() {
-	TEXT("fmaLoop", NOSPLIT, "func(n int) float32")
-	Doc("fmaLoop runs n iterations of 12 independent 8-lane FMAs and returns a lane of the sum.")
+	fmaPeak("fmaLoop", "fmaLoop runs n iterations of 12 independent 8-lane FMAs and returns a lane of the sum.",
+		12, YMM, func(r VecVirtual) { VXORPS(r, r, r) }, "peak", true)
+}
+
+// fmaPeak generates a peak probe: chains independent VFMADD231PS chains in
+// registers from reg (zeroed by zero), n iterations, the chains summed and
+// one lane returned (after VZEROUPPER when zeroFirst, else before it).
+func fmaPeak(name, doc string, chains int, reg func() VecVirtual, zero func(VecVirtual), label string, zeroFirst bool) {
+	TEXT(name, NOSPLIT, "func(n int) float32")
+	Doc(doc)
 	n := Load(Param("n"), GP64())
-	acc := make([]VecVirtual, 12)
+	acc := make([]VecVirtual, chains)
 	for i := range acc {
-		acc[i] = YMM()
-		VXORPS(acc[i], acc[i], acc[i])
+		acc[i] = reg()
+		zero(acc[i])
 	}
 	half := GP32()
 	MOVL(U32(0x3f000000), half) // 0.5
 	x := XMM()
 	VMOVD(half, x)
-	y := YMM()
+	y := reg()
 	VBROADCASTSS(x, y)
 	TESTQ(n, n)
-	JZ(LabelRef("peakdone"))
-	Label("peakloop")
+	JZ(LabelRef(label + "done"))
+	Label(label + "loop")
 	for i := range acc {
 		VFMADD231PS(y, y, acc[i])
 	}
 	DECQ(n)
-	JNZ(LabelRef("peakloop"))
-	Label("peakdone")
+	JNZ(LabelRef(label + "loop"))
+	Label(label + "done")
 	for i := 1; i < len(acc); i++ {
 		VADDPS(acc[i], acc[0], acc[0])
 	}
-	VZEROUPPER()
-	VMOVSS(acc[0].AsX(), addr(ReturnIndex(0)))
+	if zeroFirst {
+		VZEROUPPER()
+		VMOVSS(acc[0].AsX(), addr(ReturnIndex(0)))
+	} else {
+		VMOVSS(acc[0].AsX(), addr(ReturnIndex(0)))
+		VZEROUPPER()
+	}
 	RET()
 }
 
