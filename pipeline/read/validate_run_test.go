@@ -17,28 +17,31 @@ import (
 	"github.com/osmosis/batchmatch/pipeline/synth"
 )
 
+// float64Row is a profile row with a list<float64> trait, written with
+// parquet-go (the form of a writer that keeps doubles).
+type float64Row struct {
+	UserID  int64     `parquet:"user_id"`
+	Consent bool      `parquet:"consent"`
+	Health  bool      `parquet:"health_consent"`
+	Gender  int32     `parquet:"gender"`
+	Seeking int32     `parquet:"seeking"`
+	Birth   int32     `parquet:"birth_date,date"`
+	AgeMin  int32     `parquet:"age_min"`
+	AgeMax  int32     `parquet:"age_max"`
+	Lat     float64   `parquet:"lat"`
+	Lon     float64   `parquet:"lon"`
+	MaxKm   float64   `parquet:"max_km"`
+	Trait   []float64 `parquet:"trait,list"`
+	HLA     []byte    `parquet:"hla"`
+	Ans     []byte    `parquet:"answers"`
+	Acc     []byte    `parquet:"accept"`
+	Imp     []byte    `parquet:"importance"`
+}
+
 // TestFloat64Traits: list<float64> traits (spec §1) give the same tables as
 // the float32 form of the same members; a finite value beyond float32 is
 // quarantined as trait_out_of_range.
 func TestFloat64Traits(t *testing.T) {
-	type row struct {
-		UserID  int64     `parquet:"user_id"`
-		Consent bool      `parquet:"consent"`
-		Health  bool      `parquet:"health_consent"`
-		Gender  int32     `parquet:"gender"`
-		Seeking int32     `parquet:"seeking"`
-		Birth   int32     `parquet:"birth_date,date"`
-		AgeMin  int32     `parquet:"age_min"`
-		AgeMax  int32     `parquet:"age_max"`
-		Lat     float64   `parquet:"lat"`
-		Lon     float64   `parquet:"lon"`
-		MaxKm   float64   `parquet:"max_km"`
-		Trait   []float64 `parquet:"trait,list"`
-		HLA     []byte    `parquet:"hla"`
-		Ans     []byte    `parquet:"answers"`
-		Acc     []byte    `parquet:"accept"`
-		Imp     []byte    `parquet:"importance"`
-	}
 	k := synth.DefaultKnobs(200)
 	k.ConsentP, k.HealthP = 1, 1
 	var ms []synth.Member
@@ -49,13 +52,13 @@ func TestFloat64Traits(t *testing.T) {
 	}
 	dir := t.TempDir()
 	synth.MustWriteProfiles(t, filepath.Join(dir, "f32"), ms, k.D, k.Q, 1, synth.ArrowVariable)
-	rows := make([]row, len(ms))
+	rows := make([]float64Row, len(ms))
 	for i, m := range ms {
 		tr := make([]float64, len(m.Trait))
 		for j, x := range m.Trait {
 			tr[j] = float64(x)
 		}
-		rows[i] = row{*m.ID, *m.Consent, *m.Health, int32(*m.Gender), int32(*m.Seeking), *m.Birth, int32(*m.AgeMin), int32(*m.AgeMax),
+		rows[i] = float64Row{*m.ID, *m.Consent, *m.Health, int32(*m.Gender), int32(*m.Seeking), *m.Birth, int32(*m.AgeMin), int32(*m.AgeMax),
 			*m.Lat, *m.Lon, float64(*m.MaxKm), tr, m.HLA, m.Ans, m.Acc, m.Imp}
 	}
 	rows[0].Trait[1] = 1e300 // finite, not a float32
@@ -100,23 +103,6 @@ func TestFloat64Traits(t *testing.T) {
 // direction (normalised in float64); a finite float64 trait value beyond
 // float32's range is invalid.
 func TestFloatsCheckedAsStored(t *testing.T) {
-	type row struct {
-		UserID  int64     `parquet:"user_id"`
-		Consent bool      `parquet:"consent"`
-		Gender  int32     `parquet:"gender"`
-		Seeking int32     `parquet:"seeking"`
-		Birth   int32     `parquet:"birth_date,date"`
-		AgeMin  int32     `parquet:"age_min"`
-		AgeMax  int32     `parquet:"age_max"`
-		Lat     float64   `parquet:"lat"`
-		Lon     float64   `parquet:"lon"`
-		MaxKm   float64   `parquet:"max_km"`
-		Trait   []float64 `parquet:"trait,list"`
-		HLA     []byte    `parquet:"hla"`
-		Ans     []byte    `parquet:"answers"`
-		Acc     []byte    `parquet:"accept"`
-		Imp     []byte    `parquet:"importance"`
-	}
 	dir := t.TempDir()
 	dirn := []float64{1, -2, 3, 0.5}
 	scaled := func(s float64) []float64 {
@@ -126,10 +112,10 @@ func TestFloatsCheckedAsStored(t *testing.T) {
 		}
 		return v
 	}
-	mk := func(id int64, maxKm float64, trait []float64) row {
-		return row{id, true, 0, 7, synth.Days(synth.AsOf) - 30*365, 18, 99, 48.85, 2.35, maxKm, trait, make([]byte, 32), []byte{1}, []byte{1}, []byte{1}}
+	mk := func(id int64, maxKm float64, trait []float64) float64Row {
+		return float64Row{id, true, false, 0, 7, synth.Days(synth.AsOf) - 30*365, 18, 99, 48.85, 2.35, maxKm, trait, make([]byte, 32), []byte{1}, []byte{1}, []byte{1}}
 	}
-	rows := []row{
+	rows := []float64Row{
 		mk(1, 100, scaled(1)),
 		mk(2, 100, scaled(1e-200)), // every value is 0 in float32
 		mk(3, 100, scaled(1e-42)),  // float32 subnormals: 3 significant bits
