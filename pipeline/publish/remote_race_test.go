@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -24,28 +21,11 @@ import (
 // attempt, and _SUCCESS listing them.
 func stagePublish(t *testing.T, runID, attempt, content string) string {
 	t.Helper()
-	dir := t.TempDir()
-	var names []string
-	for _, rel := range []string{"matches/part-00000-" + attempt + ".parquet", "soulmates/part-00000-" + attempt + ".parquet",
-		"rejects/part-00000-" + attempt + ".parquet", "manifest-" + attempt + ".json"} {
-		names = append(names, rel)
-		p := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o640); err != nil {
-			t.Fatal(err)
-		}
+	files := map[string]string{}
+	for _, table := range []string{"matches", "soulmates", "rejects"} {
+		files[table+"/part-00000-"+attempt+".parquet"] = content
 	}
-	sort.Strings(names)
-	body := fmt.Sprintf("run_id %s\nattempt_id %s\nmanifest manifest-%s.json\n", runID, attempt, attempt)
-	for _, n := range names {
-		body += "file " + n + "\n"
-	}
-	if err := os.WriteFile(filepath.Join(dir, SuccessFile), []byte(body), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return stagePartition(t, runID, attempt, files)
 }
 
 // intactPublish reads dst as a reader must (_SUCCESS, then every file it
